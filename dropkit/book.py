@@ -1,0 +1,113 @@
+"""Build the Jupyter Book: execute every chapter notebook with papermill, then render it.
+
+The chapters are jupytext ``py:percent`` files in ``notebooks/`` (the source of truth). For each
+chapter listed in :data:`CHAPTERS`, :func:`build_book`
+
+1. converts ``notebooks/<chapter>.py`` to an ``.ipynb`` with jupytext,
+2. executes it with papermill (``profile`` and any extra parameters injected after the cell
+   tagged ``parameters``; the kernel's working directory is the book root, so relative
+   ``results_dir`` paths resolve there) into ``book/generated/<chapter>.ipynb``, and
+3. runs ``jupyter-book build <root> -W`` (warnings are errors; the notebooks are rendered with
+   execution off, as ``_config.yml`` says).
+
+Usage::
+
+    python -m dropkit.book --profile default          # what ``make book`` runs
+    python -m dropkit.book --profile smoke --root /tmp/copy-of-repo
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from dropkit.profiles import check_profile
+
+#: Chapter notebook name -> ids of the paper figures it must publish (see dropkit.plots.show_figure).
+CHAPTERS: dict[str, tuple[str, ...]] = {
+    "01_theory": ("3", "4a", "4b"),
+}
+
+GENERATED_DIR = Path("book") / "generated"
+
+
+def execute_chapter(root: Path, chapter: str, parameters: dict, *, kernel: str = "python3") -> Path:
+    """Convert and execute one chapter; return the path of the executed notebook.
+
+    Raises ``FileNotFoundError`` if ``notebooks/<chapter>.py`` is missing and
+    ``papermill.PapermillExecutionError`` (naming the failing cell) if the notebook fails.
+    """
+    import jupytext
+    import papermill
+
+    source = root / "notebooks" / f"{chapter}.py"
+    if not source.is_file():
+        raise FileNotFoundError(f"chapter source {source} does not exist")
+    out_dir = root / GENERATED_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    unexecuted = out_dir / f".{chapter}.input.ipynb"
+    jupytext.write(jupytext.read(source), unexecuted)
+    executed = out_dir / f"{chapter}.ipynb"
+    papermill.execute_notebook(
+        str(unexecuted),
+        str(executed),
+        parameters=parameters,
+        kernel_name=kernel,
+        cwd=str(root),
+        progress_bar=False,
+    )
+    unexecuted.unlink()
+    return executed
+
+
+def build_book(root: Path | str = ".", profile: str = "default", *, chapters=None,
+               parameters: dict | None = None, render: bool = True) -> Path:
+    """Execute ``chapters`` (default: all of :data:`CHAPTERS`) at ``profile`` and render the book.
+
+    Returns the path of the rendered ``_build/html/index.html`` under ``root``.
+    """
+    check_profile(profile)
+    root = Path(root).resolve()
+    chapters = list(CHAPTERS) if chapters is None else list(chapters)
+    unknown = [c for c in chapters if c not in CHAPTERS]
+    if unknown:
+        raise ValueError(f"chapters={unknown} are not book chapters; known: {list(CHAPTERS)}")
+    params = {"profile": profile, **(parameters or {})}
+    for chapter in chapters:
+        start = time.perf_counter()
+        print(f"[book] executing {chapter} (profile={profile})", flush=True)
+        execute_chapter(root, chapter, params)
+        print(f"[book] {chapter} done in {time.perf_counter() - start:.0f} s", flush=True)
+    index = root / "_build" / "html" / "index.html"
+    if render:
+        subprocess.run(
+            [str(Path(sys.executable).parent / "jupyter-book"), "build", str(root), "-W", "--keep-going"],
+            check=True,
+        )
+    return index
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dropkit.book", description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="default", help="smoke, default or paper (default: %(default)s)")
+    parser.add_argument("--root", default=".", help="book root holding _config.yml (default: %(default)s)")
+    parser.add_argument("--chapter", action="append", dest="chapters", help="execute only this chapter (repeatable)")
+    parser.add_argument("--no-render", action="store_true", help="execute notebooks only")
+    args = parser.parse_args(argv)
+    try:
+        index = build_book(args.root, args.profile, chapters=args.chapters, render=not args.no_render)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except subprocess.CalledProcessError as error:
+        print(f"error: jupyter-book build failed (exit {error.returncode})", file=sys.stderr)
+        return 1
+    print(f"Book rendered: {index}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
