@@ -1,0 +1,266 @@
+"""The result store: one directory per profile, one JSON file per finished run.
+
+Layout under ``<root>/<profile>/``::
+
+    runs/<cache_key>.json     one finished run (a flat JSON object, see :func:`dropkit.experiment.run`)
+    scores/<query_key>.npz    cached query-model outputs (float arrays), shared by every run
+                              that needs the same query training
+
+Crash safety: every file is written to a temporary file in the same directory, flushed with
+``fsync`` and moved into place with :func:`os.replace`, which is atomic on POSIX file systems. A
+killed writer therefore leaves either the complete file or no file (plus, at worst, a hidden
+``.*.tmp`` file that readers never look at). Two workers finishing the same run write the same
+name, so the store still holds exactly one row for it. A file that does not parse (truncated by a
+disk failure, edited by hand) is skipped with a :class:`UserWarning`, never read as a result.
+
+Safety: results are JSON, scores are ``.npz`` loaded with ``allow_pickle=False``; nothing in the
+store is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import re
+import tempfile
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["ResultStore", "KEY_PATTERN"]
+
+#: A cache key is the hex sha256 of a run's canonical spec (see ``RunSpec.cache_key``).
+KEY_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+_PROFILE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _check_key(key: str, name: str = "cache_key") -> str:
+    if not isinstance(key, str) or not KEY_PATTERN.match(key):
+        raise ValueError(f"{name}={key!r} is not a 64-character lowercase hex sha256 digest")
+    return key
+
+
+def _json_default(value: Any) -> Any:
+    """Turn numpy values into plain JSON types (arrays → lists, numpy scalars → Python scalars)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (tuple, set, frozenset)):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot store a value of type {type(value).__name__} in a result row")
+
+
+def _plain(value: Any) -> Any:
+    """Recursively convert a row to strict-JSON types: NaN/inf floats become None (JSON null)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
+    if isinstance(value, (np.generic,)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _atomic_write_bytes(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` atomically: temp file in the same directory, fsync, replace."""
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+    # Make the rename itself durable (directory entry), where the platform allows it.
+    try:
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+class ResultStore:
+    """Results of one profile under ``root/profile``.
+
+    Args:
+        root: the results root directory (e.g. ``"results"``); created on first write.
+        profile: the profile name, used as a sub-directory (letters, digits, ``_ . -``).
+
+    Nothing is created on construction; :meth:`check_writable` (called by every write) creates
+    the directories and fails with a clear :class:`PermissionError` if that is impossible.
+    """
+
+    def __init__(self, root: str | os.PathLike, profile: str):
+        if not isinstance(profile, str) or not _PROFILE_PATTERN.match(profile):
+            raise ValueError(
+                f"profile={profile!r} cannot name a results directory "
+                "(use letters, digits, '_', '.', '-')"
+            )
+        if not isinstance(root, (str, os.PathLike)) or str(root) == "":
+            raise ValueError(f"results_dir={root!r} is not a path")
+        self.root = Path(root)
+        self.profile = profile
+        self.path = self.root / profile
+        self.runs_dir = self.path / "runs"
+        self.scores_dir = self.path / "scores"
+
+    def __repr__(self) -> str:
+        return f"ResultStore({str(self.root)!r}, {self.profile!r})"
+
+    # ------------------------------------------------------------------ validation
+    def check_writable(self) -> None:
+        """Create the store's directories and prove a file can be written there.
+
+        Raises:
+            PermissionError: naming the path, if the directories cannot be created or written.
+        """
+        for directory in (self.runs_dir, self.scores_dir):
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+                fd, probe = tempfile.mkstemp(dir=directory, prefix=".probe.", suffix=".tmp")
+                os.close(fd)
+                os.unlink(probe)
+            except OSError as err:
+                reason = err.strerror or type(err).__name__
+                raise PermissionError(
+                    f"results directory {directory} is not writable ({reason})"
+                ) from None
+
+    # ------------------------------------------------------------------ run rows
+    def run_path(self, cache_key: str) -> Path:
+        """Path of the JSON file holding the run with this cache key."""
+        return self.runs_dir / f"{_check_key(cache_key)}.json"
+
+    def write(self, row: Mapping[str, Any]) -> Path:
+        """Store one finished run atomically; returns the file written.
+
+        Args:
+            row: a flat mapping with at least ``cache_key`` (64 hex chars); values may be JSON
+                types, numpy scalars or arrays (stored as lists), tuples (stored as lists).
+                NaN and infinite floats are stored as JSON ``null`` (strict JSON).
+        """
+        if not isinstance(row, Mapping) or "cache_key" not in row:
+            raise ValueError("row must be a mapping with a 'cache_key' entry")
+        path = self.run_path(row["cache_key"])
+        payload = json.dumps(
+            _plain(row), sort_keys=True, allow_nan=False, default=_json_default
+        ).encode("utf-8")
+        self.check_writable()
+        _atomic_write_bytes(path, payload)
+        return path
+
+    def _read_file(self, path: Path) -> dict | None:
+        """Parse one run file, or warn and return None if it is not a complete valid row."""
+        try:
+            row = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            warnings.warn(f"ignoring unreadable result file {path}: {err}", stacklevel=3)
+            return None
+        if not isinstance(row, dict) or row.get("cache_key") != path.stem:
+            warnings.warn(
+                f"ignoring result file {path}: it does not hold a row with cache_key {path.stem}",
+                stacklevel=3,
+            )
+            return None
+        return row
+
+    def read(self, cache_key: str) -> dict | None:
+        """The stored row for ``cache_key``, or None if absent or unreadable (with a warning)."""
+        path = self.run_path(cache_key)
+        if not path.is_file():
+            return None
+        return self._read_file(path)
+
+    def _run_files(self) -> list[Path]:
+        if not self.runs_dir.is_dir():
+            return []
+        return sorted(p for p in self.runs_dir.glob("*.json") if KEY_PATTERN.match(p.stem))
+
+    def keys(self) -> set[str]:
+        """Cache keys of every complete, valid row in the store (unreadable files excluded)."""
+        return {row["cache_key"] for row in self.rows()}
+
+    def __contains__(self, cache_key: str) -> bool:
+        return self.read(cache_key) is not None
+
+    def __len__(self) -> int:
+        return len(self.rows())
+
+    def rows(self) -> list[dict]:
+        """Every valid row, sorted by cache key; unreadable files are skipped with a warning."""
+        rows = []
+        for path in self._run_files():
+            row = self._read_file(path)
+            if row is not None:
+                rows.append(row)
+        return rows
+
+    def frame(self) -> pd.DataFrame:
+        """The store as a tidy table: one row per run, one column per row entry.
+
+        Per-class quantities (``test_recalls``, ``val_recalls``, ``class_counts`` ...) are list
+        columns; the robustness summaries (``test_accuracy``, ``test_worst_class`` ...) are
+        scalar columns. Rows are sorted by cache key, so the order is stable.
+        """
+        rows = self.rows()
+        if not rows:
+            return pd.DataFrame()
+        return pd.DataFrame.from_records(rows).reset_index(drop=True)
+
+    # ------------------------------------------------------------------ query scores
+    def scores_path(self, query_key: str) -> Path:
+        """Path of the ``.npz`` file caching the query outputs for ``query_key``."""
+        return self.scores_dir / f"{_check_key(query_key, 'query_key')}.npz"
+
+    def save_scores(self, query_key: str, arrays: Mapping[str, np.ndarray]) -> Path:
+        """Cache numeric arrays (e.g. ``scores`` float64 [N], ``val_recalls`` float64 [K]) atomically."""
+        path = self.scores_path(query_key)
+        if not arrays:
+            raise ValueError("arrays must hold at least one array")
+        checked = {}
+        for name, value in arrays.items():
+            array = np.asarray(value)
+            if array.dtype.kind not in "biuf":
+                raise ValueError(
+                    f"arrays[{name!r}] has dtype {array.dtype}; only numeric arrays can be cached"
+                )
+            checked[name] = array
+        self.check_writable()
+        buffer = io.BytesIO()
+        np.savez(buffer, **checked)
+        _atomic_write_bytes(path, buffer.getvalue())
+        return path
+
+    def load_scores(self, query_key: str) -> dict[str, np.ndarray] | None:
+        """The cached arrays for ``query_key``, or None if absent or unreadable (with a warning)."""
+        path = self.scores_path(query_key)
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return {name: data[name] for name in data.files}
+        except Exception as err:  # zipfile/ValueError/OSError: any corruption means "recompute"
+            warnings.warn(f"ignoring unreadable score cache {path}: {err}", stacklevel=2)
+            return None
+
