@@ -97,7 +97,7 @@ def _check_phi0(phi0) -> np.ndarray:
 
 
 def _check_density(density) -> float:
-    if not np.isscalar(density) or not np.isfinite(density) or not 0 < density <= 1:
+    if isinstance(density, bool) or not np.isscalar(density) or not np.isfinite(density) or not 0 < density <= 1:
         raise ValueError(f"density={density!r} must be a number in (0, 1]")
     return float(density)
 
@@ -482,14 +482,16 @@ def simulate_pruning(
     density: float,
     n_datasets: int = 10,
     n_points: int = 400,
-    seed: int = 0,
+    seed: int | tuple[int, ...] | list[int] = 0,
 ) -> PruningSimulation:
     """Sample ``n_datasets`` datasets of ``n_points`` each, prune each with ``strategy`` to
     ``round(density·n_points)`` points, and fit the exact ERM threshold to each pruned dataset.
 
-    ``strategy`` is one of :data:`STRATEGIES`. Dataset ``i`` is drawn from the generator
-    ``default_rng([seed, i])``, so every strategy sees the same datasets for the same ``seed``;
-    random pruning uses an independent generator ``default_rng([seed, i, 1])``.
+    ``strategy`` is one of :data:`STRATEGIES`. Dataset ``i`` of seed ``s`` is drawn from the
+    generator ``default_rng([s, i])``, so every strategy sees the same datasets for the same seed;
+    random pruning uses an independent generator ``default_rng([s, i, 1])``. ``seed`` may be a
+    list of seeds: then ``n_datasets`` datasets are drawn per seed and the results concatenated
+    (``D = n_datasets · len(seed)``).
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy={strategy!r} is not one of {', '.join(STRATEGIES)}")
@@ -497,20 +499,23 @@ def simulate_pruning(
     for name, value, minimum in (("n_datasets", n_datasets, 1), ("n_points", n_points, 2)):
         if not isinstance(value, (int, np.integer)) or value < minimum:
             raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
+    seeds = [seed] if isinstance(seed, (int, np.integer)) else list(seed)
+    if not seeds or not all(isinstance(s, (int, np.integer)) and s >= 0 for s in seeds):
+        raise ValueError(f"seed={seed!r} must be a non-negative integer or a non-empty list of them")
     class_sizes, kept_sizes, thresholds, kept_x, kept_y = [], [], [], [], []
-    for i in range(n_datasets):
-        x, y = mixture.sample(n_points, np.random.default_rng([seed, i]))
-        pruning_rng = np.random.default_rng([seed, i, 1])
+    for dataset_seed, i in ((s, i) for s in seeds for i in range(n_datasets)):
+        x, y = mixture.sample(n_points, np.random.default_rng([dataset_seed, i]))
+        pruning_rng = np.random.default_rng([dataset_seed, i, 1])
         sizes = np.bincount(y, minlength=2).astype(np.int64)
         if strategy == "none":
             keep = np.arange(n_points, dtype=np.int64)
         elif strategy == "ssp":
-            keep = margin_prune(x, y, density, (mixture.mu0, mixture.mu1), seed=seed + i)
+            keep = margin_prune(x, y, density, (mixture.mu0, mixture.mu1), seed=dataset_seed + i)
         else:
             if strategy == "random-optimal":
                 counts = prior_ratio_quotas(sizes, optimal_prior_ratio(mixture.sigma0, mixture.sigma1), density)
             elif strategy == "random-ssp-quotas":
-                ssp_keep = margin_prune(x, y, density, (mixture.mu0, mixture.mu1), seed=seed + i)
+                ssp_keep = margin_prune(x, y, density, (mixture.mu0, mixture.mu1), seed=dataset_seed + i)
                 counts = np.bincount(y[ssp_keep], minlength=2)
             else:  # "random-drop"
                 from dropkit.quotas import drop_quotas

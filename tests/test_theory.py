@@ -437,6 +437,21 @@ def test_simulate_pruning_rejects_bad_input():
         simulate_pruning(mixture, "ssp", density=0.5, n_points=1)
     with pytest.raises(ValueError, match="n_datasets"):
         simulate_pruning(mixture, "ssp", density=0.5, n_datasets=0)
+    with pytest.raises(ValueError, match="seed"):
+        simulate_pruning(mixture, "ssp", density=0.5, seed=[])
+    with pytest.raises(ValueError, match="seed"):
+        simulate_pruning(mixture, "ssp", density=0.5, seed=-1)
+    with pytest.raises(ValueError, match="density"):
+        simulate_pruning(mixture, "ssp", density=True)
+
+
+def test_simulate_pruning_with_several_seeds_concatenates_per_seed_runs():
+    mixture = GaussianMixture()
+    both = simulate_pruning(mixture, "random-optimal", density=0.5, n_datasets=2, n_points=50, seed=[3, 8])
+    parts = [simulate_pruning(mixture, "random-optimal", density=0.5, n_datasets=2, n_points=50, seed=s) for s in (3, 8)]
+    np.testing.assert_array_equal(both.thresholds, np.concatenate([p.thresholds for p in parts]))
+    np.testing.assert_array_equal(both.kept_sizes, np.concatenate([p.kept_sizes for p in parts]))
+    assert not np.array_equal(parts[0].class_sizes, parts[1].class_sizes)
 
 
 def test_public_names_are_exported():
