@@ -12,8 +12,9 @@ Two allocation rules are offered (``rule=``):
     *number of samples kept* is proportional to the validation error, ``n_k = c * (1 - r_k)``,
     capped at the class size ``N_k``, with the same redistribution.
 
-The two rules coincide when every class has the same size (then ``n_k = d_k * N``), and differ on
-imbalanced data, where ``"paper"`` gives a large class proportionally more samples than ``"counts"``.
+The two rules coincide when every class has the same size ``N_k = n`` (then ``n_k = n d_k``), and
+differ on imbalanced data, where ``"paper"`` gives a large class proportionally more samples than
+``"counts"``.
 Besides, the authors' code truncates every count with ``int()``, so its total can fall short of
 ``d * N`` by up to ``K`` samples; here both rules hit ``round(d * N)`` exactly.
 """
@@ -33,7 +34,7 @@ _SNAP = 1e-9  # resolution at which largest-remainder rounding compares fraction
 
 
 def check_density(density: float, name: str = "density") -> float:
-    """Return ``density`` as a float if it is finite and in ``(0, 1]``, else raise ``ValueError``."""
+    """Return ``density`` as a float if it is finite and in ``(0, 1]``; else ``ValueError``."""
     if isinstance(density, bool) or not isinstance(density, numbers.Real):
         raise ValueError(f"{name} must be a real number in (0, 1], got {density!r}")
     value = float(density)
@@ -76,7 +77,7 @@ def check_num_classes(num_classes: int, name: str = "num_classes") -> int:
 
 
 def kept_total(num_samples: int, density: float) -> int:
-    """Number of samples kept out of ``num_samples`` at ``density``: Python's ``round(density * N)``."""
+    """Samples kept out of ``num_samples`` at ``density``: Python's ``round(density * N)``."""
     return int(round(check_density(density) * num_samples))
 
 
@@ -138,13 +139,23 @@ def _water_fill(weights: np.ndarray, lower: np.ndarray, upper: np.ndarray, targe
         spread_weights = np.where(active, 0, upper).astype(np.float64)
         kept, _ = _water_fill(spread_weights, capped_lower, upper, target)
         return kept, True
+    def total(c: float) -> float:
+        return float(np.clip(c * weights, lower, upper).sum())
+
     breakpoints = np.unique(
         np.concatenate([lower[active] / weights[active], upper[active] / weights[active]])
     )
-    totals = np.clip(np.outer(breakpoints, weights), lower, upper).sum(axis=1)
-    j = int(np.searchsorted(totals, target))  # first breakpoint with f >= target; j >= 1
-    j = min(max(j, 1), len(breakpoints) - 1)
-    c0, c1, f0, f1 = breakpoints[j - 1], breakpoints[j], totals[j - 1], totals[j]
+    # binary search for the first breakpoint j with total >= target (j >= 1 since
+    # total(breakpoints[0]) = sum(lower) < target): O(K log K) time, O(K) memory
+    first, last = 1, len(breakpoints) - 1
+    while first < last:
+        middle = (first + last) // 2
+        if total(breakpoints[middle]) >= target:
+            last = middle
+        else:
+            first = middle + 1
+    c0, c1 = breakpoints[first - 1], breakpoints[first]
+    f0, f1 = total(c0), total(c1)
     c = c1 if f1 <= f0 else c0 + (target - f0) * (c1 - c0) / (f1 - f0)
     return np.clip(c * weights, lower, upper), False
 
@@ -249,8 +260,8 @@ def drop_quotas(
     floors = np.minimum(int(min_per_class), sizes)
     if floors.sum() > total:
         raise ValueError(
-            f"min_per_class={min_per_class} needs {int(floors.sum())} samples but density={density} "
-            f"keeps only {total} of {int(sizes.sum())}"
+            f"min_per_class={min_per_class} needs {int(floors.sum())} samples but "
+            f"density={density} keeps only {total} of {int(sizes.sum())}"
         )
     weights = _rule_weights(sizes, values, rule)
     kept, short = _water_fill(weights, floors.astype(np.float64), sizes.astype(np.float64), total)

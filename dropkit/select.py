@@ -37,7 +37,7 @@ def _as_scores(scores, num_samples: int) -> np.ndarray:
 def _as_quotas(quotas, class_sizes: np.ndarray, total: int) -> np.ndarray:
     counts = np.asarray(quotas)
     if counts.ndim != 1:
-        raise ValueError(f"quotas must be a 1-D array of per-class counts, got shape {counts.shape}")
+        raise ValueError(f"quotas must be a 1-D array of class counts, got shape {counts.shape}")
     if counts.size == 0 or counts.dtype.kind == "b" or counts.dtype.kind not in "iuf":
         raise ValueError(f"quotas must hold integer counts, got {counts!r}")
     if counts.dtype.kind == "f" and not np.all(counts == np.round(counts)):
