@@ -46,13 +46,18 @@ def write_fashion_mnist(directory: Path, *, n_train: int = 40, n_test: int = 30,
     return x_train, y_train, x_test, y_test
 
 
-def _cifar_dump(path: Path, entry: dict) -> None:
-    with open(path, "wb") as f:
-        pickle.dump(entry, f, protocol=2)
+def _cifar_dump(path: Path, entry: dict, *, legacy_numpy: bool = False) -> None:
+    """Protocol-2 pickle, as the official files; ``legacy_numpy`` names numpy's array
+    reconstructor ``numpy.core.multiarray`` as numpy 1.x (which wrote the real files) did."""
+    raw = pickle.dumps(entry, protocol=2)
+    if legacy_numpy:
+        assert b"cnumpy._core.multiarray\n" in raw
+        raw = raw.replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
+    path.write_bytes(raw)
 
 
 def write_cifar10(root: Path, *, per_batch: int = 4, n_test: int = 10, seed: int = 0,
-                  bytes_keys: bool = False):
+                  bytes_keys: bool = False, legacy_numpy: bool = False):
     """``root/cifar-10-batches-py`` with 5 train batches, test_batch, batches.meta.
     Returns (x_train [N,3,32,32], y_train, x_test, y_test, names)."""
     rng = np.random.default_rng(seed)
@@ -64,7 +69,8 @@ def write_cifar10(root: Path, *, per_batch: int = 4, n_test: int = 10, seed: int
     for i in range(1, 6):
         data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
         labels = [int(v) for v in rng.integers(0, 10, per_batch)]
-        _cifar_dump(directory / f"data_batch_{i}", {key("data"): data, key("labels"): labels})
+        _cifar_dump(directory / f"data_batch_{i}", {key("data"): data, key("labels"): labels},
+                    legacy_numpy=legacy_numpy)
         xs.append(data), ys.append(labels)
     test = rng.integers(0, 256, (n_test, 3072), dtype=np.uint8)
     test_labels = [k % 10 for k in range(n_test)]

@@ -157,9 +157,10 @@ def test_fashion_mnist_missing_says_how_to_get_it(tmp_path, monkeypatch):
 # CIFAR pickles
 # --------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("bytes_keys", [False, True])
-def test_cifar10_fixture(tmp_path, bytes_keys):
-    x_train, y_train, x_test, y_test, names = fx.write_cifar10(tmp_path, bytes_keys=bytes_keys)
+@pytest.mark.parametrize("bytes_keys, legacy_numpy", [(False, False), (True, True)])
+def test_cifar10_fixture(tmp_path, bytes_keys, legacy_numpy):
+    x_train, y_train, x_test, y_test, names = fx.write_cifar10(
+        tmp_path, bytes_keys=bytes_keys, legacy_numpy=legacy_numpy)
     splits = load_dataset("cifar10", root=tmp_path)
     assert splits.x_train.shape == (20, 3, 32, 32) and splits.x_train.dtype == torch.uint8
     assert np.array_equal(splits.x_train.numpy(), x_train)
