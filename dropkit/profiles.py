@@ -3,11 +3,59 @@ Fashion-MNIST on a 2-core CPU) and ``paper`` (the paper's Table 1 on GPUs).
 
 Notebooks take ``profile`` as a papermill parameter and validate it here first, so a typo fails
 with a clear message instead of silently running some other configuration.
+
+A :class:`Profile` holds one or more :class:`TrainingSetup` (a model-dataset pair with its training
+hyperparameters, i.e. a row of the paper's Table 1), the seeds and densities, and which setups each
+experiment set (book chapter) uses. :func:`experiment_specs` turns (profile, experiment set,
+overrides) into the list of :class:`dropkit.experiment.RunSpec` that chapter needs:
+
+======================  ==========================  ============================================
+experiment set          chapter                     runs per setup, seed and density
+======================  ==========================  ============================================
+``bias_benchmark``      02 (Figures 1, 2, 10, 13,   ``random``; ``strategy`` for every method of
+                        14)                         ``profile.methods``; + full dataset
+``drop_evaluation``     03 (Figures 5, 6, 11, 12)   ``random``, ``random+drop``; for each of the
+                                                    setup's ``strategies``: ``strategy``,
+                                                    ``random+strategyq``, ``strategy+drop``;
+                                                    + full dataset
+``cdbw``                04 (Figure 7)               ``random+drop``, EL2N ``strategy``,
+                                                    ``strategy+drop``, EL2N + CDB-W final model,
+                                                    CDB-W query model + EL2N; + full dataset with
+                                                    and without CDB-W
+``imbalanced``          05 (Figure 8)               for each imbalance factor: ``random+drop`` and
+                                                    EL2N ``strategy``; + full dataset with and
+                                                    without CDB-W
+``waterbirds``          06 (Figure 9)               ``random``, ``random+drop``, EL2N ``strategy``
+                                                    and ``strategy+drop``; + full dataset with and
+                                                    without CDB-W (group data)
+``pretraining_ablation`` 07 (Figure 15)             ``random+drop`` for every query length of
+                                                    ``query_epoch_grid`` at
+                                                    ``ablation_densities``; + full dataset
+======================  ==========================  ============================================
 """
 
 from __future__ import annotations
 
+import dataclasses
+import numbers
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
 PROFILE_NAMES: tuple[str, ...] = ("smoke", "default", "paper")
+
+#: Experiment set name -> the book chapter (notebook) that uses it.
+EXPERIMENT_SETS: dict[str, str] = {
+    "bias_benchmark": "02_bias_benchmark",
+    "drop_evaluation": "03_drop_evaluation",
+    "cdbw": "04_cdbw",
+    "imbalanced": "05_imbalanced",
+    "waterbirds": "06_waterbirds",
+    "pretraining_ablation": "07_pretraining_ablation",
+}
+
+#: The pruning methods of the bias benchmark (Section 2), besides Random.
+BENCHMARK_METHODS: tuple[str, ...] = ("el2n", "grand", "forgetting", "dynamic_uncertainty", "coreset")
 
 
 def check_profile(name: str) -> str:
@@ -17,3 +65,370 @@ def check_profile(name: str) -> str:
             f"profile={name!r} is not a known profile; choose one of {', '.join(PROFILE_NAMES)}"
         )
     return name
+
+
+@dataclass(frozen=True)
+class TrainingSetup:
+    """One model-dataset pair and its training hyperparameters (a row of the paper's Table 1).
+
+    epochs, drop_epochs (0-based epochs where the LR is multiplied by 0.2), batch_size, lr,
+    weight_decay: the final model's SGD schedule (momentum 0.9). query_epochs: length of the
+    short EL2N/GraNd/DRoP query training (paper: 10% of ``epochs``). augment: shifts + flips on
+    the final model. train_subset: stratified training subset size (None = all).
+    strategies: the score methods DRoP is evaluated with (Figure 5). needs_pretrained: the
+    setup fine-tunes ImageNet weights, given as ``pretrained_path`` (Waterbirds).
+    """
+
+    name: str
+    dataset: str
+    model: str
+    epochs: int
+    drop_epochs: tuple[int, ...]
+    batch_size: int
+    lr: float
+    weight_decay: float
+    query_epochs: int
+    augment: bool = True
+    train_subset: int | None = None
+    dataset_options: tuple[tuple[str, Any], ...] = ()
+    strategies: tuple[str, ...] = ("el2n",)
+    needs_pretrained: bool = False
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named experiment size.
+
+    setups: the profile's :class:`TrainingSetup` s; experiment_setups: experiment set name ->
+    names of the setups it runs on. seeds, densities (main chapters 02-03) and
+    secondary_densities (chapters 04-06); query_seeds: query trainings averaged for EL2N/GraNd and
+    DRoP recalls (paper: 5). methods: the bias benchmark's score methods. imbalance_factors
+    (chapter 05), query_epoch_grid and ablation_densities (chapter 07). device: torch device of
+    every run. workers x threads: local processes and torch threads each. slurm_partition,
+    slurm_time_min, slurm_gpus: defaults of ``executor="slurm"``.
+    """
+
+    name: str
+    description: str
+    setups: tuple[TrainingSetup, ...]
+    experiment_setups: tuple[tuple[str, tuple[str, ...]], ...]
+    seeds: tuple[int, ...]
+    densities: tuple[float, ...]
+    secondary_densities: tuple[float, ...]
+    query_seeds: int
+    methods: tuple[str, ...]
+    imbalance_factors: tuple[float, ...]
+    query_epoch_grid: tuple[int, ...]
+    ablation_densities: tuple[float, ...]
+    device: str = "cpu"
+    workers: int = 1
+    threads: int = 1
+    slurm_partition: str | None = None
+    slurm_time_min: int = 60
+    slurm_gpus: int = 0
+
+    def setup(self, name: str) -> TrainingSetup:
+        """The setup called ``name``."""
+        for setup in self.setups:
+            if setup.name == name:
+                return setup
+        raise ValueError(
+            f"setup={name!r} is not in profile {self.name!r}; "
+            f"choose one of {', '.join(s.name for s in self.setups)}"
+        )
+
+    def setups_for(self, experiment: str) -> tuple[TrainingSetup, ...]:
+        """The setups experiment set ``experiment`` runs on in this profile."""
+        check_experiment(experiment)
+        names = dict(self.experiment_setups).get(experiment, ())
+        return tuple(self.setup(name) for name in names)
+
+
+def check_experiment(name: str) -> str:
+    """Return ``name`` if it is a known experiment set, else raise ``ValueError`` listing them."""
+    if not isinstance(name, str) or name not in EXPERIMENT_SETS:
+        raise ValueError(
+            f"experiment={name!r} is not a known experiment set; "
+            f"choose one of {', '.join(EXPERIMENT_SETS)}"
+        )
+    return name
+
+
+_TENTHS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+_ODD_TENTHS = (0.1, 0.3, 0.5, 0.7, 0.9)
+
+_FMNIST_MLP_SMOKE = TrainingSetup(
+    name="mlp-fashion-mnist", dataset="fashion-mnist", model="mlp", epochs=2, drop_epochs=(),
+    batch_size=128, lr=0.05, weight_decay=5e-4, query_epochs=1, augment=False, train_subset=3000,
+)
+_SPURIOUS_MLP_SMOKE = dataclasses.replace(
+    _FMNIST_MLP_SMOKE, name="mlp-spurious-fashion-mnist", dataset="spurious-fashion-mnist",
+    train_subset=2000,
+)
+# Default: one MLP per run on the real Fashion-MNIST (60k), 10 epochs with the paper's
+# 50%/75% LR drops; query models trained 1 epoch (10% of the final length, as in the paper).
+_FMNIST_MLP = TrainingSetup(
+    name="mlp-fashion-mnist", dataset="fashion-mnist", model="mlp", epochs=10, drop_epochs=(5, 8),
+    batch_size=256, lr=0.05, weight_decay=5e-4, query_epochs=1, augment=False,
+    strategies=("el2n", "forgetting"),
+)
+_SPURIOUS_MLP = dataclasses.replace(
+    _FMNIST_MLP, name="mlp-spurious-fashion-mnist", dataset="spurious-fashion-mnist",
+    strategies=("el2n",),
+)
+_ALL_CHAPTERS = tuple(EXPERIMENT_SETS)
+
+
+def _cpu_experiments(main: str, group: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    return tuple((e, (group,) if e == "waterbirds" else (main,)) for e in _ALL_CHAPTERS)
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        description="CI: a 3000-sample stratified subset of Fashion-MNIST, 2 epochs, 1 seed, "
+        "2 densities; every notebook in about a minute on a CPU",
+        setups=(_FMNIST_MLP_SMOKE, _SPURIOUS_MLP_SMOKE),
+        experiment_setups=_cpu_experiments(_FMNIST_MLP_SMOKE.name, _SPURIOUS_MLP_SMOKE.name),
+        seeds=(0,),
+        densities=(0.3, 0.7),
+        secondary_densities=(0.3, 0.7),
+        query_seeds=2,
+        methods=BENCHMARK_METHODS,
+        imbalance_factors=(5.0,),
+        query_epoch_grid=(1, 2),
+        ablation_densities=(0.5,),
+        device="cpu",
+        workers=1,
+        threads=1,
+    ),
+    "default": Profile(
+        name="default",
+        description="the embedded default: real Fashion-MNIST (60k train), an MLP trained 10 "
+        "epochs per run, 3 seeds, densities 0.1-0.9; on 2 CPU cores as 2 workers x 1 thread",
+        setups=(_FMNIST_MLP, _SPURIOUS_MLP),
+        experiment_setups=_cpu_experiments(_FMNIST_MLP.name, _SPURIOUS_MLP.name),
+        seeds=(0, 1, 2),
+        densities=_TENTHS,
+        secondary_densities=_ODD_TENTHS,
+        query_seeds=5,
+        methods=BENCHMARK_METHODS,
+        imbalance_factors=(2.0, 5.0, 20.0),
+        query_epoch_grid=(1, 2, 3, 5, 10),
+        ablation_densities=(0.4, 0.5, 0.8),
+        device="cpu",
+        workers=2,
+        threads=1,
+    ),
+    "paper": Profile(
+        name="paper",
+        description="the paper's Table 1 (Appendix A): VGG-16/CIFAR-10, VGG-19/CIFAR-100, "
+        "ResNet-18/TinyImageNet, ResNet-50/ImageNet, ResNet-50/Waterbirds; 3 seeds, densities "
+        "0.1-0.9, 5 query seeds; needs GPUs and the datasets on disk",
+        setups=(
+            TrainingSetup("vgg16-cifar10", "cifar10", "vgg16", 160, (80, 120), 128, 0.1, 1e-4,
+                          query_epochs=16, strategies=("el2n",)),
+            TrainingSetup("vgg19-cifar100", "cifar100", "vgg19", 160, (80, 120), 128, 0.1, 5e-4,
+                          query_epochs=16, strategies=("grand", "forgetting")),
+            TrainingSetup("resnet18-tinyimagenet", "tinyimagenet", "resnet18", 200, (100, 150),
+                          256, 0.2, 1e-4, query_epochs=20, strategies=("grand", "forgetting")),
+            TrainingSetup("resnet50-imagenet", "imagenet", "resnet50", 90, (30, 60), 512, 0.2,
+                          1e-4, query_epochs=9, strategies=("el2n",)),
+            TrainingSetup("resnet50-waterbirds", "waterbirds", "resnet50", 300, (), 128, 1e-4,
+                          1e-4, query_epochs=30, augment=False, strategies=("el2n",),
+                          needs_pretrained=True),
+        ),
+        experiment_setups=(
+            ("bias_benchmark", ("vgg16-cifar10", "vgg19-cifar100", "resnet18-tinyimagenet",
+                                "resnet50-imagenet")),
+            ("drop_evaluation", ("vgg16-cifar10", "vgg19-cifar100", "resnet18-tinyimagenet",
+                                 "resnet50-imagenet")),
+            ("cdbw", ("vgg19-cifar100",)),
+            ("imbalanced", ("resnet18-tinyimagenet",)),
+            ("waterbirds", ("resnet50-waterbirds",)),
+            ("pretraining_ablation", ("vgg19-cifar100", "resnet18-tinyimagenet")),
+        ),
+        seeds=(0, 1, 2),
+        densities=_TENTHS,
+        secondary_densities=_TENTHS,
+        query_seeds=5,
+        methods=BENCHMARK_METHODS,
+        imbalance_factors=(2.0, 5.0, 20.0),
+        query_epoch_grid=(1, 2, 4, 8, 16, 32),
+        ablation_densities=(0.4, 0.5, 0.8),
+        device="cuda",
+        workers=1,
+        threads=4,
+        slurm_time_min=24 * 60,
+        slurm_gpus=1,
+    ),
+}
+
+
+def get_profile(name: str) -> Profile:
+    """The :class:`Profile` called ``name`` (one of :data:`PROFILE_NAMES`)."""
+    return PROFILES[check_profile(name)]
+
+
+# --------------------------------------------------------------------------- specs
+
+
+def _densities(value, name: str = "densities") -> tuple[float, ...]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) == 0:
+        raise ValueError(f"{name}={value!r} must be a non-empty list of numbers in (0, 1]")
+    out = []
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, numbers.Real) or not 0 < float(item) <= 1:
+            raise ValueError(f"{name}={value!r} must be a non-empty list of numbers in (0, 1]")
+        out.append(float(item))
+    return tuple(out)
+
+
+def _seeds(value) -> tuple[int, ...]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) == 0:
+        raise ValueError(f"seeds={value!r} must be a non-empty list of non-negative integers")
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, numbers.Integral) or item < 0:
+            raise ValueError(f"seeds={value!r} must be a non-empty list of non-negative integers")
+    return tuple(int(item) for item in value)
+
+
+#: RunSpec fields an experiment set decides itself (not overridable).
+_FIXED_FIELDS = ("dataset", "model", "protocol", "method", "density", "seed", "schema_version")
+
+
+def _base_spec_fields(profile: Profile, setup: TrainingSetup, device: str) -> dict[str, Any]:
+    return dict(
+        dataset=setup.dataset, model=setup.model, dataset_options=setup.dataset_options,
+        train_subset=setup.train_subset, epochs=setup.epochs, drop_epochs=setup.drop_epochs,
+        batch_size=setup.batch_size, lr=setup.lr, weight_decay=setup.weight_decay,
+        augment=setup.augment, query_epochs=setup.query_epochs, query_seeds=profile.query_seeds,
+        device=device,
+    )
+
+
+def _runs_for(experiment: str, profile: Profile, setup: TrainingSetup, densities, seeds):
+    """(fields) dicts of the runs of ``experiment`` on ``setup``; the base fields are added later."""
+    runs: list[dict[str, Any]] = []
+
+    def add(**fields):
+        runs.append(fields)
+
+    for seed in seeds:
+        if experiment == "imbalanced":
+            for factor in profile.imbalance_factors:
+                add(protocol="none", density=1.0, seed=seed, imbalance_factor=factor)
+                add(protocol="none", density=1.0, seed=seed, imbalance_factor=factor, cdbw=True)
+                for d in densities:
+                    add(protocol="random+drop", density=d, seed=seed, imbalance_factor=factor)
+                    add(protocol="strategy", method="el2n", density=d, seed=seed,
+                        imbalance_factor=factor)
+            continue
+        add(protocol="none", density=1.0, seed=seed)
+        if experiment in ("cdbw", "waterbirds"):
+            add(protocol="none", density=1.0, seed=seed, cdbw=True)
+        for d in densities:
+            if experiment == "bias_benchmark":
+                add(protocol="random", density=d, seed=seed)
+                for method in profile.methods:
+                    add(protocol="strategy", method=method, density=d, seed=seed)
+            elif experiment == "drop_evaluation":
+                add(protocol="random", density=d, seed=seed)
+                add(protocol="random+drop", density=d, seed=seed)
+                for method in setup.strategies:
+                    for protocol in ("strategy", "random+strategyq", "strategy+drop"):
+                        add(protocol=protocol, method=method, density=d, seed=seed)
+            elif experiment == "cdbw":
+                add(protocol="random+drop", density=d, seed=seed)
+                add(protocol="strategy", method="el2n", density=d, seed=seed)
+                add(protocol="strategy+drop", method="el2n", density=d, seed=seed)
+                add(protocol="strategy", method="el2n", density=d, seed=seed, cdbw=True)
+                add(protocol="strategy", method="el2n", density=d, seed=seed, query_cdbw=True)
+            elif experiment == "waterbirds":
+                add(protocol="random", density=d, seed=seed)
+                add(protocol="random+drop", density=d, seed=seed)
+                add(protocol="strategy", method="el2n", density=d, seed=seed)
+                add(protocol="strategy+drop", method="el2n", density=d, seed=seed)
+            elif experiment == "pretraining_ablation":
+                for query_epochs in profile.query_epoch_grid:
+                    add(protocol="random+drop", density=d, seed=seed, query_epochs=query_epochs)
+    return runs
+
+
+def experiment_specs(
+    profile: str | Profile,
+    experiment: str,
+    *,
+    dataset: str | None = None,
+    model: str | None = None,
+    densities: Sequence[float] | None = None,
+    seeds: Sequence[int] | None = None,
+    device: str | None = None,
+    **overrides: Any,
+) -> list:
+    """The :class:`~dropkit.experiment.RunSpec` s of one experiment set (book chapter).
+
+    Args:
+        profile: a profile name or :class:`Profile`.
+        experiment: one of :data:`EXPERIMENT_SETS`.
+        dataset: run only the experiment's setups on this dataset (default: all of them).
+        model: replace the setups' model (e.g. ``"cnn"`` instead of ``"mlp"``).
+        densities: replace the profile's densities for this experiment (values in (0, 1]).
+        seeds: replace the profile's seeds.
+        device: replace the profile's device.
+        overrides: any other :class:`~dropkit.experiment.RunSpec` field applied to every run
+            (``epochs``, ``lr``, ``query_seeds``, ``pretrained_path``, ``train_subset`` ...);
+            the fields an experiment varies itself (imbalance factors, the query-epoch grid,
+            the CDB-W variants) keep the experiment's values.
+
+    Returns:
+        The specs, without duplicates, in a stable order (full-dataset runs included).
+    """
+    from dropkit.experiment import RunSpec
+
+    if isinstance(profile, str):
+        profile = get_profile(profile)
+    elif not isinstance(profile, Profile):
+        raise ValueError(f"profile={profile!r} must be a profile name or a Profile")
+    check_experiment(experiment)
+    valid = [f.name for f in dataclasses.fields(RunSpec) if f.name not in _FIXED_FIELDS]
+    unknown = sorted(set(overrides) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"unknown override(s) {unknown}; overridable run fields: {', '.join(valid)}"
+        )
+    setups = profile.setups_for(experiment)
+    if dataset is not None:
+        matching = tuple(s for s in setups if s.dataset == dataset)
+        if not matching:
+            raise ValueError(
+                f"dataset={dataset!r} is not used by experiment {experiment!r} in profile "
+                f"{profile.name!r}; choose one of {', '.join(sorted({s.dataset for s in setups}))}"
+            )
+        setups = matching
+    if model is not None:
+        if not isinstance(model, str):
+            raise ValueError(f"model={model!r} must be a model name")
+        setups = tuple(dataclasses.replace(s, model=model) for s in setups)
+    if densities is None:
+        densities = {
+            "bias_benchmark": profile.densities,
+            "drop_evaluation": profile.densities,
+            "pretraining_ablation": profile.ablation_densities,
+        }.get(experiment, profile.secondary_densities)
+    densities = _densities(densities)
+    seeds = _seeds(profile.seeds if seeds is None else seeds)
+    device = profile.device if device is None else device
+
+    specs: dict[str, Any] = {}
+    for setup in setups:
+        if setup.needs_pretrained and not overrides.get("pretrained_path"):
+            raise ValueError(
+                f"setup {setup.name!r} fine-tunes ImageNet-pretrained weights: pass "
+                "pretrained_path=<a local ResNet-50 state_dict file>"
+            )
+        base = _base_spec_fields(profile, setup, device)
+        for fields in _runs_for(experiment, profile, setup, densities, seeds):
+            spec = RunSpec(**{**base, **overrides, **fields})
+            specs.setdefault(spec.cache_key, spec)
+    return list(specs.values())

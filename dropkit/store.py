@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["ResultStore", "KEY_PATTERN"]
+__all__ = ["ResultStore", "KEY_PATTERN", "atomic_write_bytes", "summary_table"]
 
 #: A cache key is the hex sha256 of a run's canonical spec (see ``RunSpec.cache_key``).
 KEY_PATTERN = re.compile(r"^[0-9a-f]{64}$")
@@ -72,7 +72,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _atomic_write_bytes(path: Path, payload: bytes) -> None:
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
     """Write ``payload`` to ``path`` atomically: temp file in the same directory, fsync, replace."""
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -167,7 +167,7 @@ class ResultStore:
             _plain(row), sort_keys=True, allow_nan=False, default=_json_default
         ).encode("utf-8")
         self.check_writable()
-        _atomic_write_bytes(path, payload)
+        atomic_write_bytes(path, payload)
         return path
 
     def _read_file(self, path: Path) -> dict | None:
@@ -249,7 +249,7 @@ class ResultStore:
         self.check_writable()
         buffer = io.BytesIO()
         np.savez(buffer, **checked)
-        _atomic_write_bytes(path, buffer.getvalue())
+        atomic_write_bytes(path, buffer.getvalue())
         return path
 
     def load_scores(self, query_key: str) -> dict[str, np.ndarray] | None:
@@ -264,3 +264,39 @@ class ResultStore:
             warnings.warn(f"ignoring unreadable score cache {path}: {err}", stacklevel=2)
             return None
 
+
+
+#: Columns always shown by :func:`summary_table` (when present), in this order.
+SUMMARY_KEYS: tuple[str, ...] = ("dataset", "model", "protocol", "method", "density")
+#: Spec-like columns shown only when they vary across the rows summarised.
+_VARYING_KEYS: tuple[str, ...] = (
+    "imbalance_factor", "cdbw", "query_cdbw", "query_epochs", "quota_rule", "min_per_class",
+    "train_subset", "epochs", "device",
+)
+_METRICS: tuple[str, ...] = ("test_accuracy", "test_worst_class", "test_gap", "test_worst_group")
+
+
+def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean over seeds of the test metrics, one row per configuration.
+
+    Args:
+        frame: rows of :meth:`ResultStore.frame` (one per run).
+
+    Returns:
+        Columns: the configuration keys (:data:`SUMMARY_KEYS` plus the spec columns that vary),
+        ``runs`` (number of seeds), and for each available test metric (accuracy, worst-class
+        accuracy, max-min gap, worst-group accuracy) its mean over seeds; metrics are fractions
+        in [0, 1]. Empty input gives an empty table.
+    """
+    if frame.empty:
+        return pd.DataFrame()
+    keys = [k for k in SUMMARY_KEYS if k in frame]
+    keys += [k for k in _VARYING_KEYS if k in frame and frame[k].astype(str).nunique() > 1]
+    table = frame[keys].copy()
+    for key in keys:  # None/NaN (e.g. method of a random run) must form a group, not vanish
+        table[key] = frame[key].map(lambda v: "-" if v is None or v != v else v)
+    metrics = [m for m in _METRICS if m in frame]
+    table[metrics] = frame[metrics]
+    table["runs"] = 1
+    aggregations = {"runs": ("runs", "sum"), **{m: (m, "mean") for m in metrics}}
+    return table.groupby(keys, sort=True).agg(**aggregations).reset_index()

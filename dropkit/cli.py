@@ -1,0 +1,362 @@
+"""The ``dropkit`` command.
+
+``dropkit prune``    labels (+ optional scores, validation recalls) in, sorted kept indices out:
+                     the practitioner's path, no training.
+``dropkit sweep``    run a book chapter's experiment set at a profile into the result store
+                     (resumable: stored runs are skipped).
+``dropkit results``  print a summary table of a profile's stored results.
+
+Every failure prints one line ``dropkit <command>: error: <what is wrong>`` on stderr and exits
+with a non-zero status (2 for a bad command line, 1 otherwise, 130 when interrupted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["main", "read_vector", "write_indices", "prune_indices"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr (exit status 2)."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+# --------------------------------------------------------------------------- prune
+
+
+def read_vector(path: str, option: str) -> np.ndarray:
+    """A 1-D array from a ``.npy`` (no pickles) or ``.csv``/``.txt`` file (one value per line or
+    one row; a non-numeric header line is skipped). ``option`` names the flag in errors."""
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"{option} {path}: no such file")
+    suffix = file.suffix.lower()
+    try:
+        if suffix == ".npy":
+            array = np.load(file, allow_pickle=False)
+        elif suffix in (".csv", ".txt"):
+            try:
+                array = np.loadtxt(file, delimiter=",", ndmin=1, dtype=np.float64)
+            except ValueError:
+                array = np.loadtxt(file, delimiter=",", ndmin=1, dtype=np.float64, skiprows=1)
+        else:
+            raise ValueError(f"{option} {path}: unsupported file type {suffix!r}; use .npy or .csv")
+    except ValueError as err:
+        if str(err).startswith(option):
+            raise
+        raise ValueError(f"{option} {path}: cannot read numbers ({_one_line(err)})") from None
+    except (OSError, EOFError) as err:
+        raise ValueError(f"{option} {path}: cannot read ({_one_line(err)})") from None
+    if array.ndim == 2 and 1 in array.shape:
+        array = array.reshape(-1)
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError(f"{option} {path}: expected a non-empty 1-D array, got shape {array.shape}")
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"{option} {path}: expected numbers, got dtype {array.dtype}")
+    return array
+
+
+def _check_output(path: str, force: bool) -> Path:
+    out = Path(path)
+    if out.suffix.lower() not in (".npy", ".csv"):
+        raise ValueError(f"--output {path}: use a .npy or .csv file name")
+    if out.is_dir():
+        raise ValueError(f"--output {path} is a directory")
+    if out.exists() and not force:
+        raise FileExistsError(f"--output {path} already exists; pass --force to overwrite it")
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"--output {path}: directory {out.parent} does not exist")
+    return out
+
+
+def write_indices(path: Path, indices: np.ndarray) -> None:
+    """Write int64 indices atomically as ``.npy`` or as ``.csv`` (one per line)."""
+    from dropkit.store import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    if path.suffix.lower() == ".npy":
+        np.save(buffer, np.asarray(indices, dtype=np.int64), allow_pickle=False)
+    else:
+        np.savetxt(buffer, np.asarray(indices, dtype=np.int64), fmt="%d")
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def prune_indices(labels, density: float, *, scores=None, recalls=None, quotas: str | None = None,
+                  seed: int = 0) -> tuple[np.ndarray, str]:
+    """Kept indices (sorted int64 ``[round(density * N)]``) and the protocol used.
+
+    ============  ========  =========  ====================
+    ``quotas``    scores    recalls    protocol
+    ============  ========  =========  ====================
+    None          -         -          ``random``
+    None          given     -          ``strategy`` (top scores overall)
+    ``strategy``  given     -          ``random+strategyq``
+    ``drop``      -         given      ``random+drop`` (paper rule)
+    ``counts``    -         given      ``random+drop`` (counts rule of the authors' code)
+    ``drop``      given     given      ``strategy+drop``
+    ============  ========  =========  ====================
+    """
+    from dropkit.protocols import keep_indices
+
+    if quotas not in (None, "drop", "counts", "strategy"):
+        raise ValueError(f"--quotas {quotas!r}: choose drop, counts or strategy")
+    if recalls is not None and quotas is None:
+        quotas = "drop"
+    if quotas in ("drop", "counts") and recalls is None:
+        raise ValueError(f"--quotas {quotas} needs --recalls (per-class validation recalls)")
+    if quotas == "strategy" and scores is None:
+        raise ValueError("--quotas strategy needs --scores (the strategy's per-sample scores)")
+    if quotas == "strategy" and recalls is not None:
+        raise ValueError("--recalls is not used by --quotas strategy; drop one of them")
+    if scores is not None:
+        scores = np.asarray(scores, dtype=np.float64)
+        if scores.shape != np.shape(labels):
+            raise ValueError(
+                f"--scores has {scores.size} values but --labels has {np.size(labels)}"
+            )
+        if not np.all(np.isfinite(scores)):
+            raise ValueError(f"--scores holds {int((~np.isfinite(scores)).sum())} NaN/inf values")
+    if recalls is not None:
+        recalls = np.asarray(recalls, dtype=np.float64)
+        if not np.all(np.isfinite(recalls)) or recalls.min() < 0 or recalls.max() > 1:
+            raise ValueError("--recalls must hold per-class recalls in [0, 1]")
+    if quotas is None:
+        protocol = "random" if scores is None else "strategy"
+    elif quotas == "strategy":
+        protocol = "random+strategyq"
+    else:
+        protocol = "random+drop" if scores is None else "strategy+drop"
+    keep = keep_indices(protocol, labels, density, scores=scores, recalls=recalls,
+                        rule="counts" if quotas == "counts" else "paper", seed=seed)
+    return np.asarray(keep, dtype=np.int64), protocol
+
+
+def _cmd_prune(args) -> int:
+    from dropkit.quotas import as_labels, check_density
+
+    density = check_density(args.density, "--density")
+    if args.seed < 0:
+        raise ValueError(f"--seed {args.seed} must be a non-negative integer")
+    output = _check_output(args.output, args.force)
+    labels = as_labels(read_vector(args.labels, "--labels"), "--labels")
+    scores = None if args.scores is None else read_vector(args.scores, "--scores")
+    recalls = None if args.recalls is None else read_vector(args.recalls, "--recalls")
+    if recalls is not None and len(recalls) <= int(labels.max()):
+        raise ValueError(
+            f"--recalls has {len(recalls)} classes but --labels holds class {int(labels.max())}"
+        )
+    keep, protocol = prune_indices(labels, density, scores=scores, recalls=recalls,
+                                   quotas=args.quotas, seed=args.seed)
+    write_indices(output, keep)
+    num_classes = max(int(labels.max()) + 1, 0 if recalls is None else len(recalls))
+    counts = np.bincount(labels[keep], minlength=num_classes)
+    print(f"kept {len(keep)} of {len(labels)} samples (density {density:g}, {protocol}); "
+          f"per class {counts.tolist()} -> {output}")
+    return 0
+
+
+# --------------------------------------------------------------------------- sweep / results
+
+
+def _parse_list(text: str, kind, option: str):
+    try:
+        values = [kind(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise ValueError(f"{option} {text!r}: expected comma-separated numbers") from None
+    if not values:
+        raise ValueError(f"{option} {text!r}: expected at least one value")
+    return values
+
+
+def _parse_overrides(items) -> dict:
+    overrides = {}
+    for item in items or ():
+        name, sep, text = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--set {item!r}: expected NAME=VALUE (e.g. --set epochs=2)")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        if isinstance(value, list):
+            value = tuple(value)
+        overrides[name] = value
+    return overrides
+
+
+def _store(args):
+    from dropkit.profiles import check_profile
+    from dropkit.store import ResultStore
+
+    return ResultStore(args.results_dir, check_profile(args.profile))
+
+
+def _cmd_sweep(args) -> int:
+    from dropkit.experiment import SlurmOptions, sweep
+    from dropkit.profiles import experiment_specs, get_profile
+
+    profile = get_profile(args.profile)
+    specs = experiment_specs(
+        profile, args.experiment, dataset=args.dataset, model=args.model,
+        densities=None if args.densities is None else _parse_list(args.densities, float, "--densities"),
+        seeds=None if args.seeds is None else _parse_list(args.seeds, int, "--seeds"),
+        device=args.device, **_parse_overrides(args.set),
+    )
+    store = _store(args)
+    threads = args.threads or profile.threads
+    workers = args.workers or max(1, min(profile.workers, (os.cpu_count() or 1) // threads))
+    stored = store.keys()
+    missing = sum(spec.cache_key not in stored for spec in specs)
+    print(f"{profile.name}/{args.experiment}: {len(specs)} runs, {len(specs) - missing} stored, "
+          f"{missing} to run -> {store.path}", flush=True)
+    if args.dry_run or missing == 0:
+        return 0
+    slurm = None
+    if args.executor == "slurm":
+        slurm = SlurmOptions(
+            cluster=args.slurm_cluster,
+            partition=args.slurm_partition or profile.slurm_partition,
+            time_min=args.slurm_time or profile.slurm_time_min,
+            gpus=profile.slurm_gpus if args.slurm_gpus is None else args.slurm_gpus,
+            cpus=threads,
+        )
+    report = sweep(specs, store, executor=args.executor, workers=workers, threads=threads,
+                   data_root=args.data_root, slurm=slurm, progress=not args.no_progress)
+    print(f"done: ran {report.ran}, skipped {report.skipped} stored, "
+          f"{report.seconds:.0f} s -> {store.path}")
+    return 0
+
+
+def _cmd_results(args) -> int:
+    import pandas as pd
+
+    from dropkit.store import summary_table
+
+    store = _store(args)
+    frame = store.frame()
+    if args.experiment is not None and not frame.empty:
+        from dropkit.profiles import experiment_specs
+
+        keys = {spec.cache_key for spec in experiment_specs(args.profile, args.experiment)}
+        frame = frame[frame["cache_key"].isin(keys)]
+    if frame.empty:
+        print(f"no results stored in {store.path}"
+              + ("" if args.experiment is None else f" for experiment {args.experiment}"))
+        return 0
+    table = summary_table(frame)
+    with pd.option_context("display.max_rows", None, "display.width", 200,
+                           "display.float_format", "{:.4f}".format):
+        print(table.to_string(index=False))
+    print(f"{len(frame)} runs in {store.path}")
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``dropkit`` argument parser (sub-commands prune, sweep, results)."""
+    from dropkit.profiles import EXPERIMENT_SETS, PROFILE_NAMES
+
+    parser = _Parser(prog="dropkit", description="Distributionally robust data pruning (DRoP).")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    prune = commands.add_parser(
+        "prune", help="choose which samples to keep (no training)",
+        description="Prune a labelled dataset to a density: random, by scores, or with class "
+        "quotas (DRoP from per-class validation recalls, or the strategy's own class counts). "
+        "Writes the sorted kept indices.",
+    )
+    prune.add_argument("--labels", required=True, help="labels, .npy or .csv, one integer per sample")
+    prune.add_argument("--density", required=True, type=float, help="fraction kept, in (0, 1]")
+    prune.add_argument("--output", required=True, help="kept indices out (.npy or .csv)")
+    prune.add_argument("--scores", help="per-sample scores, higher = keep (.npy or .csv)")
+    prune.add_argument("--recalls", help="per-class validation recalls in [0, 1] (.npy or .csv)")
+    prune.add_argument("--quotas", choices=("drop", "counts", "strategy"),
+                       help="class quotas: drop (paper rule, needs --recalls), counts (authors' "
+                       "code rule, needs --recalls) or strategy (the scores' own class counts, "
+                       "then random within classes); default drop when --recalls is given")
+    prune.add_argument("--seed", type=int, default=0, help="seed of random choices and ties")
+    prune.add_argument("--force", action="store_true", help="overwrite --output if it exists")
+    prune.set_defaults(handler=_cmd_prune)
+
+    sweep = commands.add_parser(
+        "sweep", help="run a chapter's experiment set into the result store",
+        description="Run the runs of one experiment set at a profile; runs already stored are "
+        "skipped, so a killed sweep resumes where it stopped.",
+    )
+    sweep.add_argument("--profile", required=True, choices=PROFILE_NAMES)
+    sweep.add_argument("--experiment", required=True, choices=tuple(EXPERIMENT_SETS))
+    sweep.add_argument("--dataset", help="only this dataset's setups")
+    sweep.add_argument("--model", help="replace the setups' model")
+    sweep.add_argument("--densities", help="comma-separated densities, e.g. 0.1,0.5,0.9")
+    sweep.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2")
+    sweep.add_argument("--device", help="torch device (default: the profile's)")
+    sweep.add_argument("--set", action="append", metavar="NAME=VALUE",
+                       help="override a run field for every run, e.g. --set epochs=2 (repeatable)")
+    sweep.add_argument("--executor", choices=("local", "slurm"), default="local")
+    sweep.add_argument("--workers", type=int, help="local worker processes (default: the profile's, "
+                       "limited to the CPU count)")
+    sweep.add_argument("--threads", type=int, help="torch threads per worker (default: the profile's)")
+    sweep.add_argument("--results-dir", default="results", help="results root (default: %(default)s)")
+    sweep.add_argument("--data-root", help="where the datasets are (default: $DROPKIT_DATA, system dirs)")
+    sweep.add_argument("--slurm-cluster", choices=("slurm", "local", "debug"),
+                       help="submitit cluster (default: detect; local/debug run here, for testing)")
+    sweep.add_argument("--slurm-partition", help="Slurm partition")
+    sweep.add_argument("--slurm-time", type=int, help="time limit per job, minutes")
+    sweep.add_argument("--slurm-gpus", type=int, help="GPUs per job")
+    sweep.add_argument("--dry-run", action="store_true", help="only count stored and missing runs")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sweep.set_defaults(handler=_cmd_sweep)
+
+    results = commands.add_parser(
+        "results", help="print a summary table of stored results",
+        description="Mean test accuracy, worst-class accuracy and gap over seeds, per configuration.",
+    )
+    results.add_argument("--profile", required=True, choices=PROFILE_NAMES)
+    results.add_argument("--experiment", choices=tuple(EXPERIMENT_SETS),
+                         help="only the runs of this experiment set")
+    results.add_argument("--results-dir", default="results", help="results root (default: %(default)s)")
+    results.set_defaults(handler=_cmd_results)
+    return parser
+
+
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    return f"dropkit: warning: {_one_line(message)}\n"
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``dropkit`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    warnings.formatwarning = _format_warning
+    prefix = f"dropkit {args.command}: error:"
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print(f"dropkit {args.command}: interrupted (stored results are kept)", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError, KeyError, NotImplementedError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"{prefix} {_one_line(message)}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,414 @@
+"""RunSpec identity, run(), sweeps (local pool, submitit), crash safety under SIGKILL."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dropkit.experiment import (
+    QUERY_FIELDS,
+    SCHEMA_VERSION,
+    RunSpec,
+    SlurmOptions,
+    SweepError,
+    full_dataset_spec,
+    run,
+    sweep,
+)
+from dropkit.store import ResultStore
+
+REPO = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+
+BASE = RunSpec(dataset="fashion-mnist", model="mlp", protocol="strategy", density=0.5,
+               method="el2n", epochs=10, drop_epochs=(5, 8))
+
+# One changed value per field: two specs that differ in any field must never share a key.
+CHANGED = {
+    "dataset": "cifar10",
+    "model": "cnn",
+    "protocol": "strategy+drop",
+    "density": 0.3,
+    "seed": 1,
+    "method": "grand",
+    "dataset_options": {"download": False},
+    "train_subset": 3000,
+    "imbalance_factor": 5.0,
+    "quota_rule": "counts",
+    "min_per_class": 3,
+    "query_epochs": 2,
+    "query_seeds": 5,
+    "query_cdbw": True,
+    "pretrained_path": "/weights/resnet50.pt",
+    "epochs": 12,
+    "drop_epochs": (5,),
+    "drop_factor": 0.1,
+    "lr": 0.05,
+    "momentum": 0.0,
+    "batch_size": 128,
+    "weight_decay": 1e-4,
+    "augment": True,
+    "cdbw": True,
+    "epoch_scaling": True,
+    "device": "cuda",
+}
+
+
+def test_changed_covers_every_field_but_the_schema_version():
+    names = {f.name for f in dataclasses.fields(RunSpec)}
+    assert set(CHANGED) == names - {"schema_version"}
+
+
+def test_cache_key_differs_when_any_field_differs():
+    keys = {BASE.cache_key}
+    for name, value in CHANGED.items():
+        other = dataclasses.replace(BASE, **{name: value})
+        assert other != BASE
+        keys.add(other.cache_key)
+    assert len(keys) == len(CHANGED) + 1
+    assert all(len(k) == 64 and int(k, 16) >= 0 for k in keys)
+
+
+def test_cache_key_is_canonical():
+    same = [
+        dataclasses.replace(BASE, density=1 / 2),
+        dataclasses.replace(BASE, drop_epochs=[5, 8]),
+        dataclasses.replace(BASE, lr=0.1, seed=np.int64(0)),
+        RunSpec.from_dict(BASE.to_dict()),
+    ]
+    assert {s.cache_key for s in same} == {BASE.cache_key}
+    a = dataclasses.replace(BASE, dataset_options={"b": 1, "a": "x"})
+    b = dataclasses.replace(BASE, dataset_options=[("a", "x"), ("b", 1)])
+    assert a == b and a.cache_key == b.cache_key and hash(a) == hash(b)
+    assert a.dataset_options == (("a", "x"), ("b", 1))
+    c = dataclasses.replace(BASE, dataset_options={"class_std": [0.5, 1.5]})
+    assert c.dataset_options == (("class_std", (0.5, 1.5)),)
+    assert RunSpec.from_dict(json.loads(json.dumps(c.to_dict()))).cache_key == c.cache_key
+
+
+def test_schema_version_is_part_of_the_key():
+    payload = {**BASE.to_dict(), "schema_version": SCHEMA_VERSION + 1}
+    with pytest.raises(ValueError, match="schema_version"):
+        RunSpec.from_dict(payload)
+
+
+def test_query_key_is_shared_by_densities_and_protocols_only():
+    shared = [
+        dataclasses.replace(BASE, density=0.1),
+        dataclasses.replace(BASE, protocol="strategy+drop"),
+        dataclasses.replace(BASE, protocol="random+strategyq", density=0.9),
+        dataclasses.replace(BASE, protocol="random+drop"),  # el2n query model for recalls
+        dataclasses.replace(BASE, quota_rule="counts", min_per_class=2, augment=True, cdbw=True),
+        dataclasses.replace(BASE, epoch_scaling=True),
+    ]
+    assert {s.query_key for s in shared} == {BASE.query_key}
+    for name in QUERY_FIELDS:
+        if name in ("schema_version",):
+            continue
+        other = dataclasses.replace(BASE, **{name: CHANGED[name]})
+        assert other.query_key != BASE.query_key, name
+    assert dataclasses.replace(BASE, protocol="random", method=None).query_key is None
+    assert full_dataset_spec(BASE).query_key is None
+
+
+def test_full_dataset_spec_keeps_training_settings():
+    full = full_dataset_spec(dataclasses.replace(BASE, lr=0.05, seed=2))
+    assert (full.protocol, full.density, full.method) == ("none", 1.0, None)
+    assert (full.lr, full.seed, full.epochs) == (0.05, 2, 10)
+
+
+def test_random_drop_defaults_to_the_el2n_query_model():
+    spec = RunSpec("fashion-mnist", "mlp", "random+drop", 0.5)
+    assert spec.method == "el2n"
+
+
+def test_epoch_scaling():
+    spec = dataclasses.replace(BASE, density=0.25, epoch_scaling=True)
+    assert spec.final_epochs == 40
+    assert spec.final_drop_epochs == (20, 32)
+    assert dataclasses.replace(spec, epoch_scaling=False).final_epochs == 10
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        ({"density": 0.0}, "density"),
+        ({"density": 1.5}, "density"),
+        ({"density": float("nan")}, "density"),
+        ({"density": "0.5"}, "density"),
+        ({"dataset": "mnist"}, "dataset='mnist' is not known"),
+        ({"model": "vgg11"}, "model='vgg11' is not known"),
+        ({"protocol": "drop"}, "protocol='drop' is not known"),
+        ({"method": "loss"}, "method='loss' is not known"),
+        ({"protocol": "random"}, "method='el2n' must be None"),
+        ({"protocol": "none"}, "protocol 'none' is the full dataset"),
+        ({"seed": -1}, "seed"),
+        ({"seed": 1.5}, "seed"),
+        ({"epochs": 0}, "epochs"),
+        ({"drop_epochs": (8, 5)}, "drop_epochs"),
+        ({"drop_epochs": (10,)}, "drop_epochs"),
+        ({"lr": -0.1}, "lr"),
+        ({"momentum": 1.0}, "momentum"),
+        ({"batch_size": 1}, "batch_size"),
+        ({"imbalance_factor": 0.5}, "imbalance_factor"),
+        ({"quota_rule": "fair"}, "quota_rule"),
+        ({"query_seeds": 0}, "query_seeds"),
+        ({"augment": "yes"}, "augment"),
+        ({"device": "gpu"}, "device"),
+        ({"dataset_options": {"x": {"nested": 1}}}, "dataset_options"),
+        ({"dataset_options": {"x": float("inf")}}, "dataset_options"),
+        ({"dataset_options": 3}, "dataset_options"),
+        ({"train_subset": 1}, "train_subset"),
+    ],
+)
+def test_bad_spec_fields_are_clear_errors(changes, match):
+    with pytest.raises(ValueError, match=match):
+        dataclasses.replace(BASE, **changes)
+
+
+# --------------------------------------------------------------------------- fake runs
+
+
+def fake_run(spec, store, *, data_root=None):
+    """A cheap stand-in for run(): writes a row whose numbers depend on the spec only."""
+    row = {**spec.to_dict(), "cache_key": spec.cache_key, "test_accuracy": spec.density,
+           "pid": os.getpid()}
+    store.write(row)
+    return row
+
+
+def failing_run(spec, store, *, data_root=None):
+    if spec.seed == 3:
+        raise ValueError("seed 3 is cursed\nsecond line")
+    return fake_run(spec, store, data_root=data_root)
+
+
+def cheap_specs(n: int) -> list[RunSpec]:
+    return [RunSpec("gaussian", "linear", "random", 0.5, seed=s) for s in range(n)]
+
+
+def test_sweep_runs_missing_and_skips_stored(tmp_path):
+    store = ResultStore(tmp_path, "smoke")
+    specs = cheap_specs(4)
+    fake_run(specs[1], store)
+    report = sweep(specs + specs[:2], store, run_function=fake_run, progress=False)
+    assert (report.total, report.skipped, report.ran, report.failed) == (4, 1, 3, [])
+    frame = store.frame()
+    assert sorted(frame["seed"]) == [0, 1, 2, 3]
+    again = sweep(specs, store, run_function=fake_run, progress=False)
+    assert (again.skipped, again.ran) == (4, 0)
+
+
+def test_sweep_on_a_spawned_pool(tmp_path):
+    store = ResultStore(tmp_path, "smoke")
+    report = sweep(cheap_specs(4), store, run_function=fake_run, workers=2, threads=1,
+                   progress=False)
+    assert report.ran == 4
+    frame = store.frame()
+    assert len(frame) == 4 and frame["cache_key"].is_unique
+    assert os.getpid() not in set(frame["pid"])  # rows were written by the workers
+
+
+def test_failed_run_stops_the_sweep_and_keeps_finished_rows(tmp_path):
+    store = ResultStore(tmp_path, "smoke")
+    with pytest.raises(SweepError, match="seed 3 is cursed") as info:
+        sweep(cheap_specs(6), store, run_function=failing_run, progress=False)
+    assert "\n" not in str(info.value)
+    assert sorted(store.frame()["seed"]) == [0, 1, 2]
+    assert info.value.report.ran == 3
+    assert info.value.report.failed[0][0] == "random d=0.5 seed=3"
+
+
+def test_sweep_refuses_to_oversubscribe_cores(tmp_path):
+    store = ResultStore(tmp_path, "smoke")
+    cores = os.cpu_count() or 1
+    with pytest.raises(ValueError, match="oversubscribes"):
+        sweep(cheap_specs(2), store, workers=cores, threads=2, run_function=fake_run)
+    assert not store.path.exists()
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"executor": "dask"}, ValueError, "executor='dask'"),
+        ({"workers": 0}, ValueError, "workers=0"),
+        ({"threads": -1}, ValueError, "threads=-1"),
+        ({"data_root": "/no/such/data/dir"}, FileNotFoundError, "data_root"),
+        ({"slurm": {"partition": "gpu"}}, ValueError, "SlurmOptions"),
+    ],
+)
+def test_bad_sweep_arguments(tmp_path, kwargs, error, match):
+    store = ResultStore(tmp_path, "smoke")
+    with pytest.raises(error, match=match):
+        sweep(cheap_specs(2), store, run_function=fake_run, progress=False, **kwargs)
+    assert not store.path.exists()
+
+
+def test_sweep_rejects_non_specs_and_unwritable_store(tmp_path):
+    store = ResultStore(tmp_path, "smoke")
+    with pytest.raises(ValueError, match=r"specs\[1\] is a dict"):
+        sweep([cheap_specs(1)[0], {"density": 0.5}], store, run_function=fake_run)
+    (tmp_path / "file").write_text("x")
+    bad = ResultStore(tmp_path / "file", "smoke")
+    with pytest.raises(PermissionError, match="not writable"):
+        sweep(cheap_specs(2), bad, run_function=fake_run, progress=False)
+
+
+def test_bad_slurm_options():
+    with pytest.raises(ValueError, match="cluster"):
+        SlurmOptions(cluster="pbs")
+    with pytest.raises(ValueError, match="time_min"):
+        SlurmOptions(time_min=0)
+
+
+@pytest.mark.parametrize("cluster", ["debug", "local"])
+def test_submitit_executors(tmp_path, monkeypatch, cluster):
+    # submitit's local executor starts fresh interpreters: they must import this test module.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    store = ResultStore(tmp_path / "results", "smoke")
+    specs = cheap_specs(2)
+    report = sweep(specs, store, executor="slurm", run_function=fake_run, progress=False,
+                   slurm=SlurmOptions(cluster=cluster, partition="ignored-here", time_min=5,
+                                      folder=str(tmp_path / "logs")))
+    assert report.ran == 2
+    frame = store.frame()
+    assert sorted(frame["seed"]) == [0, 1]
+    if cluster == "local":  # a real job array: one process and log per task
+        assert len(list((tmp_path / "logs").glob("*_log.out"))) == 2
+        assert os.getpid() not in set(frame["pid"])
+
+
+def test_submitit_failure_is_reported(tmp_path):
+    store = ResultStore(tmp_path, "smoke")
+    with pytest.raises(SweepError, match="seed 3 is cursed"):
+        sweep(cheap_specs(5), store, executor="slurm", run_function=failing_run, progress=False,
+              slurm=SlurmOptions(cluster="debug", folder=str(tmp_path / "logs")))
+    assert sorted(store.frame()["seed"]) == [0, 1, 2, 4]
+
+
+# --------------------------------------------------------------------------- crash safety
+
+SWEEP_SCRIPT = """
+import os, sys, time
+from dropkit.experiment import RunSpec, sweep
+from dropkit.store import ResultStore
+
+def slow_run(spec, store, *, data_root=None):
+    with open(os.path.join(sys.argv[1], "started.log"), "a") as log:
+        log.write(spec.cache_key + "\\n")
+    time.sleep(0.15)
+    store.write({{**spec.to_dict(), "cache_key": spec.cache_key}})
+
+if __name__ == "__main__":
+    specs = [RunSpec("gaussian", "linear", "random", d / 10, seed=s)
+             for d in range(1, 11) for s in range(3)]
+    sweep(specs, ResultStore(sys.argv[1], "smoke"), run_function=slow_run,
+          workers={workers}, progress=False)
+    print("finished")
+"""
+
+
+@pytest.mark.parametrize("workers", [2])
+def test_sigkill_midway_then_resume_gives_exactly_one_row_per_spec(tmp_path, workers):
+    script = tmp_path / "sweep_script.py"
+    script.write_text(textwrap.dedent(SWEEP_SCRIPT.format(workers=workers)))
+    root = tmp_path / "results"
+    root.mkdir()
+    store = ResultStore(root, "smoke")
+    process = subprocess.Popen([sys.executable, str(script), str(root)], cwd=REPO,
+                               start_new_session=True, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(store.runs_dir.glob("*.json"))) < 6 if store.runs_dir.exists() else True:
+            assert process.poll() is None, process.stdout.read().decode()
+            assert time.monotonic() < deadline, "the sweep never got going"
+            time.sleep(0.05)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # the sweep and all its workers, no cleanup
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    killed_at = len(store.rows())
+    assert 6 <= killed_at < 30
+
+    resumed = subprocess.run([sys.executable, str(script), str(root)], cwd=REPO,
+                             capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "finished" in resumed.stdout
+    frame = store.frame()
+    assert len(frame) == 30 and frame["cache_key"].is_unique
+    # Keys computed in this process match those of the rows written by the sweep's processes.
+    expected = {RunSpec("gaussian", "linear", "random", d / 10, seed=s).cache_key
+                for d in range(1, 11) for s in range(3)}
+    assert set(frame["cache_key"]) == expected
+    started = (root / "started.log").read_text().split()
+    # Finished runs were never re-run; only runs in flight at the kill ran twice.
+    assert len(started) - 30 <= workers
+    assert all(not p.name.endswith(".json") for p in store.runs_dir.iterdir()
+               if p.name.startswith("."))
+
+
+def test_truncated_row_is_rerun_on_resume(tmp_path):
+    store = ResultStore(tmp_path, "smoke")
+    specs = cheap_specs(3)
+    sweep(specs, store, run_function=fake_run, progress=False)
+    path = store.run_path(specs[1].cache_key)
+    path.write_bytes(path.read_bytes()[:30])
+    with pytest.warns(UserWarning, match="ignoring unreadable result file"):
+        report = sweep(specs, store, run_function=fake_run, progress=False)
+    assert (report.skipped, report.ran) == (2, 1)
+    assert json.loads(path.read_text())["cache_key"] == specs[1].cache_key
+    assert len(store.frame()) == 3
+
+
+# --------------------------------------------------------------------------- real runs
+
+
+def tiny(protocol: str, density: float = 1.0, **changes) -> RunSpec:
+    return RunSpec("gaussian", "linear", protocol, density, epochs=2, batch_size=64,
+                   dataset_options={"n_per_class": 150, "class_std": [0.5, 1.5]}, **changes)
+
+
+def test_real_full_dataset_run_row(tmp_path):
+    store = ResultStore(tmp_path, "smoke")
+    spec = tiny("none")
+    row = run(spec, store)
+    assert store.read(spec.cache_key) == json.loads(json.dumps(row))
+    assert row["cache_key"] == spec.cache_key and row["query_key"] is None
+    assert row["class_sizes"] == [150, 150] == row["class_counts"]
+    assert row["num_kept"] == 300 and row["num_train"] == 300
+    recalls = np.array(row["test_recalls"])
+    assert recalls.shape == (2,) and np.all((0 <= recalls) & (recalls <= 1))
+    assert row["test_worst_class"] == pytest.approx(recalls.min())
+    assert row["test_gap"] == pytest.approx(recalls.max() - recalls.min())
+    assert row["test_accuracy"] == pytest.approx(recalls.mean())  # balanced test set
+    for name in ("seconds", "torch_version", "dropkit_version", "device_name", "finished_at"):
+        assert row[name]
+    # Deterministic under the seed: the same spec gives the same numbers.
+    again = run(spec)
+    assert again["test_recalls"] == row["test_recalls"]
+    assert RunSpec.from_dict(row) == spec
+
+
+def test_real_run_with_train_subset_is_stratified(tmp_path):
+    row = run(tiny("none", train_subset=100))
+    assert row["class_sizes"] == [50, 50] and row["num_train"] == 100
+
+
+def test_run_leaves_the_store_unchanged_on_missing_data(tmp_path):
+    store = ResultStore(tmp_path, "smoke")
+    spec = RunSpec("cifar10", "linear", "none", 1.0, epochs=1)
+    with pytest.raises(FileNotFoundError, match="cifar"):
+        run(spec, store, data_root=tmp_path / "empty")
+    assert store.frame().empty
+    assert list(store.runs_dir.iterdir()) == []
