@@ -1,0 +1,200 @@
+"""Profiles (smoke, default, paper) and the experiment sets they expand to."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+
+import pytest
+
+from dropkit.experiment import RunSpec
+from dropkit.profiles import (
+    EXPERIMENT_SETS,
+    PROFILE_NAMES,
+    Profile,
+    check_experiment,
+    check_profile,
+    experiment_specs,
+    get_profile,
+)
+
+TENTHS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+@pytest.mark.parametrize("name", PROFILE_NAMES)
+def test_known_profiles(name):
+    assert check_profile(name) == name
+    profile = get_profile(name)
+    assert isinstance(profile, Profile) and profile.name == name
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        profile.seeds = (0,)
+
+
+@pytest.mark.parametrize("bad", ["Default", "fast", "", None, 5, ["smoke"]])
+def test_unknown_profile_is_a_clear_error(bad):
+    with pytest.raises(ValueError, match=r"profile=.* is not a known profile; choose one of smoke"):
+        check_profile(bad)
+    with pytest.raises(ValueError, match="is not a known profile"):
+        get_profile(bad)
+
+
+def test_unknown_experiment_is_a_clear_error():
+    assert check_experiment("drop_evaluation") == "drop_evaluation"
+    with pytest.raises(ValueError, match="experiment='theory' is not a known experiment set"):
+        experiment_specs("smoke", "theory")
+
+
+def test_paper_profile_is_table_1():
+    paper = get_profile("paper")
+    table = {
+        s.name: (s.model, s.dataset, s.epochs, s.drop_epochs, s.batch_size, s.lr, s.weight_decay)
+        for s in paper.setups
+    }
+    assert table == {
+        "vgg16-cifar10": ("vgg16", "cifar10", 160, (80, 120), 128, 0.1, 1e-4),
+        "vgg19-cifar100": ("vgg19", "cifar100", 160, (80, 120), 128, 0.1, 5e-4),
+        "resnet18-tinyimagenet": ("resnet18", "tinyimagenet", 200, (100, 150), 256, 0.2, 1e-4),
+        "resnet50-imagenet": ("resnet50", "imagenet", 90, (30, 60), 512, 0.2, 1e-4),
+        "resnet50-waterbirds": ("resnet50", "waterbirds", 300, (), 128, 1e-4, 1e-4),
+    }
+    # Query models: 10% of the training length (Appendix A), 5 query seeds.
+    assert {s.name: s.query_epochs for s in paper.setups} == {
+        "vgg16-cifar10": 16, "vgg19-cifar100": 16, "resnet18-tinyimagenet": 20,
+        "resnet50-imagenet": 9, "resnet50-waterbirds": 30,
+    }
+    assert paper.query_seeds == 5 and paper.seeds == (0, 1, 2) and paper.densities == TENTHS
+    # Augmentation on the final model except for Waterbirds.
+    assert {s.name for s in paper.setups if not s.augment} == {"resnet50-waterbirds"}
+    assert paper.setup("resnet50-waterbirds").needs_pretrained
+    assert paper.device == "cuda"
+
+
+def test_default_profile_fits_two_cores():
+    default = get_profile("default")
+    main = default.setup("mlp-fashion-mnist")
+    assert (main.dataset, main.model, main.epochs, main.train_subset) == ("fashion-mnist", "mlp", 10, None)
+    assert default.seeds == (0, 1, 2) and default.densities == TENTHS
+    assert default.workers * default.threads <= 2
+    assert default.device == "cpu"
+
+
+def test_smoke_profile_is_tiny():
+    smoke = get_profile("smoke")
+    for setup in smoke.setups:
+        assert setup.train_subset is not None and setup.train_subset <= 3000
+        assert setup.epochs <= 2
+    assert smoke.seeds == (0,) and 2 <= len(smoke.densities) <= 3
+
+
+def test_smoke_bias_benchmark_specs():
+    specs = experiment_specs("smoke", "bias_benchmark")
+    kinds = collections.Counter((s.protocol, s.method) for s in specs)
+    assert kinds == {
+        ("none", None): 1,
+        ("random", None): 2,
+        ("strategy", "el2n"): 2,
+        ("strategy", "grand"): 2,
+        ("strategy", "forgetting"): 2,
+        ("strategy", "dynamic_uncertainty"): 2,
+        ("strategy", "coreset"): 2,
+    }
+    assert all(isinstance(s, RunSpec) for s in specs)
+    assert {s.train_subset for s in specs} == {3000}
+    assert {s.density for s in specs if s.protocol != "none"} == {0.3, 0.7}
+    # One query training per method serves both densities.
+    assert len({s.query_key for s in specs if s.query_key}) == 5
+
+
+def test_default_drop_evaluation_specs():
+    specs = experiment_specs("default", "drop_evaluation")
+    assert len(specs) == len({s.cache_key for s in specs}) == 3 * (9 * (2 + 2 * 3) + 1)
+    kinds = collections.Counter((s.protocol, s.method) for s in specs)
+    assert kinds[("random+drop", "el2n")] == 27
+    assert kinds[("strategy+drop", "forgetting")] == 27
+    assert kinds[("random+strategyq", "el2n")] == 27
+    assert kinds[("none", None)] == 3
+    assert {s.query_seeds for s in specs} == {5}
+    # Runs shared with the bias benchmark have identical keys (computed once).
+    bias = {s.cache_key for s in experiment_specs("default", "bias_benchmark")}
+    shared = [s for s in specs if s.cache_key in bias]
+    assert {(s.protocol, s.method) for s in shared} == {
+        ("none", None), ("random", None), ("strategy", "el2n"), ("strategy", "forgetting")
+    }
+
+
+def test_cdbw_imbalanced_waterbirds_and_ablation_sets():
+    cdbw = experiment_specs("smoke", "cdbw")
+    assert sum(s.protocol == "none" and s.cdbw for s in cdbw) == 1
+    assert sum(s.protocol == "strategy" and s.cdbw for s in cdbw) == 2
+    assert sum(s.protocol == "strategy" and s.query_cdbw for s in cdbw) == 2
+    default = get_profile("default")
+    imbalanced = experiment_specs(default, "imbalanced", seeds=[0])
+    assert {s.imbalance_factor for s in imbalanced} == {2.0, 5.0, 20.0}
+    assert {(s.protocol, s.method) for s in imbalanced} == {
+        ("none", None), ("random+drop", "el2n"), ("strategy", "el2n")
+    }
+    waterbirds = experiment_specs("default", "waterbirds")
+    assert {s.dataset for s in waterbirds} == {"spurious-fashion-mnist"}
+    ablation = experiment_specs("default", "pretraining_ablation")
+    assert {s.query_epochs for s in ablation if s.protocol != "none"} == {1, 2, 3, 5, 10}
+    assert {s.density for s in ablation if s.protocol != "none"} == {0.4, 0.5, 0.8}
+
+
+def test_paper_sets_cover_the_papers_setups():
+    specs = experiment_specs("paper", "drop_evaluation", seeds=[0], densities=[0.5])
+    strategies = {(s.dataset, s.method) for s in specs if s.protocol == "strategy"}
+    assert strategies == {("cifar10", "el2n"), ("cifar100", "grand"), ("cifar100", "forgetting"),
+                          ("tinyimagenet", "grand"), ("tinyimagenet", "forgetting"),
+                          ("imagenet", "el2n")}
+    assert {s.device for s in specs} == {"cuda"}
+    vgg19 = [s for s in specs if s.dataset == "cifar100"]
+    assert {(s.epochs, s.drop_epochs, s.batch_size, s.lr, s.weight_decay, s.augment, s.query_epochs)
+            for s in vgg19} == {(160, (80, 120), 128, 0.1, 5e-4, True, 16)}
+    with pytest.raises(ValueError, match="pretrained_path"):
+        experiment_specs("paper", "waterbirds")
+    waterbirds = experiment_specs("paper", "waterbirds", seeds=[0], densities=[0.5],
+                                  pretrained_path="/weights/resnet50.pt")
+    assert {s.pretrained_path for s in waterbirds} == {"/weights/resnet50.pt"}
+    assert {s.augment for s in waterbirds} == {False}
+
+
+def test_overrides():
+    specs = experiment_specs("smoke", "drop_evaluation", densities=[0.5], seeds=[3, 4],
+                             device="cuda", model="cnn", epochs=1, query_seeds=1)
+    assert {s.density for s in specs if s.protocol != "none"} == {0.5}
+    assert {s.seed for s in specs} == {3, 4}
+    assert {(s.device, s.model, s.epochs, s.query_seeds) for s in specs} == {("cuda", "cnn", 1, 1)}
+    # An experiment's own variations win over overrides.
+    ablation = experiment_specs("smoke", "pretraining_ablation", query_epochs=7)
+    assert {s.query_epochs for s in ablation if s.protocol != "none"} == {1, 2}
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"densities": "0.5"}, "densities='0.5' must be a non-empty list"),
+        ({"densities": [0.5, 1.5]}, "densities"),
+        ({"densities": []}, "densities"),
+        ({"densities": [True]}, "densities"),
+        ({"seeds": 3}, "seeds=3 must be a non-empty list"),
+        ({"seeds": [0.5]}, "seeds"),
+        ({"dataset": "cifar10"}, "dataset='cifar10' is not used by experiment"),
+        ({"model": "resnet9"}, "model='resnet9' is not known"),
+        ({"device": "tpu"}, "device='tpu'"),
+        ({"learning_rate": 0.1}, r"unknown override\(s\) \['learning_rate'\]"),
+        ({"protocol": "random"}, r"unknown override\(s\) \['protocol'\]"),
+        ({"epochs": 1}, "drop_epochs"),  # default's drop epochs (5, 8) do not fit 1 epoch
+    ],
+)
+def test_bad_experiment_parameters(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        experiment_specs("default", "drop_evaluation", **kwargs)
+
+
+def test_every_profile_and_set_expands():
+    for name in PROFILE_NAMES:
+        for experiment in EXPERIMENT_SETS:
+            extra = {"pretrained_path": "w.pt"} if (name, experiment) == ("paper", "waterbirds") else {}
+            specs = experiment_specs(name, experiment, **extra)
+            assert specs and len(specs) == len({s.cache_key for s in specs})
+            assert sum(s.protocol == "none" for s in specs) >= 1
