@@ -111,8 +111,6 @@ def prune_indices(labels, density: float, *, scores=None, recalls=None, quotas: 
     ``drop``      given     given      ``strategy+drop``
     ============  ========  =========  ====================
     """
-    from dropkit.protocols import keep_indices
-
     if quotas not in (None, "drop", "counts", "strategy"):
         raise ValueError(f"--quotas {quotas!r}: choose drop, counts or strategy")
     if recalls is not None and quotas is None:
@@ -141,6 +139,8 @@ def prune_indices(labels, density: float, *, scores=None, recalls=None, quotas: 
         protocol = "random+strategyq"
     else:
         protocol = "random+drop" if scores is None else "strategy+drop"
+    from dropkit.protocols import keep_indices
+
     keep = keep_indices(protocol, labels, density, scores=scores, recalls=recalls,
                         rule="counts" if quotas == "counts" else "paper", seed=seed)
     return np.asarray(keep, dtype=np.int64), protocol
@@ -206,17 +206,24 @@ def _store(args):
     return ResultStore(args.results_dir, check_profile(args.profile))
 
 
-def _cmd_sweep(args) -> int:
-    from dropkit.experiment import SlurmOptions, sweep
-    from dropkit.profiles import experiment_specs, get_profile
+def _specs(args) -> list:
+    """The RunSpecs selected by --profile/--experiment and the selection options."""
+    from dropkit.profiles import experiment_specs
 
-    profile = get_profile(args.profile)
-    specs = experiment_specs(
-        profile, args.experiment, dataset=args.dataset, model=args.model,
+    return experiment_specs(
+        args.profile, args.experiment, dataset=args.dataset, model=args.model,
         densities=None if args.densities is None else _parse_list(args.densities, float, "--densities"),
         seeds=None if args.seeds is None else _parse_list(args.seeds, int, "--seeds"),
         device=args.device, **_parse_overrides(args.set),
     )
+
+
+def _cmd_sweep(args) -> int:
+    from dropkit.experiment import SlurmOptions, sweep
+    from dropkit.profiles import get_profile
+
+    profile = get_profile(args.profile)
+    specs = _specs(args)
     store = _store(args)
     threads = args.threads or profile.threads
     workers = args.workers or max(1, min(profile.workers, (os.cpu_count() or 1) // threads))
@@ -248,11 +255,9 @@ def _cmd_results(args) -> int:
     from dropkit.store import summary_table
 
     store = _store(args)
+    keys = None if args.experiment is None else {spec.cache_key for spec in _specs(args)}
     frame = store.frame()
-    if args.experiment is not None and not frame.empty:
-        from dropkit.profiles import experiment_specs
-
-        keys = {spec.cache_key for spec in experiment_specs(args.profile, args.experiment)}
+    if keys is not None and not frame.empty:
         frame = frame[frame["cache_key"].isin(keys)]
     if frame.empty:
         print(f"no results stored in {store.path}"
@@ -267,6 +272,16 @@ def _cmd_results(args) -> int:
 
 
 # --------------------------------------------------------------------------- parser
+
+
+def _add_selection_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", help="only this dataset's setups")
+    parser.add_argument("--model", help="replace the setups' model")
+    parser.add_argument("--densities", help="comma-separated densities, e.g. 0.1,0.5,0.9")
+    parser.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2")
+    parser.add_argument("--device", help="torch device (default: the profile's)")
+    parser.add_argument("--set", action="append", metavar="NAME=VALUE",
+                        help="override a run field for every run, e.g. --set epochs=2 (repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -303,13 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--profile", required=True, choices=PROFILE_NAMES)
     sweep.add_argument("--experiment", required=True, choices=tuple(EXPERIMENT_SETS))
-    sweep.add_argument("--dataset", help="only this dataset's setups")
-    sweep.add_argument("--model", help="replace the setups' model")
-    sweep.add_argument("--densities", help="comma-separated densities, e.g. 0.1,0.5,0.9")
-    sweep.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2")
-    sweep.add_argument("--device", help="torch device (default: the profile's)")
-    sweep.add_argument("--set", action="append", metavar="NAME=VALUE",
-                       help="override a run field for every run, e.g. --set epochs=2 (repeatable)")
+    _add_selection_arguments(sweep)
     sweep.add_argument("--executor", choices=("local", "slurm"), default="local")
     sweep.add_argument("--workers", type=int, help="local worker processes (default: the profile's, "
                        "limited to the CPU count)")
@@ -331,7 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     results.add_argument("--profile", required=True, choices=PROFILE_NAMES)
     results.add_argument("--experiment", choices=tuple(EXPERIMENT_SETS),
-                         help="only the runs of this experiment set")
+                         help="only the runs of this experiment set (with the options below)")
+    _add_selection_arguments(results)
     results.add_argument("--results-dir", default="results", help="results root (default: %(default)s)")
     results.set_defaults(handler=_cmd_results)
     return parser

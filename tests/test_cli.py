@@ -1,0 +1,274 @@
+"""The `dropkit` command: prune on plain files, sweep/results, one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dropkit.cli import main
+from dropkit.store import ResultStore
+
+# 10 samples: class 0 = indices 0..5, class 1 = indices 6..9.
+LABELS = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 1])
+
+
+@pytest.fixture
+def files(tmp_path):
+    paths = {
+        "labels": tmp_path / "labels.npy",
+        "scores": tmp_path / "scores.npy",
+        "recalls": tmp_path / "recalls.npy",
+    }
+    np.save(paths["labels"], LABELS)
+    np.save(paths["scores"], np.arange(10, dtype=np.float64))
+    np.save(paths["recalls"], np.array([0.5, 0.75]))
+    paths["out"] = tmp_path / "keep.npy"
+    return paths
+
+
+def prune(files, *extra, output=None):
+    argv = ["prune", "--labels", str(files["labels"]), "--density", "0.5",
+            "--output", str(output or files["out"]), *extra]
+    return main(argv)
+
+
+def test_prune_random_is_seeded(files, capsys):
+    assert prune(files, "--seed", "3") == 0
+    keep = np.load(files["out"])
+    assert keep.dtype == np.int64 and len(keep) == 5
+    assert np.all(np.diff(keep) > 0) and keep.min() >= 0 and keep.max() <= 9
+    assert "kept 5 of 10 samples (density 0.5, random)" in capsys.readouterr().out
+    again = files["out"].with_name("again.npy")
+    assert prune(files, "--seed", "3", output=again) == 0
+    np.testing.assert_array_equal(np.load(again), keep)
+
+
+def test_prune_by_scores_keeps_the_top(files):
+    assert prune(files, "--scores", str(files["scores"])) == 0
+    np.testing.assert_array_equal(np.load(files["out"]), [5, 6, 7, 8, 9])
+
+
+def test_prune_drop_quotas_paper_and_counts_rules(files):
+    # paper rule: d_k = c (1 - r_k): 6*0.5c + 4*0.25c = 5 -> amounts 3.75, 1.25 -> [4, 1]
+    assert prune(files, "--recalls", str(files["recalls"]), "--quotas", "drop") == 0
+    keep = np.load(files["out"])
+    assert np.bincount(LABELS[keep]).tolist() == [4, 1]
+    # counts rule: n_k = c (1 - r_k): 0.5c + 0.25c = 5 -> amounts 3.33, 1.67 -> [3, 2]
+    counts_out = files["out"].with_name("counts.npy")
+    assert prune(files, "--recalls", str(files["recalls"]), "--quotas", "counts",
+                 output=counts_out) == 0
+    assert np.bincount(LABELS[np.load(counts_out)]).tolist() == [3, 2]
+
+
+def test_prune_strategy_within_drop_quotas(files):
+    assert prune(files, "--scores", str(files["scores"]), "--recalls", str(files["recalls"])) == 0
+    np.testing.assert_array_equal(np.load(files["out"]), [2, 3, 4, 5, 9])
+
+
+def test_prune_random_within_strategy_quotas(files):
+    assert prune(files, "--scores", str(files["scores"]), "--quotas", "strategy") == 0
+    keep = np.load(files["out"])
+    # the top-5 scores hold 1 sample of class 0 and 4 of class 1
+    assert np.bincount(LABELS[keep]).tolist() == [1, 4]
+    assert set(keep[LABELS[keep] == 1]) == {6, 7, 8, 9}
+
+
+def test_prune_csv_in_and_out(tmp_path, files):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("label\n" + "\n".join(map(str, LABELS)) + "\n")
+    scores = tmp_path / "scores.csv"
+    scores.write_text(",".join(str(float(v)) for v in range(10)) + "\n")
+    out = tmp_path / "keep.csv"
+    assert main(["prune", "--labels", str(labels), "--scores", str(scores), "--density", "0.3",
+                 "--output", str(out)]) == 0
+    assert out.read_text().split() == ["7", "8", "9"]
+
+
+def test_force_overwrites(files):
+    files["out"].write_bytes(b"old")
+    assert prune(files, "--force") == 0
+    assert len(np.load(files["out"])) == 5
+
+
+def check_error(capsys, code, match):
+    """A failed command: non-zero status, exactly one stderr line matching, no traceback."""
+    captured = capsys.readouterr()
+    assert code != 0
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("dropkit")
+    assert "Traceback" not in captured.err
+    assert match in lines[0], lines[0]
+
+
+def bad_files(tmp_path):
+    made = {}
+    for name, array in {
+        "negative.npy": np.array([0, -1, 1]),
+        "fractional.npy": np.array([0.0, 0.5, 1.0]),
+        "short_scores.npy": np.arange(4.0),
+        "nan_scores.npy": np.array([1.0, np.nan] + [0.0] * 8),
+        "bad_recalls.npy": np.array([0.5, 1.5]),
+        "one_recall.npy": np.array([0.5]),
+        "matrix.npy": np.zeros((3, 4)),
+    }.items():
+        np.save(tmp_path / name, array)
+        made[name] = str(tmp_path / name)
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    made["objects.npy"] = str(tmp_path / "objects.npy")
+    (tmp_path / "labels.json").write_text("[0, 1]")
+    made["labels.json"] = str(tmp_path / "labels.json")
+    (tmp_path / "words.csv").write_text("a\nb\nc\n")
+    made["words.csv"] = str(tmp_path / "words.csv")
+    return made
+
+
+PRUNE_ERRORS = [
+    (["--density", "0"], "--density must be in (0, 1]"),
+    (["--density", "1.5"], "--density must be in (0, 1]"),
+    (["--density", "half"], "invalid float value"),
+    (["--labels", "{missing}"], "no such file"),
+    (["--labels", "{labels.json}"], "unsupported file type"),
+    (["--labels", "{negative.npy}"], "--labels"),
+    (["--labels", "{fractional.npy}"], "--labels must hold integer ids"),
+    (["--labels", "{objects.npy}"], "cannot read numbers"),
+    (["--labels", "{matrix.npy}"], "expected a non-empty 1-D array"),
+    (["--labels", "{words.csv}"], "cannot read numbers"),
+    (["--scores", "{short_scores.npy}"], "--scores has 4 values but --labels has 10"),
+    (["--scores", "{nan_scores.npy}"], "--scores holds 1 NaN/inf values"),
+    (["--recalls", "{bad_recalls.npy}"], "--recalls must hold per-class recalls in [0, 1]"),
+    (["--recalls", "{one_recall.npy}"], "--recalls has 1 classes but --labels holds class 1"),
+    (["--quotas", "drop"], "--quotas drop needs --recalls"),
+    (["--quotas", "strategy"], "--quotas strategy needs --scores"),
+    (["--quotas", "fair"], "invalid choice"),
+    (["--seed", "-2"], "--seed -2"),
+    (["--output", "{out}"], "already exists; pass --force"),
+    (["--output", "{nodir}"], "does not exist"),
+    (["--output", "{tmp}/keep.txt"], "use a .npy or .csv file name"),
+]
+
+
+@pytest.mark.parametrize("extra, match", PRUNE_ERRORS)
+def test_prune_bad_inputs_are_one_line_errors(tmp_path, files, capsys, extra, match):
+    names = {**bad_files(tmp_path), "missing": str(tmp_path / "missing.npy"),
+             "out": str(files["out"]), "nodir": str(tmp_path / "no" / "keep.npy"),
+             "tmp": str(tmp_path)}
+    files["out"].write_bytes(b"precious")
+    argv = {"--labels": str(files["labels"]), "--density": "0.5",
+            "--output": str(files["out"]), "--force": None}
+    if "{out}" in extra:
+        argv.pop("--force")
+    for flag, value in zip(extra[::2], extra[1::2]):
+        for name, path in names.items():
+            value = value.replace("{" + name + "}", path)
+        argv[flag] = value
+    command = ["prune"]
+    for flag, value in argv.items():
+        command += [flag] if value is None else [flag, value]
+    check_error(capsys, invoke(command), match)
+    assert files["out"].read_bytes() == b"precious"  # nothing written over the output
+
+
+def invoke(argv) -> int:
+    """Run the command in-process; argparse usage errors exit via SystemExit (status 2)."""
+    try:
+        return main(argv)
+    except SystemExit as exit_info:
+        return exit_info.code
+
+
+# --------------------------------------------------------------------------- sweep / results
+
+
+def store_snapshot(root: Path) -> dict:
+    return {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()} \
+        if root.exists() else {}
+
+
+SWEEP_ERRORS = [
+    (["--profile", "fast", "--experiment", "cdbw"], "invalid choice: 'fast'", 2),
+    (["--profile", "smoke", "--experiment", "theory"], "invalid choice: 'theory'", 2),
+    (["--profile", "smoke", "--experiment", "cdbw", "--set", "learning_rate=1"],
+     "unknown override(s) ['learning_rate']", 1),
+    (["--profile", "smoke", "--experiment", "cdbw", "--set", "epochs"], "expected NAME=VALUE", 1),
+    (["--profile", "smoke", "--experiment", "cdbw", "--densities", "0,2"], "densities", 1),
+    (["--profile", "smoke", "--experiment", "cdbw", "--densities", "a,b"],
+     "expected comma-separated numbers", 1),
+    (["--profile", "smoke", "--experiment", "cdbw", "--seeds", "-1"], "seeds", 1),
+    (["--profile", "smoke", "--experiment", "cdbw", "--dataset", "mnist"],
+     "dataset='mnist' is not used", 1),
+    (["--profile", "smoke", "--experiment", "cdbw", "--model", "gpt"], "model='gpt' is not known", 1),
+    (["--profile", "smoke", "--experiment", "cdbw", "--device", "tpu"], "device='tpu'", 1),
+    (["--profile", "smoke", "--experiment", "cdbw", "--workers", "64"], "oversubscribes", 1),
+    (["--profile", "smoke", "--experiment", "cdbw", "--data-root", "/no/such/dir"],
+     "data_root='/no/such/dir' is not a directory", 1),
+    (["--profile", "smoke", "--experiment", "cdbw", "--results-dir", "{file}/results"],
+     "is not writable", 1),
+    (["--profile", "paper", "--experiment", "waterbirds"], "pretrained_path", 1),
+]
+
+
+@pytest.mark.parametrize("argv, match, status", SWEEP_ERRORS)
+def test_sweep_bad_inputs_leave_the_store_unchanged(tmp_path, capsys, argv, match, status):
+    results = tmp_path / "results"
+    ResultStore(results, "smoke").write({"cache_key": "0" * 64, "kept": True})
+    before = store_snapshot(results)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    argv = [a.format(file=blocker) for a in argv]
+    if "--results-dir" not in argv:
+        argv += ["--results-dir", str(results)]
+    code = invoke(["sweep", *argv, "--no-progress"])
+    assert code == status
+    check_error(capsys, code, match)
+    assert store_snapshot(results) == before
+
+
+def test_results_of_an_empty_store(tmp_path, capsys):
+    assert main(["results", "--profile", "smoke", "--results-dir", str(tmp_path)]) == 0
+    assert "no results stored in" in capsys.readouterr().out
+
+
+def test_results_prints_a_summary_and_warns_on_a_truncated_row(tmp_path, capsys):
+    store = ResultStore(tmp_path, "smoke")
+    for seed, accuracy in [(0, 0.8), (1, 0.6)]:
+        store.write({"cache_key": f"{seed:064x}", "dataset": "fashion-mnist", "model": "mlp",
+                     "protocol": "random", "method": None, "density": 0.5, "seed": seed,
+                     "test_accuracy": accuracy, "test_worst_class": accuracy - 0.3,
+                     "test_gap": 0.3})
+    broken = store.write({"cache_key": "f" * 64, "dataset": "x"})
+    broken.write_text('{"cache_key": "ff')
+    with pytest.warns(UserWarning, match="ignoring unreadable result file"):
+        assert main(["results", "--profile", "smoke", "--results-dir", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert "0.7000" in captured.out and "0.4000" in captured.out  # means over the 2 seeds
+    assert "2 runs in" in captured.out
+    # From the console, the warning is one line on stderr.
+    shown = subprocess.run(dropkit_command() + ["results", "--profile", "smoke", "--results-dir",
+                                                str(tmp_path)], capture_output=True, text=True)
+    assert shown.returncode == 0 and "0.7000" in shown.stdout
+    lines = shown.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dropkit: warning: ignoring unreadable result")
+
+
+def dropkit_command() -> list[str]:
+    script = Path(sys.executable).with_name("dropkit")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "dropkit.cli"]
+
+
+def test_console_script_help_and_error_exit_codes(tmp_path):
+    command = dropkit_command()
+    shown = subprocess.run(command + ["prune", "--help"], capture_output=True, text=True)
+    assert shown.returncode == 0 and "--quotas" in shown.stdout
+    failed = subprocess.run(command + ["prune", "--labels", str(tmp_path / "none.npy"),
+                                       "--density", "0.5", "--output", str(tmp_path / "k.npy")],
+                            capture_output=True, text=True)
+    assert failed.returncode == 1
+    assert failed.stderr.strip().splitlines() == [
+        f"dropkit prune: error: --labels {tmp_path / 'none.npy'}: no such file"
+    ]
+    assert not (tmp_path / "k.npy").exists()
