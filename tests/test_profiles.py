@@ -73,7 +73,7 @@ def test_default_profile_fits_two_cores():
     default = get_profile("default")
     main = default.setup("mlp-fashion-mnist")
     assert (main.dataset, main.model, main.epochs, main.train_subset) == ("fashion-mnist", "mlp", 10, None)
-    assert default.seeds == (0, 1, 2) and default.densities == TENTHS
+    assert default.seeds == (0, 1, 2) and default.densities == (0.1, 0.3, 0.5, 0.7, 0.9)
     assert default.workers * default.threads <= 2
     assert default.device == "cpu"
 
@@ -107,11 +107,11 @@ def test_smoke_bias_benchmark_specs():
 
 def test_default_drop_evaluation_specs():
     specs = experiment_specs("default", "drop_evaluation")
-    assert len(specs) == len({s.cache_key for s in specs}) == 3 * (9 * (2 + 2 * 3) + 1)
+    assert len(specs) == len({s.cache_key for s in specs}) == 3 * (5 * (2 + 2 * 3) + 1)
     kinds = collections.Counter((s.protocol, s.method) for s in specs)
-    assert kinds[("random+drop", "el2n")] == 27
-    assert kinds[("strategy+drop", "forgetting")] == 27
-    assert kinds[("random+strategyq", "el2n")] == 27
+    assert kinds[("random+drop", "el2n")] == 15
+    assert kinds[("strategy+drop", "forgetting")] == 15
+    assert kinds[("random+strategyq", "el2n")] == 15
     assert kinds[("none", None)] == 3
     assert {s.query_seeds for s in specs} == {5}
     # Runs shared with the bias benchmark have identical keys (computed once).
@@ -136,7 +136,7 @@ def test_cdbw_imbalanced_waterbirds_and_ablation_sets():
     waterbirds = experiment_specs("default", "waterbirds")
     assert {s.dataset for s in waterbirds} == {"spurious-fashion-mnist"}
     ablation = experiment_specs("default", "pretraining_ablation")
-    assert {s.query_epochs for s in ablation if s.protocol != "none"} == {1, 2, 3, 5, 10}
+    assert {s.query_epochs for s in ablation if s.protocol != "none"} == {1, 2, 5}
     assert {s.density for s in ablation if s.protocol != "none"} == {0.4, 0.5, 0.8}
 
 
