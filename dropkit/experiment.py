@@ -56,6 +56,8 @@ __all__ = [
     "SlurmOptions",
     "SweepReport",
     "sweep",
+    "results_frame",
+    "run_experiment",
 ]
 
 #: Bumped whenever the meaning of a field or of a result changes; part of every cache key.
@@ -86,18 +88,6 @@ SCORE_METHODS: tuple[str, ...] = (
 #: The query model used for DRoP recalls when ``random+drop`` names no method (short training).
 DEFAULT_RECALL_METHOD = "el2n"
 QUOTA_RULES: tuple[str, ...] = ("paper", "counts")
-#: Used only when ``dropkit.data`` cannot be imported (the contract's registry).
-_FALLBACK_DATASETS = (
-    "fashion-mnist",
-    "cifar10",
-    "cifar100",
-    "tinyimagenet",
-    "imagenet",
-    "waterbirds",
-    "gaussian",
-    "spurious-fashion-mnist",
-)
-_FALLBACK_MODELS = ("linear", "mlp", "cnn", "vgg16", "vgg19", "resnet18", "resnet50")
 #: The RunSpec fields that determine a query training (and so its scores): ``RunSpec.query_key``.
 QUERY_FIELDS: tuple[str, ...] = (
     "dataset", "dataset_options", "train_subset", "imbalance_factor", "model",
@@ -111,20 +101,16 @@ _DEVICE_PATTERN = re.compile(r"^(cpu|cuda(:[0-9]+)?|mps)$")
 @functools.cache
 def known_datasets() -> tuple[str, ...]:
     """Dataset names accepted by :func:`dropkit.data.load_dataset`."""
-    try:
-        from dropkit.data import DATASETS
-    except ImportError:
-        return _FALLBACK_DATASETS
+    from dropkit.data import DATASETS
+
     return tuple(DATASETS)
 
 
 @functools.cache
 def known_models() -> tuple[str, ...]:
     """Model names accepted by :func:`dropkit.models.build_model`."""
-    try:
-        from dropkit.models import MODELS
-    except ImportError:
-        return _FALLBACK_MODELS
+    from dropkit.models import MODELS
+
     return tuple(MODELS)
 
 
@@ -905,3 +891,47 @@ def _run_submitit(phase: list[tuple], report: SweepReport, options: SlurmOptions
             pending = still
             if pending:
                 time.sleep(1.0)
+
+
+# --------------------------------------------------------------------------- notebooks
+
+
+def results_frame(specs: Iterable[RunSpec], store: ResultStore):
+    """The stored rows of ``specs`` as a DataFrame (one row per stored spec, specs' order).
+
+    Specs without a stored row are left out; compare ``len`` with the number of specs to check.
+    """
+    import pandas as pd
+
+    order = {spec.cache_key: index for index, spec in enumerate(_check_specs(specs))}
+    frame = store.frame()
+    if frame.empty:
+        return pd.DataFrame()
+    frame = frame[frame["cache_key"].isin(order)]
+    positions = frame["cache_key"].map(order)
+    return frame.iloc[np.argsort(positions.to_numpy(), kind="stable")].reset_index(drop=True)
+
+
+def run_experiment(profile, experiment: str, *, results_dir: str | os.PathLike = "results",
+                   executor: str = "local", workers: int | None = None,
+                   threads: int | None = None, data_root: str | os.PathLike | None = None,
+                   slurm: SlurmOptions | None = None, progress: bool = True, **selection):
+    """Run (or load) one book chapter's experiment set and return its rows.
+
+    ``profile`` is a name or :class:`dropkit.profiles.Profile`; ``selection`` is passed to
+    :func:`dropkit.profiles.experiment_specs` (``dataset``, ``model``, ``densities``, ``seeds``,
+    ``device`` and RunSpec overrides). Runs already in ``results_dir/<profile>`` are not
+    repeated. ``workers``/``threads`` default to the profile's, limited to the CPU count.
+    Returns :func:`results_frame` of the experiment's specs (every spec has a row).
+    """
+    from dropkit.profiles import experiment_specs, get_profile
+
+    profile = get_profile(profile) if isinstance(profile, str) else profile
+    specs = experiment_specs(profile, experiment, **selection)
+    store = ResultStore(results_dir, profile.name)
+    threads = profile.threads if threads is None else threads
+    if workers is None:
+        workers = max(1, min(profile.workers, (os.cpu_count() or 1) // max(1, threads)))
+    sweep(specs, store, executor=executor, workers=workers, threads=threads,
+          data_root=data_root, slurm=slurm, progress=progress)
+    return results_frame(specs, store)

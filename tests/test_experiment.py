@@ -22,6 +22,7 @@ from dropkit.experiment import (
     SlurmOptions,
     SweepError,
     full_dataset_spec,
+    results_frame,
     run,
     sweep,
 )
@@ -412,3 +413,14 @@ def test_run_leaves_the_store_unchanged_on_missing_data(tmp_path):
         run(spec, store, data_root=tmp_path / "empty")
     assert store.frame().empty
     assert list(store.runs_dir.iterdir()) == []
+
+
+def test_results_frame_selects_the_specs_rows_in_order(tmp_path):
+    store = ResultStore(tmp_path, "smoke")
+    specs = cheap_specs(4)
+    for spec in specs[1:]:
+        fake_run(spec, store)
+    fake_run(RunSpec("gaussian", "linear", "random", 0.9), store)  # not asked for
+    frame = results_frame(specs[::-1], store)
+    assert list(frame["seed"]) == [3, 2, 1]
+    assert results_frame(specs, ResultStore(tmp_path, "default")).empty
