@@ -664,8 +664,25 @@ def _set_threads(threads: int) -> None:
         sys.modules["torch"].set_num_threads(threads)
 
 
+def _exit_when_orphaned(parent: int, interval: float = 1.0) -> None:
+    """Watchdog loop of a pool worker: exit as soon as the sweep process that started it is gone.
+
+    Without it, killing the sweep (e.g. SIGKILL) would leave its workers blocked forever on a
+    queue nobody feeds. A run in flight is abandoned; its row was never written, so a resumed
+    sweep runs it again.
+    """
+    while True:
+        if os.getppid() != parent:
+            os._exit(1)
+        time.sleep(interval)
+
+
 def _worker_init(threads: int) -> None:
+    import threading
+
     _set_threads(threads)
+    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True,
+                     name="dropkit-orphan-watchdog").start()
 
 
 def _run_task(run_function: Callable, spec: RunSpec, root: str, profile: str,

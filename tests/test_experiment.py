@@ -319,6 +319,27 @@ if __name__ == "__main__":
 """
 
 
+def children(pid: int) -> list[int]:
+    """Ids of the processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 @pytest.mark.parametrize("workers", [2])
 def test_sigkill_midway_then_resume_gives_exactly_one_row_per_spec(tmp_path, workers):
     script = tmp_path / "sweep_script.py"
@@ -335,8 +356,19 @@ def test_sigkill_midway_then_resume_gives_exactly_one_row_per_spec(tmp_path, wor
             assert process.poll() is None, process.stdout.read().decode()
             assert time.monotonic() < deadline, "the sweep never got going"
             time.sleep(0.05)
+        workers_pids = children(process.pid)
+        os.kill(process.pid, signal.SIGKILL)  # only the sweep process: no cleanup, no signal
+        process.wait()
+        # Its orphaned pool workers notice and exit instead of blocking forever.
+        deadline = time.monotonic() + 15
+        while any(Path(f"/proc/{pid}").exists() and not is_zombie(pid) for pid in workers_pids):
+            assert time.monotonic() < deadline, "orphaned workers did not exit"
+            time.sleep(0.1)
     finally:
-        os.killpg(process.pid, signal.SIGKILL)  # the sweep and all its workers, no cleanup
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         process.wait()
     assert process.returncode == -signal.SIGKILL
     killed_at = len(store.rows())
