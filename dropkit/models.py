@@ -18,7 +18,6 @@ from typing import Sequence
 
 import torch
 from torch import nn
-import torchvision
 
 MODELS: tuple[str, ...] = ("linear", "mlp", "cnn", "vgg16", "vgg19", "resnet18", "resnet50")
 
@@ -107,6 +106,8 @@ def mlp_features(in_features: int) -> nn.Sequential:
 def resnet18_cifar_trunk(in_channels: int) -> nn.Module:
     """torchvision ResNet-18 with the CIFAR stem (3x3 stride-1 first conv, no max-pool) and no head.
     Output ``[B, 512]``."""
+    import torchvision  # imported on demand: it pulls in torch._dynamo (~2 s)
+
     net = torchvision.models.resnet18(weights=None)
     net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
     net.maxpool = nn.Identity()
@@ -138,6 +139,8 @@ def resnet50_parts(in_channels: int, num_classes: int, pretrained_path: str | Pa
     head has ``num_classes`` outputs; a head of another size is new, as in fine-tuning.
     Returns ``(trunk, head, head_is_pretrained)``.
     """
+    import torchvision
+
     net = torchvision.models.resnet50(weights=None)
     head_is_pretrained = False
     if pretrained_path is not None:

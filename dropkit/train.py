@@ -109,7 +109,8 @@ class TrainResult:
 
     history: one row per epoch (0-based ``epoch``, ``lr``, mean unweighted ``train_loss``,
     ``train_accuracy`` of the training forward pass, ``val_accuracy``, ``test_accuracy``,
-    ``val_worst_recall``, ``test_worst_recall`` (NaN when not evaluated that epoch), ``seconds``).
+    ``val_worst_recall``, ``test_worst_recall`` (NaN when not evaluated that epoch),
+    ``train_seconds`` (the training pass alone) and ``seconds`` (the epoch with evaluation)).
     val_recalls / test_recalls: per-class recalls ``[K]`` after the final epoch;
     val_pred / test_pred: final predictions ``[n_val]`` / ``[n_test]`` (int64).
     val_recalls_per_epoch / test_recalls_per_epoch: ``[E, K]`` (NaN rows where not evaluated).
@@ -436,7 +437,8 @@ def train(data: "DataSplits", model: str | nn.Module, config: TrainConfig = Trai
             correct[epoch] = epoch_correct.cpu().numpy()
             target_prob[epoch] = epoch_prob.cpu().numpy()
         row: dict[str, Any] = {"epoch": epoch, "lr": lr, "train_loss": loss_sum.item() / n,
-                               "train_accuracy": hit_sum.item() / n}
+                               "train_accuracy": hit_sum.item() / n,
+                               "train_seconds": time.perf_counter() - epoch_started}
         last = epoch == epochs - 1
         for split in ("val", "test"):
             if config.eval_every_epoch or last or (split == "val" and config.cdbw):
