@@ -4,6 +4,12 @@
 PNG and displays one self-contained HTML ``<figure>`` whose ``id`` names the paper figure it
 reproduces (``paper-figure-3``, ``paper-figure-4a`` ...) and whose caption states the data, model
 and scale. The book's tests look figures up by that ``id``.
+
+The result figures of chapters 02 and 03 (paper Figures 1, 2, 5, 6, 10-14) are drawn from the
+tidy results table by the ``plot_*`` functions (figure level) and ``draw_*`` functions (one
+axes); the numbers they show come from small table functions (:func:`metric_by_density`,
+:func:`mean_class_densities`, :func:`min_samples_per_class`, :func:`class_density_correlation`
+...). Every curve has one colour throughout the book (:func:`method_color`).
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ import base64
 import html
 import io
 import re
+
+import numpy as np
 
 _FIGURE_ID = re.compile(r"^[0-9]+[a-z]?(-[a-z0-9]+)*$")
 
@@ -45,3 +53,467 @@ def show_figure(fig, paper_figure: str, caption: str) -> None:
 
     display(HTML(figure_html(fig, paper_figure, caption)))
     plt.close(fig)
+
+
+# =========================================================================== result figures
+#
+# The functions below draw the paper's result figures from the tidy results table of
+# ``dropkit.experiment.results_frame`` / ``ResultStore.frame()``: one row per run with the spec
+# columns (``dataset``, ``model``, ``protocol``, ``method``, ``density``, ``seed`` ...), the test
+# summaries (``test_accuracy``, ``test_worst_class``, ``test_gap``, ``test_std``: fractions in
+# [0, 1]) and the per-class lists ``test_recalls`` [K], ``class_counts`` [K] (kept per class) and
+# ``class_sizes`` [K] (N_k before pruning). Table maths (means and min/max over seeds, class
+# densities, correlations, samples per class) are small functions of their own; the ``plot_*``
+# functions only draw what they return.
+
+#: The robustness metrics of the paper (Section 2) and their axis labels.
+METRICS: dict[str, str] = {
+    "test_accuracy": "average test accuracy",
+    "test_worst_class": "worst-class accuracy",
+    "test_gap": "max - min class accuracy",
+    "test_std": "std of class accuracies",
+}
+#: Densities over which the paper averages the class-accuracy/class-density correlation (Fig. 13).
+CORRELATION_DENSITIES: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.9)
+#: Display names of the score methods.
+METHOD_NAMES: dict[str, str] = {
+    "el2n": "EL2N",
+    "grand": "GraNd",
+    "forgetting": "Forgetting",
+    "dynamic_uncertainty": "Dynamic Uncertainty",
+    "coreset": "CoreSet",
+    "ssp": "SSP",
+}
+FULL_DATASET = "Full dataset"
+#: One colour per score method (its plain Strategy curve) ...
+METHOD_COLORS: dict[str, str] = {
+    "el2n": "tab:blue",
+    "grand": "tab:orange",
+    "forgetting": "tab:green",
+    "dynamic_uncertainty": "tab:purple",
+    "coreset": "tab:brown",
+    "ssp": "tab:olive",
+}
+#: ... and one per protocol that is not the plain strategy.
+PROTOCOL_COLORS: dict[str, str] = {
+    "none": "black",
+    "random": "tab:gray",
+    "random+drop": "tab:red",
+    "random+strategyq": "tab:cyan",
+    "strategy+drop": "tab:pink",
+}
+_REQUIRED = ("dataset", "model", "protocol", "method", "density", "seed")
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def method_label(protocol: str, method: str | None = None) -> str:
+    """The name of a curve: ``"Full dataset"``, ``"Random"``, ``"Random+DRoP"``, ``"EL2N"``,
+    ``"Random+EL2NQ"`` (random within the strategy's class counts), ``"EL2N+DRoP"``.
+
+    ``method`` is ignored for ``"none"``, ``"random"`` and ``"random+drop"`` (whose method only
+    names the query model of the DRoP recalls).
+    """
+    if protocol == "none":
+        return FULL_DATASET
+    if protocol == "random":
+        return "Random"
+    if protocol == "random+drop":
+        return "Random+DRoP"
+    if protocol not in ("strategy", "random+strategyq", "strategy+drop"):
+        raise ValueError(f"protocol={protocol!r} is not a pruning protocol")
+    if _missing(method) or method not in METHOD_NAMES:
+        raise ValueError(f"method={method!r} is not a score method ({', '.join(METHOD_NAMES)})")
+    name = METHOD_NAMES[method]
+    return {"strategy": name, "random+strategyq": f"Random+{name}Q", "strategy+drop": f"{name}+DRoP"}[protocol]
+
+
+def method_color(protocol: str, method: str | None = None) -> str:
+    """The matplotlib colour of :func:`method_label`'s curve; the same everywhere in the book."""
+    method_label(protocol, method)  # validates
+    if protocol == "strategy":
+        return METHOD_COLORS[method]
+    return PROTOCOL_COLORS[protocol]
+
+
+def labelled(frame):
+    """A copy of ``frame`` with ``label`` and ``color`` columns (see :func:`method_label`).
+
+    Raises ``ValueError`` naming the missing columns if ``frame`` lacks the spec columns.
+    """
+    missing = [c for c in _REQUIRED if c not in frame]
+    if missing:
+        raise ValueError(f"frame lacks the result columns {missing}")
+    out = frame.copy()
+    out["label"] = [method_label(p, m) for p, m in zip(out["protocol"], out["method"])]
+    out["color"] = [method_color(p, m) for p, m in zip(out["protocol"], out["method"])]
+    return out
+
+
+def _with_labels(frame):
+    return frame if "label" in frame else labelled(frame)
+
+
+def setup_title(dataset: str, model: str) -> str:
+    """``"fashion-mnist, MLP"`` style title of a model-dataset pair."""
+    return f"{dataset}, {model.upper() if len(model) <= 5 else model}"
+
+
+def split_setups(frame) -> list[tuple[str, object]]:
+    """``[(title, rows)]``, one entry per (dataset, model) pair, in order of appearance."""
+    frame = _with_labels(frame)
+    pairs = list(dict.fromkeys(zip(frame["dataset"], frame["model"])))
+    return [(setup_title(d, m), frame[(frame["dataset"] == d) & (frame["model"] == m)]) for d, m in pairs]
+
+
+def _single_setup(frame) -> None:
+    pairs = set(zip(frame["dataset"], frame["model"]))
+    if len(pairs) > 1:
+        raise ValueError(f"frame mixes {len(pairs)} model-dataset pairs {sorted(pairs)}; split it with split_setups")
+
+
+def _metric_column(frame, metric: str) -> None:
+    if metric not in frame:
+        raise ValueError(f"metric={metric!r} is not a column of the results ({', '.join(METRICS)})")
+
+
+def metric_by_density(frame, metric: str = "test_accuracy"):
+    """Mean, min and max over seeds of ``metric`` for each pruned curve and density.
+
+    Args:
+        frame: result rows of one model-dataset pair (full-dataset rows are left out).
+        metric: a scalar result column, e.g. ``"test_worst_class"``.
+
+    Returns:
+        DataFrame with columns ``label, color, density, mean, min, max, seeds`` sorted by label
+        and density (metric values in the column's units, fractions for the test metrics).
+    """
+    import pandas as pd
+
+    frame = _with_labels(frame)
+    _metric_column(frame, metric)
+    _single_setup(frame)
+    pruned = frame[frame["protocol"] != "none"]
+    if pruned.empty:
+        return pd.DataFrame(columns=["label", "color", "density", "mean", "min", "max", "seeds"])
+    table = (
+        pruned.groupby(["label", "color", "density"], sort=True)[metric]
+        .agg(mean="mean", min="min", max="max", seeds="count")
+        .reset_index()
+    )
+    return table
+
+
+def full_dataset_metric(frame, metric: str = "test_accuracy") -> dict[str, float] | None:
+    """``{"mean", "min", "max", "seeds"}`` of ``metric`` over the full-dataset runs, or None if
+    ``frame`` holds none."""
+    frame = _with_labels(frame)
+    _metric_column(frame, metric)
+    _single_setup(frame)
+    values = frame.loc[frame["protocol"] == "none", metric].astype(float)
+    if values.empty:
+        return None
+    return {"mean": float(values.mean()), "min": float(values.min()), "max": float(values.max()),
+            "seeds": int(values.size)}
+
+
+def _vectors(column) -> np.ndarray:
+    """A list column of equal-length vectors as a float64 array [rows, K]."""
+    rows = [np.asarray(v, dtype=np.float64) for v in column]
+    if len({r.shape for r in rows}) > 1:
+        raise ValueError("per-class vectors of different lengths in one table (mixed datasets?)")
+    return np.stack(rows)
+
+
+def mean_class_densities(frame, label: str) -> dict[float, np.ndarray]:
+    """Class densities ``class_counts / class_sizes`` ([K], in [0, 1]) of curve ``label``, averaged
+    over seeds, keyed by dataset density (ascending)."""
+    frame = _with_labels(frame)
+    _single_setup(frame)
+    rows = frame[frame["label"] == label]
+    if rows.empty:
+        raise ValueError(f"label={label!r} has no rows; labels present: {sorted(set(frame['label']))}")
+    out = {}
+    for density, group in rows.groupby("density", sort=True):
+        out[float(density)] = (_vectors(group["class_counts"]) / _vectors(group["class_sizes"])).mean(axis=0)
+    return out
+
+
+def min_samples_per_class(frame, label: str, density: float = 0.1) -> int:
+    """The smallest number of training samples any class keeps under ``label`` at ``density``,
+    over all seeds (the paper's "minimum SPC at 10% density")."""
+    frame = _with_labels(frame)
+    _single_setup(frame)
+    rows = frame[(frame["label"] == label) & np.isclose(frame["density"].astype(float), density)]
+    if rows.empty:
+        raise ValueError(f"label={label!r} has no rows at density={density!r}")
+    return int(_vectors(rows["class_counts"]).min())
+
+
+def full_dataset_class_accuracy(frame) -> np.ndarray:
+    """Per-class test accuracy ([K], in [0, 1]) of the full-dataset runs, averaged over seeds:
+    the paper's measure of each class's difficulty."""
+    frame = _with_labels(frame)
+    _single_setup(frame)
+    rows = frame[frame["protocol"] == "none"]
+    if rows.empty:
+        raise ValueError("frame holds no full-dataset (protocol 'none') runs")
+    return _vectors(rows["test_recalls"]).mean(axis=0)
+
+
+def pearson(x, y) -> float:
+    """Pearson correlation of two equal-length vectors; NaN when either is constant."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1 or x.size < 2:
+        raise ValueError(f"x and y must be 1-D of the same length >= 2, got {x.shape} and {y.shape}")
+    dx, dy = x - x.mean(), y - y.mean()
+    norm = np.sqrt(np.dot(dx, dx) * np.dot(dy, dy))
+    if norm == 0 or not np.isfinite(norm):
+        return float("nan")
+    return float(np.clip(np.dot(dx, dy) / norm, -1.0, 1.0))
+
+
+def correlation_densities(available, preferred=CORRELATION_DENSITIES) -> tuple[float, ...]:
+    """The densities of ``preferred`` that are ``available``; all ``available`` if none are."""
+    available = sorted(float(d) for d in available)
+    chosen = tuple(d for d in available if np.any(np.isclose(d, preferred)))
+    return chosen or tuple(available)
+
+
+def class_density_correlation(frame, label: str, densities=None) -> tuple[float, dict[float, float]]:
+    """Correlation across classes between full-dataset class accuracy and class density.
+
+    For each density, the Pearson correlation between :func:`full_dataset_class_accuracy` and the
+    seed-averaged class densities of ``label``; the first value returned is its mean over
+    ``densities`` (default: :func:`correlation_densities` of those present, i.e. the paper's
+    0.1, 0.3, 0.5, 0.7, 0.9), ignoring densities where a vector is constant (NaN). Positive:
+    the method prunes the hard (low-accuracy) classes more.
+    """
+    accuracy = full_dataset_class_accuracy(frame)
+    by_density = mean_class_densities(frame, label)
+    chosen = correlation_densities(by_density) if densities is None else tuple(float(d) for d in densities)
+    per_density = {}
+    for density in chosen:
+        match = [d for d in by_density if np.isclose(d, density)]
+        if not match:
+            raise ValueError(f"label={label!r} has no rows at density={density!r}")
+        per_density[density] = pearson(accuracy, by_density[match[0]])
+    values = [v for v in per_density.values() if np.isfinite(v)]
+    return (float(np.mean(values)) if values else float("nan")), per_density
+
+
+# --------------------------------------------------------------------------- drawing
+
+
+def _percent_axis(ax, axis: str = "y") -> None:
+    from matplotlib.ticker import PercentFormatter
+
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(PercentFormatter(1.0, decimals=0))
+
+
+def draw_metric_curve(ax, frame, metric: str = "test_accuracy", *, labels=None) -> None:
+    """Draw ``metric`` against density on ``ax``: one line (mean over seeds) with a min/max band
+    per curve, and the full-dataset mean as a dashed black line with its min/max band."""
+    table = metric_by_density(frame, metric)
+    order = labels or list(dict.fromkeys(_with_labels(frame).query("protocol != 'none'")["label"]))
+    for label in order:
+        rows = table[table["label"] == label]
+        if rows.empty:
+            continue
+        color = rows["color"].iloc[0]
+        ax.plot(rows["density"], rows["mean"], marker="o", markersize=4, color=color, label=label,
+                linewidth=2.2 if label == "Random+DRoP" else 1.5)
+        ax.fill_between(rows["density"], rows["min"], rows["max"], color=color, alpha=0.15, linewidth=0)
+    full = full_dataset_metric(frame, metric)
+    if full is not None:
+        ax.axhline(full["mean"], color="black", linestyle="--", linewidth=1.2, label=FULL_DATASET)
+        ax.axhspan(full["min"], full["max"], color="black", alpha=0.08, linewidth=0)
+    ax.set_xlabel("dataset density $d$")
+    ax.set_ylabel(METRICS.get(metric, metric))
+    ax.set_xlim(0, 1)
+    if metric in METRICS:
+        _percent_axis(ax)
+    ax.grid(True, alpha=0.3)
+
+
+def draw_tradeoff(ax, frame, *, labels=None) -> None:
+    """Average accuracy (y) against worst-class accuracy (x), one point per density (mean over
+    seeds, marker size grows with density) joined per curve; the full dataset is a black star."""
+    accuracy = metric_by_density(frame, "test_accuracy")
+    worst = metric_by_density(frame, "test_worst_class")
+    table = accuracy.merge(worst, on=["label", "color", "density"], suffixes=("_acc", "_worst"))
+    order = labels or list(dict.fromkeys(_with_labels(frame).query("protocol != 'none'")["label"]))
+    for label in order:
+        rows = table[table["label"] == label].sort_values("density")
+        if rows.empty:
+            continue
+        color = rows["color"].iloc[0]
+        ax.plot(rows["mean_worst"], rows["mean_acc"], color=color, linewidth=1.2, alpha=0.8, label=label)
+        ax.scatter(rows["mean_worst"], rows["mean_acc"], s=12 + 50 * rows["density"], color=color, zorder=3)
+    full_acc = full_dataset_metric(frame, "test_accuracy")
+    full_worst = full_dataset_metric(frame, "test_worst_class")
+    if full_acc is not None:
+        ax.scatter([full_worst["mean"]], [full_acc["mean"]], marker="*", s=220, color="black",
+                   zorder=4, label=FULL_DATASET)
+    ax.set_xlabel("worst-class accuracy (marker size: density)")
+    ax.set_ylabel("average test accuracy")
+    _percent_axis(ax, "x")
+    _percent_axis(ax, "y")
+    ax.grid(True, alpha=0.3)
+
+
+def _panels(frame, row: str | None):
+    frame = _with_labels(frame)
+    if row is None:
+        return split_setups(frame)
+    if row not in frame:
+        raise ValueError(f"row={row!r} is not a column of the results")
+    return [(str(value), frame[frame[row] == value]) for value in dict.fromkeys(frame[row])]
+
+
+def _figure_legend(fig, axes) -> None:
+    handles = {}
+    for ax in np.ravel(axes):
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    if handles:
+        fig.legend(handles.values(), handles.keys(), loc="outside lower center",
+                   ncol=len(handles) if len(handles) <= 6 else (len(handles) + 1) // 2, frameon=False)
+
+
+def plot_density_curves(frame, metrics=("test_accuracy",), *, tradeoff: bool = False, row: str | None = None,
+                        labels=None, panel_size=(4.6, 3.4)):
+    """Metric-vs-density curves (paper Figures 1, 5, 10, 11, 12).
+
+    One row of panels per model-dataset pair (or per value of the column ``row``), one column
+    per metric in ``metrics`` and, with ``tradeoff``, a last column of average vs worst-class
+    accuracy. Lines: mean over seeds; bands: min/max over seeds; dashed black: full dataset.
+    ``labels`` fixes the order of the curves. Returns the matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+
+    metrics = tuple(metrics)
+    if not metrics and not tradeoff:
+        raise ValueError("metrics must name at least one metric (or pass tradeoff=True)")
+    panels = _panels(frame, row)
+    ncols = len(metrics) + int(tradeoff)
+    fig, axes = plt.subplots(len(panels), ncols, figsize=(panel_size[0] * ncols, panel_size[1] * len(panels) + 0.8),
+                             squeeze=False, layout="constrained")
+    for axes_row, (title, rows) in zip(axes, panels):
+        for ax, metric in zip(axes_row, metrics):
+            draw_metric_curve(ax, rows, metric, labels=labels)
+            ax.set_title(f"{title}: {METRICS.get(metric, metric)}", fontsize=10)
+        if tradeoff:
+            draw_tradeoff(axes_row[-1], rows, labels=labels)
+            axes_row[-1].set_title(f"{title}: average vs worst-class", fontsize=10)
+    _figure_legend(fig, axes)
+    return fig
+
+
+def draw_sorted_class_densities(ax, frame, label: str, densities=None, *, spc_density: float = 0.1) -> None:
+    """Class densities of ``label`` sorted in decreasing order, one line per dataset density
+    (dotted: the uniform density d); the title reports the minimum samples per class (SPC) at
+    ``spc_density`` (or at the smallest density present)."""
+    by_density = mean_class_densities(frame, label)
+    chosen = sorted(by_density) if densities is None else [d for d in by_density if np.any(np.isclose(d, densities))]
+    colors = _density_colors(chosen)
+    for density in chosen:
+        values = np.sort(by_density[density])[::-1]
+        rank = np.arange(1, len(values) + 1)
+        ax.plot(rank, values, color=colors[density], marker="o" if len(values) <= 20 else None,
+                markersize=3, label=f"d = {density:g}")
+        ax.axhline(density, color=colors[density], linestyle=":", linewidth=0.8)
+    spc_at = spc_density if any(np.isclose(d, spc_density) for d in by_density) else min(by_density)
+    spc = min_samples_per_class(frame, label, spc_at)
+    ax.set_title(f"{label}: min SPC at d={spc_at:g} is {spc}", fontsize=10)
+    ax.set_xlabel("class rank (by class density)")
+    ax.set_ylabel("class density (kept / $N_k$)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(True, alpha=0.3)
+
+
+def _density_colors(densities) -> dict[float, tuple]:
+    import matplotlib
+
+    cmap = matplotlib.colormaps["viridis"]
+    densities = list(densities)
+    if len(densities) == 1:
+        return {densities[0]: cmap(0.4)}
+    return {d: cmap(0.9 * i / (len(densities) - 1)) for i, d in enumerate(densities)}
+
+
+def draw_class_accuracy_vs_density(ax, frame, label: str, densities=None) -> None:
+    """Full-dataset class accuracy (y) against the class density ``label`` keeps (x), one colour
+    per dataset density; the title reports the correlation averaged over the densities
+    (:func:`class_density_correlation`)."""
+    accuracy = full_dataset_class_accuracy(frame)
+    by_density = mean_class_densities(frame, label)
+    chosen = correlation_densities(by_density) if densities is None else [
+        d for d in by_density if np.any(np.isclose(d, densities))]
+    mean_r, _ = class_density_correlation(frame, label, chosen)
+    colors = _density_colors(chosen)
+    for density in chosen:
+        ax.scatter(by_density[density], accuracy, color=colors[density], s=18, label=f"d = {density:g}")
+    ax.set_title(f"{label}: mean corr = {mean_r:+.2f}", fontsize=10)
+    ax.set_xlabel("class density (kept / $N_k$)")
+    ax.set_ylabel("full-dataset class accuracy")
+    ax.set_xlim(-0.02, 1.02)
+    _percent_axis(ax)
+    ax.grid(True, alpha=0.3)
+
+
+def _class_grid(frame, labels, draw, *, row, densities, panel_size):
+    import matplotlib.pyplot as plt
+
+    panels = _panels(frame, row)
+    if labels is None:
+        labels = list(dict.fromkeys(_with_labels(frame).query("protocol != 'none'")["label"]))
+    labels = list(labels)
+    if not labels:
+        raise ValueError("labels must name at least one pruned curve")
+    fig, axes = plt.subplots(len(panels), len(labels), squeeze=False, layout="constrained",
+                             figsize=(panel_size[0] * len(labels), panel_size[1] * len(panels) + 0.6))
+    for axes_row, (title, rows) in zip(axes, panels):
+        for ax, label in zip(axes_row, labels):
+            draw(ax, rows, label, densities)
+            if len(panels) > 1:
+                ax.set_title(f"{title}\n{ax.get_title()}", fontsize=10)
+    _figure_legend(fig, axes[:, :1])
+    return fig
+
+
+def plot_sorted_class_densities(frame, labels=None, densities=None, *, row: str | None = None,
+                                panel_size=(3.6, 3.2)):
+    """Sorted class densities per curve (paper Figures 2 left, 6 left, 14): one column per label,
+    one row per model-dataset pair. Returns the matplotlib figure."""
+    return _class_grid(frame, labels, draw_sorted_class_densities, row=row, densities=densities,
+                       panel_size=panel_size)
+
+
+def plot_class_accuracy_vs_density(frame, labels=None, densities=None, *, row: str | None = None,
+                                   panel_size=(3.6, 3.2)):
+    """Full-dataset class accuracy against class density per curve, with the correlation
+    averaged over densities (paper Figures 2 right, 6 right, 13). Returns the figure."""
+    return _class_grid(frame, labels, draw_class_accuracy_vs_density, row=row, densities=densities,
+                       panel_size=panel_size)
+
+
+def plot_class_profile(frame, label: str, densities=None, *, panel_size=(4.6, 3.6)):
+    """Paper Figures 2 and 6: sorted class densities (left) and full-dataset class accuracy vs
+    class density (right) for one curve, one row per model-dataset pair."""
+    import matplotlib.pyplot as plt
+
+    panels = _panels(frame, None)
+    fig, axes = plt.subplots(len(panels), 2, squeeze=False, layout="constrained",
+                             figsize=(2 * panel_size[0], panel_size[1] * len(panels) + 0.6))
+    for (left, right), (title, rows) in zip(axes, panels):
+        draw_sorted_class_densities(left, rows, label, densities)
+        draw_class_accuracy_vs_density(right, rows, label, densities)
+        if len(panels) > 1:
+            left.set_title(f"{title}\n{left.get_title()}", fontsize=10)
+            right.set_title(f"{title}\n{right.get_title()}", fontsize=10)
+    _figure_legend(fig, axes[:, :1])
+    return fig

@@ -1,0 +1,265 @@
+"""dropkit.plots: figure HTML, curve names/colours, the table maths behind the result figures,
+and what the figures draw (checked on the artists, against hand-computed values)."""
+
+from __future__ import annotations
+
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from dropkit import plots  # noqa: E402
+
+
+def make_row(protocol, method, density, seed, recalls, counts, sizes=(100, 100, 100), dataset="fashion-mnist",
+             model="mlp"):
+    recalls = np.asarray(recalls, dtype=float)
+    return {
+        "dataset": dataset, "model": model, "protocol": protocol, "method": method,
+        "density": density, "seed": seed, "test_recalls": recalls.tolist(),
+        "class_counts": list(counts), "class_sizes": list(sizes),
+        "test_accuracy": recalls.mean(), "test_worst_class": recalls.min(),
+        "test_gap": recalls.max() - recalls.min(), "test_std": recalls.std(),
+    }
+
+
+@pytest.fixture
+def frame():
+    """Three classes of 100 samples; full dataset, Random and EL2N at densities 0.1 and 0.5,
+    two seeds, with hand-chosen recalls and class counts."""
+    rows = [
+        make_row("none", None, 1.0, 0, [0.6, 0.8, 1.0], [100, 100, 100]),
+        make_row("none", None, 1.0, 1, [0.7, 0.8, 0.9], [100, 100, 100]),
+        make_row("random", None, 0.1, 0, [0.3, 0.6, 0.9], [10, 10, 10]),
+        make_row("random", None, 0.1, 1, [0.5, 0.6, 0.7], [9, 10, 11]),
+        make_row("random", None, 0.5, 0, [0.5, 0.7, 0.9], [50, 50, 50]),
+        make_row("random", None, 0.5, 1, [0.5, 0.7, 0.9], [48, 50, 52]),
+        # EL2N keeps more of the easy classes: class density rises with class accuracy.
+        make_row("strategy", "el2n", 0.1, 0, [0.1, 0.6, 0.8], [0, 10, 20]),
+        make_row("strategy", "el2n", 0.1, 1, [0.2, 0.6, 0.9], [2, 10, 18]),
+        make_row("strategy", "el2n", 0.5, 0, [0.4, 0.7, 0.9], [30, 50, 70]),
+        make_row("strategy", "el2n", 0.5, 1, [0.4, 0.7, 0.9], [30, 50, 70]),
+    ]
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- figure HTML
+
+
+def test_figure_html_embeds_png_id_and_escaped_caption():
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    html = plots.figure_html(fig, "1-tradeoff", "a < b & c")
+    plt.close(fig)
+    assert html.startswith('<figure id="paper-figure-1-tradeoff"')
+    assert re.search(r'src="data:image/png;base64,[A-Za-z0-9+/=]{100,}"', html)
+    assert "<strong>Paper Figure 1 (1-tradeoff).</strong> a &lt; b &amp; c" in html
+
+
+@pytest.mark.parametrize("bad", ["", "Figure 1", "1_a", "a1"])
+def test_figure_html_rejects_bad_ids(bad):
+    fig = plt.figure()
+    with pytest.raises(ValueError, match="paper_figure"):
+        plots.figure_html(fig, bad, "caption")
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- names and colours
+
+
+@pytest.mark.parametrize("protocol, method, label", [
+    ("none", None, "Full dataset"),
+    ("random", None, "Random"),
+    ("random+drop", "el2n", "Random+DRoP"),
+    ("random+drop", None, "Random+DRoP"),
+    ("strategy", "dynamic_uncertainty", "Dynamic Uncertainty"),
+    ("random+strategyq", "grand", "Random+GraNdQ"),
+    ("strategy+drop", "forgetting", "Forgetting+DRoP"),
+])
+def test_method_label(protocol, method, label):
+    assert plots.method_label(protocol, method) == label
+
+
+def test_method_label_rejects_unknown_protocol_and_method():
+    with pytest.raises(ValueError, match="protocol='bogus'"):
+        plots.method_label("bogus")
+    with pytest.raises(ValueError, match="method=None"):
+        plots.method_label("strategy", None)
+    with pytest.raises(ValueError, match="method='l2'"):
+        plots.method_label("strategy+drop", "l2")
+
+
+def test_colours_are_distinct_within_each_chapter():
+    benchmark = [("none", None), ("random", None)] + [("strategy", m) for m in plots.METHOD_NAMES]
+    evaluation = [("none", None), ("random", None), ("random+drop", "el2n"), ("strategy", "el2n"),
+                  ("random+strategyq", "el2n"), ("strategy+drop", "el2n")]
+    for curves in (benchmark, evaluation):
+        colours = [plots.method_color(p, m) for p, m in curves]
+        assert len(set(colours)) == len(colours)
+    # the same curve always gets the same colour
+    assert plots.method_color("strategy", "el2n") == plots.METHOD_COLORS["el2n"]
+    assert plots.method_color("random+drop", "grand") == plots.method_color("random+drop", "el2n")
+
+
+def test_labelled_adds_label_and_colour_and_names_missing_columns(frame):
+    out = plots.labelled(frame)
+    assert list(out["label"].unique()) == ["Full dataset", "Random", "EL2N"]
+    assert set(out.loc[out["label"] == "EL2N", "color"]) == {"tab:blue"}
+    assert "label" not in frame  # the input is not modified
+    with pytest.raises(ValueError, match="seed"):
+        plots.labelled(frame.drop(columns=["seed"]))
+
+
+# --------------------------------------------------------------------------- table maths
+
+
+def test_metric_by_density_mean_min_max_over_seeds(frame):
+    table = plots.metric_by_density(frame, "test_worst_class")
+    assert set(table["label"]) == {"Random", "EL2N"}  # the full dataset is not a curve
+    random_01 = table[(table["label"] == "Random") & (table["density"] == 0.1)].iloc[0]
+    assert random_01["mean"] == pytest.approx(0.4)
+    assert random_01["min"] == pytest.approx(0.3)
+    assert random_01["max"] == pytest.approx(0.5)
+    assert random_01["seeds"] == 2
+    el2n = table[table["label"] == "EL2N"].sort_values("density")
+    np.testing.assert_allclose(el2n["mean"], [0.15, 0.4])
+    with pytest.raises(ValueError, match="metric='test_bogus'"):
+        plots.metric_by_density(frame, "test_bogus")
+
+
+def test_full_dataset_metric(frame):
+    full = plots.full_dataset_metric(frame, "test_worst_class")
+    assert full == pytest.approx({"mean": 0.65, "min": 0.6, "max": 0.7, "seeds": 2})
+    assert plots.full_dataset_metric(frame[frame["protocol"] != "none"], "test_accuracy") is None
+
+
+def test_tables_refuse_mixed_model_dataset_pairs(frame):
+    other = frame.assign(dataset="cifar10")
+    mixed = pd.concat([frame, other], ignore_index=True)
+    with pytest.raises(ValueError, match="split_setups"):
+        plots.metric_by_density(mixed)
+    setups = plots.split_setups(mixed)
+    assert [title for title, _ in setups] == ["fashion-mnist, MLP", "cifar10, MLP"]
+    assert all(len(rows) == len(frame) for _, rows in setups)
+
+
+def test_mean_class_densities_and_min_spc(frame):
+    densities = plots.mean_class_densities(frame, "Random")
+    assert list(densities) == [0.1, 0.5]
+    np.testing.assert_allclose(densities[0.1], [0.095, 0.10, 0.105])
+    np.testing.assert_allclose(densities[0.5], [0.49, 0.50, 0.51])
+    assert plots.min_samples_per_class(frame, "Random", 0.1) == 9
+    assert plots.min_samples_per_class(frame, "EL2N", 0.1) == 0
+    assert plots.min_samples_per_class(frame, "EL2N", 0.5) == 30
+    with pytest.raises(ValueError, match="density=0.3"):
+        plots.min_samples_per_class(frame, "EL2N", 0.3)
+    with pytest.raises(ValueError, match="label='CoreSet'"):
+        plots.mean_class_densities(frame, "CoreSet")
+
+
+def test_full_dataset_class_accuracy(frame):
+    np.testing.assert_allclose(plots.full_dataset_class_accuracy(frame), [0.65, 0.8, 0.95])
+    with pytest.raises(ValueError, match="full-dataset"):
+        plots.full_dataset_class_accuracy(frame[frame["protocol"] != "none"])
+
+
+def test_pearson_exact_values():
+    assert plots.pearson([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
+    assert plots.pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert plots.pearson([1, 2, 3], [1, 3, 2]) == pytest.approx(0.5)
+    assert np.isnan(plots.pearson([1, 2, 3], [5, 5, 5]))
+    with pytest.raises(ValueError, match="same length"):
+        plots.pearson([1, 2], [1, 2, 3])
+
+
+def test_correlation_densities_prefers_the_paper_levels():
+    assert plots.correlation_densities([0.2, 0.3, 0.5, 0.6]) == (0.3, 0.5)
+    assert plots.correlation_densities([0.2, 0.4]) == (0.2, 0.4)  # none of the paper's: all present
+
+
+def test_class_density_correlation_averages_per_density_values(frame):
+    mean_r, per_density = plots.class_density_correlation(frame, "EL2N")
+    accuracy = np.array([0.65, 0.8, 0.95])
+    r01 = plots.pearson(accuracy, [0.01, 0.10, 0.19])
+    assert per_density[0.1] == pytest.approx(r01)
+    assert per_density[0.5] == pytest.approx(1.0)  # 0.3, 0.5, 0.7: linear in the accuracy
+    assert mean_r == pytest.approx((r01 + 1.0) / 2)
+    # a density where the class densities are constant has no correlation and is skipped
+    even = frame.copy()
+    even.loc[(even["protocol"] == "random") & (even["density"] == 0.5), "class_counts"] = pd.Series(
+        [[50, 50, 50]] * 2, index=even.index[(even["protocol"] == "random") & (even["density"] == 0.5)])
+    mean_r, per_density = plots.class_density_correlation(even, "Random")
+    assert np.isnan(per_density[0.5])
+    assert mean_r == pytest.approx(per_density[0.1])
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def test_density_curves_draw_means_bands_and_the_full_dataset(frame):
+    fig = plots.plot_density_curves(frame, ("test_accuracy", "test_worst_class"), tradeoff=True)
+    axes = fig.axes
+    assert len(axes) == 3
+    worst = axes[1]
+    lines = {line.get_label(): line for line in worst.get_lines()}
+    np.testing.assert_allclose(lines["Random"].get_xdata(), [0.1, 0.5])
+    np.testing.assert_allclose(lines["Random"].get_ydata(), [0.4, 0.5])
+    np.testing.assert_allclose(lines["Full dataset"].get_ydata(), [0.65, 0.65])
+    assert lines["EL2N"].get_color() == "tab:blue"
+    bands = [c for c in worst.collections if c.get_paths()]
+    random_band = bands[0].get_paths()[0].vertices
+    assert random_band[:, 1].min() == pytest.approx(0.3) and random_band[:, 1].max() == pytest.approx(0.5)
+    # trade-off: the full dataset is a star at (worst, average) of the full runs
+    star = [c for c in axes[2].collections if c.get_label() == "Full dataset"][0]
+    np.testing.assert_allclose(star.get_offsets()[0], [0.65, 0.8])
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["Random", "EL2N", "Full dataset"]
+    plt.close(fig)
+
+
+def test_density_curves_one_row_per_setup_or_column(frame):
+    mixed = pd.concat([frame, frame.assign(dataset="cifar10")], ignore_index=True)
+    fig = plots.plot_density_curves(mixed, tuple(plots.METRICS))
+    assert len(fig.axes) == 8
+    assert fig.axes[4].get_title() == "cifar10, MLP: average test accuracy"
+    plt.close(fig)
+    fig = plots.plot_density_curves(frame.assign(panel="EL2N as Strategy"), ("test_gap",), row="panel")
+    assert fig.axes[0].get_title() == "EL2N as Strategy: max - min class accuracy"
+    plt.close(fig)
+    with pytest.raises(ValueError, match="row='nope'"):
+        plots.plot_density_curves(frame, row="nope")
+
+
+def test_sorted_class_densities_and_min_spc_in_title(frame):
+    fig = plots.plot_sorted_class_densities(frame, ["Random", "EL2N"])
+    random_ax, el2n_ax = fig.axes
+    assert el2n_ax.get_title() == "EL2N: min SPC at d=0.1 is 0"
+    assert random_ax.get_title() == "Random: min SPC at d=0.1 is 9"
+    sorted_lines = [line for line in el2n_ax.get_lines() if len(line.get_xdata()) == 3]
+    np.testing.assert_allclose(sorted_lines[0].get_ydata(), [0.19, 0.10, 0.01])
+    np.testing.assert_allclose(sorted_lines[1].get_ydata(), [0.7, 0.5, 0.3])
+    plt.close(fig)
+
+
+def test_class_accuracy_vs_density_reports_mean_correlation(frame):
+    fig = plots.plot_class_accuracy_vs_density(frame, ["EL2N"])
+    (ax,) = fig.axes
+    mean_r, _ = plots.class_density_correlation(frame, "EL2N")
+    assert ax.get_title() == f"EL2N: mean corr = {mean_r:+.2f}"
+    points = np.concatenate([c.get_offsets() for c in ax.collections])
+    assert points.shape == (6, 2)  # 3 classes x 2 densities
+    np.testing.assert_allclose(sorted(points[:, 1]), sorted([0.65, 0.8, 0.95] * 2))
+    plt.close(fig)
+
+
+def test_class_profile_has_both_panels(frame):
+    fig = plots.plot_class_profile(frame, "EL2N")
+    assert [ax.get_title().split(":")[0] for ax in fig.axes] == ["EL2N", "EL2N"]
+    assert "min SPC" in fig.axes[0].get_title() and "corr" in fig.axes[1].get_title()
+    plt.close(fig)
