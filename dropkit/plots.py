@@ -269,10 +269,10 @@ def pearson(x, y) -> float:
     y = np.asarray(y, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 1 or x.size < 2:
         raise ValueError(f"x and y must be 1-D of the same length >= 2, got {x.shape} and {y.shape}")
+    if np.ptp(x) == 0 or np.ptp(y) == 0 or not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        return float("nan")
     dx, dy = x - x.mean(), y - y.mean()
     norm = np.sqrt(np.dot(dx, dx) * np.dot(dy, dy))
-    if norm == 0 or not np.isfinite(norm):
-        return float("nan")
     return float(np.clip(np.dot(dx, dy) / norm, -1.0, 1.0))
 
 
