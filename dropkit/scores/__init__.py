@@ -1,0 +1,35 @@
+"""Per-sample pruning scores, one float per training sample, **higher = more useful = kept first**.
+
+Model-free cores (arrays in, scores out):
+
+- :func:`el2n_from_logits` -- EL2N (Paul et al., 2021); high = hard = kept.
+- :func:`per_sample_grad_norms` -- exact GraNd (Paul et al., 2021) over all parameters; high = kept.
+- :func:`forgetting_from_correct` -- forgetting events (Toneva et al., 2019); high = kept.
+- :func:`dynamic_uncertainty_from_probs` -- Dynamic Uncertainty (He et al., 2023); high = kept.
+- :func:`k_center_greedy` -- CoreSet greedy k-center order (Sener & Savarese, 2018); earlier = kept
+  (:func:`coreset_scores_from_order` turns the order into scores).
+- :func:`ssp_from_embeddings` -- distance to the class prototype (Sorscher et al., 2022); far = kept.
+- :func:`random_scores` -- seeded uniform scores.
+
+The query protocol (:func:`compute_scores`, :class:`QueryConfig`, :class:`ScoreResult`) trains the
+paper's query models and returns the scores with the query models' validation recalls for DRoP.
+"""
+
+from dropkit.scores.coreset import KCENTER_METHODS, coreset_scores_from_order, k_center_greedy
+from dropkit.scores.dynamic_uncertainty import dynamic_uncertainty_from_probs
+from dropkit.scores.el2n import el2n_from_logits
+from dropkit.scores.forgetting import NEVER_LEARNED_RULES, forgetting_from_correct
+from dropkit.scores.grand import GRAD_NORM_METHODS, per_sample_grad_norms
+from dropkit.scores.query import (
+    FULL_QUERY_METHODS, METHODS, SHORT_QUERY_METHODS, QueryConfig, ScoreResult, compute_scores,
+)
+from dropkit.scores.ssp import ssp_from_embeddings
+from dropkit.scores.uniform import random_scores
+
+__all__ = [
+    "FULL_QUERY_METHODS", "GRAD_NORM_METHODS", "KCENTER_METHODS", "METHODS", "NEVER_LEARNED_RULES",
+    "SHORT_QUERY_METHODS", "QueryConfig", "ScoreResult", "compute_scores",
+    "coreset_scores_from_order", "dynamic_uncertainty_from_probs", "el2n_from_logits",
+    "forgetting_from_correct", "k_center_greedy", "per_sample_grad_norms", "random_scores",
+    "ssp_from_embeddings",
+]

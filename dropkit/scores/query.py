@@ -1,0 +1,278 @@
+"""The query-model protocol of the paper (Section 2, Appendix A "Data Pruning"): train query
+model(s) on the training set, score every training sample, and keep the query models' validation
+recalls so DRoP can reuse them without a second query training.
+
+=====================  ==============================================  ========================
+method                 query training                                  score (higher = kept)
+=====================  ==============================================  ========================
+``el2n``               ``num_seeds`` short runs of ``epochs`` epochs   EL2N, mean over seeds
+``grand``              ``num_seeds`` short runs of ``epochs`` epochs   GraNd, mean over seeds
+``forgetting``         one full run (``full_epochs``), per-sample log   forgetting events
+``dynamic_uncertainty`` one full run (``full_epochs``), per-sample log  Dynamic Uncertainty
+``coreset``            one full run (``full_epochs``)                  ``N - k-center position``
+``ssp``                one full run (``full_epochs``)                  distance to class mean
+``random``             none                                            seeded uniform
+=====================  ==============================================  ========================
+
+The paper uses 10% of the final training length for the short runs and 5 seeds
+(``QueryConfig(epochs=E // 10, full_epochs=E, num_seeds=5)``).  Short runs follow the prefix of
+the final learning-rate schedule (drop epochs at or after ``epochs`` do not happen in them).
+CoreSet and SSP use the penultimate-layer embeddings (``model.embed``) of the fully trained query
+model; CoreSet starts its greedy order at the first training sample.
+
+Validation recalls: ``ScoreResult.val_recalls`` is the mean over the query runs of the final
+per-class validation recalls.  ``random`` trains nothing, so its ``val_recalls`` is None and
+``models`` is empty: Random+DRoP takes its recalls from the query model of the strategy it is
+compared with (the paper's setting: the short EL2N/GraNd-style query, e.g.
+``compute_scores("el2n", ...).val_recalls``), never from a second training here.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, replace
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from dropkit.scores.coreset import coreset_scores_from_order, k_center_greedy
+from dropkit.scores.dynamic_uncertainty import dynamic_uncertainty_from_probs
+from dropkit.scores.el2n import el2n_from_logits
+from dropkit.scores.forgetting import NEVER_LEARNED_RULES, forgetting_from_correct
+from dropkit.scores.grand import per_sample_grad_norms
+from dropkit.scores.ssp import ssp_from_embeddings
+from dropkit.scores.uniform import random_scores
+
+METHODS: tuple[str, ...] = ("random", "el2n", "grand", "forgetting", "dynamic_uncertainty",
+                            "coreset", "ssp")
+SHORT_QUERY_METHODS: tuple[str, ...] = ("el2n", "grand")
+FULL_QUERY_METHODS: tuple[str, ...] = ("forgetting", "dynamic_uncertainty", "coreset", "ssp")
+
+
+@dataclass(frozen=True)
+class QueryConfig:
+    """How query models are trained and scores computed.
+
+    epochs: length of each short query run (EL2N, GraNd; the paper: 10% of the final length).
+    full_epochs: length of the full query run (Forgetting, Dynamic Uncertainty, CoreSet, SSP);
+        None = ``10 * epochs``.
+    num_seeds: short query runs, seeds ``seed, seed + 1, ...``; their scores and validation
+        recalls are averaged (paper: 5).  The full run uses ``seed``.  ``random`` uses ``seed``.
+    lr, momentum, weight_decay, batch_size, drop_epochs, drop_factor, augment, cdbw, device,
+    bf16, channels_last, compile: as in :class:`dropkit.train.TrainConfig`; ``drop_epochs`` are
+        epochs of the full-length schedule.  ``cdbw=True`` trains CDB-W query models (the paper's
+        "CDB-W+EL2N").
+    window: Dynamic Uncertainty window J (He et al.: 10).
+    never_learned: Forgetting score of never-learned samples, "most" (default) or "zero"
+        (see :mod:`dropkit.scores.forgetting`).
+    score_batch_size: samples per batch when computing logits, gradients and embeddings.
+    """
+
+    epochs: int = 10
+    full_epochs: int | None = None
+    num_seeds: int = 5
+    seed: int = 0
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 256
+    drop_epochs: tuple[int, ...] = ()
+    drop_factor: float = 0.2
+    augment: bool = False
+    cdbw: bool = False
+    device: str = "cpu"
+    bf16: bool = False
+    channels_last: bool = False
+    compile: bool = False
+    window: int = 10
+    never_learned: str = "most"
+    score_batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "num_seeds", "score_batch_size", "window"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name}={value!r} must be a positive integer")
+        if self.full_epochs is not None and (not isinstance(self.full_epochs, int)
+                                             or isinstance(self.full_epochs, bool)
+                                             or self.full_epochs < 1):
+            raise ValueError(f"full_epochs={self.full_epochs!r} must be a positive integer or None")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ValueError(f"seed={self.seed!r} must be a non-negative integer")
+        if self.window < 2:
+            raise ValueError(f"window={self.window!r} must be >= 2")
+        if self.never_learned not in NEVER_LEARNED_RULES:
+            raise ValueError(f"never_learned={self.never_learned!r} is not one of {NEVER_LEARNED_RULES}")
+        object.__setattr__(self, "drop_epochs", tuple(self.drop_epochs))
+        self.train_config(full=True)  # validates the shared training fields early
+
+    @property
+    def full_length(self) -> int:
+        """Epochs of the full-length query run."""
+        return self.full_epochs if self.full_epochs is not None else 10 * self.epochs
+
+    def train_config(self, *, full: bool, seed: int | None = None, record_per_sample: bool = False):
+        """The :class:`dropkit.train.TrainConfig` of one query run (short unless ``full``)."""
+        from dropkit.train import TrainConfig
+
+        epochs = self.full_length if full else self.epochs
+        return TrainConfig(
+            epochs=epochs, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
+            batch_size=self.batch_size, drop_epochs=tuple(d for d in self.drop_epochs if d < epochs),
+            drop_factor=self.drop_factor, augment=self.augment, cdbw=self.cdbw,
+            seed=self.seed if seed is None else seed, device=self.device,
+            channels_last=self.channels_last, bf16=self.bf16, compile=self.compile,
+            record_per_sample=record_per_sample, eval_every_epoch=False,
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class ScoreResult:
+    """Scores of one method and what produced them.
+
+    scores: float64 ``[n]`` in ``train_indices`` order, higher = more useful = kept first.
+    val_recalls: float64 ``[K]`` mean final validation recall of the query runs (None for
+        ``random``, which trains nothing).
+    models: the trained query models (one per run; empty for ``random``), in eval mode.
+    method: the scoring method. runs: the :class:`dropkit.train.TrainResult` of every query run
+        (histories, test recalls, per-sample records).
+    """
+
+    scores: np.ndarray
+    val_recalls: np.ndarray | None
+    models: list[nn.Module]
+    method: str = ""
+    runs: list = field(default_factory=list)
+
+
+def _raw_batches(data, indices: np.ndarray, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Raw ``(x, y)`` training batches of ``indices`` in order (in memory or streamed)."""
+    if isinstance(getattr(data, "x_train", None), torch.Tensor):
+        for start in range(0, len(indices), batch_size):
+            idx = torch.from_numpy(indices[start:start + batch_size])
+            yield data.x_train[idx], data.y_train[idx]
+    else:  # a folder-scale dataset: stream the subset through a DataLoader
+        from dropkit.train import default_loader_workers
+
+        subset = torch.utils.data.Subset(data.train, indices.tolist())
+        loader = torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False,
+                                             num_workers=default_loader_workers())
+        yield from loader
+
+
+def _per_sample(fn, model: nn.Module, data, indices: np.ndarray, query: QueryConfig) -> torch.Tensor:
+    """``cat(fn(model, normalised x, y))`` over the training rows ``indices`` (on the CPU)."""
+    from dropkit.train import Normalizer
+
+    device = next(model.parameters()).device
+    normalizer = Normalizer.for_data(data, device)
+    was_training = model.training
+    model.eval()
+    try:
+        parts = [fn(model, normalizer(x.to(device)), y.to(device)).cpu()
+                 for x, y in _raw_batches(data, indices, query.score_batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(parts)
+
+
+def _el2n(model, x, y, num_classes):
+    with torch.no_grad():
+        return el2n_from_logits(model(x).float(), y, num_classes)
+
+
+def _embed(model, x, y):
+    with torch.no_grad():
+        return model.embed(x).float()
+
+
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is not one of {METHODS}")
+
+
+def _train_indices(data, train_indices) -> np.ndarray:
+    if train_indices is None:
+        return np.arange(data.num_train, dtype=np.int64)
+    indices = np.asarray(train_indices)
+    if indices.ndim != 1 or indices.size == 0 or not np.issubdtype(indices.dtype, np.integer):
+        raise ValueError(f"train_indices must be a non-empty 1-D integer array, got shape "
+                         f"{indices.shape} dtype {indices.dtype}")
+    if indices.min() < 0 or indices.max() >= data.num_train:
+        raise ValueError(f"train_indices must lie in [0, {data.num_train})")
+    return indices.astype(np.int64)
+
+
+def compute_scores(method: str, data, *, model: str | nn.Module, query: QueryConfig = QueryConfig(),
+                   train_indices=None, progress: bool = True) -> ScoreResult:
+    """Train the query model(s) of ``method`` and score every training sample.
+
+    Args:
+        method: one of :data:`METHODS`.
+        data: a :class:`dropkit.data.DataSplits` (or folder-scale ``FolderSplits``).
+        model: a name from :data:`dropkit.models.MODELS` (built under each run's seed) or an
+            ``nn.Module`` (deep-copied for every run, so all runs share its initialisation).
+        query: :class:`QueryConfig`.
+        train_indices: training rows to train on and score (default: all, in order).
+        progress: tqdm bars of the query trainings.
+
+    Returns:
+        :class:`ScoreResult` with ``scores`` in ``train_indices`` order.
+    """
+    from dropkit.train import train
+
+    _check_method(method)
+    if not isinstance(query, QueryConfig):
+        raise ValueError(f"query must be a QueryConfig, got {type(query).__name__}")
+    if not isinstance(model, (str, nn.Module)):
+        raise ValueError(f"model must be a model name or an nn.Module, got {type(model).__name__}")
+    indices = _train_indices(data, train_indices)
+    n = len(indices)
+    if method == "random":
+        return ScoreResult(random_scores(n, query.seed), None, [], method)
+
+    def run(seed: int, *, full: bool, record: bool = False):
+        module = copy.deepcopy(model) if isinstance(model, nn.Module) else model
+        config = query.train_config(full=full, seed=seed, record_per_sample=record)
+        result = train(data, module, config, train_indices=indices, progress=progress)
+        result.model.eval()
+        return result
+
+    if method in SHORT_QUERY_METHODS:
+        runs, total = [], np.zeros(n, dtype=np.float64)
+        for i in range(query.num_seeds):
+            result = run(query.seed + i, full=False)
+            runs.append(result)
+            if method == "el2n":
+                k = int(data.num_classes)
+                part = _per_sample(lambda m, x, y: _el2n(m, x, y, k), result.model, data, indices, query)
+            else:
+                part = _per_sample(
+                    lambda m, x, y: per_sample_grad_norms(m, x, y, query.score_batch_size).to(x.device),
+                    result.model, data, indices, query)
+            total += part.double().numpy()
+        scores = total / query.num_seeds
+    else:
+        record = method in ("forgetting", "dynamic_uncertainty")
+        result = run(query.seed, full=True, record=record)
+        runs = [result]
+        if method == "forgetting":
+            scores = forgetting_from_correct(result.correct, never_learned=query.never_learned)
+        elif method == "dynamic_uncertainty":
+            scores = dynamic_uncertainty_from_probs(result.target_prob, window=query.window)
+        else:
+            emb = _per_sample(_embed, result.model, data, indices, query)
+            if method == "ssp":
+                labels = data.y_train[torch.from_numpy(indices)]
+                scores = ssp_from_embeddings(emb, labels).double().numpy()
+            else:
+                order = k_center_greedy(emb.to(query.device), n, first=0)
+                scores = coreset_scores_from_order(order, n)
+    val_recalls = np.mean([r.val_recalls for r in runs], axis=0)
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.shape != (n,) or not np.isfinite(scores).all():
+        raise RuntimeError(f"{method} produced invalid scores (shape {scores.shape}, "
+                           f"{int((~np.isfinite(scores)).sum())} non-finite)")
+    return ScoreResult(scores, val_recalls, [r.model for r in runs], method, runs)
