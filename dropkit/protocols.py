@@ -1,0 +1,101 @@
+"""Pruning protocols of the paper (Section 4): which samples a protocol keeps, in one call.
+
+==================== ============================================================ =============
+protocol             kept samples                                                 needs
+==================== ============================================================ =============
+``random``           uniform random ``round(d * N)`` samples                       --
+``strategy``         the ``round(d * N)`` highest scores overall                   scores
+``random+strategyq`` random within each class, with the class counts that          scores
+                     ``strategy`` keeps at the same density (StrategyQ)
+``strategy+drop``    the highest scores within each class, DRoP class quotas       scores, recalls
+``random+drop``      random within each class, DRoP class quotas (the paper's      recalls
+                     method)
+==================== ============================================================ =============
+
+Scores follow :mod:`dropkit.scores` (higher = more useful = kept first); recalls are the query
+model's per-class validation recalls (``ScoreResult.val_recalls``).  Everything goes through
+:func:`dropkit.select.select` (ties broken by ``seed``, never by dataset order) and
+:mod:`dropkit.quotas` (DRoP quotas by ``rule``, exact integer counts summing to ``round(d * N)``).
+Arguments a protocol does not need are ignored.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dropkit.quotas import as_labels, drop_quotas, strategy_quotas
+from dropkit.select import select
+
+PROTOCOLS: tuple[str, ...] = ("random", "strategy", "random+strategyq", "strategy+drop",
+                              "random+drop")
+NEEDS_SCORES: frozenset[str] = frozenset({"strategy", "random+strategyq", "strategy+drop"})
+NEEDS_RECALLS: frozenset[str] = frozenset({"strategy+drop", "random+drop"})
+
+
+def _checked_scores(protocol: str, scores, n: int) -> np.ndarray:
+    if scores is None:
+        raise ValueError(f"protocol={protocol!r} needs scores (one per sample), got scores=None")
+    values = np.asarray(scores)
+    if values.shape != (n,):
+        raise ValueError(f"scores must have shape ({n},) like labels, got {values.shape}")
+    if values.dtype.kind not in "biuf":
+        raise ValueError(f"scores must be real numbers, got dtype {values.dtype}")
+    if np.isnan(values).any():
+        raise ValueError(f"scores hold {int(np.isnan(values).sum())} NaN values")
+    return values.astype(np.float64)
+
+
+def _checked_recalls(protocol: str, recalls, num_classes: int) -> np.ndarray:
+    if recalls is None:
+        raise ValueError(f"protocol={protocol!r} needs the query model's per-class validation "
+                         "recalls, got recalls=None")
+    values = np.asarray(recalls, dtype=np.float64)
+    if values.ndim != 1 or len(values) < num_classes:
+        raise ValueError(f"recalls must be 1-D with one entry per class (at least {num_classes} "
+                         f"for these labels), got shape {values.shape}")
+    if not np.isfinite(values).all() or (values < 0).any() or (values > 1).any():
+        raise ValueError(f"recalls must be finite values in [0, 1], got {values.tolist()}")
+    return values
+
+
+def keep_indices(protocol: str, labels, density: float, *, scores=None, recalls=None,
+                 rule: str = "paper", min_per_class: int = 0, seed: int = 0) -> np.ndarray:
+    """Sorted int64 indices ``[round(density * N)]`` of the samples ``protocol`` keeps.
+
+    Args:
+        protocol: one of :data:`PROTOCOLS`.
+        labels: ``[N]`` integer class ids.
+        density: fraction of samples kept, in ``(0, 1]``.
+        scores: ``[N]`` per-sample scores, higher = kept first (strategy protocols).
+        recalls: ``[K]`` per-class validation recalls in ``[0, 1]`` of the query model (DRoP
+            protocols); ``K`` is the number of classes, at least ``max(labels) + 1``.  Classes
+            with no sample in ``labels`` keep nothing and are left out of the DRoP allocation.
+        rule: DRoP allocation rule, ``"paper"`` or ``"counts"`` (:func:`dropkit.quotas.drop_quotas`).
+        min_per_class: floor on every class's DRoP count (0 = the paper).
+        seed: seed of random selection and of tie-breaking between equal scores.
+
+    Returns:
+        Sorted int64 indices into ``labels``.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol={protocol!r} is not one of {PROTOCOLS}")
+    y = as_labels(labels, "labels")
+    if len(y) == 0:
+        raise ValueError("labels is empty: there is nothing to select from")
+    values = _checked_scores(protocol, scores, len(y)) if protocol in NEEDS_SCORES else None
+    if protocol == "random":
+        return select(y, density, seed=seed)
+    if protocol == "strategy":
+        return select(y, density, scores=values, seed=seed)
+    if protocol == "random+strategyq":
+        num_classes = int(y.max()) + 1
+        kept = select(y, density, scores=values, seed=seed)
+        return select(y, density, quotas=strategy_quotas(y, kept, num_classes), seed=seed)
+    num_classes = int(y.max()) + 1
+    rec = _checked_recalls(protocol, recalls, num_classes)
+    sizes = np.bincount(y, minlength=len(rec))
+    present = sizes > 0  # a class absent from labels keeps nothing and takes no part in DRoP
+    quotas = np.zeros(len(rec), dtype=np.int64)
+    quotas[present] = drop_quotas(sizes[present], rec[present], density, rule=rule,
+                                  min_per_class=min_per_class)
+    return select(y, density, quotas=quotas, scores=values, seed=seed)
