@@ -51,6 +51,7 @@ __all__ = [
     "drop_claim",
     "drop_peak_claim",
     "drop_correlation_claim",
+    "provenance_sentence",
 ]
 
 DROP_LABEL = "Random+DRoP"
@@ -305,3 +306,24 @@ def drop_correlation_claim(frame) -> str:
             f"r = {r:+.2f} on average, against {correlations[lowest]:+.2f} for {lowest}, the most "
             f"negative among the plain strategies and Random: the paper's observation that DRoP's negative correlation is much more "
             f"pronounced than the strategies' {'holds' if stronger else 'does not hold'} here.")
+
+
+def provenance_sentence(frame) -> str:
+    """Where the rows of ``frame`` come from: how many runs, the dropkit git revision(s), the
+    machine(s), library versions, their summed wall time and when they finished."""
+    if frame.empty:
+        raise ValueError("frame holds no runs")
+
+    def listed(column: str) -> str:
+        if column not in frame:
+            return "unknown"
+        values = sorted({str(v) for v in frame[column] if v is not None and v == v})
+        return ", ".join(values) if values else "unknown"
+
+    seconds = float(frame["seconds"].sum()) if "seconds" in frame else float("nan")
+    finished = sorted(str(v) for v in frame.get("finished_at", pd.Series(dtype=str)).dropna())
+    when = f", finished between {finished[0]} and {finished[-1]}" if finished else ""
+    return (f"{len(frame)} runs computed by dropkit {listed('dropkit_version')} at git revision "
+            f"{listed('git_revision')} on {listed('device_name')} (torch {listed('torch_version')}, "
+            f"numpy {listed('numpy_version')}, Python {listed('python_version')}); summed wall "
+            f"time {seconds / 60:.1f} min{when}.")

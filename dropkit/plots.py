@@ -517,3 +517,76 @@ def plot_class_profile(frame, label: str, densities=None, *, panel_size=(4.6, 3.
             right.set_title(f"{title}\n{right.get_title()}", fontsize=10)
     _figure_legend(fig, axes[:, :1])
     return fig
+
+
+# --------------------------------------------------------------------------- chapter helpers
+
+_STRATEGY_PROTOCOLS = ("strategy", "random+strategyq", "strategy+drop")
+_SHARED_PROTOCOLS = ("none", "random", "random+drop")
+
+
+def by_strategy(frame, strategies=None):
+    """Chapter 03's panels: for each model-dataset pair and each Strategy (score method of the
+    ``strategy``, ``random+strategyq`` and ``strategy+drop`` rows), that Strategy's rows plus the
+    shared Random, Random+DRoP and full-dataset rows, with columns ``strategy`` (method) and
+    ``panel`` (e.g. ``"fashion-mnist, MLP; Strategy = EL2N"``). Shared rows appear once per panel.
+
+    ``strategies`` (default: those present, in order of appearance) selects and orders them.
+    """
+    import pandas as pd
+
+    frame = _with_labels(frame)
+    parts = []
+    for title, rows in split_setups(frame):
+        present = list(dict.fromkeys(rows.loc[rows["protocol"].isin(_STRATEGY_PROTOCOLS), "method"]))
+        chosen = present if strategies is None else [s for s in strategies if s in present]
+        for method in chosen:
+            part = rows[rows["protocol"].isin(_SHARED_PROTOCOLS)
+                        | (rows["protocol"].isin(_STRATEGY_PROTOCOLS) & (rows["method"] == method))].copy()
+            part["strategy"] = method
+            part["panel"] = f"{title}; Strategy = {METHOD_NAMES[method]}"
+            parts.append(part)
+    if not parts:
+        raise ValueError("frame holds no Strategy runs (protocols strategy, random+strategyq, strategy+drop)"
+                         + ("" if strategies is None else f" for strategies={list(strategies)}"))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _values(rows, column) -> list:
+    if column not in rows:
+        return []
+    return list(dict.fromkeys(tuple(v) if isinstance(v, list) else v for v in rows[column]))
+
+
+def setting_caption(frame) -> str:
+    """The runs behind a figure in words, from the result columns: for each model-dataset pair
+    the training-set size, epochs and LR drops, batch size and learning rate, then the seeds,
+    densities and query-model training. Used in every result figure's caption."""
+    frame = _with_labels(frame)
+    setups = []
+    for title, rows in split_setups(frame):
+        text = title
+        sizes = _values(rows, "num_train")
+        if len(sizes) == 1:
+            text += f" ({sizes[0]} training samples)"
+        epochs, drops = _values(rows, "epochs"), _values(rows, "drop_epochs")
+        if len(epochs) == 1:
+            text += f", {epochs[0]} epochs"
+            if len(drops) == 1 and drops[0]:
+                text += f" (LR x0.2 at epochs {', '.join(str(e) for e in drops[0])})"
+        for column, name in (("batch_size", "batch"), ("lr", "LR")):
+            values = _values(rows, column)
+            if len(values) == 1:
+                text += f", {name} {values[0]:g}"
+        setups.append(text)
+    seeds = sorted(int(s) for s in _values(frame, "seed"))
+    densities = sorted(float(d) for d in _values(frame[frame["protocol"] != "none"], "density"))
+    text = "; ".join(setups)
+    text += f"; {len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))})"
+    text += f"; densities {', '.join(f'{d:g}' for d in densities)}"
+    queried = frame[frame["method"].notna() & frame["protocol"].isin(("strategy", *_STRATEGY_PROTOCOLS, "random+drop"))]
+    q_epochs, q_seeds = _values(queried, "query_epochs"), _values(queried, "query_seeds")
+    if len(q_epochs) == 1 and len(q_seeds) == 1:
+        text += (f"; EL2N/GraNd/DRoP query models trained {q_epochs[0]} epoch{'s' if q_epochs[0] != 1 else ''}"
+                 f" and averaged over {q_seeds[0]} query seed{'s' if q_seeds[0] != 1 else ''}")
+    return text

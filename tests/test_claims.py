@@ -243,3 +243,18 @@ def test_drop_correlation_claim_both_ways():
     r = np.corrcoef([0.6, 0.8, 1.0], [1.0, 0.4, 0.1])[0, 1]
     assert f"at r = {r:+.2f} on average, against +1.00 for Random, the most negative" in holds
     assert holds.endswith("more pronounced than the strategies' holds here.")
+
+
+def test_provenance_sentence_lists_revisions_machines_and_time():
+    frame = frame_of({("random", None): {0.5: FULL}}, seeds=(0, 1))
+    frame = frame.assign(dropkit_version="0.1.0", git_revision=["abc", "abc", "def", "def"],
+                         device_name="x86_64", torch_version="2.1", numpy_version="2.0",
+                         python_version="3.11.7", seconds=[30.0, 30.0, 60.0, 60.0],
+                         finished_at=["2026-01-02T00:00:00", "2026-01-01T00:00:00",
+                                      "2026-01-03T00:00:00", "2026-01-01T12:00:00"])
+    assert claims.provenance_sentence(frame) == (
+        "4 runs computed by dropkit 0.1.0 at git revision abc, def on x86_64 (torch 2.1, numpy 2.0, "
+        "Python 3.11.7); summed wall time 3.0 min, finished between 2026-01-01T00:00:00 and "
+        "2026-01-03T00:00:00.")
+    with pytest.raises(ValueError, match="no runs"):
+        claims.provenance_sentence(frame.iloc[:0])

@@ -263,3 +263,36 @@ def test_class_profile_has_both_panels(frame):
     assert [ax.get_title().split(":")[0] for ax in fig.axes] == ["EL2N", "EL2N"]
     assert "min SPC" in fig.axes[0].get_title() and "corr" in fig.axes[1].get_title()
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------- chapter helpers
+
+
+def test_by_strategy_repeats_the_shared_rows_in_every_panel():
+    rows = [make_row("none", None, 1.0, 0, [0.6, 0.8, 1.0], [100, 100, 100])]
+    for protocol, method in [("random", None), ("random+drop", "el2n"), ("strategy", "el2n"),
+                             ("random+strategyq", "el2n"), ("strategy+drop", "el2n"),
+                             ("strategy", "forgetting"), ("strategy+drop", "forgetting")]:
+        rows.append(make_row(protocol, method, 0.5, 0, [0.5, 0.7, 0.9], [50, 50, 50]))
+    panels = plots.by_strategy(pd.DataFrame(rows))
+    assert list(dict.fromkeys(panels["panel"])) == ["fashion-mnist, MLP; Strategy = EL2N",
+                                                     "fashion-mnist, MLP; Strategy = Forgetting"]
+    el2n = panels[panels["strategy"] == "el2n"]
+    assert list(el2n["label"]) == ["Full dataset", "Random", "Random+DRoP", "EL2N", "Random+EL2NQ", "EL2N+DRoP"]
+    forgetting = panels[panels["strategy"] == "forgetting"]
+    assert list(forgetting["label"]) == ["Full dataset", "Random", "Random+DRoP", "Forgetting", "Forgetting+DRoP"]
+    only = plots.by_strategy(pd.DataFrame(rows), ["forgetting"])
+    assert set(only["strategy"]) == {"forgetting"}
+    with pytest.raises(ValueError, match="grand"):
+        plots.by_strategy(pd.DataFrame(rows), ["grand"])
+
+
+def test_setting_caption_describes_the_runs(frame):
+    frame = frame.assign(num_train=300, epochs=10, batch_size=256, lr=0.05, query_epochs=1, query_seeds=5)
+    frame["drop_epochs"] = [[5, 8]] * len(frame)
+    assert plots.setting_caption(frame) == (
+        "fashion-mnist, MLP (300 training samples), 10 epochs (LR x0.2 at epochs 5, 8), batch 256, LR 0.05; "
+        "2 seeds (0, 1); densities 0.1, 0.5; EL2N/GraNd/DRoP query models trained 1 epoch and averaged "
+        "over 5 query seeds")
+    bare = plots.setting_caption(frame[frame["protocol"] != "strategy"].drop(columns=["epochs", "lr"]))
+    assert bare == "fashion-mnist, MLP (300 training samples), batch 256; 2 seeds (0, 1); densities 0.1, 0.5"
