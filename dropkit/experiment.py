@@ -87,6 +87,8 @@ SCORE_METHODS: tuple[str, ...] = (
 )
 #: The query model used for DRoP recalls when ``random+drop`` names no method (short training).
 DEFAULT_RECALL_METHOD = "el2n"
+#: Query runs are seeded from ``QUERY_SEED_OFFSET + seed * query_seeds`` (see :func:`query_seed`).
+QUERY_SEED_OFFSET = 1000
 QUOTA_RULES: tuple[str, ...] = ("paper", "counts")
 #: The RunSpec fields that determine a query training (and so its scores): ``RunSpec.query_key``.
 QUERY_FIELDS: tuple[str, ...] = (
@@ -208,7 +210,8 @@ class RunSpec:
         density: fraction of the training set kept, in ``(0, 1]``.
         quota_rule: ``"paper"`` (class density ∝ 1 − recall) or ``"counts"`` (authors' code).
         min_per_class: optional floor of samples per class for DRoP quotas (0 = paper).
-        seed: seed of selection, final training and (offset) query trainings.
+        seed: seed of the selection and the final training; the query runs use seeds from
+            :func:`query_seed` (``1000 + seed * query_seeds`` onwards).
     Query model (only for protocols with a method):
         query_epochs: training length of the EL2N/GraNd/DRoP query models (paper: 10% of
             ``epochs``); Forgetting, Dynamic Uncertainty and CoreSet use a full ``epochs`` run.
@@ -438,15 +441,32 @@ def _model_for(spec: RunSpec, data, seed: int):
                        pretrained_path=spec.pretrained_path)
 
 
+def query_seed(spec: RunSpec) -> int:
+    """First seed of the spec's query runs: ``1000 + seed * query_seeds``.
+
+    The short query runs use ``query_seed, query_seed + 1, ...`` (``query_seeds`` of them) and the
+    full-length query run uses ``query_seed``; so the query runs of different replicates never
+    coincide, nor with a final model's seed.
+    """
+    return QUERY_SEED_OFFSET + spec.seed * spec.query_seeds
+
+
 def _query_config(spec: RunSpec):
-    """The ``dropkit.scores.QueryConfig`` of the spec's query training."""
+    """The ``dropkit.scores.QueryConfig`` of the spec's query training.
+
+    Short runs (EL2N, GraNd, DRoP recalls): ``query_epochs`` each, ``query_seeds`` of them; full
+    runs (Forgetting, Dynamic Uncertainty, CoreSet, SSP): ``epochs`` with the final model's
+    schedule. Same optimiser as the final model, never augmented (Appendix A), CDB-W if
+    ``query_cdbw``.
+    """
     from dropkit.scores import QueryConfig
 
     return QueryConfig(
-        short_epochs=spec.query_epochs,
-        num_seeds=spec.query_seeds,
-        train=_train_config(spec, epochs=spec.epochs, drop_epochs=spec.drop_epochs,
-                            seed=spec.seed, augment=False, cdbw=spec.query_cdbw),
+        epochs=spec.query_epochs, full_epochs=spec.epochs, num_seeds=spec.query_seeds,
+        seed=query_seed(spec), lr=spec.lr, momentum=spec.momentum,
+        weight_decay=spec.weight_decay, batch_size=spec.batch_size,
+        drop_epochs=spec.drop_epochs, drop_factor=spec.drop_factor, augment=False,
+        cdbw=spec.query_cdbw, device=spec.device,
     )
 
 
@@ -467,7 +487,7 @@ def query_outputs(spec: RunSpec, data, store: ResultStore | None = None, *,
                 return cached
     from dropkit.scores import compute_scores
 
-    result = compute_scores(spec.method, data, model=_model_for(spec, data, spec.seed),
+    result = compute_scores(spec.method, data, model=_model_for(spec, data, query_seed(spec)),
                             query=_query_config(spec), progress=progress)
     outputs = {
         "scores": np.asarray(result.scores, dtype=np.float64),

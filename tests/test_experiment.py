@@ -456,3 +456,60 @@ def test_results_frame_selects_the_specs_rows_in_order(tmp_path):
     frame = results_frame(specs[::-1], store)
     assert list(frame["seed"]) == [3, 2, 1]
     assert results_frame(specs, ResultStore(tmp_path, "default")).empty
+
+
+def test_score_methods_match_dropkit_scores():
+    from dropkit.experiment import SCORE_METHODS
+    from dropkit.scores import METHODS
+
+    assert set(SCORE_METHODS) == set(METHODS) - {"random"}
+
+
+def test_real_pruned_runs_share_one_cached_query_training(tmp_path, monkeypatch):
+    import dropkit.scores
+    from dropkit.quotas import drop_quotas
+
+    store = ResultStore(tmp_path, "smoke")
+    common = dict(query_epochs=1, query_seeds=2, seed=1)
+    strategy = tiny("strategy", 0.5, method="el2n", **common)
+    drop = tiny("random+drop", 0.3, **common)
+    row = run(strategy, store)
+    assert row["query_key"] == strategy.query_key == drop.query_key
+    assert row["num_kept"] == 150 and sum(row["class_counts"]) == 150
+    cached = store.load_scores(strategy.query_key)
+    assert cached["scores"].shape == (300,) and cached["val_recalls"].shape == (2,)
+    assert row["query_val_recalls"] == cached["val_recalls"].tolist()
+
+    def no_second_training(*args, **kwargs):
+        raise AssertionError("the query training should have come from the cache")
+
+    monkeypatch.setattr(dropkit.scores, "compute_scores", no_second_training)
+    drop_row = run(drop, store)
+    # Random+DRoP keeps exactly the DRoP quotas of the cached query recalls.
+    expected = drop_quotas(drop_row["class_sizes"], cached["val_recalls"], 0.3)
+    assert drop_row["class_counts"] == expected.tolist()
+    assert len(store.rows()) == 2
+
+
+def test_run_experiment_on_a_tiny_profile(tmp_path):
+    from dropkit.experiment import run_experiment
+    from dropkit.profiles import Profile, TrainingSetup
+
+    setup = TrainingSetup(name="linear-gaussian", dataset="gaussian", model="linear", epochs=2,
+                          drop_epochs=(1,), batch_size=64, lr=0.1, weight_decay=0.0,
+                          query_epochs=1, augment=False,
+                          dataset_options=(("n_per_class", 100),), strategies=("el2n",))
+    profile = Profile(name="tiny", description="test", setups=(setup,),
+                      experiment_setups=(("drop_evaluation", ("linear-gaussian",)),),
+                      seeds=(0,), densities=(0.4, 0.8), secondary_densities=(0.5,),
+                      query_seeds=1, methods=("el2n",), imbalance_factors=(2.0,),
+                      query_epoch_grid=(1,), ablation_densities=(0.5,))
+    frame = run_experiment(profile, "drop_evaluation", results_dir=tmp_path, workers=1,
+                           progress=False)
+    # full + 2 densities x (random, random+drop, strategy, random+strategyq, strategy+drop)
+    assert len(frame) == 11 and frame["cache_key"].is_unique
+    assert sorted(frame["num_kept"].unique()) == [80, 160, 200]
+    # one query training (el2n, seed 0) served every pruned protocol and density
+    assert len(list((tmp_path / "tiny" / "scores").glob("*.npz"))) == 1
+    again = run_experiment(profile, "drop_evaluation", results_dir=tmp_path, progress=False)
+    assert list(again["finished_at"]) == list(frame["finished_at"])  # nothing re-run
