@@ -29,6 +29,8 @@ from dropkit.profiles import check_profile
 #: Chapter notebook name -> ids of the paper figures it must publish (see dropkit.plots.show_figure).
 CHAPTERS: dict[str, tuple[str, ...]] = {
     "01_theory": ("3", "4a", "4b"),
+    "02_bias_benchmark": ("1", "2", "10", "13", "14"),
+    "03_drop_evaluation": ("5", "6", "11", "12"),
 }
 
 GENERATED_DIR = Path("book") / "generated"
