@@ -210,16 +210,6 @@ def test_sweep_runs_missing_and_skips_stored(tmp_path):
     assert (again.skipped, again.ran) == (4, 0)
 
 
-def test_sweep_on_a_spawned_pool(tmp_path):
-    store = ResultStore(tmp_path, "smoke")
-    report = sweep(cheap_specs(4), store, run_function=fake_run, workers=2, threads=1,
-                   progress=False)
-    assert report.ran == 4
-    frame = store.frame()
-    assert len(frame) == 4 and frame["cache_key"].is_unique
-    assert os.getpid() not in set(frame["pid"])  # rows were written by the workers
-
-
 def test_failed_run_stops_the_sweep_and_keeps_finished_rows(tmp_path):
     store = ResultStore(tmp_path, "smoke")
     with pytest.raises(SweepError, match="seed 3 is cursed") as info:
@@ -308,9 +298,11 @@ def slow_run(spec, store, *, data_root=None):
     with open(os.path.join(sys.argv[1], "started.log"), "a") as log:
         log.write(spec.cache_key + "\\n")
     time.sleep(0.15)
-    store.write({{**spec.to_dict(), "cache_key": spec.cache_key}})
+    store.write({{**spec.to_dict(), "cache_key": spec.cache_key, "pid": os.getpid()}})
 
 if __name__ == "__main__":
+    with open(os.path.join(sys.argv[1], "sweep_pids.log"), "a") as log:
+        log.write(f"{{os.getpid()}}\\n")
     specs = [RunSpec("gaussian", "linear", "random", d / 10, seed=s)
              for d in range(1, 11) for s in range(3)]
     sweep(specs, ResultStore(sys.argv[1], "smoke"), run_function=slow_run,
@@ -384,6 +376,9 @@ def test_sigkill_midway_then_resume_gives_exactly_one_row_per_spec(tmp_path, wor
     expected = {RunSpec("gaussian", "linear", "random", d / 10, seed=s).cache_key
                 for d in range(1, 11) for s in range(3)}
     assert set(frame["cache_key"]) == expected
+    # Rows were written by the spawned pool workers, not by the sweep processes themselves.
+    sweep_pids = {int(pid) for pid in (root / "sweep_pids.log").read_text().split()}
+    assert len(sweep_pids) == 2 and not sweep_pids & set(frame["pid"])
     started = (root / "started.log").read_text().split()
     # Finished runs were never re-run; only runs in flight at the kill ran twice.
     assert len(started) - 30 <= workers
