@@ -225,7 +225,7 @@ def _cmd_sweep(args) -> int:
     profile = get_profile(args.profile)
     specs = _specs(args)
     store = _store(args)
-    threads = args.threads or profile.threads
+    threads = args.threads or min(profile.threads, os.cpu_count() or 1)
     workers = args.workers or max(1, min(profile.workers, (os.cpu_count() or 1) // threads))
     stored = store.keys()
     missing = sum(spec.cache_key not in stored for spec in specs)

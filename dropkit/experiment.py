@@ -959,6 +959,7 @@ def run_experiment(profile, experiment: str, *, results_dir: str | os.PathLike =
     :func:`dropkit.profiles.experiment_specs` (``dataset``, ``model``, ``densities``, ``seeds``,
     ``device`` and RunSpec overrides). Runs already in ``results_dir/<profile>`` are not
     repeated. ``workers``/``threads`` default to the profile's, limited to the CPU count.
+    (Runs are written to the store as they finish; ``results_dir`` is created if needed.)
     Returns :func:`results_frame` of the experiment's specs (every spec has a row).
     """
     from dropkit.profiles import experiment_specs, get_profile
@@ -966,7 +967,7 @@ def run_experiment(profile, experiment: str, *, results_dir: str | os.PathLike =
     profile = get_profile(profile) if isinstance(profile, str) else profile
     specs = experiment_specs(profile, experiment, **selection)
     store = ResultStore(results_dir, profile.name)
-    threads = profile.threads if threads is None else threads
+    threads = min(profile.threads, os.cpu_count() or 1) if threads is None else threads
     if workers is None:
         workers = max(1, min(profile.workers, (os.cpu_count() or 1) // max(1, threads)))
     sweep(specs, store, executor=executor, workers=workers, threads=threads,
