@@ -770,7 +770,7 @@ def sweep(
         store: where rows (and cached query scores) go; checked writable before anything runs.
         executor: ``"local"`` (process pool on this machine) or ``"slurm"`` (submitit job arrays).
         workers: local processes; ``workers * threads`` must not exceed ``os.cpu_count()``.
-            ``workers=1`` runs in this process (no pool).
+            ``workers=1`` runs in this process (no pool; sets this process's torch threads).
         threads: torch threads per worker (and per Slurm task when ``slurm.cpus`` is 1).
         data_root: passed to ``dropkit.data.load_dataset`` (not part of the cache key).
         slurm: :class:`SlurmOptions` for ``executor="slurm"``.
