@@ -22,12 +22,16 @@ whose distances agree to rounding error (near-duplicates) may be ordered either 
 * ``"dense"``: every step multiplies the new centre into all points (a matrix-vector product)
   and updates the running minimum.  No host synchronisation: the argmax stays on the device,
   which suits GPUs.
-* ``"blocked"``: new centres are applied to all points in blocks of ``block_size`` with one
-  matrix-matrix product (far better use of CPU caches and BLAS).  Between two block updates the
-  exact next centre is found lazily: the running minimum over the applied centres is an upper
-  bound of every point's true distance, so only the few points with the largest bounds are
-  refreshed against the pending centres, and a point whose refreshed distance beats every other
-  point's bound is provably the farthest one.
+* ``"blocked"``: new centres are applied to the points in blocks of ``block_size`` with one
+  matrix-matrix product (far better use of CPU caches and BLAS than one product per step).
+  Between two block updates the exact next centre is found lazily: the running minimum over the
+  applied centres is an upper bound of every point's true distance, so only the few points with
+  the largest bounds are refreshed against the pending centres, and a point whose refreshed
+  distance beats every other point's bound is provably the farthest one.  A block update skips
+  the points that the triangle inequality proves no pending centre can bring closer (a point at
+  distance ``m`` from its centre ``s`` needs a pending centre within ``2 m`` of ``s``), with a
+  slack of a few rounding errors so that skipped points are exactly those the full product
+  would leave unchanged.
 
 ``method="auto"`` uses ``"dense"`` on CUDA and ``"blocked"`` elsewhere.
 """
@@ -122,118 +126,177 @@ def _k_center_dense(x, sq, n_select, first, chunk_size):
     return order
 
 
+def _np_distances(rows: np.ndarray, rows_sq: np.ndarray, centres: np.ndarray,
+                  centres_sq: np.ndarray) -> np.ndarray:
+    """numpy twin of :func:`_distances` for the small per-step products (less call overhead).
+
+    The product itself goes through torch, which honours ``torch.set_num_threads`` (numpy's
+    BLAS would spin up its own thread pool next to torch's).
+    """
+    d2 = torch.mm(torch.from_numpy(rows), torch.from_numpy(centres).T).numpy()
+    d2 *= -2.0
+    d2 += rows_sq[:, None]
+    d2 += centres_sq[None, :]
+    np.maximum(d2, 0.0, out=d2)
+    return np.sqrt(d2, out=d2)
+
+
 class _BlockedGreedy:
-    """State of the blocked greedy: working arrays over the not-yet-selected points."""
+    """State of the blocked greedy over the not-yet-selected ("working") points.
+
+    numpy arrays (the per-step work is on ~100 candidates, where torch's per-call overhead would
+    dominate); the block updates use torch matrix products on the same memory.
+    """
 
     POOL_STEP = 64        # candidates refreshed at a time
     POOL_MAX = 2048       # beyond this many candidates, apply the pending block instead
 
-    def __init__(self, x, sq, block_size, chunk_size):
-        self.x, self.sq = x, sq
+    def __init__(self, x: np.ndarray, sq: np.ndarray, block_size: int, chunk_size: int,
+                 n_select: int):
         self.block_size, self.chunk_size = block_size, chunk_size
-        self.active = torch.arange(x.shape[0])            # original indices, ascending
-        self.xa, self.sqa = x, sq                           # their features / squared norms
-        self.applied = torch.full((x.shape[0],), float("inf"), dtype=x.dtype)
-        self.pending: list[int] = []                        # positions in xa of pending centres
-        self.pending_x = x.new_empty((block_size, x.shape[1]))
-        self.pending_sq = sq.new_empty(block_size)
-        self.ranked = torch.empty(0, dtype=torch.long)      # positions by decreasing bound
-        self.ranked_bound: list[float] = []                 # their bounds at ranking time
-        self.bound_rest = float("inf")                      # bound of every point not in ranked
+        self.active = np.arange(x.shape[0])                 # original indices, ascending
+        self.xa, self.sqa = x, sq                            # their features / squared norms
+        self.applied = np.full(x.shape[0], np.inf, dtype=x.dtype)  # min over applied centres
+        self.nearest = np.zeros(x.shape[0], dtype=np.int64)  # cluster (applied centre) of each
+        self.centre_x = np.empty((n_select, x.shape[1]), dtype=x.dtype)  # applied centres
+        self.centre_sq = np.empty(n_select, dtype=x.dtype)
+        self.radius = np.zeros(n_select, dtype=x.dtype)      # upper bounds of cluster radii
+        self.num_applied = 0
+        self.pending: list[int] = []                         # positions of pending centres
+        self.pending_x = np.empty((block_size, x.shape[1]), dtype=x.dtype)
+        self.pending_sq = np.empty(block_size, dtype=x.dtype)
+        self.pending_radius = np.inf                          # smallest pick radius pending
+        self.ranked = np.empty(0, dtype=np.int64)            # positions by decreasing bound
+        self.ranked_bound = np.empty(0, dtype=x.dtype)       # their bounds at ranking time
+        self.bound_rest = np.inf                              # bound of every point not ranked
+        # Absolute slack of the triangle-inequality test: a few times the rounding error of a
+        # distance computed as sqrt(|x|^2 + |c|^2 - 2 x.c).
+        self.slack = 8.0 * float(np.sqrt(np.finfo(x.dtype).eps * max(float(sq.max(initial=0)), 1e-30)))
         self._reset_pool()
 
-    def apply_pending(self):
-        """Apply every pending centre to all working points, drop selected points, re-rank."""
+    def _reset_pool(self) -> None:
+        width, dtype = self.xa.shape[1], self.xa.dtype
+        self.pool = np.empty(0, dtype=np.int64)              # refreshed candidates (positions)
+        self.pool_x = np.empty((0, width), dtype=dtype)
+        self.pool_sq = np.empty(0, dtype=dtype)
+        self.pool_dist = np.empty(0, dtype=dtype)            # true distances (-1: picked)
+        self.used = 0                                         # entries of ranked in the pool
+
+    def _candidates(self, k: int) -> np.ndarray:
+        """Working positions that a pending centre may bring closer (the others provably not).
+
+        A point ``x`` in the cluster of applied centre ``s`` at distance ``m(x)`` can only get
+        closer to a pending centre ``c`` if ``d(c, s) < 2 m(x)`` (triangle inequality).  Every
+        pending centre is at least its pick radius (>= ``pending_radius``) from every applied
+        centre, so only clusters whose radius exceeds ``pending_radius / 2`` are examined.
+        """
+        m = self.num_applied
+        unselected = self.applied >= 0
+        if m == 0:
+            return np.flatnonzero(unselected)
+        relevant = np.flatnonzero(2.0 * self.radius[:m] + self.slack > self.pending_radius)
+        to_pending = np.full(m, np.inf, dtype=self.applied.dtype)
+        if relevant.size:
+            to_pending[relevant] = _np_distances(self.centre_x[relevant], self.centre_sq[relevant],
+                                                 self.pending_x[:k], self.pending_sq[:k]).min(axis=1)
+        return np.flatnonzero(unselected & (to_pending[self.nearest] < 2.0 * self.applied + self.slack))
+
+    def apply_pending(self) -> None:
+        """Apply every pending centre to the working points, drop selected points, re-rank."""
         if self.pending:
-            k = len(self.pending)
-            cx, csq = self.pending_x[:k], self.pending_sq[:k]
-            for start in range(0, self.xa.shape[0], self.chunk_size):
-                stop = min(start + self.chunk_size, self.xa.shape[0])
-                d = _distances(self.xa[start:stop], self.sqa[start:stop], cx, csq).amin(dim=1)
-                torch.minimum(self.applied[start:stop], d, out=self.applied[start:stop])
-            self.pending = []
+            k, m = len(self.pending), self.num_applied
+            cand = self._candidates(k)
+            cx, csq = torch.from_numpy(self.pending_x[:k]), torch.from_numpy(self.pending_sq[:k])
+            for start in range(0, cand.size, self.chunk_size):
+                rows = cand[start:start + self.chunk_size]
+                best, which = _distances(torch.from_numpy(self.xa[rows]), torch.from_numpy(self.sqa[rows]),
+                                         cx, csq).min(dim=1)
+                best, which = best.numpy(), which.numpy()
+                closer = best < self.applied[rows]
+                self.applied[rows[closer]] = best[closer]
+                self.nearest[rows[closer]] = m + which[closer]
+            self.centre_x[m:m + k], self.centre_sq[m:m + k] = self.pending_x[:k], self.pending_sq[:k]
+            self.num_applied = m + k
+            self.pending, self.pending_radius = [], np.inf
+            radius = torch.zeros(m + k, dtype=torch.from_numpy(self.applied).dtype)
+            radius.scatter_reduce_(0, torch.from_numpy(self.nearest),
+                                   torch.from_numpy(np.maximum(self.applied, 0)), reduce="amax")
+            self.radius[:m + k] = radius.numpy()
         keep = self.applied >= 0
-        if int(keep.sum()) * 4 < 3 * keep.numel():  # compact once a quarter is selected
-            self.active, self.applied = self.active[keep], self.applied[keep]
-            self.xa, self.sqa = self.xa[keep], self.sqa[keep]
-        count = min(self.POOL_MAX + 1, self.applied.numel())
-        values, positions = torch.topk(self.applied, count)
-        self.ranked = positions[:self.POOL_MAX]
-        self.ranked_bound = values[:self.POOL_MAX].tolist()
-        self.bound_rest = float(values[self.POOL_MAX]) if count > self.POOL_MAX else -float("inf")
+        if 4 * int(keep.sum()) < 3 * keep.size:  # compact once a quarter is selected
+            self.active, self.applied, self.nearest = self.active[keep], self.applied[keep], self.nearest[keep]
+            self.xa, self.sqa = np.ascontiguousarray(self.xa[keep]), self.sqa[keep]
+        count = min(self.POOL_MAX + 1, self.applied.size)
+        values, positions = torch.topk(torch.from_numpy(self.applied), count)
+        self.ranked = positions[:self.POOL_MAX].numpy()
+        self.ranked_bound = values[:self.POOL_MAX].numpy()
+        self.bound_rest = float(values[self.POOL_MAX]) if count > self.POOL_MAX else -np.inf
         self._reset_pool()
-
-    def _reset_pool(self):
-        self.pool = torch.empty(0, dtype=torch.long)       # refreshed candidates (positions)
-        self.pool_x = self.x.new_empty((0, self.x.shape[1]))
-        self.pool_sq = self.x.new_empty(0)
-        self.pool_dist = self.x.new_empty(0)               # their true distances (-1: picked)
-        self.used = 0                                       # entries of ranked moved to pool
 
     def _grow_pool(self) -> bool:
-        if self.used >= self.ranked.numel():
+        if self.used >= self.ranked.size:
             return False
         new = self.ranked[self.used:self.used + self.POOL_STEP]
-        self.used += new.numel()
+        self.used += new.size
         new = new[self.applied[new] >= 0]
         new_x, new_sq = self.xa[new], self.sqa[new]
         dist = self.applied[new]
-        if self.pending and new.numel():
+        if self.pending and new.size:
             k = len(self.pending)
-            d = _distances(new_x, new_sq, self.pending_x[:k], self.pending_sq[:k]).amin(dim=1)
-            dist = torch.minimum(dist, d)
-        self.pool = torch.cat([self.pool, new])
-        self.pool_x = torch.cat([self.pool_x, new_x])
-        self.pool_sq = torch.cat([self.pool_sq, new_sq])
-        self.pool_dist = torch.cat([self.pool_dist, dist])
+            d = _np_distances(new_x, new_sq, self.pending_x[:k], self.pending_sq[:k]).min(axis=1)
+            np.minimum(dist, d, out=dist)
+        self.pool = np.concatenate([self.pool, new])
+        self.pool_x = np.concatenate([self.pool_x, new_x])
+        self.pool_sq = np.concatenate([self.pool_sq, new_sq])
+        self.pool_dist = np.concatenate([self.pool_dist, dist])
         return True
 
-    def next_centre(self) -> int:
-        """Position (in the working arrays) of the farthest point; ties to the lowest index."""
+    def next_centre(self) -> tuple[int, float]:
+        """Position (in the working arrays) of the farthest point (ties to the lowest index) and
+        its distance to the selected set."""
         while True:
             if not self.pending:  # bounds are exact: the first maximum is the answer
-                return int(self.applied.argmax())
-            bound = self.bound_rest
-            if self.used < self.ranked.numel():
-                bound = self.ranked_bound[self.used]  # bounds every point outside the pool
-            if self.pool.numel():
-                best = float(self.pool_dist.max())  # picked pool entries hold -1
+                pos = int(np.argmax(self.applied))
+                return pos, float(self.applied[pos])
+            bound = self.ranked_bound[self.used] if self.used < self.ranked.size else self.bound_rest
+            if self.pool.size:
+                best = self.pool_dist.max()  # picked pool entries hold -1
                 # Every point outside the pool has true distance <= its bound <= bound.
-                if best >= 0 and (best > bound or bound == -float("inf")):
-                    return int(self.pool[self.pool_dist == best].min())  # lowest index
+                if best >= 0 and (best > bound or bound == -np.inf):
+                    return int(self.pool[self.pool_dist == best].min()), float(best)  # lowest index
             if not self._grow_pool():
                 self.apply_pending()
 
-    def add_centre(self, pos: int) -> None:
+    def add_centre(self, pos: int, radius: float) -> None:
         k = len(self.pending)
+        self.pending_radius = min(self.pending_radius, radius)
         self.pending_x[k] = self.xa[pos]
         self.pending_sq[k] = self.sqa[pos]
         self.pending.append(pos)
         self.applied[pos] = -1.0
-        if self.pool.numel():
+        if self.pool.size:
             self.pool_dist[self.pool == pos] = -1.0
-            d = _distances(self.pool_x, self.pool_sq, self.pending_x[k:k + 1],
-                           self.pending_sq[k:k + 1])[:, 0]
-            torch.minimum(self.pool_dist, d, out=self.pool_dist)
+            d = _np_distances(self.pool_x, self.pool_sq, self.pending_x[k:k + 1],
+                              self.pending_sq[k:k + 1])[:, 0]
+            np.minimum(self.pool_dist, d, out=self.pool_dist)
         if len(self.pending) == self.block_size:
             self.apply_pending()
 
 
 def _k_center_blocked(x, sq, n_select, first, block_size, chunk_size):
     device = x.device
-    x, sq = x.cpu(), sq.cpu()  # the lazy refresh synchronises often: a CPU algorithm
-    state = _BlockedGreedy(x, sq, block_size, chunk_size)
-    order = torch.empty(n_select, dtype=torch.long)
-    state.applied[first] = -1.0  # nothing applied yet: every bound is +inf except the start
-    state.pending_x[0], state.pending_sq[0] = x[first], sq[first]
-    state.pending = [first]
-    state.apply_pending()
+    # The lazy refresh decides on the host after every step: a CPU algorithm.
+    state = _BlockedGreedy(x.cpu().numpy(), sq.cpu().numpy(), block_size, chunk_size, n_select)
+    order = np.empty(n_select, dtype=np.int64)
     order[0] = first
+    state.add_centre(first, np.inf)  # nothing applied yet: every bound is +inf
+    if state.pending:
+        state.apply_pending()
     for i in range(1, n_select):
-        pos = state.next_centre()
+        pos, radius = state.next_centre()
         order[i] = state.active[pos]
-        state.add_centre(pos)
-    return order.to(device)
+        state.add_centre(pos, radius)
+    return torch.from_numpy(order).to(device)
 
 
 def coreset_scores_from_order(order: torch.Tensor, n: int) -> np.ndarray:
