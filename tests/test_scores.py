@@ -441,3 +441,63 @@ def test_compute_scores_random_trains_nothing(fashion_subset):
     assert result.val_recalls is None and result.models == []
     np.testing.assert_array_equal(result.scores, random_scores(2000, 5))
     assert set(METHODS) == {"random", "el2n", "grand", "forgetting", "dynamic_uncertainty", "coreset", "ssp"}
+
+
+# --------------------------------------------------------------------------- CUDA (skipped without a GPU)
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@cuda
+def test_k_center_on_cuda_keeps_the_argmax_on_the_device_and_matches_the_cpu():
+    from dropkit.scores.coreset import _k_center_dense, _prepare
+
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 5, size=(2000, 8)).astype(np.float32)
+    expected = k_center_greedy(torch.from_numpy(x), 2000, first=7, method="blocked", block_size=64)
+    on_gpu = k_center_greedy(torch.from_numpy(x).cuda(), 2000, first=7)
+    assert on_gpu.device.type == "cuda" and torch.equal(on_gpu.cpu(), expected)
+    xs, sq = _prepare(torch.from_numpy(x).cuda(), 500, 7, 8192, 1, "dense")
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")  # any host synchronisation in the loop raises
+    try:
+        eager = _k_center_dense(xs, sq, 500, 7, graph=False)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert torch.equal(eager.cpu(), expected[:500])
+    assert torch.equal(_k_center_dense(xs, sq, 500, 7, graph=True).cpu(), expected[:500])
+
+
+@cuda
+def test_grand_on_cuda_equals_the_cpu_loop():
+    from dropkit.models import build_model
+
+    torch.manual_seed(0)
+    tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False  # exact fp32
+    try:
+        cuda_grand_matches_loop(build_model)
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
+
+
+def cuda_grand_matches_loop(build_model):
+    for name in ("mlp", "cnn"):
+        model = build_model(name, num_classes=10, input_shape=(1, 12, 12))
+        x, y = torch.randn(40, 1, 12, 12), torch.randint(0, 10, (40,))
+        with_running_stats(model, torch.randn(64, 1, 12, 12))
+        reference = loop_grad_norms(model.double(), x.double(), y)
+        model.float().cuda()
+        for method in ("identity", "vmap"):
+            torch.testing.assert_close(per_sample_grad_norms(model, x, y, 16, method=method), reference,
+                                       rtol=1e-4, atol=0)
+
+
+@cuda
+def test_compute_scores_on_cuda(fashion_subset):
+    data, indices = fashion_subset
+    query = QueryConfig(epochs=1, full_epochs=1, num_seeds=1, device="cuda")
+    for method in ("el2n", "grand", "coreset", "forgetting"):
+        result = compute_scores(method, data, model="cnn", query=query, train_indices=indices[:1000], progress=False)
+        assert result.scores.shape == (1000,) and np.isfinite(result.scores).all()
+        assert next(result.models[0].parameters()).device.type == "cuda"

@@ -21,7 +21,7 @@ whose distances agree to rounding error (near-duplicates) may be ordered either 
 
 * ``"dense"``: every step multiplies the new centre into all points (a matrix-vector product)
   and updates the running minimum.  No host synchronisation: the argmax stays on the device,
-  which suits GPUs.
+  and on CUDA the step is one captured CUDA graph, replayed; this suits GPUs.
 * ``"blocked"``: new centres are applied to the points in blocks of ``block_size`` with one
   matrix-matrix product (far better use of CPU caches and BLAS than one product per step).
   Between two block updates the exact next centre is found lazily: the running minimum over the
@@ -91,8 +91,8 @@ def k_center_greedy(features: torch.Tensor, n_select: int, first: int = 0, *,
         first: index of the starting point (deterministic start).
         method: ``"auto"``, ``"dense"`` or ``"blocked"`` (see the module docstring).
         block_size: centres applied per matrix product by ``"blocked"``.
-        chunk_size: rows per matrix product, bounding temporaries to ``chunk_size * block_size``
-            floats.
+        chunk_size: rows per matrix product of ``"blocked"``, bounding temporaries to
+            ``chunk_size * block_size`` floats (``"dense"`` holds one ``[N]`` vector).
 
     Returns:
         int64 ``[n_select]`` on the features' device: ``order[0] == first`` and ``order[i]`` is
@@ -105,24 +105,54 @@ def k_center_greedy(features: torch.Tensor, n_select: int, first: int = 0, *,
     if method == "auto":
         method = "dense" if x.device.type == "cuda" else "blocked"
     if method == "dense":
-        return _k_center_dense(x, sq, int(n_select), int(first), int(chunk_size))
+        return _k_center_dense(x, sq, int(n_select), int(first))
     return _k_center_blocked(x, sq, int(n_select), int(first), int(block_size), int(chunk_size))
 
 
-def _k_center_dense(x, sq, n_select, first, chunk_size):
+def _k_center_dense(x, sq, n_select, first, *, graph: bool = True):
+    """One matrix-vector product per step, everything on the device (no host synchronisation).
+
+    On CUDA the step is captured once into a CUDA graph and replayed (a few microseconds per
+    step instead of a dozen kernel launches); ``graph=False`` or a failed capture runs eagerly.
+    """
     n = x.shape[0]
-    order = torch.empty(n_select, dtype=torch.long, device=x.device)
-    min_dist = torch.full((n,), float("inf"), dtype=x.dtype, device=x.device)
-    idx = torch.tensor([first], dtype=torch.long, device=x.device)
-    for i in range(n_select):
-        order[i:i + 1] = idx
-        centre, centre_sq = x.index_select(0, idx), sq.index_select(0, idx)
-        for start in range(0, n, chunk_size):
-            stop = min(start + chunk_size, n)
-            d = _distances(x[start:stop], sq[start:stop], centre, centre_sq)[:, 0]
-            torch.minimum(min_dist[start:stop], d, out=min_dist[start:stop])
+    device = x.device
+    order = torch.empty(n_select, dtype=torch.long, device=device)
+    min_dist = torch.full((n,), float("inf"), dtype=x.dtype, device=device)
+    idx = torch.full((1,), first, dtype=torch.long, device=device)   # the next centre
+    step = torch.zeros(1, dtype=torch.long, device=device)           # its position in order
+
+    def one_step():
+        order.index_copy_(0, step, idx)
+        centre = x.index_select(0, idx)[0]
+        d = torch.addmv(sq + sq.index_select(0, idx), x, centre, alpha=-2.0)
+        torch.minimum(min_dist, d.clamp_min_(0.0).sqrt_(), out=min_dist)
         min_dist.index_fill_(0, idx, -1.0)  # selected points are never picked again
-        idx = min_dist.argmax().view(1)     # first maximum = lowest index on ties
+        idx.copy_(min_dist.argmax().view(1))  # first maximum = lowest index on ties
+        step.add_(1)
+
+    warmup = 3
+    if not (graph and device.type == "cuda" and n_select > warmup + 1):
+        for _ in range(n_select):
+            one_step()
+        return order
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for _ in range(warmup):  # real steps, also the warm-up the capture needs
+            one_step()
+    torch.cuda.current_stream(device).wait_stream(side)
+    try:
+        cuda_graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(cuda_graph):
+            one_step()  # recorded, not run
+    except RuntimeError:
+        cuda_graph = None
+    for _ in range(n_select - warmup):
+        if cuda_graph is None:
+            one_step()
+        else:
+            cuda_graph.replay()
     return order
 
 
