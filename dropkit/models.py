@@ -19,7 +19,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-MODELS: tuple[str, ...] = ("linear", "mlp", "cnn", "vgg16", "vgg19", "resnet18", "resnet50")
+MODELS: tuple[str, ...] = ("linear", "mlp", "cnn", "vgg16", "vgg19", "resnet18", "resnet50", "resnet9")
 
 # Table 1's VGG configurations (Simonyan & Zisserman): channel counts, "M" = 2x2 max-pool.
 VGG_LAYERS: dict[str, tuple[int | str, ...]] = {
@@ -113,6 +113,37 @@ def resnet18_cifar_trunk(in_channels: int) -> nn.Module:
     net.maxpool = nn.Identity()
     net.fc = nn.Identity()
     return net
+
+
+class Residual(nn.Module):
+    """``x + block(x)`` (shapes of input and output must agree)."""
+
+    def __init__(self, block: nn.Module):
+        super().__init__()
+        self.block = block
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x)
+
+
+def resnet9_features(in_channels: int, size: int) -> nn.Sequential:
+    """The small residual network of the fast CIFAR-10 training literature (Page's "ResNet-9"):
+    prep conv 64; conv 128 + pool + residual(2 x conv 128); conv 256 + pool; conv 512 + pool +
+    residual(2 x conv 512); global max-pool. Pools are skipped once the map is 1 px wide, so 28, 32
+    and 64 px inputs all work. About 6.6 M parameters; output ``[B, 512]``. The ``fast`` profile's
+    network (see :mod:`dropkit.profiles`)."""
+    modules: list[nn.Module] = conv_bn_relu(in_channels, 64)
+    spatial = size
+    for width, residual in ((128, True), (256, False), (512, True)):
+        previous = 64 if width == 128 else width // 2
+        modules += conv_bn_relu(previous, width)
+        if spatial >= 2:
+            modules.append(nn.MaxPool2d(2))
+            spatial //= 2
+        if residual:
+            modules.append(Residual(nn.Sequential(*conv_bn_relu(width, width), *conv_bn_relu(width, width))))
+    modules += [nn.AdaptiveMaxPool2d(1), nn.Flatten()]
+    return nn.Sequential(*modules)
 
 
 def load_pretrained_state(path: str | Path) -> dict[str, torch.Tensor]:
@@ -213,6 +244,8 @@ def build_model(name: str, *, num_classes: int, input_shape: Sequence[int],
     elif name in VGG_LAYERS:
         layers = VGG_LAYERS[name]
         model = EmbeddingClassifier(vgg_features(layers, channels, size), nn.Linear(512, num_classes))
+    elif name == "resnet9":
+        model = EmbeddingClassifier(resnet9_features(channels, size), nn.Linear(512, num_classes))
     elif name == "resnet18":
         model = EmbeddingClassifier(resnet18_cifar_trunk(channels), nn.Linear(512, num_classes))
     else:  # resnet50

@@ -13,7 +13,7 @@ from dropkit.models import MODELS, build_model
 
 torch.set_num_threads(1)
 
-FEATURE_WIDTH = {"mlp": 256, "cnn": 64, "vgg16": 512, "vgg19": 512, "resnet18": 512, "resnet50": 2048}
+FEATURE_WIDTH = {"mlp": 256, "cnn": 64, "vgg16": 512, "vgg19": 512, "resnet18": 512, "resnet50": 2048, "resnet9": 512}
 IMAGE_SHAPES = [(1, 28, 28), (3, 32, 32), (3, 64, 64)]
 
 
@@ -23,7 +23,7 @@ def _build(name, shape, num_classes=7):
 
 
 def test_registry_lists_every_model():
-    assert MODELS == ("linear", "mlp", "cnn", "vgg16", "vgg19", "resnet18", "resnet50")
+    assert MODELS == ("linear", "mlp", "cnn", "vgg16", "vgg19", "resnet18", "resnet50", "resnet9")
 
 
 @pytest.mark.parametrize("shape", IMAGE_SHAPES, ids=lambda s: "x".join(map(str, s)))
