@@ -2,17 +2,13 @@
 model(s) on the training set, score every training sample, and keep the query models' validation
 recalls so DRoP can reuse them without a second query training.
 
-=====================  ==============================================  ========================
-method                 query training                                  score (higher = kept)
-=====================  ==============================================  ========================
-``el2n``               ``num_seeds`` short runs of ``epochs`` epochs   EL2N, mean over seeds
-``grand``              ``num_seeds`` short runs of ``epochs`` epochs   GraNd, mean over seeds
-``forgetting``         one full run (``full_epochs``), per-sample log   forgetting events
-``dynamic_uncertainty`` one full run (``full_epochs``), per-sample log  Dynamic Uncertainty
-``coreset``            one full run (``full_epochs``)                  ``N - k-center position``
-``ssp``                one full run (``full_epochs``)                  distance to class mean
-``random``             none                                            seeded uniform
-=====================  ==============================================  ========================
+* ``el2n`` / ``grand``: ``num_seeds`` short runs of ``epochs`` epochs; EL2N / GraNd of each
+  run's final model, averaged over the runs.
+* ``forgetting`` / ``dynamic_uncertainty``: one full run of ``full_epochs`` epochs recording
+  per-sample correctness / target probability of every epoch's training pass.
+* ``coreset`` / ``ssp``: one full run; greedy k-center order (score ``N - position``) / distance
+  to the class mean, on the trained model's penultimate-layer embeddings.
+* ``random``: no training; seeded uniform scores.
 
 The paper uses 10% of the final training length for the short runs and 5 seeds
 (``QueryConfig(epochs=E // 10, full_epochs=E, num_seeds=5)``).  Short runs follow the prefix of
