@@ -26,7 +26,7 @@ compared with (the paper's setting: the short EL2N/GraNd-style query, e.g.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import numpy as np
