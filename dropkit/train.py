@@ -14,8 +14,8 @@ on the device and are read once per epoch.
 
 Determinism: model initialisation, the batch order and the augmentation draw from ``config.seed``
 only (a private ``torch.Generator``; the global RNG state is left as it was), so on the CPU the same
-seed and thread count give bit-identical weights and metrics. GPU kernels (cuDNN) may differ in the
-last bits between runs.
+seed and thread count give bit-identical weights and metrics. CUDA runs are not bitwise
+reproducible (cuDNN and atomic-add kernels), and such differences grow during training.
 
 Run ``python -m dropkit.train --help`` for the command-line entry point.
 """
@@ -336,10 +336,15 @@ class _StreamingTrainSet:
                    x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True))
 
 
-def _eval_batches(data, split: str, device: torch.device, workers: int) -> Iterable[torch.Tensor]:
+def _eval_batches(data, split: str, device: torch.device, workers: int,
+                  on_device: dict[str, torch.Tensor]) -> Iterable[torch.Tensor]:
+    """Batches of raw validation/test inputs; in-memory splits are moved to ``device`` once and
+    kept in ``on_device``."""
     x = getattr(data, f"x_{split}", None)
     if isinstance(x, torch.Tensor):
-        return _tensor_batches(x.to(device), EVAL_BATCH_SIZE)
+        if split not in on_device:
+            on_device[split] = x.to(device)
+        return _tensor_batches(on_device[split], EVAL_BATCH_SIZE)
     loader = torch.utils.data.DataLoader(getattr(data, split), batch_size=EVAL_BATCH_SIZE, num_workers=workers,
                                          pin_memory=device.type == "cuda")
     return (images for images, _ in loader)
@@ -398,6 +403,7 @@ def train(data: "DataSplits", model: str | nn.Module, config: TrainConfig = Trai
     recalls = {"val": np.full((epochs, num_classes), np.nan), "test": np.full((epochs, num_classes), np.nan)}
     labels = {"val": y_val_np, "test": y_test_np}
     predictions = {"val": np.empty(0, dtype=np.int64), "test": np.empty(0, dtype=np.int64)}
+    eval_inputs: dict[str, torch.Tensor] = {}
     history: list[dict[str, Any]] = []
     bounds = epoch_batches(n, config.batch_size)
     rows_of_batch = torch.arange(max(stop - start for start, stop in bounds), device=device)
@@ -442,7 +448,7 @@ def train(data: "DataSplits", model: str | nn.Module, config: TrainConfig = Trai
         last = epoch == epochs - 1
         for split in ("val", "test"):
             if config.eval_every_epoch or last or (split == "val" and config.cdbw):
-                logits = _map_batches(network, network, _eval_batches(data, split, device, workers),
+                logits = _map_batches(network, network, _eval_batches(data, split, device, workers, eval_inputs),
                                       normalizer, device, config.bf16)
                 predictions[split] = logits.argmax(1).cpu().numpy()
                 recalls[split][epoch] = class_recalls(labels[split], predictions[split], num_classes)
