@@ -1,5 +1,6 @@
 """Named experiment sizes: ``smoke`` (CI, about a minute per notebook), ``default`` (real
-Fashion-MNIST on a 2-core CPU) and ``paper`` (the paper's Table 1 on GPUs).
+Fashion-MNIST on a 2-core CPU), ``paper`` (the paper's Table 1 on GPUs) and ``fast`` (the paper's
+CIFAR experiments with a small residual network and a short schedule, on one GPU).
 
 Notebooks take ``profile`` as a papermill parameter and validate it here first, so a typo fails
 with a clear message instead of silently running some other configuration.
@@ -42,7 +43,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-PROFILE_NAMES: tuple[str, ...] = ("smoke", "default", "paper")
+PROFILE_NAMES: tuple[str, ...] = ("smoke", "default", "paper", "fast")
 
 #: Experiment set name -> the book chapter (notebook) that uses it.
 EXPERIMENT_SETS: dict[str, str] = {
@@ -183,6 +184,22 @@ def _cpu_experiments(main: str, group: str) -> tuple[tuple[str, tuple[str, ...]]
     return tuple((e, (group,) if e == "waterbirds" else (main,)) for e in _ALL_CHAPTERS)
 
 
+_PAPER_WATERBIRDS = TrainingSetup(
+    "resnet50-waterbirds", "waterbirds", "resnet50", 300, (), 128, 1e-4, 1e-4, query_epochs=30,
+    augment=False, strategies=("el2n",), needs_pretrained=True,
+)
+# Fast: the fast-CIFAR-training recipe's small residual network (``resnet9``), batch 512, 16 epochs
+# with the paper's x0.2 drops at 50%/75%, query models 2 epochs (~10%). Its accuracy on real
+# CIFAR has not been measured here (no CIFAR offline); benchmarks/gpu.py measures its throughput
+# and projects the sweep's GPU-hours.
+_FAST_CIFAR10 = TrainingSetup(
+    "resnet9-cifar10", "cifar10", "resnet9", 16, (8, 12), 512, 0.2, 5e-4, query_epochs=2,
+    strategies=("el2n",),
+)
+_FAST_CIFAR100 = dataclasses.replace(
+    _FAST_CIFAR10, name="resnet9-cifar100", dataset="cifar100", strategies=("grand", "forgetting"),
+)
+
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
@@ -236,9 +253,7 @@ PROFILES: dict[str, Profile] = {
                           256, 0.2, 1e-4, query_epochs=20, strategies=("grand", "forgetting")),
             TrainingSetup("resnet50-imagenet", "imagenet", "resnet50", 90, (30, 60), 512, 0.2,
                           1e-4, query_epochs=9, strategies=("el2n",)),
-            TrainingSetup("resnet50-waterbirds", "waterbirds", "resnet50", 300, (), 128, 1e-4,
-                          1e-4, query_epochs=30, augment=False, strategies=("el2n",),
-                          needs_pretrained=True),
+            _PAPER_WATERBIRDS,
         ),
         experiment_setups=(
             ("bias_benchmark", ("vgg16-cifar10", "vgg19-cifar100", "resnet18-tinyimagenet",
@@ -262,6 +277,35 @@ PROFILES: dict[str, Profile] = {
         workers=1,
         threads=4,
         slurm_time_min=24 * 60,
+        slurm_gpus=1,
+    ),
+    "fast": Profile(
+        name="fast",
+        description="the paper's CIFAR-10/100 experiments with a small residual network "
+        "(resnet9), batch 512 and 16 epochs on one GPU; imbalanced data on long-tailed CIFAR-10 "
+        "(the paper: TinyImageNet); Waterbirds as in the paper profile; 3 seeds, densities "
+        "0.1-0.9, 5 query seeds",
+        setups=(_FAST_CIFAR10, _FAST_CIFAR100, _PAPER_WATERBIRDS),
+        experiment_setups=(
+            ("bias_benchmark", ("resnet9-cifar10", "resnet9-cifar100")),
+            ("drop_evaluation", ("resnet9-cifar10", "resnet9-cifar100")),
+            ("cdbw", ("resnet9-cifar100",)),
+            ("imbalanced", ("resnet9-cifar10",)),
+            ("waterbirds", ("resnet50-waterbirds",)),
+            ("pretraining_ablation", ("resnet9-cifar100",)),
+        ),
+        seeds=(0, 1, 2),
+        densities=_TENTHS,
+        secondary_densities=_TENTHS,
+        query_seeds=5,
+        methods=BENCHMARK_METHODS,
+        imbalance_factors=(2.0, 5.0, 20.0),
+        query_epoch_grid=(1, 2, 4, 8),
+        ablation_densities=(0.4, 0.5, 0.8),
+        device="cuda",
+        workers=1,
+        threads=4,
+        slurm_time_min=4 * 60,
         slurm_gpus=1,
     ),
 }

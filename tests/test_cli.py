@@ -190,7 +190,7 @@ def store_snapshot(root: Path) -> dict:
 
 
 SWEEP_ERRORS = [
-    (["--profile", "fast", "--experiment", "cdbw"], "invalid choice: 'fast'", 2),
+    (["--profile", "fastest", "--experiment", "cdbw"], "invalid choice: 'fastest'", 2),
     (["--profile", "smoke", "--experiment", "theory"], "invalid choice: 'theory'", 2),
     (["--profile", "smoke", "--experiment", "cdbw", "--set", "learning_rate=1"],
      "unknown override(s) ['learning_rate']", 1),

@@ -30,7 +30,7 @@ def test_known_profiles(name):
         profile.seeds = (0,)
 
 
-@pytest.mark.parametrize("bad", ["Default", "fast", "", None, 5, ["smoke"]])
+@pytest.mark.parametrize("bad", ["Default", "fastest", "", None, 5, ["smoke"]])
 def test_unknown_profile_is_a_clear_error(bad):
     with pytest.raises(ValueError, match=r"profile=.* is not a known profile; choose one of smoke"):
         check_profile(bad)
@@ -179,7 +179,7 @@ def test_overrides():
         ({"seeds": 3}, "seeds=3 must be a non-empty list"),
         ({"seeds": [0.5]}, "seeds"),
         ({"dataset": "cifar10"}, "dataset='cifar10' is not used by experiment"),
-        ({"model": "resnet9"}, "model='resnet9' is not known"),
+        ({"model": "resnet7"}, "model='resnet7' is not known"),
         ({"device": "tpu"}, "device='tpu'"),
         ({"learning_rate": 0.1}, r"unknown override\(s\) \['learning_rate'\]"),
         ({"protocol": "random"}, r"unknown override\(s\) \['protocol'\]"),
@@ -194,7 +194,21 @@ def test_bad_experiment_parameters(kwargs, match):
 def test_every_profile_and_set_expands():
     for name in PROFILE_NAMES:
         for experiment in EXPERIMENT_SETS:
-            extra = {"pretrained_path": "w.pt"} if (name, experiment) == ("paper", "waterbirds") else {}
+            extra = {"pretrained_path": "w.pt"} if (name in ("paper", "fast") and experiment == "waterbirds") else {}
             specs = experiment_specs(name, experiment, **extra)
             assert specs and len(specs) == len({s.cache_key for s in specs})
             assert sum(s.protocol == "none" for s in specs) >= 1
+
+
+def test_fast_profile_is_the_paper_cifar_sweep_with_resnet9():
+    fast, paper = get_profile("fast"), get_profile("paper")
+    assert fast.seeds == paper.seeds and fast.densities == paper.densities == TENTHS
+    assert fast.query_seeds == paper.query_seeds == 5
+    setup = fast.setup("resnet9-cifar10")
+    assert (setup.model, setup.epochs, setup.drop_epochs, setup.batch_size) == ("resnet9", 16, (8, 12), 512)
+    specs = experiment_specs("fast", "bias_benchmark", dataset="cifar10")
+    assert {s.model for s in specs} == {"resnet9"} and {s.device for s in specs} == {"cuda"}
+    # random + 5 score methods, 9 densities, 3 seeds; + one full-dataset run per seed
+    assert len(specs) == 6 * 9 * 3 + 3
+    # the paper profile keeps Table 1 unchanged
+    assert paper.setup("vgg16-cifar10").epochs == 160 and paper.setup("vgg16-cifar10").model == "vgg16"
