@@ -327,3 +327,68 @@ def provenance_sentence(frame) -> str:
             f"{listed('git_revision')} on {listed('device_name')} (torch {listed('torch_version')}, "
             f"numpy {listed('numpy_version')}, Python {listed('python_version')}); summed wall "
             f"time {seconds / 60:.1f} min{when}.")
+
+
+# --------------------------------------------------------------------------- chapters 04-07
+#
+# Chapters 04-07 name their curves themselves (e.g. "EL2N+CDB-W", "I = 5: Random+DRoP"), so the
+# two functions below take the curve names from a ``curve`` column instead of relabelling the
+# rows with :func:`dropkit.plots.method_label`.
+
+
+def curve_metrics(frame, density: float, metrics=tuple(_SUMMARY)) -> pd.DataFrame:
+    """Mean over seeds (in percent) of ``metrics`` at ``density`` for every value of the column
+    ``curve``; full-dataset curves (rows at density 1) are read at density 1 whatever ``density``.
+
+    Args:
+        frame: result rows with a ``curve`` column (the curve's name), ``density`` and the metric
+            columns (fractions in [0, 1]).
+        density: a density present among the pruned rows (matched with ``np.isclose``).
+        metrics: scalar result columns; their table names come from the chapter-02 names
+            (``"worst-class (%)"`` ...) or are the column names themselves.
+
+    Returns:
+        DataFrame indexed by curve (order of first appearance) with one column per metric and
+        ``seeds`` (the number of runs averaged).
+    """
+    if "curve" not in frame or "density" not in frame:
+        raise ValueError("frame needs the columns 'curve' and 'density'")
+    missing = [m for m in metrics if m not in frame]
+    if missing:
+        raise ValueError(f"metrics {missing} are not columns of the results")
+    pruned = frame[frame["density"] < 1]
+    if not np.isclose(pruned["density"].astype(float), density).any():
+        present = sorted({float(d) for d in pruned["density"]})
+        raise ValueError(f"density={density!r} has no pruned runs; densities present: {present}")
+    rows = {}
+    for curve in dict.fromkeys(frame["curve"]):
+        runs = frame[frame["curve"] == curve]
+        at = runs[np.isclose(runs["density"].astype(float), density)]
+        if at.empty:
+            at = runs[runs["density"] == 1]
+        if at.empty:
+            continue
+        rows[curve] = {**{_SUMMARY.get(m, m): 100 * float(at[m].astype(float).mean()) for m in metrics},
+                       "seeds": int(len(at))}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "curve"
+    return table
+
+
+def comparison_claim(table: pd.DataFrame, column: str, first: str, others, claim: str) -> str:
+    """One sentence: is ``first``'s value in ``column`` of :func:`curve_metrics`' table above every
+    curve in ``others``? The paper's ``claim`` then "holds", "holds only in part" (above some) or
+    "does not hold"; lower is better for the gap and std columns."""
+    if column not in table:
+        raise ValueError(f"column={column!r} is not in the table ({', '.join(table.columns)})")
+    others = [o for o in others if o in table.index and o != first]
+    if first not in table.index or not others:
+        raise ValueError(f"first={first!r} and others={others!r} must name curves of the table")
+    lower_better = "gap" in column or "std" in column
+    value = float(table.loc[first, column])
+    beaten = [o for o in others
+              if (value < table.loc[o, column] if lower_better else value > table.loc[o, column])]
+    verdict = "holds" if len(beaten) == len(others) else ("holds only in part" if beaten else "does not hold")
+    listed = ", ".join(f"{o} {table.loc[o, column]:.1f}" for o in others)
+    return (f"{first}: {column} {value:.1f} against {listed} ({'lower' if lower_better else 'higher'} "
+            f"is better): the paper's claim that {claim} {verdict} here.")

@@ -258,3 +258,44 @@ def test_provenance_sentence_lists_revisions_machines_and_time():
         "2026-01-03T00:00:00.")
     with pytest.raises(ValueError, match="no runs"):
         claims.provenance_sentence(frame.iloc[:0])
+
+
+# --------------------------------------------------------------------------- chapters 04-07
+
+
+def curve_frame():
+    rows = [make_row("none", None, 1.0, FULL, SIZES, seed) for seed in (0, 1)]
+    rows += [make_row("random+drop", "el2n", 0.5, r, seed=s) for s, r in ((0, [0.7, 0.8, 0.9]), (1, [0.5, 0.8, 0.9]))]
+    rows += [make_row("strategy", "el2n", 0.5, [0.4, 0.9, 1.0], seed=s) for s in (0, 1)]
+    frame = pd.DataFrame(rows)
+    frame["curve"] = ["Full dataset"] * 2 + ["Random+DRoP"] * 2 + ["EL2N"] * 2
+    return frame
+
+
+def test_curve_metrics_means_over_seeds_and_reads_full_dataset_at_density_one():
+    table = claims.curve_metrics(curve_frame(), 0.5, ("test_accuracy", "test_worst_class"))
+    assert list(table.index) == ["Full dataset", "Random+DRoP", "EL2N"]
+    assert table.loc["Random+DRoP", "worst-class (%)"] == pytest.approx(60.0)
+    assert table.loc["Random+DRoP", "accuracy (%)"] == pytest.approx(100 * (2.4 + 2.2) / 6)
+    assert table.loc["Full dataset", "worst-class (%)"] == pytest.approx(60.0)
+    assert table.loc["EL2N", "seeds"] == 2
+
+
+def test_curve_metrics_rejects_absent_density_and_missing_columns():
+    with pytest.raises(ValueError, match="density=0.3"):
+        claims.curve_metrics(curve_frame(), 0.3)
+    with pytest.raises(ValueError, match="curve"):
+        claims.curve_metrics(curve_frame().drop(columns="curve"), 0.5)
+
+
+def test_comparison_claim_verdicts():
+    table = claims.curve_metrics(curve_frame(), 0.5)
+    assert "holds here" in claims.comparison_claim(table, "worst-class (%)", "Random+DRoP", ["EL2N"], "x")
+    mixed = pd.DataFrame({"worst-class (%)": [50.0, 40.0, 60.0]}, index=["A", "B", "C"])
+    assert "holds only in part" in claims.comparison_claim(mixed, "worst-class (%)", "A", ["B", "C"], "x")
+    assert "does not hold" in claims.comparison_claim(table, "worst-class (%)", "EL2N", ["Random+DRoP"], "x")
+    # gap: lower is better; EL2N gap 60 vs Random+DRoP (20+40)/2 = 30
+    assert "does not hold" in claims.comparison_claim(table, "max-min gap (%)", "EL2N", ["Random+DRoP"], "x")
+    assert "holds here" in claims.comparison_claim(table, "max-min gap (%)", "Random+DRoP", ["EL2N"], "x")
+    with pytest.raises(ValueError, match="column"):
+        claims.comparison_claim(table, "nope", "EL2N", ["Random+DRoP"], "x")
