@@ -24,7 +24,10 @@
 # * **EL2N+CDB-W** — the final model is trained with CDB-W on the EL2N-pruned dataset;
 # * **CDB-W+EL2N** — the EL2N scores come from query models trained with CDB-W;
 #
-# and compares them with **Random+DRoP**, **EL2N+DRoP** and plain **EL2N**, and with CDB-W on the
+# (CDB-W's weights at epoch $t$ come from the recalls after epoch $t-1$, so its first epoch is
+# unweighted: with one-epoch query models, as in this book's `default` profile, CDB-W+EL2N
+# coincides with EL2N; the paper's query models train 16 epochs), and compares them with
+# **Random+DRoP**, **EL2N+DRoP** and plain **EL2N**, and with CDB-W on the
 # full dataset. The paper (VGG-19 on CIFAR-100, Figure 7) finds that CDB-W on the full dataset
 # improves the worst class, but by less than Random+DRoP at $d = 0.5$; that EL2N+CDB-W keeps
 # EL2N's bias; and that CDB-W+EL2N is among the most biased protocols of the study.
@@ -126,6 +129,19 @@ DIFFERENCE = {
 }[profile]
 if profile != "paper" and (model is not None or dataset is not None):
     DIFFERENCE += f" Overridden here: dataset={dataset}, model={model}."
+# CDB-W weighs each epoch's loss by the previous epoch's validation recalls, so its first epoch is
+# unweighted: a one-epoch CDB-W query model is the plain query model, and CDB-W+EL2N equals EL2N.
+QUERY_EPOCHS = sorted({int(q) for q in frame.loc[frame["curve"] == "CDB-W+EL2N", "query_epochs"]})
+key = ["density", "seed"]
+plain = frame[frame["curve"] == "EL2N"].set_index(key)["test_accuracy"]
+robust = frame[frame["curve"] == "CDB-W+EL2N"].set_index(key)["test_accuracy"]
+IDENTICAL = bool(len(plain) and plain.sort_index().equals(robust.reindex(plain.index).sort_index()))
+if QUERY_EPOCHS == [1]:
+    DIFFERENCE += (" The query models train 1 epoch, and CDB-W's first epoch is unweighted (its weights "
+                   "come from the previous epoch's validation recalls), so here CDB-W+EL2N is the same "
+                   "as EL2N" + (" (identical results; its curve hides EL2N's)." if IDENTICAL else "."))
+print(f"CDB-W+EL2N query models train {', '.join(map(str, QUERY_EPOCHS))} epoch(s); CDB-W+EL2N results "
+      f"{'are identical to' if IDENTICAL else 'differ from'} EL2N's.")
 
 
 def curves_with_baseline(rows, metrics, baseline_rows, baseline, *, labels):
