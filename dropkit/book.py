@@ -31,6 +31,10 @@ CHAPTERS: dict[str, tuple[str, ...]] = {
     "01_theory": ("3", "4a", "4b"),
     "02_bias_benchmark": ("1", "2", "10", "13", "14"),
     "03_drop_evaluation": ("5", "6", "11", "12"),
+    "04_cdbw": ("7",),
+    "05_imbalanced": ("8",),
+    "06_waterbirds": ("9",),
+    "07_pretraining_ablation": ("15",),
 }
 
 GENERATED_DIR = Path("book") / "generated"
