@@ -158,7 +158,7 @@ def group_curves(frame, metrics, baseline, *, labels):
             ax.axhline(float(extra.mean()), color="tab:purple", linestyle=":", linewidth=1.8, label=baseline)
         ax.set_title(metrics[metric], fontsize=10)
         ax.set_ylabel(metrics[metric])
-        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=None))
     handles = {}
     for ax in axes.ravel():
         for handle, label in zip(*ax.get_legend_handles_labels()):

@@ -145,7 +145,7 @@ for ax, metric in zip(axes[0], METRICS):
     ax.set_xticks(QUERY_EPOCHS, [str(q) for q in QUERY_EPOCHS])
     ax.set_xlabel("query model training (epochs)")
     ax.set_ylabel(plots.METRICS[metric])
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=None))
     ax.set_title(plots.METRICS[metric], fontsize=10)
     ax.grid(True, alpha=0.3)
 handles = {}
@@ -168,8 +168,8 @@ show_figure(
 #
 # Computed from the results above: for every density, the mean over seeds of the average and
 # worst-class accuracy at each query length, and whether the paper's claim holds on these
-# numbers (verdicts chosen by `dropkit.claims.comparison_claim`): the query length the other
-# chapters use is at least as good as every longer one, i.e. longer query training buys nothing.
+# numbers: the query length the other chapters use has saturated if no longer query training
+# raises the mean worst-class accuracy by more than the seed-to-seed spread at that length.
 
 # %%
 for density in DENSITIES:
@@ -183,13 +183,13 @@ for density in DENSITIES:
     default = f"query {DEFAULT_QUERY} epoch{'s' if DEFAULT_QUERY != 1 else ''}"
     longer = [c for c, q in zip(table.index, sorted(set(rows["query_epochs"]))) if q > DEFAULT_QUERY]
     if default in table.index and longer:
-        print(claims.comparison_claim(
-            table, "worst-class (%)", default, longer,
-            f"Random+DRoP's worst-class accuracy at d = {density:g} has saturated at the query length "
-            f"of the other chapters"))
         at_default = rows.loc[rows["query_epochs"] == DEFAULT_QUERY, "test_worst_class"]
         spread = 100 * float(at_default.max() - at_default.min())
-        gain = float(table.loc[longer, "worst-class (%)"].max() - table.loc[default, "worst-class (%)"])
-        print(f"The best longer query training gains {gain:+.1f} points of worst-class accuracy over "
-              f"{DEFAULT_QUERY} epoch(s), against a seed-to-seed spread (max - min) of {spread:.1f} points "
-              f"there: {'within' if gain <= spread else 'beyond'} the seed noise.")
+        best = table.loc[longer, "worst-class (%)"].idxmax()
+        gain = float(table.loc[best, "worst-class (%)"] - table.loc[default, "worst-class (%)"])
+        print(f"d = {density:g}: the best longer query training ({best}) changes the worst-class accuracy "
+              f"by {gain:+.1f} points over {default}, against a seed-to-seed spread (max - min over seeds) "
+              f"of {spread:.1f} points at {default}: the paper's claim that DRoP's performance has "
+              f"saturated at the query length of the other chapters "
+              f"{'holds' if gain <= spread else 'does not hold'} here (saturated = no longer query "
+              f"training gains more than that spread).")
