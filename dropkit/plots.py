@@ -309,20 +309,22 @@ def class_density_correlation(frame, label: str, densities=None) -> tuple[float,
 
 
 def _percent_axis(ax, axis: str = "y") -> None:
-    from matplotlib.ticker import PercentFormatter
+    from matplotlib.ticker import FuncFormatter
 
-    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(PercentFormatter(1.0, decimals=0))
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(FuncFormatter(lambda x, _: f"{100 * x:.6g}%"))
+
+
+def _curve_order(frame, labels) -> list[str]:
+    present = list(dict.fromkeys(_with_labels(frame).query("protocol != 'none'")["label"]))
+    return present if labels is None else [label for label in labels if label in present]
 
 
 def draw_metric_curve(ax, frame, metric: str = "test_accuracy", *, labels=None) -> None:
     """Draw ``metric`` against density on ``ax``: one line (mean over seeds) with a min/max band
     per curve, and the full-dataset mean as a dashed black line with its min/max band."""
     table = metric_by_density(frame, metric)
-    order = labels or list(dict.fromkeys(_with_labels(frame).query("protocol != 'none'")["label"]))
-    for label in order:
+    for label in _curve_order(frame, labels):
         rows = table[table["label"] == label]
-        if rows.empty:
-            continue
         color = rows["color"].iloc[0]
         ax.plot(rows["density"], rows["mean"], marker="o", markersize=4, color=color, label=label,
                 linewidth=2.2 if label == "Random+DRoP" else 1.5)
@@ -339,30 +341,76 @@ def draw_metric_curve(ax, frame, metric: str = "test_accuracy", *, labels=None) 
     ax.grid(True, alpha=0.3)
 
 
-def draw_tradeoff(ax, frame, *, labels=None) -> None:
-    """Average accuracy (y) against worst-class accuracy (x), one point per density (mean over
-    seeds, marker size grows with density) joined per curve; the full dataset is a black star."""
+def tradeoff_table(frame):
+    """Mean over seeds of average (``accuracy``) and worst-class (``worst_class``) accuracy per
+    pruned curve and density: the points of the trade-off plot."""
     accuracy = metric_by_density(frame, "test_accuracy")
     worst = metric_by_density(frame, "test_worst_class")
     table = accuracy.merge(worst, on=["label", "color", "density"], suffixes=("_acc", "_worst"))
-    order = labels or list(dict.fromkeys(_with_labels(frame).query("protocol != 'none'")["label"]))
+    return table.rename(columns={"mean_acc": "accuracy", "mean_worst": "worst_class"})[
+        ["label", "color", "density", "accuracy", "worst_class"]]
+
+
+def zoom_window(table, full_accuracy: float, full_worst: float, *, margin: float = 0.05):
+    """The (x0, x1, y0, y1) box of the trade-off points whose average accuracy is within
+    ``margin`` of the full dataset's, padded by 10%, with the full-dataset point; None when it
+    would show every point anyway or fewer than two points."""
+    near = table[table["accuracy"] >= full_accuracy - margin]
+    if len(near) < 2 or len(near) == len(table):
+        return None
+    xs = np.append(near["worst_class"].to_numpy(), full_worst)
+    ys = np.append(near["accuracy"].to_numpy(), full_accuracy)
+    pad_x = 0.1 * max(np.ptp(xs), 1e-3)
+    pad_y = 0.1 * max(np.ptp(ys), 1e-3)
+    return float(xs.min() - pad_x), float(xs.max() + pad_x), float(ys.min() - pad_y), float(ys.max() + pad_y)
+
+
+def _draw_tradeoff_points(ax, table, order, full_acc, full_worst, *, scale: float = 1.0) -> None:
     for label in order:
         rows = table[table["label"] == label].sort_values("density")
         if rows.empty:
             continue
         color = rows["color"].iloc[0]
-        ax.plot(rows["mean_worst"], rows["mean_acc"], color=color, linewidth=1.2, alpha=0.8, label=label)
-        ax.scatter(rows["mean_worst"], rows["mean_acc"], s=12 + 50 * rows["density"], color=color, zorder=3)
+        ax.plot(rows["worst_class"], rows["accuracy"], color=color, alpha=0.8, label=label,
+                linewidth=2.0 if label == "Random+DRoP" else 1.2)
+        ax.scatter(rows["worst_class"], rows["accuracy"], s=scale * (12 + 50 * rows["density"]), color=color, zorder=3)
+    if full_acc is not None:
+        ax.scatter([full_worst["mean"]], [full_acc["mean"]], marker="*", s=scale * 220, color="black",
+                   zorder=4, label=FULL_DATASET)
+
+
+def draw_tradeoff(ax, frame, *, labels=None, window=None) -> None:
+    """Average accuracy (y) against worst-class accuracy (x), one point per density (mean over
+    seeds, marker size grows with density) joined per curve; the full dataset is a black star.
+    ``window`` = (x0, x1, y0, y1) limits the axes to a zoomed region (see :func:`zoom_window`)."""
+    table = tradeoff_table(frame)
     full_acc = full_dataset_metric(frame, "test_accuracy")
     full_worst = full_dataset_metric(frame, "test_worst_class")
+    for label in _curve_order(frame, labels):
+        rows = table[table["label"] == label].sort_values("density")
+        color = rows["color"].iloc[0]
+        ax.plot(rows["worst_class"], rows["accuracy"], color=color, alpha=0.8, label=label,
+                linewidth=2.0 if label == "Random+DRoP" else 1.2)
+        ax.scatter(rows["worst_class"], rows["accuracy"], s=12 + 50 * rows["density"], color=color, zorder=3)
     if full_acc is not None:
-        ax.scatter([full_worst["mean"]], [full_acc["mean"]], marker="*", s=220, color="black",
-                   zorder=4, label=FULL_DATASET)
+        ax.scatter([full_worst["mean"]], [full_acc["mean"]], marker="*", s=220, color="black", zorder=4,
+                   label=FULL_DATASET)
+    if window is not None:
+        ax.set_xlim(*window[:2])
+        ax.set_ylim(*window[2:])
     ax.set_xlabel("worst-class accuracy (marker size: density)")
     ax.set_ylabel("average test accuracy")
     _percent_axis(ax, "x")
     _percent_axis(ax, "y")
     ax.grid(True, alpha=0.3)
+
+
+def _tradeoff_window(frame, margin):
+    full_acc = full_dataset_metric(frame, "test_accuracy")
+    if margin is None or full_acc is None:
+        return None
+    full_worst = full_dataset_metric(frame, "test_worst_class")
+    return zoom_window(tradeoff_table(frame), full_acc["mean"], full_worst["mean"], margin=margin)
 
 
 def _panels(frame, row: str | None):
@@ -374,42 +422,74 @@ def _panels(frame, row: str | None):
     return [(str(value), frame[frame[row] == value]) for value in dict.fromkeys(frame[row])]
 
 
-def _figure_legend(fig, axes) -> None:
+def _legend(target, axes, *, loc: str = "outside lower center") -> None:
+    """One legend on ``target`` (a figure or subfigure) with every labelled artist of ``axes``."""
     handles = {}
     for ax in np.ravel(axes):
         for handle, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, handle)
-    if handles:
-        fig.legend(handles.values(), handles.keys(), loc="outside lower center",
-                   ncol=len(handles) if len(handles) <= 6 else (len(handles) + 1) // 2, frameon=False)
+    if not handles:
+        return
+    ncol = 1 if "right" in loc else (len(handles) if len(handles) <= 6 else (len(handles) + 1) // 2)
+    target.legend(handles.values(), handles.keys(), loc=loc, ncol=ncol, frameon=False)
+
+
+def _row_figure(n_rows: int, n_cols: int, panel_size, titles):
+    """A constrained-layout figure with one subfigure per row of panels (titled when several)."""
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(layout="constrained",
+                     figsize=(panel_size[0] * n_cols, (panel_size[1] + 0.3) * n_rows + 0.8))
+    subfigs = fig.subfigures(len(titles), 1, squeeze=False)[:, 0]
+    rows_each = n_rows // len(titles)
+    blocks = []
+    for subfig, title in zip(subfigs, titles):
+        axes = subfig.subplots(rows_each, n_cols, squeeze=False)
+        subfig.suptitle(title, fontsize=11, fontweight="bold")
+        blocks.append(axes)
+    return fig, subfigs, blocks
 
 
 def plot_density_curves(frame, metrics=("test_accuracy",), *, tradeoff: bool = False, row: str | None = None,
-                        labels=None, panel_size=(4.6, 3.4)):
+                        labels=None, panel_size=(4.6, 3.4), zoom: float | None = 0.05):
     """Metric-vs-density curves (paper Figures 1, 5, 10, 11, 12).
 
-    One row of panels per model-dataset pair (or per value of the column ``row``), one column
-    per metric in ``metrics`` and, with ``tradeoff``, a last column of average vs worst-class
-    accuracy. Lines: mean over seeds; bands: min/max over seeds; dashed black: full dataset.
-    ``labels`` fixes the order of the curves. Returns the matplotlib figure.
+    One row of panels per model-dataset pair (or per value of the column ``row``; its title above
+    it), one column per metric in ``metrics`` and, with ``tradeoff``, a column of average vs
+    worst-class accuracy, followed (when low densities stretch its axes) by the same plot zoomed
+    on the points within ``zoom`` of the full dataset's average accuracy (:func:`zoom_window`;
+    ``zoom=None``: no zoomed panel). Lines: mean over seeds; bands: min/max over seeds; dashed
+    black: full dataset. ``labels`` fixes the order of the curves. One legend below the figure
+    when every row shows the same curves, else one legend right of each row. Returns the figure.
     """
-    import matplotlib.pyplot as plt
-
     metrics = tuple(metrics)
     if not metrics and not tradeoff:
         raise ValueError("metrics must name at least one metric (or pass tradeoff=True)")
     panels = _panels(frame, row)
-    ncols = len(metrics) + int(tradeoff)
-    fig, axes = plt.subplots(len(panels), ncols, figsize=(panel_size[0] * ncols, panel_size[1] * len(panels) + 0.8),
-                             squeeze=False, layout="constrained")
-    for axes_row, (title, rows) in zip(axes, panels):
+    windows = [_tradeoff_window(rows, zoom) if tradeoff else None for _, rows in panels]
+    zoomed = any(w is not None for w in windows)
+    ncols = len(metrics) + int(tradeoff) + int(zoomed)
+    fig, subfigs, blocks = _row_figure(len(panels), ncols, panel_size, [title for title, _ in panels])
+    for axes, (title, rows), window in zip(blocks, panels, windows):
+        axes_row = axes[0]
         for ax, metric in zip(axes_row, metrics):
             draw_metric_curve(ax, rows, metric, labels=labels)
-            ax.set_title(f"{title}: {METRICS.get(metric, metric)}", fontsize=10)
+            ax.set_title(METRICS.get(metric, metric), fontsize=10)
         if tradeoff:
-            draw_tradeoff(axes_row[-1], rows, labels=labels)
-            axes_row[-1].set_title(f"{title}: average vs worst-class", fontsize=10)
-    _figure_legend(fig, axes)
+            ax = axes_row[len(metrics)]
+            draw_tradeoff(ax, rows, labels=labels)
+            ax.set_title("average vs worst-class accuracy", fontsize=10)
+        if zoomed and window is None:
+            axes_row[-1].remove()
+        elif zoomed:
+            draw_tradeoff(axes_row[-1], rows, labels=labels, window=window)
+            axes_row[-1].set_title(f"zoom: within {100 * zoom:g} pp of the full dataset", fontsize=10)
+            ax.indicate_inset_zoom(axes_row[-1], edgecolor="0.4")
+    if len({tuple(_curve_order(rows, labels)) for _, rows in panels}) == 1:
+        _legend(fig, [b for block in blocks for b in block.ravel() if b.figure is not None])
+    else:
+        for subfig, axes in zip(subfigs, blocks):
+            _legend(subfig, [b for b in axes.ravel() if b.figure is not None], loc="outside right center")
     return fig
 
 
@@ -465,57 +545,56 @@ def draw_class_accuracy_vs_density(ax, frame, label: str, densities=None) -> Non
     ax.grid(True, alpha=0.3)
 
 
-def _class_grid(frame, labels, draw, *, row, densities, panel_size):
-    import matplotlib.pyplot as plt
-
+def _class_grid(frame, labels, draw, *, row, densities, panel_size, max_columns):
     panels = _panels(frame, row)
     if labels is None:
-        labels = list(dict.fromkeys(_with_labels(frame).query("protocol != 'none'")["label"]))
+        labels = _curve_order(frame, None)
     labels = list(labels)
     if not labels:
         raise ValueError("labels must name at least one pruned curve")
-    fig, axes = plt.subplots(len(panels), len(labels), squeeze=False, layout="constrained",
-                             figsize=(panel_size[0] * len(labels), panel_size[1] * len(panels) + 0.6))
-    for axes_row, (title, rows) in zip(axes, panels):
-        for ax, label in zip(axes_row, labels):
+    if not isinstance(max_columns, int) or isinstance(max_columns, bool) or max_columns < 1:
+        raise ValueError(f"max_columns={max_columns!r} must be a positive integer")
+    ncols = min(len(labels), max_columns)
+    per_panel = -(-len(labels) // ncols)  # rows of axes for one model-dataset pair
+    fig, _, blocks = _row_figure(len(panels) * per_panel, ncols, panel_size, [title for title, _ in panels])
+    for axes, (_, rows) in zip(blocks, panels):
+        flat = axes.ravel()
+        for ax, label in zip(flat, labels):
             draw(ax, rows, label, densities)
-            if len(panels) > 1:
-                ax.set_title(f"{title}\n{ax.get_title()}", fontsize=10)
-    _figure_legend(fig, axes[:, :1])
+        for ax in flat[len(labels):]:
+            ax.remove()
+    _legend(fig, blocks[0].ravel()[:1])
     return fig
 
 
 def plot_sorted_class_densities(frame, labels=None, densities=None, *, row: str | None = None,
-                                panel_size=(3.6, 3.2)):
-    """Sorted class densities per curve (paper Figures 2 left, 6 left, 14): one column per label,
-    one row per model-dataset pair. Returns the matplotlib figure."""
+                                panel_size=(3.8, 3.2), max_columns: int = 3):
+    """Sorted class densities per curve (paper Figures 2 left, 6 left, 14): one panel per label
+    (``max_columns`` per row of panels), one block of rows per model-dataset pair. Returns the
+    matplotlib figure."""
     return _class_grid(frame, labels, draw_sorted_class_densities, row=row, densities=densities,
-                       panel_size=panel_size)
+                       panel_size=panel_size, max_columns=max_columns)
 
 
 def plot_class_accuracy_vs_density(frame, labels=None, densities=None, *, row: str | None = None,
-                                   panel_size=(3.6, 3.2)):
+                                   panel_size=(3.8, 3.2), max_columns: int = 3):
     """Full-dataset class accuracy against class density per curve, with the correlation
-    averaged over densities (paper Figures 2 right, 6 right, 13). Returns the figure."""
+    averaged over densities (paper Figures 2 right, 6 right, 13): one panel per label
+    (``max_columns`` per row of panels). Returns the figure."""
     return _class_grid(frame, labels, draw_class_accuracy_vs_density, row=row, densities=densities,
-                       panel_size=panel_size)
+                       panel_size=panel_size, max_columns=max_columns)
 
 
 def plot_class_profile(frame, label: str, densities=None, *, panel_size=(4.6, 3.6)):
     """Paper Figures 2 and 6: sorted class densities (left) and full-dataset class accuracy vs
     class density (right) for one curve, one row per model-dataset pair."""
-    import matplotlib.pyplot as plt
-
     panels = _panels(frame, None)
-    fig, axes = plt.subplots(len(panels), 2, squeeze=False, layout="constrained",
-                             figsize=(2 * panel_size[0], panel_size[1] * len(panels) + 0.6))
-    for (left, right), (title, rows) in zip(axes, panels):
+    fig, _, blocks = _row_figure(len(panels), 2, panel_size, [title for title, _ in panels])
+    for axes, (_, rows) in zip(blocks, panels):
+        left, right = axes[0]
         draw_sorted_class_densities(left, rows, label, densities)
         draw_class_accuracy_vs_density(right, rows, label, densities)
-        if len(panels) > 1:
-            left.set_title(f"{title}\n{left.get_title()}", fontsize=10)
-            right.set_title(f"{title}\n{right.get_title()}", fontsize=10)
-    _figure_legend(fig, axes[:, :1])
+    _legend(fig, blocks[0].ravel()[:1])
     return fig
 
 

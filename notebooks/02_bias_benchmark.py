@@ -52,8 +52,7 @@ import os
 import warnings
 from numbers import Real
 
-import pandas as pd
-from IPython.display import display
+from IPython.display import Markdown, display
 
 from tqdm import TqdmWarning
 
@@ -198,10 +197,9 @@ show_figure(
 # Figure 13; and the minimum samples per class of Figure 14.
 
 # %%
-with pd.option_context("display.precision", 2, "display.width", 200, "display.max_columns", 20):
-    for title, rows in plots.split_setups(frame):
-        at = claims.reference_density(rows, reference)
-        print(f"{title}, d = {at:g}")
-        display(claims.bias_table(rows, at))
-        print(claims.bias_claim(rows, at))
-        print(claims.dynamic_uncertainty_claim(rows))
+for title, rows in plots.split_setups(frame):
+    at = claims.reference_density(rows, reference)
+    display(Markdown(f"**{title}**, reference density d = {at:g}"))
+    display(claims.bias_table(rows, at).round(2))
+    display(Markdown(claims.bias_claim(rows, at)))
+    display(Markdown(claims.dynamic_uncertainty_claim(rows)))

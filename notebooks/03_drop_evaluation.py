@@ -56,8 +56,7 @@ import os
 import warnings
 from numbers import Real
 
-import pandas as pd
-from IPython.display import display
+from IPython.display import Markdown, display
 
 from tqdm import TqdmWarning
 
@@ -204,11 +203,10 @@ show_figure(
 # paper's claims hold on these numbers; the verdicts are chosen by `dropkit.claims`.
 
 # %%
-with pd.option_context("display.precision", 2, "display.width", 200, "display.max_columns", 20):
-    for title, rows in panels.groupby("panel", sort=False):
-        at = claims.reference_density(rows, reference)
-        print(f"{title}, d = {at:g}")
-        display(claims.drop_table(rows, at))
-        print(claims.drop_claim(rows, at))
-        print(claims.drop_peak_claim(rows))
-        print(claims.drop_correlation_claim(rows))
+for title, rows in panels.groupby("panel", sort=False):
+    at = claims.reference_density(rows, reference)
+    display(Markdown(f"**{title}**, reference density d = {at:g}"))
+    display(claims.drop_table(rows, at).round(2))
+    display(Markdown(claims.drop_claim(rows, at)))
+    display(Markdown(claims.drop_peak_claim(rows)))
+    display(Markdown(claims.drop_correlation_claim(rows)))

@@ -215,13 +215,21 @@ def peaks_frame(drop_by_density):
     })
 
 
-def test_drop_peak_claim_both_ways():
+def test_drop_peak_claim_every_verdict():
     holds = claims.drop_peak_claim(peaks_frame({0.3: 0.7, 0.5: 0.75, 0.9: 0.65}))
-    assert holds.startswith("Random+DRoP's worst-class accuracy peaks at d=0.5; every other protocol's peaks at d >= 0.9")
+    assert holds.startswith("Random+DRoP's worst-class accuracy peaks at d=0.5; 2 of 2 other protocols peak at a "
+                            "higher density:")
     assert holds.endswith("have passed their best holds here.")
     fails = claims.drop_peak_claim(peaks_frame({0.3: 0.6, 0.5: 0.65, 0.9: 0.7}))
-    assert "peaks at d=0.9; Random (d=0.9), EL2N (d=0.9) peak at the same or a lower density:" in fails
+    assert ("peaks at d=0.9; 0 of 2 other protocols peak at a higher density; Random (d=0.9), EL2N (d=0.9) "
+            "peak at the same or a lower density:") in fails
     assert fails.endswith("does not hold here.")
+    frame = peaks_frame({0.3: 0.7, 0.5: 0.75, 0.9: 0.65})
+    early = (frame["protocol"] == "random") & (frame["density"] == 0.3)
+    frame.loc[early, "test_worst_class"] = 0.95  # Random now peaks at 0.3, below DRoP's 0.5
+    part = claims.drop_peak_claim(frame)
+    assert "1 of 2 other protocols peak at a higher density; Random (d=0.3) peaks at the same or a lower" in part
+    assert part.endswith("holds only in part here.")
 
 
 def correlation_frame(drop_counts):

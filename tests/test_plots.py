@@ -227,10 +227,20 @@ def test_density_curves_one_row_per_setup_or_column(frame):
     mixed = pd.concat([frame, frame.assign(dataset="cifar10")], ignore_index=True)
     fig = plots.plot_density_curves(mixed, tuple(plots.METRICS))
     assert len(fig.axes) == 8
-    assert fig.axes[4].get_title() == "cifar10, MLP: average test accuracy"
+    assert [s.get_suptitle() for s in fig.subfigs] == ["fashion-mnist, MLP", "cifar10, MLP"]
+    assert fig.subfigs[1].axes[0].get_title() == "average test accuracy"
+    assert len(fig.legends) == 1  # same curves in every row: one legend for the figure
     plt.close(fig)
     fig = plots.plot_density_curves(frame.assign(panel="EL2N as Strategy"), ("test_gap",), row="panel")
-    assert fig.axes[0].get_title() == "EL2N as Strategy: max - min class accuracy"
+    assert fig.subfigs[0].get_suptitle() == "EL2N as Strategy"
+    assert fig.axes[0].get_title() == "max - min class accuracy"
+    plt.close(fig)
+    # rows with different curves get one legend each
+    split = pd.concat([frame.assign(panel="a"), frame[frame["protocol"] != "strategy"].assign(panel="b")])
+    fig = plots.plot_density_curves(split, ("test_gap",), row="panel")
+    assert not fig.legends
+    assert [[t.get_text() for t in s.legends[0].get_texts()] for s in fig.subfigs] == [
+        ["Random", "EL2N", "Full dataset"], ["Random", "Full dataset"]]
     plt.close(fig)
     with pytest.raises(ValueError, match="row='nope'"):
         plots.plot_density_curves(frame, row="nope")
@@ -296,3 +306,33 @@ def test_setting_caption_describes_the_runs(frame):
         "over 5 query seeds")
     bare = plots.setting_caption(frame[frame["protocol"] != "strategy"].drop(columns=["epochs", "lr"]))
     assert bare == "fashion-mnist, MLP (300 training samples), batch 256; 2 seeds (0, 1); densities 0.1, 0.5"
+
+
+def test_class_grids_wrap_after_max_columns(frame):
+    fig = plots.plot_sorted_class_densities(frame, ["Random", "EL2N", "Random", "EL2N"], max_columns=3)
+    assert len(fig.axes) == 4  # a 2 x 3 grid with the two unused axes removed
+    positions = sorted({round(ax.get_position().y0, 3) for ax in fig.axes})
+    assert len(positions) == 2
+    plt.close(fig)
+    with pytest.raises(ValueError, match="max_columns=0"):
+        plots.plot_class_accuracy_vs_density(frame, ["EL2N"], max_columns=0)
+
+
+def test_tradeoff_table_and_zoom_window(frame):
+    table = plots.tradeoff_table(frame)
+    random_05 = table[(table["label"] == "Random") & (table["density"] == 0.5)].iloc[0]
+    assert random_05["accuracy"] == pytest.approx(0.7) and random_05["worst_class"] == pytest.approx(0.5)
+    # points within 0.12 of the full dataset's 0.8 average accuracy: Random at 0.5 (0.7) and EL2N at 0.5 (2/3)
+    window = plots.zoom_window(table, 0.8, 0.65, margin=0.14)
+    pad_x, pad_y = 0.1 * (0.65 - 0.4), 0.1 * (0.8 - 2 / 3)
+    assert window == pytest.approx((0.4 - pad_x, 0.65 + pad_x, 2 / 3 - pad_y, 0.8 + pad_y))
+    assert plots.zoom_window(table, 0.8, 0.65, margin=0.05) is None  # no point that close
+    assert plots.zoom_window(table, 0.8, 0.65, margin=1.0) is None  # every point: nothing to zoom
+    fig = plots.plot_density_curves(frame, (), tradeoff=True, zoom=0.14)
+    full, zoomed = fig.axes
+    assert zoomed.get_xlim() == pytest.approx(window[:2]) and zoomed.get_ylim() == pytest.approx(window[2:])
+    assert zoomed.get_title() == "zoom: within 14 pp of the full dataset"
+    plt.close(fig)
+    fig = plots.plot_density_curves(frame, ("test_accuracy",), tradeoff=True, zoom=0.05)
+    assert len(fig.axes) == 2  # no point near the full dataset: no zoomed panel
+    plt.close(fig)

@@ -1,0 +1,80 @@
+"""The shipped ``default``-profile results (``results/default/``) are complete, carry their
+provenance, and reproduce: a few of the cheapest stored specs are re-run here on the CPU and must
+give exactly the stored per-class recalls, class counts and metrics (CPU determinism with one
+torch thread, as the sweep runs them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dropkit.experiment import RunSpec, run
+from dropkit.profiles import experiment_specs
+from dropkit.store import ResultStore
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ResultStore(ROOT / "results", "default")
+CHAPTER_SETS = ("bias_benchmark", "drop_evaluation")
+#: Everything a run computes that must not change when it is repeated on the same software.
+REPRODUCED = (
+    "cache_key", "query_key", "num_train", "class_sizes", "class_counts", "num_kept", "query_val_recalls",
+    "test_recalls", "val_recalls", "test_accuracy", "test_worst_class", "test_gap", "test_std",
+    "val_accuracy", "val_worst_class", "val_gap", "val_std", "final_epochs",
+)
+PROVENANCE = ("seconds", "train_seconds", "device_name", "dropkit_version", "torch_version", "numpy_version",
+              "python_version", "git_revision", "finished_at")
+
+
+@pytest.fixture(scope="module")
+def shipped() -> dict[str, dict]:
+    """The stored rows of chapters 02 and 03 (the store may hold other chapters' rows too)."""
+    keys = {spec.cache_key for experiment in CHAPTER_SETS for spec in experiment_specs("default", experiment)}
+    rows = {row["cache_key"]: row for row in SHIPPED.rows() if row["cache_key"] in keys}
+    assert rows, f"no shipped results of {CHAPTER_SETS} in {SHIPPED.path}"
+    return rows
+
+
+def test_every_run_of_both_chapters_is_shipped_with_provenance(shipped):
+    for experiment in CHAPTER_SETS:
+        specs = experiment_specs("default", experiment)
+        missing = [spec.label() for spec in specs if spec.cache_key not in shipped]
+        assert not missing, f"{experiment}: {len(missing)} of {len(specs)} runs are not shipped, e.g. {missing[:3]}"
+    assert len(shipped) == 168  # 93 + 123 runs, 48 of them shared by the two chapters
+    for row in shipped.values():
+        assert all(row.get(name) is not None for name in PROVENANCE), row["cache_key"]
+        assert row["seconds"] > 0 and row["train_seconds"] > 0
+        assert not row["git_revision"].endswith("-dirty"), "shipped rows must come from committed code"
+        assert RunSpec.from_dict(row).cache_key == row["cache_key"]
+
+
+def cheapest(shipped: dict[str, dict]) -> list[dict]:
+    """Random, Random+DRoP and EL2N at the lowest density of seed 0: the last two share one
+    (short, EL2N) query training, so three runs cost about one full-dataset run."""
+    rows = [r for r in shipped.values() if r["seed"] == 0]
+    lowest = min(r["density"] for r in rows)
+    chosen = [
+        r for r in rows if r["density"] == lowest and (
+            r["protocol"] in ("random", "random+drop") or (r["protocol"] == "strategy" and r["method"] == "el2n"))
+    ]
+    assert len(chosen) == 3, [(r["protocol"], r["method"]) for r in chosen]
+    return sorted(chosen, key=lambda r: r["protocol"])
+
+
+@pytest.mark.slow
+def test_cheapest_shipped_runs_reproduce_exactly(shipped, tmp_path):
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the sweep runs every spec with one torch thread
+    try:
+        store = ResultStore(tmp_path, "default")
+        for stored in cheapest(shipped):
+            spec = RunSpec.from_dict(stored)
+            assert spec.cache_key == stored["cache_key"]
+            run(spec, store)
+            fresh = store.read(spec.cache_key)  # through JSON, like the shipped row
+            for name in REPRODUCED:
+                assert fresh[name] == stored[name], f"{spec.label()}: {name} differs"
+    finally:
+        torch.set_num_threads(threads)
