@@ -305,8 +305,9 @@ def drop_correlation_claim(frame) -> str:
         not np.isfinite(correlations[b]) or r < correlations[b] for b in baselines)
     return (f"{DROP_LABEL}'s class densities correlate with full-dataset class accuracy at "
             f"r = {r:+.2f} on average, against {correlations[lowest]:+.2f} for {lowest}, the most "
-            f"negative among the plain strategies and Random: the paper's observation that DRoP's negative correlation is much more "
-            f"pronounced than the strategies' {'holds' if stronger else 'does not hold'} here.")
+            f"negative among the plain strategies and Random (difference {r - correlations[lowest]:+.2f}): "
+            f"the paper's observation that DRoP's negative correlation is more pronounced than the "
+            f"strategies' {'holds' if stronger else 'does not hold'} here.")
 
 
 def provenance_sentence(frame) -> str:

@@ -244,12 +244,14 @@ def test_drop_correlation_claim_both_ways():
     # full-dataset class accuracy 0.6, 0.8, 1.0; EL2N: r = -1 too, so DRoP cannot be stronger
     fails = claims.drop_correlation_claim(correlation_frame([100, 40, 10]))
     assert "against -1.00 for EL2N, the most negative among" in fails
+    assert f"(difference {np.corrcoef([0.6, 0.8, 1.0], [1.0, 0.4, 0.1])[0, 1] + 1.0:+.2f})" in fails
     assert fails.endswith("does not hold here.")
     frame = correlation_frame([100, 40, 10])
     frame = frame[frame["protocol"] != "strategy"]
     holds = claims.drop_correlation_claim(frame)
     r = np.corrcoef([0.6, 0.8, 1.0], [1.0, 0.4, 0.1])[0, 1]
     assert f"at r = {r:+.2f} on average, against +1.00 for Random, the most negative" in holds
+    assert f"(difference {r - 1.0:+.2f})" in holds
     assert holds.endswith("more pronounced than the strategies' holds here.")
 
 
