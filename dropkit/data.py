@@ -51,7 +51,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 VALIDATION_SPLIT_SEED = 0
 """Seed of the fixed val/test halving of every official test set (independent of run seeds)."""

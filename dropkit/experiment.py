@@ -854,7 +854,7 @@ def sweep(
 
 
 def _progress_bar(total: int, description: str, enabled: bool):
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     return tqdm(total=total, desc=description, disable=not enabled, unit="run", dynamic_ncols=True)
 

@@ -34,7 +34,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from dropkit.metrics import class_recalls
 from dropkit.models import MODELS, build_model

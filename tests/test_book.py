@@ -91,9 +91,15 @@ def test_pages_render_in_a_browser(rendered_book):
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     pages = sorted(p for p in rendered_book.rglob("*.html") if "_static" not in p.parts and p.name not in ("search.html", "genindex.html"))
     assert any(p.name == "index.html" for p in pages)
+    from selenium.webdriver.support.ui import WebDriverWait
+
     try:
+        driver.get((rendered_book / "index.html").as_uri())  # a redirect to the intro page
+        WebDriverWait(driver, 20).until(lambda d: d.current_url.endswith("book/intro.html"))
+        pages = [p for p in pages if p.name != "index.html" or p.parent != rendered_book]
         for page in pages:
             driver.get(page.as_uri())
+            WebDriverWait(driver, 20).until(lambda d: d.execute_script("return document.readyState") == "complete")
             broken = driver.execute_script(
                 "return Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0))"
                 ".map(i => i.src.slice(0, 80));")
