@@ -117,6 +117,7 @@ DIFFERENCE = {
                "epochs on GPUs; here long-tailed versions of the real Fashion-MNIST (10 classes) "
                "and a small MLP trained on a CPU.",
     "paper": "The paper's setting: ResNet-18 on long-tailed TinyImageNet (Appendix A, Table 1).",
+    "fast": "The fast profile: long-tailed CIFAR-10 with a small residual network (resnet9, 16 epochs) instead of ResNet-18 on long-tailed TinyImageNet.",
 }[profile]
 if profile != "paper" and (model is not None or dataset is not None):
     DIFFERENCE += f" Overridden here: dataset={dataset}, model={model}."

@@ -136,6 +136,7 @@ DIFFERENCE = {
                "background cue aligned with the label for 95% of the training images, independent "
                "in test) and a small MLP trained from scratch on a CPU.",
     "paper": "The paper's setting: Waterbirds, ImageNet-pretrained ResNet-50 (Appendix A, Table 1).",
+    "fast": "The fast profile keeps the paper's setting: Waterbirds, ImageNet-pretrained ResNet-50 (Appendix A, Table 1).",
 }[profile]
 if profile != "paper" and (model is not None or dataset is not None):
     DIFFERENCE += f" Overridden here: dataset={dataset}, model={model}."

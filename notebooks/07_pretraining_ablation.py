@@ -109,6 +109,7 @@ DIFFERENCE = {
                "(200 epochs) on GPUs with query models trained up to 32 epochs; here the real "
                "Fashion-MNIST and a small MLP trained on a CPU.",
     "paper": "The paper's settings: VGG-19 on CIFAR-100 and ResNet-18 on TinyImageNet (Appendix A, Table 1).",
+    "fast": "The fast profile: CIFAR-100 with a small residual network (resnet9, 16 epochs, batch 512) instead of VGG-19 and ResNet-18.",
 }[profile]
 if profile != "paper" and (model is not None or dataset is not None):
     DIFFERENCE += f" Overridden here: dataset={dataset}, model={model}."

@@ -117,3 +117,16 @@ def test_pages_render_in_a_browser(rendered_book):
                 assert width > 100, f"{chapter}: figure {figure} image is {width}px wide"
     finally:
         driver.quit()
+
+
+def test_chapters_describe_every_profile():
+    """A chapter that looks a text up by profile (``{...}[profile]``) has an entry for each one,
+    so ``-p profile <any known profile>`` never fails with a KeyError."""
+    from dropkit.profiles import PROFILE_NAMES
+
+    for chapter in CHAPTERS:
+        text = (ROOT / "notebooks" / f"{chapter}.py").read_text()
+        if "}[profile]" not in text:
+            continue
+        for name in PROFILE_NAMES:
+            assert f'"{name}":' in text, f"{chapter} has no text for profile {name!r}"
