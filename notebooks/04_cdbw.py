@@ -58,16 +58,11 @@ from numbers import Real
 import pandas as pd
 from IPython.display import display
 
-from tqdm import TqdmWarning
-
-# dropkit.data/train import tqdm.auto, which warns in a kernel without ipywidgets; progress bars are off here.
-warnings.filterwarnings("ignore", category=TqdmWarning)
-
-from dropkit import claims, plots  # noqa: E402
-from dropkit.experiment import results_frame, sweep  # noqa: E402
-from dropkit.plots import show_figure  # noqa: E402
-from dropkit.profiles import check_profile, experiment_specs, get_profile  # noqa: E402
-from dropkit.store import ResultStore  # noqa: E402
+from dropkit import claims, plots
+from dropkit.experiment import results_frame, sweep
+from dropkit.plots import show_figure
+from dropkit.profiles import check_profile, experiment_specs, get_profile
+from dropkit.store import ResultStore
 
 check_profile(profile)
 for name, value in (("dataset", dataset), ("model", model), ("device", device), ("data_root", data_root)):
