@@ -90,6 +90,13 @@ DEFAULT_RECALL_METHOD = "el2n"
 #: Query runs are seeded from ``QUERY_SEED_OFFSET + seed * query_seeds`` (see :func:`query_seed`).
 QUERY_SEED_OFFSET = 1000
 QUOTA_RULES: tuple[str, ...] = ("paper", "counts")
+#: What DRoP's quotas are computed over: the classes (the paper's Algorithm 1) or the groups of a
+#: group-robustness dataset (group sizes and the query models' per-group validation recalls).
+DROP_UNITS: tuple[str, ...] = ("classes", "groups")
+#: Fields added to :class:`RunSpec` after schema version 1, with their defaults. At its default
+#: such a field is left out of ``cache_key`` and ``query_key``, so every run stored before it
+#: existed keeps its key (the field's default is what those runs did).
+LATER_FIELD_DEFAULTS: dict[str, Any] = {"drop_over": "classes"}
 #: The RunSpec fields that determine a query training (and so its scores): ``RunSpec.query_key``.
 QUERY_FIELDS: tuple[str, ...] = (
     "dataset", "dataset_options", "train_subset", "imbalance_factor", "model",
@@ -210,6 +217,9 @@ class RunSpec:
         density: fraction of the training set kept, in ``(0, 1]``.
         quota_rule: ``"paper"`` (class density ∝ 1 − recall) or ``"counts"`` (authors' code).
         min_per_class: optional floor of samples per class for DRoP quotas (0 = paper).
+        drop_over: ``"classes"`` (the paper: quotas from class sizes and per-class query recalls)
+            or ``"groups"`` (group datasets only: quotas from group sizes and the query models'
+            per-group validation recalls, selection within each group).
         seed: seed of the selection and the final training; the query runs use seeds from
             :func:`query_seed` (``1000 + seed * query_seeds`` onwards).
     Query model (only for protocols with a method):
@@ -238,6 +248,7 @@ class RunSpec:
     imbalance_factor: float = 1.0
     quota_rule: str = "paper"
     min_per_class: int = 0
+    drop_over: str = "classes"
     query_epochs: int = 1
     query_seeds: int = 1
     query_cdbw: bool = False
@@ -282,6 +293,10 @@ class RunSpec:
         put("imbalance_factor", _finite_float("imbalance_factor", self.imbalance_factor, low=1.0))
         _choice("quota_rule", self.quota_rule, QUOTA_RULES)
         put("min_per_class", _positive_int("min_per_class", self.min_per_class, minimum=0))
+        _choice("drop_over", self.drop_over, DROP_UNITS)
+        if self.drop_over != "classes" and self.protocol not in RECALL_PROTOCOLS:
+            raise ValueError(f"drop_over={self.drop_over!r} applies to the DRoP protocols "
+                             f"{RECALL_PROTOCOLS} only, not to protocol {self.protocol!r}")
         put("query_epochs", _positive_int("query_epochs", self.query_epochs))
         put("query_seeds", _positive_int("query_seeds", self.query_seeds))
         for name in ("query_cdbw", "augment", "cdbw", "epoch_scaling"):
@@ -339,10 +354,19 @@ class RunSpec:
             kwargs["dataset_options"] = tuple(tuple(pair) for pair in kwargs["dataset_options"])
         return cls(**kwargs)
 
+    def _key_fields(self) -> dict[str, Any]:
+        """:meth:`to_dict` without the :data:`LATER_FIELD_DEFAULTS` fields left at their default."""
+        return {name: value for name, value in self.to_dict().items()
+                if not (name in LATER_FIELD_DEFAULTS and value == LATER_FIELD_DEFAULTS[name])}
+
     @property
     def cache_key(self) -> str:
-        """sha256 (64 hex chars) of the canonical JSON of every field: the run's identity."""
-        return _digest(self.to_dict())
+        """sha256 (64 hex chars) of the canonical JSON of every field: the run's identity.
+
+        Fields added after schema version 1 (:data:`LATER_FIELD_DEFAULTS`) count only when they
+        differ from their default, so adding one never changes the keys of stored runs.
+        """
+        return _digest(self._key_fields())
 
     @property
     def needs_query(self) -> bool:
@@ -358,8 +382,8 @@ class RunSpec:
         """
         if not self.needs_query:
             return None
-        full = self.to_dict()
-        return _digest({name: full[name] for name in QUERY_FIELDS})
+        full = self._key_fields()
+        return _digest({name: full[name] for name in QUERY_FIELDS if name in full})
 
     @property
     def final_epochs(self) -> int:
@@ -472,7 +496,9 @@ def _query_config(spec: RunSpec):
 
 def query_outputs(spec: RunSpec, data, store: ResultStore | None = None, *,
                   progress: bool = False) -> dict[str, np.ndarray]:
-    """Scores (float64 ``[N_train]``, higher = keep) and query validation recalls (``[K]``).
+    """Scores (float64 ``[N_train]``, higher = keep), query validation recalls (``[K]``) and, for
+    group data, the query models' per-group validation recalls ``val_group_recalls`` (``[G]``,
+    the mean over the query runs, like ``val_recalls``).
 
     Cached in ``store`` under ``spec.query_key``: the first spec that needs a query training
     computes it, every other density/protocol of the same query training reads it.
@@ -480,9 +506,12 @@ def query_outputs(spec: RunSpec, data, store: ResultStore | None = None, *,
     if not spec.needs_query:
         raise ValueError(f"protocol {spec.protocol!r} uses no query model")
     key = spec.query_key
+    needed = {"scores", "val_recalls"}
+    if data.num_groups:
+        needed.add("val_group_recalls")
     if store is not None:
         cached = store.load_scores(key)
-        if cached is not None and {"scores", "val_recalls"} <= set(cached):
+        if cached is not None and needed <= set(cached):
             if cached["scores"].shape == (data.num_train,):
                 return cached
     from dropkit.scores import compute_scores
@@ -493,20 +522,35 @@ def query_outputs(spec: RunSpec, data, store: ResultStore | None = None, *,
         "scores": np.asarray(result.scores, dtype=np.float64),
         "val_recalls": np.asarray(result.val_recalls, dtype=np.float64),
     }
+    if data.num_groups:
+        from dropkit.metrics import group_recalls
+
+        y_val, groups_val = data.y_val.numpy(), data.groups_val.numpy()
+        outputs["val_group_recalls"] = np.mean(
+            [group_recalls(y_val, r.val_pred, groups_val, data.num_groups) for r in result.runs],
+            axis=0)
     if store is not None:
         store.save_scores(key, outputs)
     return outputs
 
 
-def _keep_indices(spec: RunSpec, labels: np.ndarray, query: dict | None) -> np.ndarray:
+def _keep_indices(spec: RunSpec, data, query: dict | None) -> np.ndarray:
+    labels = data.y_train.numpy().astype(np.int64)
     if spec.protocol == "none":
         return np.arange(len(labels), dtype=np.int64)
     from dropkit.protocols import keep_indices
 
+    groups, recalls = None, None
+    if spec.protocol in RECALL_PROTOCOLS:
+        recalls = query["val_recalls"]
+        if spec.drop_over == "groups":
+            if not data.num_groups:
+                raise ValueError(f"drop_over='groups': dataset {spec.dataset!r} has no groups")
+            groups, recalls = data.groups_train.numpy(), query["val_group_recalls"]
     return np.asarray(keep_indices(
         spec.protocol, labels, spec.density,
         scores=None if query is None or spec.protocol not in SCORE_PROTOCOLS else query["scores"],
-        recalls=None if query is None or spec.protocol not in RECALL_PROTOCOLS else query["val_recalls"],
+        recalls=recalls, groups=groups,
         rule=spec.quota_rule, min_per_class=spec.min_per_class, seed=spec.seed,
     ), dtype=np.int64)
 
@@ -548,7 +592,8 @@ def run(spec: RunSpec, store: ResultStore | None = None, *,
     ``query_val_recalls`` ([K] or None), ``test_recalls``/``val_recalls`` ([K] final model,
     final epoch), ``test_accuracy``/``test_worst_class``/``test_gap``/``test_std`` (and ``val_``
     versions, see :func:`dropkit.metrics.robustness_summary`), for group data
-    ``test_group_recalls`` and ``test_worst_group``…, ``final_epochs``, ``seconds`` (wall time of
+    ``test_group_recalls``, ``test_worst_group``…, ``group_counts`` ([G] kept per group) and
+    ``query_val_group_recalls`` ([G], runs with a query model), ``final_epochs``, ``seconds`` (wall time of
     the whole run, s), ``train_seconds``, ``device_name``, ``dropkit_version``, ``torch_version``,
     ``numpy_version``, ``python_version``, ``git_revision``, ``finished_at`` (UTC ISO time).
     """
@@ -565,7 +610,7 @@ def run(spec: RunSpec, store: ResultStore | None = None, *,
     labels = data.y_train.numpy().astype(np.int64)
     num_classes = int(data.num_classes)
     query = query_outputs(spec, data, store, progress=progress) if spec.needs_query else None
-    keep = _keep_indices(spec, labels, query)
+    keep = _keep_indices(spec, data, query)
 
     config = _train_config(spec, epochs=spec.final_epochs, drop_epochs=spec.final_drop_epochs,
                            seed=spec.seed, augment=spec.augment, cdbw=spec.cdbw,
@@ -595,6 +640,10 @@ def run(spec: RunSpec, store: ResultStore | None = None, *,
         final_epochs=spec.final_epochs,
     )
     if data.groups_test is not None and data.num_groups:
+        row["group_counts"] = np.bincount(data.groups_train.numpy()[keep],
+                                          minlength=data.num_groups).tolist()
+        if query is not None and "val_group_recalls" in query:
+            row["query_val_group_recalls"] = np.asarray(query["val_group_recalls"]).tolist()
         groups = data.groups_test.numpy()
         row["test_group_recalls"] = group_recalls(
             y_test, result.test_pred, groups, data.num_groups

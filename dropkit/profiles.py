@@ -22,13 +22,17 @@ experiment set          chapter                     runs per setup, seed and den
 ``cdbw``                04 (Figure 7)               ``random+drop``, EL2N ``strategy``,
                                                     ``strategy+drop``, EL2N + CDB-W final model,
                                                     CDB-W query model + EL2N; + full dataset with
-                                                    and without CDB-W
-``imbalanced``          05 (Figure 8)               for each imbalance factor: ``random+drop`` and
-                                                    EL2N ``strategy``; + full dataset with and
-                                                    without CDB-W
+                                                    and without CDB-W; query models train at
+                                                    least :data:`CDBW_MIN_QUERY_EPOCHS` epochs
+``imbalanced``          05 (Figure 8)               for each imbalance factor: ``random+drop``
+                                                    with quota rule ``"paper"`` and with rule
+                                                    ``"counts"``, EL2N ``strategy``; + full
+                                                    dataset with and without CDB-W
 ``waterbirds``          06 (Figure 9)               ``random``, ``random+drop``, EL2N ``strategy``
-                                                    and ``strategy+drop``; + full dataset with and
-                                                    without CDB-W (group data)
+                                                    and ``strategy+drop``, both DRoP protocols
+                                                    also with quotas over groups
+                                                    (``drop_over="groups"``); + full dataset with
+                                                    and without CDB-W (group data)
 ``pretraining_ablation`` 07 (Figure 15)             ``random+drop`` for every query length of
                                                     ``query_epoch_grid`` at
                                                     ``ablation_densities``; + full dataset
@@ -54,6 +58,12 @@ EXPERIMENT_SETS: dict[str, str] = {
     "waterbirds": "06_waterbirds",
     "pretraining_ablation": "07_pretraining_ablation",
 }
+
+#: Shortest query training of the ``cdbw`` experiment set. CDB-W weighs an epoch's loss by the
+#: previous epoch's validation recalls, so its first epoch is unweighted: a one-epoch CDB-W query
+#: model *is* the plain one, and CDB-W+EL2N would repeat EL2N. The set's query models (all of its
+#: protocols alike, so the comparison stays fair) train ``max(2, setup.query_epochs)`` epochs.
+CDBW_MIN_QUERY_EPOCHS = 2
 
 #: The pruning methods of the bias benchmark (Section 2), besides Random.
 BENCHMARK_METHODS: tuple[str, ...] = ("el2n", "grand", "forgetting", "dynamic_uncertainty", "coreset")
@@ -366,7 +376,9 @@ def _runs_for(experiment: str, profile: Profile, setup: TrainingSetup, densities
                 add(protocol="none", density=1.0, seed=seed, imbalance_factor=factor)
                 add(protocol="none", density=1.0, seed=seed, imbalance_factor=factor, cdbw=True)
                 for d in densities:
-                    add(protocol="random+drop", density=d, seed=seed, imbalance_factor=factor)
+                    for rule in ("paper", "counts"):
+                        add(protocol="random+drop", density=d, seed=seed, imbalance_factor=factor,
+                            quota_rule=rule)
                     add(protocol="strategy", method="el2n", density=d, seed=seed,
                         imbalance_factor=factor)
             continue
@@ -395,6 +407,9 @@ def _runs_for(experiment: str, profile: Profile, setup: TrainingSetup, densities
                 add(protocol="random+drop", density=d, seed=seed)
                 add(protocol="strategy", method="el2n", density=d, seed=seed)
                 add(protocol="strategy+drop", method="el2n", density=d, seed=seed)
+                add(protocol="random+drop", density=d, seed=seed, drop_over="groups")
+                add(protocol="strategy+drop", method="el2n", density=d, seed=seed,
+                    drop_over="groups")
             elif experiment == "pretraining_ablation":
                 for query_epochs in profile.query_epoch_grid:
                     add(protocol="random+drop", density=d, seed=seed, query_epochs=query_epochs)
@@ -474,6 +489,8 @@ def experiment_specs(
                 "pretrained_path=<a local ResNet-50 state_dict file>"
             )
         base = _base_spec_fields(profile, setup, device)
+        if experiment == "cdbw":
+            base["query_epochs"] = max(CDBW_MIN_QUERY_EPOCHS, base["query_epochs"])
         for fields in _runs_for(experiment, profile, setup, densities, seeds):
             spec = RunSpec(**{**base, **overrides, **fields})
             specs.setdefault(spec.cache_key, spec)

@@ -12,6 +12,9 @@ protocol             kept samples                                               
                      method)
 ==================== ============================================================ =============
 
+The DRoP protocols can also take their quotas over *groups* (``groups=``, per-group recalls):
+the same Algorithm 1 with groups in place of classes, for group-robustness data.
+
 Scores follow :mod:`dropkit.scores` (higher = more useful = kept first); recalls are the query
 model's per-class validation recalls (``ScoreResult.val_recalls``).  Everything goes through
 :func:`dropkit.select.select` (ties broken by ``seed``, never by dataset order) and
@@ -45,21 +48,22 @@ def _checked_scores(protocol: str, scores, n: int) -> np.ndarray:
     return values.astype(np.float64)
 
 
-def _checked_recalls(protocol: str, recalls, num_classes: int) -> np.ndarray:
+def _checked_recalls(protocol: str, recalls, num_classes: int, unit: str = "class") -> np.ndarray:
     if recalls is None:
-        raise ValueError(f"protocol={protocol!r} needs the query model's per-class validation "
+        raise ValueError(f"protocol={protocol!r} needs the query model's per-{unit} validation "
                          "recalls, got recalls=None")
     values = np.asarray(recalls, dtype=np.float64)
     if values.ndim != 1 or len(values) < num_classes:
-        raise ValueError(f"recalls must be 1-D with one entry per class (at least {num_classes} "
-                         f"for these labels), got shape {values.shape}")
+        raise ValueError(f"recalls must be 1-D with one entry per {unit} (at least {num_classes} "
+                         f"for these {unit} ids), got shape {values.shape}")
     if not np.isfinite(values).all() or (values < 0).any() or (values > 1).any():
         raise ValueError(f"recalls must be finite values in [0, 1], got {values.tolist()}")
     return values
 
 
 def keep_indices(protocol: str, labels, density: float, *, scores=None, recalls=None,
-                 rule: str = "paper", min_per_class: int = 0, seed: int = 0) -> np.ndarray:
+                 groups=None, rule: str = "paper", min_per_class: int = 0,
+                 seed: int = 0) -> np.ndarray:
     """Sorted int64 indices ``[round(density * N)]`` of the samples ``protocol`` keeps.
 
     Args:
@@ -70,8 +74,13 @@ def keep_indices(protocol: str, labels, density: float, *, scores=None, recalls=
         recalls: ``[K]`` per-class validation recalls in ``[0, 1]`` of the query model (DRoP
             protocols); ``K`` is the number of classes, at least ``max(labels) + 1``.  Classes
             with no sample in ``labels`` keep nothing and are left out of the DRoP allocation.
+            With ``groups``: ``[G]`` per-group validation recalls instead.
+        groups: optional ``[N]`` integer group ids (e.g. label x spurious attribute).  Given, the
+            DRoP protocols compute their quotas over the groups (group sizes and per-group
+            ``recalls``) and select within each group; the paper's Algorithm 1 uses classes
+            (``groups=None``).  The other protocols ignore it.
         rule: DRoP allocation rule, ``"paper"`` or ``"counts"`` (:func:`dropkit.quotas.drop_quotas`).
-        min_per_class: floor on every class's DRoP count (0 = the paper).
+        min_per_class: floor on every class's (group's) DRoP count (0 = the paper).
         seed: seed of random selection and of tie-breaking between equal scores.
 
     Returns:
@@ -91,8 +100,13 @@ def keep_indices(protocol: str, labels, density: float, *, scores=None, recalls=
         num_classes = int(y.max()) + 1
         kept = select(y, density, scores=values, seed=seed)
         return select(y, density, quotas=strategy_quotas(y, kept, num_classes), seed=seed)
+    if groups is not None:  # DRoP over groups: the groups are the units of the quotas
+        units = as_labels(groups, "groups")
+        if len(units) != len(y):
+            raise ValueError(f"groups must have one id per sample ({len(y)}), got {len(units)}")
+        y = units
     num_classes = int(y.max()) + 1
-    rec = _checked_recalls(protocol, recalls, num_classes)
+    rec = _checked_recalls(protocol, recalls, num_classes, "class" if groups is None else "group")
     sizes = np.bincount(y, minlength=len(rec))
     present = sizes > 0  # a class absent from labels keeps nothing and takes no part in DRoP
     quotas = np.zeros(len(rec), dtype=np.int64)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ import pytest
 
 from dropkit.experiment import (
     QUERY_FIELDS,
+    LATER_FIELD_DEFAULTS,
     SCHEMA_VERSION,
     RunSpec,
     SlurmOptions,
@@ -62,7 +64,10 @@ CHANGED = {
     "cdbw": True,
     "epoch_scaling": True,
     "device": "cuda",
+    "drop_over": "groups",
 }
+#: Fields whose changed value needs another field changed too (compared with that spec).
+CHANGED_WITH = {"drop_over": {"protocol": "strategy+drop"}}
 
 
 def test_changed_covers_every_field_but_the_schema_version():
@@ -73,11 +78,37 @@ def test_changed_covers_every_field_but_the_schema_version():
 def test_cache_key_differs_when_any_field_differs():
     keys = {BASE.cache_key}
     for name, value in CHANGED.items():
-        other = dataclasses.replace(BASE, **{name: value})
-        assert other != BASE
+        base = dataclasses.replace(BASE, **CHANGED_WITH.get(name, {}))
+        other = dataclasses.replace(base, **{name: value})
+        assert other != base and other.cache_key != base.cache_key, name
         keys.add(other.cache_key)
     assert len(keys) == len(CHANGED) + 1
     assert all(len(k) == 64 and int(k, 16) >= 0 for k in keys)
+
+
+def test_fields_added_later_keep_the_keys_of_earlier_runs_at_their_default():
+    # The key of schema-1 specs is the digest of their fields without the later ones: a spec
+    # written before ``drop_over`` existed keeps its key, and a stored row that lacks the field
+    # rebuilds to the same spec.
+    old_fields = {k: v for k, v in BASE.to_dict().items() if k not in LATER_FIELD_DEFAULTS}
+    canonical = json.dumps(old_fields, sort_keys=True, separators=(",", ":"))
+    assert BASE.cache_key == hashlib.sha256(canonical.encode()).hexdigest()
+    assert RunSpec.from_dict(old_fields) == BASE
+    drop = dataclasses.replace(BASE, protocol="strategy+drop")
+    groups = dataclasses.replace(drop, drop_over="groups")
+    assert groups.cache_key != drop.cache_key
+    assert groups.query_key == drop.query_key  # one query training serves both quota units
+
+
+def test_drop_over_groups_only_for_drop_protocols():
+    for protocol in ("none", "random", "strategy", "random+strategyq"):
+        with pytest.raises(ValueError, match="drop_over"):
+            RunSpec(dataset="fashion-mnist", model="mlp", protocol=protocol,
+                    density=1.0 if protocol == "none" else 0.5,
+                    method="el2n" if protocol in ("strategy", "random+strategyq") else None,
+                    drop_over="groups")
+    with pytest.raises(ValueError, match="drop_over"):
+        dataclasses.replace(BASE, protocol="random+drop", method=None, drop_over="clusters")
 
 
 def test_cache_key_is_canonical():
@@ -508,3 +539,43 @@ def test_run_experiment_on_a_tiny_profile(tmp_path):
     assert len(list((tmp_path / "tiny" / "scores").glob("*.npz"))) == 1
     again = run_experiment(profile, "drop_evaluation", results_dir=tmp_path, progress=False)
     assert list(again["finished_at"]) == list(frame["finished_at"])  # nothing re-run
+
+
+def test_real_drop_over_groups_keeps_the_group_quotas_of_the_query_group_recalls(tmp_path):
+    from dropkit.data import load_dataset
+    from dropkit.quotas import drop_quotas
+
+    store = ResultStore(tmp_path, "smoke")
+    common = dict(train_subset=600, epochs=1, query_epochs=1, query_seeds=2, batch_size=64)
+    by_class = RunSpec("spurious-fashion-mnist", "linear", "random+drop", 0.4, **common)
+    by_group = dataclasses.replace(by_class, drop_over="groups")
+    class_row = run(by_class, store)
+    group_row = run(by_group, store)
+    cached = store.load_scores(by_group.query_key)  # one query training, written by the first run
+    assert cached["val_group_recalls"].shape == (4,)
+    assert group_row["query_val_group_recalls"] == cached["val_group_recalls"].tolist()
+    # Group quotas = Algorithm 1 over the groups of the training subset the run saw.
+    sizes = _subset_group_sizes(load_dataset("spurious-fashion-mnist"), 600)
+    assert class_row["group_counts"] != group_row["group_counts"]
+    assert group_row["group_counts"] == drop_quotas(sizes, cached["val_group_recalls"], 0.4).tolist()
+    assert class_row["class_counts"] == drop_quotas(class_row["class_sizes"], cached["val_recalls"], 0.4).tolist()
+    assert sum(group_row["group_counts"]) == group_row["num_kept"] == 240
+    # The query recalls of each group are the mean over the query runs of the accuracy within it.
+    recalls = np.array(group_row["query_val_group_recalls"])
+    assert np.all((0 <= recalls) & (recalls <= 1)) and recalls.min() < recalls.max()
+    with pytest.raises(ValueError, match="no groups"):
+        run(RunSpec("fashion-mnist", "linear", "random+drop", 0.4, drop_over="groups",
+                    **{**common, "train_subset": 200}))
+
+
+def _subset_group_sizes(data, subset: int) -> list[int]:
+    """Group sizes of the class-stratified seed-0 training subset that ``RunSpec.train_subset``
+    takes (the same ``select`` call as ``dropkit.experiment``)."""
+    from dropkit.quotas import largest_remainder
+    from dropkit.select import select
+
+    labels = data.y_train.numpy()
+    sizes = np.bincount(labels, minlength=data.num_classes)
+    quotas = largest_remainder(sizes * (subset / len(labels)), subset)
+    keep = select(labels, subset / len(labels), quotas=quotas, seed=0)
+    return np.bincount(data.groups_train.numpy()[keep], minlength=data.num_groups).tolist()

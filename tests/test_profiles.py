@@ -127,14 +127,25 @@ def test_cdbw_imbalanced_waterbirds_and_ablation_sets():
     assert sum(s.protocol == "none" and s.cdbw for s in cdbw) == 1
     assert sum(s.protocol == "strategy" and s.cdbw for s in cdbw) == 2
     assert sum(s.protocol == "strategy" and s.query_cdbw for s in cdbw) == 2
+    # CDB-W's first epoch is unweighted: the cdbw set's query models train >= 2 epochs, all alike,
+    # unless the setup's own query length is longer (paper: 16) or the caller overrides it.
+    for profile, expected in (("smoke", 2), ("default", 2), ("paper", 16)):
+        assert {s.query_epochs for s in experiment_specs(profile, "cdbw", seeds=[0])} == {expected}
+    assert {s.query_epochs for s in experiment_specs("default", "cdbw", query_epochs=4)} == {4}
+    assert {s.query_epochs for s in experiment_specs("default", "drop_evaluation")} == {1}
     default = get_profile("default")
     imbalanced = experiment_specs(default, "imbalanced", seeds=[0])
     assert {s.imbalance_factor for s in imbalanced} == {2.0, 5.0, 20.0}
-    assert {(s.protocol, s.method) for s in imbalanced} == {
-        ("none", None), ("random+drop", "el2n"), ("strategy", "el2n")
+    assert {(s.protocol, s.method, s.quota_rule) for s in imbalanced} == {
+        ("none", None, "paper"), ("random+drop", "el2n", "paper"), ("random+drop", "el2n", "counts"),
+        ("strategy", "el2n", "paper"),
     }
+    assert len(imbalanced) == 3 * (2 + 3 * 5)  # factors x (full, CDB-W full + 3 protocols x 5 densities)
     waterbirds = experiment_specs("default", "waterbirds")
     assert {s.dataset for s in waterbirds} == {"spurious-fashion-mnist"}
+    assert {(s.protocol, s.drop_over) for s in waterbirds if s.drop_over == "groups"} == {
+        ("random+drop", "groups"), ("strategy+drop", "groups")}
+    assert len(waterbirds) == 3 * (2 + 6 * 5)  # seeds x (full, CDB-W full + 6 protocols x 5 densities)
     ablation = experiment_specs("default", "pretraining_ablation")
     assert {s.query_epochs for s in ablation if s.protocol != "none"} == {1, 2, 5}
     assert {s.density for s in ablation if s.protocol != "none"} == {0.4, 0.5, 0.8}

@@ -67,6 +67,32 @@ def test_drop_protocols_use_drop_quotas_with_rule_and_floor():
     assert not np.array_equal(paper, counts)  # the rules differ on imbalanced classes
 
 
+def test_drop_protocols_over_groups_follow_algorithm_1_on_the_groups():
+    # Two classes, each split into a majority and a minority group. Group sizes (10, 40, 30, 20),
+    # group recalls (0.5, 0.9, 0.8, 0.6): d_g = c (0.5, 0.1, 0.2, 0.4) with 23 c = 40 (none
+    # saturates), i.e. 8.70, 6.96, 10.43, 13.91 samples -> 9, 7, 10, 14 (largest remainders).
+    groups = np.repeat(np.arange(4), [10, 40, 30, 20])
+    labels = groups // 2
+    recalls = np.array([0.5, 0.9, 0.8, 0.6])
+    scores = np.arange(100, dtype=float)
+    expected = np.array([9, 7, 10, 14])
+    np.testing.assert_array_equal(drop_quotas([10, 40, 30, 20], recalls, 0.4), expected)
+    for protocol in ("random+drop", "strategy+drop"):
+        kept = keep_indices(protocol, labels, 0.4, scores=scores, recalls=recalls, groups=groups, seed=3)
+        np.testing.assert_array_equal(np.bincount(groups[kept], minlength=4), expected)
+    top = keep_indices("strategy+drop", labels, 0.4, scores=scores, recalls=recalls, groups=groups)
+    ends = [10, 50, 80, 100]  # group g holds indices [ends[g-1], ends[g]); scores rise with index
+    np.testing.assert_array_equal(  # the top scores within each group
+        top, np.concatenate([np.arange(e - q, e) for e, q in zip(ends, expected)]))
+    # Non-DRoP protocols ignore groups; bad group ids are clear errors.
+    np.testing.assert_array_equal(keep_indices("strategy", labels, 0.4, scores=scores, groups=groups),
+                                  keep_indices("strategy", labels, 0.4, scores=scores))
+    with pytest.raises(ValueError, match="one id per sample"):
+        keep_indices("random+drop", labels, 0.4, recalls=recalls, groups=groups[:-1])
+    with pytest.raises(ValueError, match="per group"):
+        keep_indices("random+drop", labels, 0.4, recalls=recalls[:2], groups=groups)
+
+
 def test_random_protocols_are_seeded_and_global_random_is_not_stratified():
     labels, scores, recalls = shuffled_problem()
     a = keep_indices("random", labels, 0.4, seed=3)
