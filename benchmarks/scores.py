@@ -116,7 +116,7 @@ def bench_grand(args) -> dict:
         model.eval()
         per_sample_grad_norms(model, x[:64], y[:64])  # warm-up
         per_sample_grad_norms(model, x[:8], y[:8], method="vmap")
-        fast, fast_s = timed(lambda: per_sample_grad_norms(model, x, y, batch_size=256))
+        fast, fast_s = timed(lambda: per_sample_grad_norms(model, x, y))  # library default batch
         vmap_n = min(len(x), args.loop_n * 2)
         _, vmap_s = timed(lambda: per_sample_grad_norms(model, x[:vmap_n], y[:vmap_n], batch_size=128,
                                                         method="vmap"))

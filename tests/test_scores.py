@@ -184,6 +184,47 @@ def test_grand_rejects_bad_input():
         per_sample_grad_norms(model, torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), batch_size=0)
 
 
+@pytest.mark.parametrize("conv", [
+    nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(1, 2, 1),
+    nn.Conv2d(2, 5, (3, 2), stride=(2, 1), padding=(1, 0), dilation=(1, 2)),
+    nn.Conv2d(2, 2, 4, stride=3, padding=2, dilation=2),
+], ids=["same", "1x1", "rect-strided-dilated", "big-stride"])
+def test_grand_conv_patches_equal_unfold(conv):
+    from dropkit.scores.grand import _conv_patches
+
+    a = torch.randn(3, conv.in_channels, 11, 9, generator=torch.Generator().manual_seed(0))
+    expected = F.unfold(a, conv.kernel_size, dilation=conv.dilation, padding=conv.padding, stride=conv.stride)
+    patches = _conv_patches(conv, a)
+    assert torch.equal(patches, expected)
+    assert patches.shape[2] == conv(a)[0, 0].numel()  # one patch per output position
+
+
+def test_grand_cpu_passes_are_cache_sized_and_exact(monkeypatch):
+    from dropkit.models import build_model
+    from dropkit.scores import grand
+
+    torch.manual_seed(0)
+    model = build_model("cnn", num_classes=10, input_shape=(1, 12, 12))
+    generator = torch.Generator().manual_seed(5)
+    x = torch.randn(50, 1, 12, 12, generator=generator)
+    y = torch.randint(0, 10, (50,), generator=generator)
+    with_running_stats(model, torch.randn(32, 1, 12, 12, generator=generator))
+    reference = loop_grad_norms(model, x, y)
+    passes = []
+    model.register_forward_pre_hook(lambda module, args: passes.append(args[0].shape[0]))
+    # Hooked outputs per sample of this cnn on 12 x 12 inputs: conv + BN outputs of 16 x 12 x 12,
+    # 32 x 6 x 6, 64 x 3 x 3 and 64 x 1 x 1, plus 10 logits = 8202 floats.
+    monkeypatch.setattr(grand, "CPU_FIRST_ROWS", 4)
+    monkeypatch.setattr(grand, "CPU_ACTIVATION_FLOATS", 12 * 8202 + 100)
+    small = per_sample_grad_norms(model, x, y, batch_size=20)
+    assert passes == [4, 12, 12, 12, 10]
+    torch.testing.assert_close(small, reference, rtol=1e-5, atol=0)
+    passes.clear()
+    monkeypatch.setattr(grand, "CPU_ACTIVATION_FLOATS", 10**9)  # capped by batch_size
+    torch.testing.assert_close(per_sample_grad_norms(model, x, y, batch_size=20), reference, rtol=1e-5, atol=0)
+    assert passes == [4, 20, 20, 6]
+
+
 # --------------------------------------------------------------------------- Forgetting
 
 
