@@ -333,18 +333,19 @@ def provenance_sentence(frame) -> str:
 
 # --------------------------------------------------------------------------- chapters 04-07
 #
-# Chapters 04-07 name their curves themselves (e.g. "EL2N+CDB-W", "I = 5: Random+DRoP"), so the
-# two functions below take the curve names from a ``curve`` column instead of relabelling the
-# rows with :func:`dropkit.plots.method_label`.
+# Chapters 04-07 compare curves beyond the plain protocols (e.g. "EL2N+CDB-W", "query 2 epochs"),
+# so the two functions below take the curve names from a ``curve`` column when there is one, else
+# from ``label`` (:func:`dropkit.plots.labelled`, which names the CDB-W and quota variants).
 
 
 def curve_metrics(frame, density: float, metrics=tuple(_SUMMARY)) -> pd.DataFrame:
     """Mean over seeds (in percent) of ``metrics`` at ``density`` for every value of the column
-    ``curve``; full-dataset curves (rows at density 1) are read at density 1 whatever ``density``.
+    ``curve`` (else ``label``); full-dataset curves (rows at density 1) are read at density 1
+    whatever ``density``.
 
     Args:
-        frame: result rows with a ``curve`` column (the curve's name), ``density`` and the metric
-            columns (fractions in [0, 1]).
+        frame: result rows with a ``curve`` or ``label`` column (the curve's name), ``density``
+            and the metric columns (fractions in [0, 1]).
         density: a density present among the pruned rows (matched with ``np.isclose``).
         metrics: scalar result columns; their table names come from the chapter-02 names
             (``"worst-class (%)"`` ...) or are the column names themselves.
@@ -353,8 +354,10 @@ def curve_metrics(frame, density: float, metrics=tuple(_SUMMARY)) -> pd.DataFram
         DataFrame indexed by curve (order of first appearance) with one column per metric and
         ``seeds`` (the number of runs averaged).
     """
-    if "curve" not in frame or "density" not in frame:
-        raise ValueError("frame needs the columns 'curve' and 'density'")
+    if ("curve" not in frame and "label" not in frame) or "density" not in frame:
+        raise ValueError("frame needs the columns 'curve' (or 'label') and 'density'")
+    if "curve" not in frame:
+        frame = frame.assign(curve=frame["label"])
     missing = [m for m in metrics if m not in frame]
     if missing:
         raise ValueError(f"metrics {missing} are not columns of the results")

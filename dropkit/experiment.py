@@ -96,13 +96,14 @@ DROP_UNITS: tuple[str, ...] = ("classes", "groups")
 #: Fields added to :class:`RunSpec` after schema version 1, with their defaults. At its default
 #: such a field is left out of ``cache_key`` and ``query_key``, so every run stored before it
 #: existed keeps its key (the field's default is what those runs did).
-LATER_FIELD_DEFAULTS: dict[str, Any] = {"drop_over": "classes"}
+LATER_FIELD_DEFAULTS: dict[str, Any] = {"drop_over": "classes", "bf16": False,
+                                         "channels_last": False}
 #: The RunSpec fields that determine a query training (and so its scores): ``RunSpec.query_key``.
 QUERY_FIELDS: tuple[str, ...] = (
     "dataset", "dataset_options", "train_subset", "imbalance_factor", "model",
     "pretrained_path", "method", "seed", "query_epochs", "query_seeds", "query_cdbw",
     "epochs", "drop_epochs", "drop_factor", "lr", "momentum", "batch_size", "weight_decay",
-    "device", "schema_version",
+    "device", "bf16", "channels_last", "schema_version",
 )  # fmt: skip
 _DEVICE_PATTERN = re.compile(r"^(cpu|cuda(:[0-9]+)?|mps)$")
 
@@ -234,6 +235,9 @@ class RunSpec:
         epoch_scaling: train ``round(epochs / density)`` epochs (drop epochs scaled alike), as
             the authors' code does for small subsets; off by default.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+        bf16, channels_last: bfloat16 autocast and NHWC memory format for the query and final
+            trainings (the GPU path's speed options, :class:`dropkit.train.TrainConfig`); they
+            change numbers slightly, so they are part of the run's identity. Off by default.
     schema_version: :data:`SCHEMA_VERSION`; part of the cache key.
     """
 
@@ -264,6 +268,8 @@ class RunSpec:
     cdbw: bool = False
     epoch_scaling: bool = False
     device: str = "cpu"
+    bf16: bool = False
+    channels_last: bool = False
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -299,7 +305,7 @@ class RunSpec:
                              f"{RECALL_PROTOCOLS} only, not to protocol {self.protocol!r}")
         put("query_epochs", _positive_int("query_epochs", self.query_epochs))
         put("query_seeds", _positive_int("query_seeds", self.query_seeds))
-        for name in ("query_cdbw", "augment", "cdbw", "epoch_scaling"):
+        for name in ("query_cdbw", "augment", "cdbw", "epoch_scaling", "bf16", "channels_last"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}={getattr(self, name)!r} must be True or False")
         if self.pretrained_path is not None:
@@ -448,7 +454,8 @@ def _train_config(spec: RunSpec, *, epochs: int, drop_epochs: tuple[int, ...], s
     return TrainConfig(
         epochs=epochs, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay,
         batch_size=spec.batch_size, drop_epochs=drop_epochs, drop_factor=spec.drop_factor,
-        augment=augment, cdbw=cdbw, seed=seed, device=spec.device, **extra,
+        augment=augment, cdbw=cdbw, seed=seed, device=spec.device, bf16=spec.bf16,
+        channels_last=spec.channels_last, **extra,
     )
 
 
@@ -490,7 +497,8 @@ def _query_config(spec: RunSpec):
         seed=query_seed(spec), lr=spec.lr, momentum=spec.momentum,
         weight_decay=spec.weight_decay, batch_size=spec.batch_size,
         drop_epochs=spec.drop_epochs, drop_factor=spec.drop_factor, augment=False,
-        cdbw=spec.query_cdbw, device=spec.device,
+        cdbw=spec.query_cdbw, device=spec.device, bf16=spec.bf16,
+        channels_last=spec.channels_last,
     )
 
 

@@ -102,6 +102,22 @@ PROTOCOL_COLORS: dict[str, str] = {
     "random+strategyq": "tab:cyan",
     "strategy+drop": "tab:pink",
 }
+#: Group-robustness metrics (chapter 06) and their axis labels.
+GROUP_METRICS: dict[str, str] = {
+    "test_worst_group": "worst-group accuracy",
+    "test_group_gap": "max - min group accuracy",
+    "test_group_std": "std of group accuracies",
+}
+CDBW_FULL_DATASET = "CDB-W (full dataset)"
+#: Colours of the training and quota variants of chapters 04-06 (:func:`curve_label`).
+VARIANT_COLORS: dict[str, str] = {
+    CDBW_FULL_DATASET: "tab:purple",
+    "EL2N+CDB-W": "tab:purple",
+    "CDB-W+EL2N": "tab:olive",
+    "Random+DRoP (rule counts)": "tab:orange",
+    "Random+DRoP (group quotas)": "tab:brown",
+    "EL2N+DRoP (group quotas)": "tab:cyan",
+}
 _REQUIRED = ("dataset", "model", "protocol", "method", "density", "seed")
 
 
@@ -138,8 +154,40 @@ def method_color(protocol: str, method: str | None = None) -> str:
     return PROTOCOL_COLORS[protocol]
 
 
+def curve_label(protocol: str, method: str | None = None, *, cdbw: bool = False,
+                query_cdbw: bool = False, quota_rule: str = "paper",
+                drop_over: str = "classes") -> str:
+    """:func:`method_label` with the variants of chapters 04-06 spelled out.
+
+    ``cdbw`` (CDB-W on the final model): ``"CDB-W (full dataset)"``, ``"EL2N+CDB-W"``;
+    ``query_cdbw`` (CDB-W query models): ``"CDB-W+EL2N"``; DRoP with quota rule ``"counts"``:
+    ``"Random+DRoP (rule counts)"``; DRoP quotas over groups: ``"EL2N+DRoP (group quotas)"``.
+    Runs of the paper's defaults keep :func:`method_label`'s names.
+    """
+    label = method_label(protocol, method)
+    if protocol == "none":
+        return CDBW_FULL_DATASET if cdbw else label
+    if query_cdbw:
+        label = f"CDB-W+{label}"
+    if cdbw:
+        label = f"{label}+CDB-W"
+    if protocol in ("random+drop", "strategy+drop"):
+        if quota_rule != "paper":
+            label += f" (rule {quota_rule})"
+        if drop_over != "classes":
+            label += f" ({drop_over[:-1] if drop_over.endswith('s') else drop_over} quotas)"
+    return label
+
+
+def _row_value(row, name: str, default):
+    value = row.get(name, default)
+    return default if _missing(value) else value
+
+
 def labelled(frame):
-    """A copy of ``frame`` with ``label`` and ``color`` columns (see :func:`method_label`).
+    """A copy of ``frame`` with ``label`` and ``color`` columns (see :func:`curve_label`: the
+    variant columns ``cdbw``, ``query_cdbw``, ``quota_rule`` and ``drop_over`` count when
+    present; missing ones take the paper's defaults).
 
     Raises ``ValueError`` naming the missing columns if ``frame`` lacks the spec columns.
     """
@@ -147,8 +195,14 @@ def labelled(frame):
     if missing:
         raise ValueError(f"frame lacks the result columns {missing}")
     out = frame.copy()
-    out["label"] = [method_label(p, m) for p, m in zip(out["protocol"], out["method"])]
-    out["color"] = [method_color(p, m) for p, m in zip(out["protocol"], out["method"])]
+    defaults = {"cdbw": False, "query_cdbw": False, "quota_rule": "paper", "drop_over": "classes"}
+    labels, colors = [], []
+    for row in out.to_dict("records"):
+        variant = {name: _row_value(row, name, default) for name, default in defaults.items()}
+        label = curve_label(row["protocol"], row["method"], **variant)
+        labels.append(label)
+        colors.append(VARIANT_COLORS.get(label, method_color(row["protocol"], row["method"])))
+    out["label"], out["color"] = labels, colors
     return out
 
 
@@ -206,13 +260,14 @@ def metric_by_density(frame, metric: str = "test_accuracy"):
     return table
 
 
-def full_dataset_metric(frame, metric: str = "test_accuracy") -> dict[str, float] | None:
-    """``{"mean", "min", "max", "seeds"}`` of ``metric`` over the full-dataset runs, or None if
-    ``frame`` holds none."""
+def full_dataset_metric(frame, metric: str = "test_accuracy", label: str = FULL_DATASET) -> dict[str, float] | None:
+    """``{"mean", "min", "max", "seeds"}`` of ``metric`` over the full-dataset runs (curve
+    ``label``: plain training, or e.g. :data:`CDBW_FULL_DATASET`), or None if ``frame`` holds
+    none."""
     frame = _with_labels(frame)
     _metric_column(frame, metric)
     _single_setup(frame)
-    values = frame.loc[frame["protocol"] == "none", metric].astype(float)
+    values = frame.loc[frame["label"] == label, metric].astype(float)
     if values.empty:
         return None
     return {"mean": float(values.mean()), "min": float(values.min()), "max": float(values.max()),
@@ -257,7 +312,7 @@ def full_dataset_class_accuracy(frame) -> np.ndarray:
     the paper's measure of each class's difficulty."""
     frame = _with_labels(frame)
     _single_setup(frame)
-    rows = frame[frame["protocol"] == "none"]
+    rows = frame[frame["label"] == FULL_DATASET]
     if rows.empty:
         raise ValueError("frame holds no full-dataset (protocol 'none') runs")
     return _vectors(rows["test_recalls"]).mean(axis=0)
@@ -308,6 +363,10 @@ def class_density_correlation(frame, label: str, densities=None) -> tuple[float,
 # --------------------------------------------------------------------------- drawing
 
 
+def _axis_label(metric: str) -> str:
+    return METRICS.get(metric) or GROUP_METRICS.get(metric) or metric
+
+
 def _percent_axis(ax, axis: str = "y") -> None:
     from matplotlib.ticker import FuncFormatter
 
@@ -321,7 +380,8 @@ def _curve_order(frame, labels) -> list[str]:
 
 def draw_metric_curve(ax, frame, metric: str = "test_accuracy", *, labels=None) -> None:
     """Draw ``metric`` against density on ``ax``: one line (mean over seeds) with a min/max band
-    per curve, and the full-dataset mean as a dashed black line with its min/max band."""
+    per curve, the full-dataset mean as a dashed black line with its min/max band, and every
+    other full-dataset curve (e.g. CDB-W on the full dataset) as a dotted line in its colour."""
     table = metric_by_density(frame, metric)
     for label in _curve_order(frame, labels):
         rows = table[table["label"] == label]
@@ -333,10 +393,16 @@ def draw_metric_curve(ax, frame, metric: str = "test_accuracy", *, labels=None) 
     if full is not None:
         ax.axhline(full["mean"], color="black", linestyle="--", linewidth=1.2, label=FULL_DATASET)
         ax.axhspan(full["min"], full["max"], color="black", alpha=0.08, linewidth=0)
+    frame = _with_labels(frame)
+    for label in dict.fromkeys(frame.loc[frame["protocol"] == "none", "label"]):
+        if label != FULL_DATASET:
+            other = full_dataset_metric(frame, metric, label)
+            color = frame.loc[frame["label"] == label, "color"].iloc[0]
+            ax.axhline(other["mean"], color=color, linestyle=":", linewidth=1.8, label=label)
     ax.set_xlabel("dataset density $d$")
-    ax.set_ylabel(METRICS.get(metric, metric))
+    ax.set_ylabel(_axis_label(metric))
     ax.set_xlim(0, 1)
-    if metric in METRICS:
+    if metric in METRICS or metric in GROUP_METRICS:
         _percent_axis(ax)
     ax.grid(True, alpha=0.3)
 
@@ -474,7 +540,7 @@ def plot_density_curves(frame, metrics=("test_accuracy",), *, tradeoff: bool = F
         axes_row = axes[0]
         for ax, metric in zip(axes_row, metrics):
             draw_metric_curve(ax, rows, metric, labels=labels)
-            ax.set_title(METRICS.get(metric, metric), fontsize=10)
+            ax.set_title(_axis_label(metric), fontsize=10)
         if tradeoff:
             ax = axes_row[len(metrics)]
             draw_tradeoff(ax, rows, labels=labels)
@@ -490,6 +556,70 @@ def plot_density_curves(frame, metrics=("test_accuracy",), *, tradeoff: bool = F
     else:
         for subfig, axes in zip(subfigs, blocks):
             _legend(subfig, [b for b in axes.ravel() if b.figure is not None], loc="outside right center")
+    return fig
+
+
+def metric_by_query_length(frame, metric: str = "test_accuracy"):
+    """Mean, min and max over seeds of ``metric`` for each density and query-model training
+    length of the pruned runs (paper Figure 15).
+
+    Returns:
+        DataFrame with columns ``density, query_epochs, mean, min, max, seeds``, sorted by both.
+    """
+    frame = _with_labels(frame)
+    _metric_column(frame, metric)
+    _single_setup(frame)
+    pruned = frame[frame["protocol"] != "none"]
+    return (pruned.groupby(["density", "query_epochs"], sort=True)[metric]
+            .agg(mean="mean", min="min", max="max", seeds="count").reset_index())
+
+
+def plot_query_length_curves(frame, metrics=("test_accuracy", "test_worst_class"), *,
+                             reference_query: int | None = None, label: str = "Random+DRoP",
+                             panel_size=(5.0, 4.0)):
+    """Final performance against the query models' training length (paper Figure 15).
+
+    One panel per metric; one line per density (mean over seeds, min/max band) over the query
+    epochs (log2 axis); dashed black: the full dataset; dotted grey: ``reference_query``, the
+    query length the other chapters use. ``label`` names the curve in the legend. Returns the
+    figure.
+    """
+    import matplotlib.pyplot as plt
+
+    metrics = tuple(metrics)
+    if not metrics:
+        raise ValueError("metrics must name at least one metric")
+    frame = _with_labels(frame)
+    pruned = frame[frame["protocol"] != "none"]
+    if pruned.empty:
+        raise ValueError("frame holds no pruned runs")
+    lengths = sorted(int(q) for q in set(pruned["query_epochs"]))
+    colors = _density_colors(sorted(float(d) for d in set(pruned["density"])))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(panel_size[0] * len(metrics), panel_size[1]),
+                             squeeze=False, layout="constrained")
+    for ax, metric in zip(axes[0], metrics):
+        table = metric_by_query_length(frame, metric)
+        for density, rows in table.groupby("density", sort=True):
+            color = colors[float(density)]
+            ax.plot(rows["query_epochs"], rows["mean"], marker="o", color=color,
+                    label=f"{label}, d = {density:g}")
+            ax.fill_between(rows["query_epochs"], rows["min"], rows["max"], color=color, alpha=0.15,
+                            linewidth=0)
+        full = full_dataset_metric(frame, metric)
+        if full is not None:
+            ax.axhline(full["mean"], color="black", linestyle="--", linewidth=1.2, label=FULL_DATASET)
+        if reference_query is not None:
+            ax.axvline(reference_query, color="gray", linestyle=":", linewidth=1.2,
+                       label=f"query length used elsewhere ({reference_query})")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(lengths, [str(q) for q in lengths])
+        ax.set_xlabel("query model training (epochs)")
+        ax.set_ylabel(_axis_label(metric))
+        ax.set_title(_axis_label(metric), fontsize=10)
+        if metric in METRICS or metric in GROUP_METRICS:
+            _percent_axis(ax)
+        ax.grid(True, alpha=0.3)
+    _legend(fig, axes)
     return fig
 
 

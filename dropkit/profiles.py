@@ -87,7 +87,8 @@ class TrainingSetup:
     short EL2N/GraNd/DRoP query training (paper: 10% of ``epochs``). augment: shifts + flips on
     the final model. train_subset: stratified training subset size (None = all).
     strategies: the score methods DRoP is evaluated with (Figure 5). needs_pretrained: the
-    setup fine-tunes ImageNet weights, given as ``pretrained_path`` (Waterbirds).
+    setup fine-tunes ImageNet weights, given as ``pretrained_path`` (Waterbirds). bf16,
+    channels_last: the GPU path's speed options for every training of the setup (``fast``).
     """
 
     name: str
@@ -104,6 +105,8 @@ class TrainingSetup:
     dataset_options: tuple[tuple[str, Any], ...] = ()
     strategies: tuple[str, ...] = ("el2n",)
     needs_pretrained: bool = False
+    bf16: bool = False
+    channels_last: bool = False
 
 
 @dataclass(frozen=True)
@@ -199,12 +202,13 @@ _PAPER_WATERBIRDS = TrainingSetup(
     augment=False, strategies=("el2n",), needs_pretrained=True,
 )
 # Fast: the fast-CIFAR-training recipe's small residual network (``resnet9``), batch 512, 16 epochs
-# with the paper's x0.2 drops at 50%/75%, query models 2 epochs (~10%). Its accuracy on real
+# with the paper's x0.2 drops at 50%/75%, query models 2 epochs (~10%), bf16 autocast and
+# channels_last (the GPU path's options, which benchmarks/gpu.py measured). Its accuracy on real
 # CIFAR has not been measured here (no CIFAR offline); benchmarks/gpu.py measures its throughput
 # and projects the sweep's GPU-hours.
 _FAST_CIFAR10 = TrainingSetup(
     "resnet9-cifar10", "cifar10", "resnet9", 16, (8, 12), 512, 0.2, 5e-4, query_epochs=2,
-    strategies=("el2n",),
+    strategies=("el2n",), bf16=True, channels_last=True,
 )
 _FAST_CIFAR100 = dataclasses.replace(
     _FAST_CIFAR10, name="resnet9-cifar100", dataset="cifar100", strategies=("grand", "forgetting"),
@@ -359,7 +363,7 @@ def _base_spec_fields(profile: Profile, setup: TrainingSetup, device: str) -> di
         train_subset=setup.train_subset, epochs=setup.epochs, drop_epochs=setup.drop_epochs,
         batch_size=setup.batch_size, lr=setup.lr, weight_decay=setup.weight_decay,
         augment=setup.augment, query_epochs=setup.query_epochs, query_seeds=profile.query_seeds,
-        device=device,
+        device=device, bf16=setup.bf16, channels_last=setup.channels_last,
     )
 
 

@@ -52,53 +52,27 @@ reference = 0.5  # the density of the "what we see" table (the closest density p
 
 # %%
 import dataclasses
-import os
-import warnings
-from numbers import Real
 
 from IPython.display import Markdown, display
 
 from dropkit import claims, plots
-from dropkit.experiment import results_frame, sweep
+from dropkit.chapter import chapter_results, check_reference
 from dropkit.plots import show_figure
-from dropkit.profiles import check_profile, experiment_specs, get_profile
-from dropkit.store import ResultStore
+from dropkit.profiles import check_profile, get_profile
 
 STRATEGIES = ("el2n", "grand", "forgetting")
-check_profile(profile)
-for name, value in (("dataset", dataset), ("model", model), ("device", device), ("data_root", data_root)):
-    if value is not None and (not isinstance(value, str) or not value):
-        raise ValueError(f"{name}={value!r} must be None (the profile's value) or a non-empty string")
 if strategy is not None and strategy not in STRATEGIES:
     raise ValueError(f"strategy={strategy!r} must be None (the profile's strategies) or one of {', '.join(STRATEGIES)}")
-if not isinstance(results_dir, str) or not results_dir:
-    raise ValueError(f"results_dir={results_dir!r} must be a non-empty path")
-if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
-    raise ValueError(f"workers={workers!r} must be None or a positive integer")
-if isinstance(reference, bool) or not isinstance(reference, Real) or not 0 < reference <= 1:
-    raise ValueError(f"reference={reference!r} must be a density in (0, 1]")
-settings = get_profile(profile)
+check_reference(reference)
+settings = get_profile(check_profile(profile))
 if strategy is not None:  # the Strategy is not part of a run's spec: the same rows, fewer runs
     settings = dataclasses.replace(
         settings, setups=tuple(dataclasses.replace(s, strategies=(strategy,)) for s in settings.setups))
-# experiment_specs checks dataset (used by this experiment?), model, densities, seeds and device.
-specs = experiment_specs(settings, "drop_evaluation", dataset=dataset, model=model,
-                         densities=densities, seeds=seeds, device=device)
-store = ResultStore(results_dir, settings.name)
-stored_before = len(set(store.keys()) & {spec.cache_key for spec in specs})
-workers = workers or max(1, min(settings.workers, (os.cpu_count() or 1) // settings.threads))
-with warnings.catch_warnings(record=True) as caught:  # shown once each below, not as warning boxes
-    warnings.simplefilter("always")
-    report = sweep(specs, store, workers=workers, threads=settings.threads, data_root=data_root,
-                   progress=False)
-frame = plots.labelled(results_frame(specs, store))
-if len(frame) != len(specs):
-    raise RuntimeError(f"{len(specs) - len(frame)} of {len(specs)} runs have no stored row in {store.path}")
-print(f"{len(specs)} runs: {stored_before} read from {store.path}, {report.ran} computed now "
-      f"({report.seconds:.0f} s).")
-print(claims.provenance_sentence(frame))
-for note in sorted({str(w.message) for w in caught}):
-    print(f"Note from the runs: {note}")
+results = chapter_results(settings, "drop_evaluation", dataset=dataset, model=model, densities=densities,
+                          seeds=seeds, device=device, results_dir=results_dir, workers=workers,
+                          data_root=data_root)
+results.print_lines()
+frame = results.frame
 
 panels = plots.by_strategy(frame)
 used = list(dict.fromkeys(panels["strategy"]))

@@ -25,8 +25,9 @@
 # * **CDB-W+EL2N** — the EL2N scores come from query models trained with CDB-W;
 #
 # (CDB-W's weights at epoch $t$ come from the recalls after epoch $t-1$, so its first epoch is
-# unweighted: with one-epoch query models, as in this book's `default` profile, CDB-W+EL2N
-# coincides with EL2N; the paper's query models train 16 epochs), and compares them with
+# unweighted: with one-epoch query models CDB-W+EL2N would coincide with EL2N. The paper's query
+# models train 16 epochs; the query models of this chapter train at least 2, all protocols
+# alike), and compares them with
 # **Random+DRoP**, **EL2N+DRoP** and plain **EL2N**, and with CDB-W on the
 # full dataset. The paper (VGG-19 on CIFAR-100, Figure 7) finds that CDB-W on the full dataset
 # improves the worst class, but by less than Random+DRoP at $d = 0.5$; that EL2N+CDB-W keeps
@@ -48,71 +49,22 @@ data_root = None  # None: the datasets' default locations ($DROPKIT_DATA, system
 reference = 0.5  # the density of the "what we see" table (the closest density present is used)
 
 # %%
-import matplotlib.pyplot as plt
-
-EXPERIMENT = "cdbw"
-import os
-import warnings
-from numbers import Real
-
 import pandas as pd
 from IPython.display import display
 
 from dropkit import claims, plots
-from dropkit.experiment import results_frame, sweep
+from dropkit.chapter import chapter_results, check_reference
 from dropkit.plots import show_figure
-from dropkit.profiles import check_profile, experiment_specs, get_profile
-from dropkit.store import ResultStore
 
-check_profile(profile)
-for name, value in (("dataset", dataset), ("model", model), ("device", device), ("data_root", data_root)):
-    if value is not None and (not isinstance(value, str) or not value):
-        raise ValueError(f"{name}={value!r} must be None (the profile's value) or a non-empty string")
-if not isinstance(results_dir, str) or not results_dir:
-    raise ValueError(f"results_dir={results_dir!r} must be a non-empty path")
-if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
-    raise ValueError(f"workers={workers!r} must be None or a positive integer")
-if isinstance(reference, bool) or not isinstance(reference, Real) or not 0 < reference <= 1:
-    raise ValueError(f"reference={reference!r} must be a density in (0, 1]")
-settings = get_profile(profile)
-# experiment_specs checks dataset (used by this experiment?), model, densities, seeds and device.
-specs = experiment_specs(settings, EXPERIMENT, dataset=dataset, model=model,
-                         densities=densities, seeds=seeds, device=device)
-store = ResultStore(results_dir, settings.name)
-stored_before = len(set(store.keys()) & {spec.cache_key for spec in specs})
-workers = workers or max(1, min(settings.workers, (os.cpu_count() or 1) // settings.threads))
-with warnings.catch_warnings(record=True) as caught:  # shown once each below, not as warning boxes
-    warnings.simplefilter("always")
-    report = sweep(specs, store, workers=workers, threads=settings.threads, data_root=data_root,
-                   progress=False)
-frame = results_frame(specs, store)
-if len(frame) != len(specs):
-    raise RuntimeError(f"{len(specs) - len(frame)} of {len(specs)} runs have no stored row in {store.path}")
-print(f"{len(specs)} runs: {stored_before} read from {store.path}, {report.ran} computed now "
-      f"({report.seconds:.0f} s).")
-print(claims.provenance_sentence(frame))
-for note in sorted({str(w.message) for w in caught}):
-    print(f"Note from the runs: {note}")
+EXPERIMENT = "cdbw"
+check_reference(reference)
+results = chapter_results(profile, EXPERIMENT, dataset=dataset, model=model, densities=densities,
+                          seeds=seeds, device=device, results_dir=results_dir, workers=workers,
+                          data_root=data_root)
+results.print_lines()
+frame, settings = results.frame, results.profile
 
-CDBW_FULL = "CDB-W (full dataset)"
-EXTRA_COLORS = {"EL2N+CDB-W": "tab:purple", "CDB-W+EL2N": "tab:olive", CDBW_FULL: "tab:purple"}
-
-
-def curve_name(row) -> str:
-    """The curve of one run: the CDB-W variants by their flags, the others as everywhere in the book."""
-    if row["protocol"] == "none":
-        return CDBW_FULL if row["cdbw"] else plots.FULL_DATASET
-    if row["protocol"] == "strategy" and row["cdbw"]:
-        return "EL2N+CDB-W"
-    if row["protocol"] == "strategy" and row["query_cdbw"]:
-        return "CDB-W+EL2N"
-    return plots.method_label(row["protocol"], row["method"])
-
-
-frame = plots.labelled(frame)
-frame["curve"] = frame.apply(curve_name, axis=1)
-frame["label"] = frame["curve"]
-frame["color"] = [EXTRA_COLORS.get(c, color) for c, color in zip(frame["curve"], frame["color"])]
+CDBW_FULL = plots.CDBW_FULL_DATASET
 CURVES = ["Random+DRoP", "EL2N+DRoP", "EL2N", "EL2N+CDB-W", "CDB-W+EL2N"]
 SETTING = plots.setting_caption(frame)
 DIFFERENCE = {
@@ -126,37 +78,23 @@ DIFFERENCE = {
 if profile != "paper" and (model is not None or dataset is not None):
     DIFFERENCE += f" Overridden here: dataset={dataset}, model={model}."
 # CDB-W weighs each epoch's loss by the previous epoch's validation recalls, so its first epoch is
-# unweighted: a one-epoch CDB-W query model is the plain query model, and CDB-W+EL2N equals EL2N.
-QUERY_EPOCHS = sorted({int(q) for q in frame.loc[frame["curve"] == "CDB-W+EL2N", "query_epochs"]})
+# unweighted: a one-epoch CDB-W query model is the plain query model, and CDB-W+EL2N would equal
+# EL2N. The profiles' cdbw set therefore trains its query models at least 2 epochs
+# (`dropkit.profiles.CDBW_MIN_QUERY_EPOCHS`); this checks what the runs did.
+QUERY_EPOCHS = sorted({int(q) for q in frame.loc[frame["label"] == "CDB-W+EL2N", "query_epochs"]})
 key = ["density", "seed"]
-plain = frame[frame["curve"] == "EL2N"].set_index(key)["test_accuracy"]
-robust = frame[frame["curve"] == "CDB-W+EL2N"].set_index(key)["test_accuracy"]
+plain = frame[frame["label"] == "EL2N"].set_index(key)["test_accuracy"]
+robust = frame[frame["label"] == "CDB-W+EL2N"].set_index(key)["test_accuracy"]
 IDENTICAL = bool(len(plain) and plain.sort_index().equals(robust.reindex(plain.index).sort_index()))
 if QUERY_EPOCHS == [1]:
     DIFFERENCE += (" The query models train 1 epoch, and CDB-W's first epoch is unweighted (its weights "
                    "come from the previous epoch's validation recalls), so here CDB-W+EL2N is the same "
                    "as EL2N" + (" (identical results; its curve hides EL2N's)." if IDENTICAL else "."))
+elif QUERY_EPOCHS:
+    DIFFERENCE += (f" All query models of this chapter train {', '.join(map(str, QUERY_EPOCHS))} epochs (at "
+                   "least 2, so that CDB-W's weights act in the CDB-W query models).")
 print(f"CDB-W+EL2N query models train {', '.join(map(str, QUERY_EPOCHS))} epoch(s); CDB-W+EL2N results "
       f"{'are identical to' if IDENTICAL else 'differ from'} EL2N's.")
-
-
-def curves_with_baseline(rows, metrics, baseline_rows, baseline, *, labels):
-    """One panel per metric: the pruned curves and the full dataset (dashed) as everywhere in the
-    book, plus ``baseline_rows``' seed mean as a dotted horizontal line named ``baseline``."""
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 4.2), squeeze=False,
-                             layout="constrained")
-    for ax, metric in zip(axes[0], metrics):
-        plots.draw_metric_curve(ax, rows, metric, labels=labels)
-        if not baseline_rows.empty:
-            ax.axhline(float(baseline_rows[metric].mean()), color=EXTRA_COLORS[baseline], linestyle=":",
-                       linewidth=1.8, label=baseline)
-        ax.set_title(plots.METRICS[metric], fontsize=10)
-    handles = {}
-    for ax in axes[0]:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(label, handle)
-    fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=4, frameon=False)
-    return fig
 
 
 # %% [markdown]
@@ -166,9 +104,7 @@ def curves_with_baseline(rows, metrics, baseline_rows, baseline, *, labels):
 # dotted purple: the full dataset trained with CDB-W.
 
 # %%
-pruned_and_full = frame[frame["curve"] != CDBW_FULL]
-fig = curves_with_baseline(pruned_and_full, tuple(plots.METRICS), frame[frame["curve"] == CDBW_FULL], CDBW_FULL,
-                           labels=CURVES)
+fig = plots.plot_density_curves(frame, tuple(plots.METRICS), labels=CURVES)
 show_figure(
     fig, "7",
     f"Reproduces paper Figure 7 (the paper: VGG-19 on CIFAR-100): average accuracy, worst-class accuracy, "
@@ -187,7 +123,7 @@ show_figure(
 # observations hold on these numbers (verdicts chosen by `dropkit.claims.comparison_claim`).
 
 # %%
-at = claims.reference_density(frame[frame["curve"] != CDBW_FULL], reference)
+at = claims.reference_density(frame[frame["protocol"] != "none"], reference)
 table = claims.curve_metrics(frame, at)
 with pd.option_context("display.precision", 2, "display.width", 200, "display.max_columns", 20):
     print(f"{plots.setup_title(frame['dataset'].iloc[0], frame['model'].iloc[0])}, d = {at:g}")

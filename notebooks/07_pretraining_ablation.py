@@ -41,55 +41,22 @@ data_root = None  # None: the datasets' default locations ($DROPKIT_DATA, system
 reference = 0.5  # the density of the "what we see" table (the closest density present is used)
 
 # %%
-import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.ticker import PercentFormatter
-
-EXPERIMENT = "pretraining_ablation"
-import os
-import warnings
-from numbers import Real
-
 import pandas as pd
 from IPython.display import display
 
 from dropkit import claims, plots
-from dropkit.experiment import results_frame, sweep
+from dropkit.chapter import chapter_results, check_reference
 from dropkit.plots import show_figure
-from dropkit.profiles import check_profile, experiment_specs, get_profile
-from dropkit.store import ResultStore
 
-check_profile(profile)
-for name, value in (("dataset", dataset), ("model", model), ("device", device), ("data_root", data_root)):
-    if value is not None and (not isinstance(value, str) or not value):
-        raise ValueError(f"{name}={value!r} must be None (the profile's value) or a non-empty string")
-if not isinstance(results_dir, str) or not results_dir:
-    raise ValueError(f"results_dir={results_dir!r} must be a non-empty path")
-if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
-    raise ValueError(f"workers={workers!r} must be None or a positive integer")
-if isinstance(reference, bool) or not isinstance(reference, Real) or not 0 < reference <= 1:
-    raise ValueError(f"reference={reference!r} must be a density in (0, 1]")
-settings = get_profile(profile)
-# experiment_specs checks dataset (used by this experiment?), model, densities, seeds and device.
-specs = experiment_specs(settings, EXPERIMENT, dataset=dataset, model=model,
-                         densities=densities, seeds=seeds, device=device)
-store = ResultStore(results_dir, settings.name)
-stored_before = len(set(store.keys()) & {spec.cache_key for spec in specs})
-workers = workers or max(1, min(settings.workers, (os.cpu_count() or 1) // settings.threads))
-with warnings.catch_warnings(record=True) as caught:  # shown once each below, not as warning boxes
-    warnings.simplefilter("always")
-    report = sweep(specs, store, workers=workers, threads=settings.threads, data_root=data_root,
-                   progress=False)
-frame = results_frame(specs, store)
-if len(frame) != len(specs):
-    raise RuntimeError(f"{len(specs) - len(frame)} of {len(specs)} runs have no stored row in {store.path}")
-print(f"{len(specs)} runs: {stored_before} read from {store.path}, {report.ran} computed now "
-      f"({report.seconds:.0f} s).")
-print(claims.provenance_sentence(frame))
-for note in sorted({str(w.message) for w in caught}):
-    print(f"Note from the runs: {note}")
+EXPERIMENT = "pretraining_ablation"
+check_reference(reference)
+results = chapter_results(profile, EXPERIMENT, dataset=dataset, model=model, densities=densities,
+                          seeds=seeds, device=device, results_dir=results_dir, workers=workers,
+                          data_root=data_root)
+results.print_lines()
+frame, settings = results.frame, results.profile
 
-frame = plots.labelled(frame)
 pruned = frame[frame["protocol"] != "none"]
 QUERY_EPOCHS = sorted(int(q) for q in set(pruned["query_epochs"]))
 DENSITIES = sorted(float(d) for d in set(pruned["density"]))
@@ -110,14 +77,7 @@ if profile != "paper" and (model is not None or dataset is not None):
     DIFFERENCE += f" Overridden here: dataset={dataset}, model={model}."
 
 
-def by_query_length(rows, metric: str) -> pd.DataFrame:
-    """Mean, min and max over seeds of ``metric`` for every (density, query epochs) pair."""
-    return (rows.groupby(["density", "query_epochs"])[metric]
-            .agg(mean="mean", min="min", max="max", seeds="count").reset_index())
-
-
 METRICS = ("test_accuracy", "test_worst_class")
-COLORS = dict(zip(DENSITIES, plt.get_cmap("viridis")(np.linspace(0.1, 0.85, len(DENSITIES)))))
 
 # %% [markdown]
 # ## Final performance against the query model's training length (Figure 15)
@@ -126,35 +86,13 @@ COLORS = dict(zip(DENSITIES, plt.get_cmap("viridis")(np.linspace(0.1, 0.85, len(
 # dataset; dotted vertical line: the query length the other chapters use.
 
 # %%
-fig, axes = plt.subplots(1, len(METRICS), figsize=(5.0 * len(METRICS), 4.0), squeeze=False, layout="constrained")
-for ax, metric in zip(axes[0], METRICS):
-    table = by_query_length(pruned, metric)
-    for density in DENSITIES:
-        rows = table[np.isclose(table["density"], density)].sort_values("query_epochs")
-        ax.plot(rows["query_epochs"], rows["mean"], marker="o", color=COLORS[density], label=f"Random+DRoP, d = {density:g}")
-        ax.fill_between(rows["query_epochs"], rows["min"], rows["max"], color=COLORS[density], alpha=0.15, linewidth=0)
-    full = plots.full_dataset_metric(frame, metric)
-    if full is not None:
-        ax.axhline(full["mean"], color="black", linestyle="--", linewidth=1.2, label=plots.FULL_DATASET)
-    ax.axvline(DEFAULT_QUERY, color="gray", linestyle=":", linewidth=1.2, label=f"query length used elsewhere ({DEFAULT_QUERY})")
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(QUERY_EPOCHS, [str(q) for q in QUERY_EPOCHS])
-    ax.set_xlabel("query model training (epochs)")
-    ax.set_ylabel(plots.METRICS[metric])
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=None))
-    ax.set_title(plots.METRICS[metric], fontsize=10)
-    ax.grid(True, alpha=0.3)
-handles = {}
-for ax in axes[0]:
-    for handle, label in zip(*ax.get_legend_handles_labels()):
-        handles.setdefault(label, handle)
-fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=3, frameon=False)
+fig = plots.plot_query_length_curves(frame, METRICS, reference_query=DEFAULT_QUERY)
 show_figure(
     fig, "15",
     f"Reproduces paper Figure 15 (the paper: VGG-19 on CIFAR-100 and ResNet-18 on TinyImageNet): average "
     f"and worst-class test accuracy of Random+DRoP against the training length of the query models that "
     f"give DRoP its class recalls ({', '.join(map(str, QUERY_EPOCHS))} epochs; the final model trains "
-    f"{FINAL_EPOCHS} epochs, the other chapters use {DEFAULT_QUERY}) at densities "
+    f"{FINAL_EPOCHS} epochs, chapters 02, 03, 05 and 06 use {DEFAULT_QUERY}) at densities "
     f"{', '.join(f'{d:g}' for d in DENSITIES)}; lines are means over seeds, bands min/max over seeds; "
     f"dashed: full dataset. Data: {SETTING}. {DIFFERENCE} Profile {profile}.",
 )

@@ -65,6 +65,8 @@ CHANGED = {
     "epoch_scaling": True,
     "device": "cuda",
     "drop_over": "groups",
+    "bf16": True,
+    "channels_last": True,
 }
 #: Fields whose changed value needs another field changed too (compared with that spec).
 CHANGED_WITH = {"drop_over": {"protocol": "strategy+drop"}}
@@ -579,3 +581,14 @@ def _subset_group_sizes(data, subset: int) -> list[int]:
     quotas = largest_remainder(sizes * (subset / len(labels)), subset)
     keep = select(labels, subset / len(labels), quotas=quotas, seed=0)
     return np.bincount(data.groups_train.numpy()[keep], minlength=data.num_groups).tolist()
+
+
+def test_speed_options_reach_the_query_and_final_training_configs():
+    from dropkit.experiment import _query_config, _train_config
+
+    fast = dataclasses.replace(BASE, bf16=True, channels_last=True)
+    for spec, expected in ((BASE, False), (fast, True)):
+        final = _train_config(spec, epochs=spec.epochs, drop_epochs=spec.drop_epochs, seed=0,
+                              augment=False, cdbw=False)
+        query = _query_config(spec)
+        assert final.bf16 == final.channels_last == query.bf16 == query.channels_last == expected

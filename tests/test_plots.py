@@ -336,3 +336,70 @@ def test_tradeoff_table_and_zoom_window(frame):
     fig = plots.plot_density_curves(frame, ("test_accuracy",), tradeoff=True, zoom=0.05)
     assert len(fig.axes) == 2  # no point near the full dataset: no zoomed panel
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------- chapters 04-07 variants
+
+
+@pytest.mark.parametrize("kwargs, label", [
+    (dict(protocol="none", cdbw=True), "CDB-W (full dataset)"),
+    (dict(protocol="none"), "Full dataset"),
+    (dict(protocol="strategy", method="el2n", cdbw=True), "EL2N+CDB-W"),
+    (dict(protocol="strategy", method="el2n", query_cdbw=True), "CDB-W+EL2N"),
+    (dict(protocol="random+drop", method="el2n", quota_rule="counts"), "Random+DRoP (rule counts)"),
+    (dict(protocol="strategy+drop", method="el2n", drop_over="groups"), "EL2N+DRoP (group quotas)"),
+    (dict(protocol="random+drop", method="el2n"), "Random+DRoP"),
+    (dict(protocol="strategy", method="el2n", quota_rule="counts"), "EL2N"),  # no quotas: no rule
+])
+def test_curve_label_names_the_variants(kwargs, label):
+    assert plots.curve_label(**kwargs) == label
+
+
+def test_variants_get_their_own_curves_and_the_cdbw_baseline_a_dotted_line(frame):
+    extra = pd.DataFrame([
+        {**make_row("none", None, 1.0, 0, [0.8, 0.8, 0.8], [100] * 3), "cdbw": True},
+        {**make_row("none", None, 1.0, 1, [0.7, 0.9, 0.9], [100] * 3), "cdbw": True},
+        {**make_row("random+drop", "el2n", 0.5, 0, [0.6, 0.7, 0.8], [60, 50, 40]), "quota_rule": "counts"},
+        {**make_row("random+drop", "el2n", 0.5, 1, [0.6, 0.7, 0.8], [60, 50, 40]), "quota_rule": "paper"},
+    ])
+    both = plots.labelled(pd.concat([frame, extra], ignore_index=True))
+    assert list(both["label"].iloc[-4:]) == ["CDB-W (full dataset)"] * 2 + ["Random+DRoP (rule counts)", "Random+DRoP"]
+    assert list(both["color"].iloc[-4:-1]) == ["tab:purple"] * 2 + ["tab:orange"]
+    # The plain full dataset stays the dashed baseline; CDB-W's full dataset is not mixed into it.
+    assert plots.full_dataset_metric(both, "test_worst_class")["mean"] == pytest.approx(0.65)
+    assert plots.full_dataset_metric(both, "test_worst_class", plots.CDBW_FULL_DATASET)["mean"] == pytest.approx(0.75)
+    np.testing.assert_allclose(plots.full_dataset_class_accuracy(both), [0.65, 0.8, 0.95])
+    fig = plots.plot_density_curves(both, ("test_worst_class",))
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    np.testing.assert_allclose(lines["CDB-W (full dataset)"].get_ydata(), [0.75, 0.75])
+    assert lines["CDB-W (full dataset)"].get_linestyle() == ":"
+    assert lines["Full dataset"].get_linestyle() == "--"
+    np.testing.assert_allclose(lines["Random+DRoP (rule counts)"].get_ydata(), [0.6])
+    plt.close(fig)
+
+
+def test_query_length_curves_one_line_per_density():
+    rows = []
+    for density in (0.4, 0.8):
+        for query_epochs in (1, 2, 4):
+            for seed in (0, 1):
+                recalls = [0.5 + 0.1 * density + 0.01 * query_epochs + 0.02 * seed] * 3
+                rows.append({**make_row("random+drop", "el2n", density, seed, recalls, [1, 1, 1]),
+                             "query_epochs": query_epochs})
+    rows.append({**make_row("none", None, 1.0, 0, [0.9] * 3, [100] * 3), "query_epochs": 1})
+    frame = pd.DataFrame(rows)
+    table = plots.metric_by_query_length(frame, "test_accuracy")
+    assert list(table["query_epochs"]) == [1, 2, 4, 1, 2, 4]
+    np.testing.assert_allclose(table["mean"].iloc[:3], [0.56, 0.57, 0.59])  # 0.54 + 0.01 q + 0.01
+    np.testing.assert_allclose(table["max"] - table["min"], 0.02)
+    fig = plots.plot_query_length_curves(frame, ("test_accuracy",), reference_query=2)
+    ax = fig.axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    np.testing.assert_allclose(lines["Random+DRoP, d = 0.8"].get_xdata(), [1, 2, 4])
+    np.testing.assert_allclose(lines["Random+DRoP, d = 0.8"].get_ydata(), [0.60, 0.61, 0.63])
+    np.testing.assert_allclose(lines["Full dataset"].get_ydata(), [0.9, 0.9])
+    np.testing.assert_allclose(lines["query length used elsewhere (2)"].get_xdata(), [2, 2])
+    assert ax.get_xscale() == "log"
+    plt.close(fig)
+    with pytest.raises(ValueError, match="no pruned runs"):
+        plots.plot_query_length_curves(frame[frame["protocol"] == "none"])

@@ -223,3 +223,12 @@ def test_fast_profile_is_the_paper_cifar_sweep_with_resnet9():
     assert len(specs) == 6 * 9 * 3 + 3
     # the paper profile keeps Table 1 unchanged
     assert paper.setup("vgg16-cifar10").epochs == 160 and paper.setup("vgg16-cifar10").model == "vgg16"
+
+
+def test_fast_profile_runs_the_gpu_path_options_and_the_others_do_not():
+    fast = experiment_specs("fast", "drop_evaluation", seeds=[0], densities=[0.5])
+    assert {(s.bf16, s.channels_last) for s in fast} == {(True, True)}
+    for profile in ("smoke", "default"):
+        assert {(s.bf16, s.channels_last) for s in experiment_specs(profile, "drop_evaluation")} == {(False, False)}
+    paper = experiment_specs("paper", "drop_evaluation", seeds=[0], densities=[0.5])
+    assert {(s.bf16, s.channels_last) for s in paper} == {(False, False)}  # the paper's fp32 runs
