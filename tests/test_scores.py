@@ -329,6 +329,59 @@ def test_k_center_equals_brute_force_on_gaussian_points(method):
         assert covering_radius(x, order[:m].tolist()) == covering_radius(x, expected[:m])
 
 
+def low_dimensional_wide_points(seed: int, n: int = 300, width: int = 80) -> np.ndarray:
+    """float64 ``[n, width]``: integer lattice points of {0..3}^3 mapped by a 0/1 matrix into
+    ``width`` dims (low intrinsic dimension, duplicates, exact ties), plus multiples of 1/64 on one
+    coordinate (near-ties); every distance is exact in float64."""
+    rng = np.random.default_rng(seed)
+    lattice = rng.integers(0, 4, size=(n, 3)).astype(np.float64)
+    x = lattice @ rng.integers(0, 2, size=(3, width)).astype(np.float64)
+    x[:, 0] += rng.integers(0, 3, size=n) / 64.0
+    return x
+
+
+def test_k_center_projected_triangle_test_prunes_and_stays_exact(monkeypatch):
+    from dropkit.scores import coreset
+
+    blocks = []  # (candidates, unselected points, projection used) per block update
+    original = coreset._BlockedGreedy._candidates
+
+    def recording(self, k):
+        cand = original(self, k)
+        blocks.append((cand.size, int((self.applied >= 0).sum()), self.basis is not None))
+        return cand
+
+    monkeypatch.setattr(coreset._BlockedGreedy, "_candidates", recording)
+    for seed in range(3):
+        x = low_dimensional_wide_points(seed)
+        assert x.shape[1] > 2 * coreset._BlockedGreedy.PROJECTION_DIMS  # the projection is used
+        first = 7 * seed
+        expected = brute_force_greedy(x, 300, first)
+        blocked = k_center_greedy(torch.from_numpy(x), 300, first=first, method="blocked", block_size=8)
+        assert blocked.tolist() == expected
+        assert torch.equal(blocked, k_center_greedy(torch.from_numpy(x), 300, first=first, method="dense"))
+    assert all(projected for _, _, projected in blocks)
+    # the lower bounds rule points out: some block updates skip points
+    assert any(cand < unselected for cand, unselected, _ in blocks)
+
+
+def test_k_center_principal_basis_is_orthonormal_and_spans_the_data():
+    from dropkit.scores.coreset import _principal_basis
+
+    rng = np.random.default_rng(3)
+    directions = np.linalg.qr(rng.standard_normal((40, 2)))[0]  # data in a 2-D subspace of 40 dims
+    x = (rng.standard_normal((500, 2)) * [5.0, 1.0]) @ directions.T + 3.0
+    basis = _principal_basis(x, 2, chunk=64)
+    assert basis.shape == (40, 2)
+    np.testing.assert_allclose(basis.T @ basis, np.eye(2), atol=1e-12)
+    centred = x - x.mean(0)
+    np.testing.assert_allclose(centred @ basis @ basis.T, centred, atol=1e-9)  # nothing lost
+    # projected distances never exceed the true ones
+    projected = x @ basis
+    assert (np.linalg.norm(projected[1:] - projected[0], axis=1)
+            <= np.linalg.norm(x[1:] - x[0], axis=1) + 1e-9).all()
+
+
 def test_k_center_is_within_twice_the_optimal_radius():
     rng = np.random.default_rng(2)
     for trial in range(5):
