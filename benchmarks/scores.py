@@ -30,26 +30,30 @@ as the memory ratio with a bar of 10x.
 
 The last lines are ``<name>: <value>x (target <t>x)``.
 
-Measured (2026-11-28, full run, one thread):
+Measured (2026-11-28, full run, one thread).  The 2-core shared dev box column is from after the
+GraNd cache-sized CPU passes and the k-center changes of that day (GraNd: median of three runs;
+the box was shared, so the loop baseline itself varied 2.1-7.3 ms/sample); the other two
+columns predate them:
 
-=============================  =====================  ====================  ==================
-line                           16-core x86, idle      H200 (``--device      2-core shared dev
-                               (matrix built at       cuda``)               box (matrix
+=============================  =====================  ====================  ======================
+line                           16-core x86, idle      H200 (``--device      2-core shared dev box
+                               (matrix built at       cuda``)               (matrix
                                N = 60,000)                                  extrapolated)
-=============================  =====================  ====================  ==================
-grand_mlp_speedup              92x (0.023 vs 2.1 ms)  153x                  153x
-grand_cnn_speedup              2.3x (1.0 vs 2.3 ms)   61x                   1.9x
-kcenter_speedup_full_order     1.8x (21.8 vs 39.7 s)  1.0x (3.5 vs 3.4 s)   1.7x
-kcenter_speedup_10pct_budget   6.9x (3.9 vs 27.1 s)   1.0x                  7.2x
-kcenter_memory_ratio           55x (+252 MiB vs       112x                  51x
+=============================  =====================  ====================  ======================
+grand_mlp_speedup              92x (0.023 vs 2.1 ms)  153x                  59x (0.039 vs 2.3 ms)
+grand_cnn_speedup              2.3x (1.0 vs 2.3 ms)   61x                   3.4x (0.72 vs 2.4 ms)
+kcenter_speedup_full_order     1.8x (21.8 vs 39.7 s)  1.0x (3.5 vs 3.4 s)   2.2x (30.7 vs 67.2 s)
+kcenter_speedup_10pct_budget   6.9x (3.9 vs 27.1 s)   1.0x                  7.9x (6.4 vs 50.4 s)
+kcenter_memory_ratio           55x (+252 MiB vs       112x                  54x (+254 MiB)
                                +13.5 GiB)
-=============================  =====================  ====================  ==================
+=============================  =====================  ====================  ======================
 
 The full greedy order touches every pair once, as the matrix does (half of them, thanks to the
 symmetry and the pruning), so on time it only gains a small factor over a well-written matrix
 implementation; the gain is memory: 13.4 GiB for the matrix at N = 60,000 against a few copies
 of the features.  The small conv net's batched GraNd is bounded by its batched forward and
-backward passes, which cost about 0.6 ms per sample on one CPU thread.
+backward passes, which cost about 0.6 ms per sample on one CPU thread; on CPU it runs in
+cache-sized passes (about 90 samples for this net), whatever the batch size.
 """
 
 from __future__ import annotations
