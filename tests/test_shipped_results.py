@@ -1,7 +1,7 @@
 """The shipped ``default``-profile results (``results/default/``) are complete, carry their
 provenance, and reproduce: a few of the cheapest stored specs are re-run here on the CPU and must
 give exactly the stored per-class recalls, class counts and metrics (CPU determinism with one
-torch thread, as the sweep runs them)."""
+torch thread, as the sweep runs them), including one run with DRoP quotas over groups."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from dropkit.experiment import RunSpec, run
-from dropkit.profiles import experiment_specs
+from dropkit.profiles import EXPERIMENT_SETS, experiment_specs
 from dropkit.store import ResultStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,13 +26,36 @@ PROVENANCE = ("seconds", "train_seconds", "device_name", "dropkit_version", "tor
               "python_version", "git_revision", "finished_at")
 
 
+#: Every chapter's experiment set (chapters 02-07).
+ALL_SETS = tuple(EXPERIMENT_SETS)
+
+
 @pytest.fixture(scope="module")
 def shipped() -> dict[str, dict]:
-    """The stored rows of chapters 02 and 03 (the store may hold other chapters' rows too)."""
+    """The stored rows of chapters 02 and 03."""
     keys = {spec.cache_key for experiment in CHAPTER_SETS for spec in experiment_specs("default", experiment)}
     rows = {row["cache_key"]: row for row in SHIPPED.rows() if row["cache_key"] in keys}
     assert rows, f"no shipped results of {CHAPTER_SETS} in {SHIPPED.path}"
     return rows
+
+
+def test_every_chapter_is_shipped_complete_and_nothing_else():
+    """Every run of chapters 02-07 at ``default`` is shipped, from committed code, and the store
+    holds no row that no chapter reads (e.g. left over from an earlier profile definition)."""
+    rows = {row["cache_key"]: row for row in SHIPPED.rows()}
+    wanted = {}
+    for experiment in ALL_SETS:
+        specs = experiment_specs("default", experiment)
+        missing = [spec.label() for spec in specs if spec.cache_key not in rows]
+        assert not missing, f"{experiment}: {len(missing)} of {len(specs)} runs are not shipped, e.g. {missing[:3]}"
+        wanted.update({spec.cache_key: spec for spec in specs})
+    assert set(rows) == set(wanted), f"{len(set(rows) - set(wanted))} shipped rows belong to no chapter"
+    for key, row in rows.items():
+        assert RunSpec.from_dict(row) == wanted[key]
+        assert not row["git_revision"].endswith("-dirty"), "shipped rows must come from committed code"
+        assert all(row.get(name) is not None for name in PROVENANCE), key
+    group_rows = [r for r in rows.values() if r["dataset"] == "spurious-fashion-mnist"]
+    assert group_rows and all(sum(r["group_counts"]) == r["num_kept"] for r in group_rows)
 
 
 def test_every_run_of_both_chapters_is_shipped_with_provenance(shipped):
@@ -76,5 +99,26 @@ def test_cheapest_shipped_runs_reproduce_exactly(shipped, tmp_path):
             fresh = store.read(spec.cache_key)  # through JSON, like the shipped row
             for name in REPRODUCED:
                 assert fresh[name] == stored[name], f"{spec.label()}: {name} differs"
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+def test_a_shipped_group_quota_run_reproduces_exactly(tmp_path):
+    import torch
+
+    rows = [r for r in SHIPPED.rows() if r.get("drop_over") == "groups" and r["protocol"] == "random+drop"
+            and r["seed"] == 0]
+    assert rows, "no shipped Random+DRoP run with quotas over groups"
+    stored = min(rows, key=lambda r: r["density"])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        spec = RunSpec.from_dict(stored)
+        fresh = run(spec, ResultStore(tmp_path, "default"))
+        fresh = ResultStore(tmp_path, "default").read(spec.cache_key)
+        for name in (*REPRODUCED, "group_counts", "query_val_group_recalls", "test_group_recalls",
+                     "test_worst_group"):
+            assert fresh[name] == stored[name], f"{spec.label()}: {name} differs"
     finally:
         torch.set_num_threads(threads)
