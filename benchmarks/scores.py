@@ -31,9 +31,10 @@ as the memory ratio with a bar of 10x.
 The last lines are ``<name>: <value>x (target <t>x)``.
 
 Measured (2026-11-28, full run, one thread).  The 2-core shared dev box column is from after the
-GraNd cache-sized CPU passes and the k-center changes of that day (GraNd: median of three runs;
-the box was shared, so the loop baseline itself varied 2.1-7.3 ms/sample); the other two
-columns predate them:
+GraNd cache-sized CPU passes and the k-center changes of that day (GraNd: median of three runs
+while the box was shared, so the loop baseline itself varied 2.1-7.3 ms/sample; two later runs
+on the then quiet box gave grand_cnn_speedup 4.0x and 4.3x (0.70 / 0.61 vs 2.8 / 2.6 ms) and
+kcenter_speedup_full_order 2.0x (26.6 vs 54.5 s)); the other two columns predate them:
 
 =============================  =====================  ====================  ======================
 line                           16-core x86, idle      H200 (``--device      2-core shared dev box

@@ -97,8 +97,11 @@ def write_indices(path: Path, indices: np.ndarray) -> None:
 
 
 def prune_indices(labels, density: float, *, scores=None, recalls=None, quotas: str | None = None,
-                  seed: int = 0) -> tuple[np.ndarray, str]:
+                  groups=None, seed: int = 0) -> tuple[np.ndarray, str]:
     """Kept indices (sorted int64 ``[round(density * N)]``) and the protocol used.
+
+    ``groups`` (``[N]`` group ids, with ``recalls`` per group) makes the DRoP quotas group
+    quotas (:func:`dropkit.protocols.keep_indices`); it needs ``quotas`` ``drop``/``counts``.
 
     ============  ========  =========  ====================
     ``quotas``    scores    recalls    protocol
@@ -121,6 +124,10 @@ def prune_indices(labels, density: float, *, scores=None, recalls=None, quotas: 
         raise ValueError("--quotas strategy needs --scores (the strategy's per-sample scores)")
     if quotas == "strategy" and recalls is not None:
         raise ValueError("--recalls is not used by --quotas strategy; drop one of them")
+    if groups is not None and quotas not in ("drop", "counts"):
+        raise ValueError("--groups sets DRoP quotas over groups: it needs --recalls (per group)")
+    if groups is not None and np.shape(groups) != np.shape(labels):
+        raise ValueError(f"--groups has {np.size(groups)} values but --labels has {np.size(labels)}")
     if scores is not None:
         scores = np.asarray(scores, dtype=np.float64)
         if scores.shape != np.shape(labels):
@@ -132,7 +139,8 @@ def prune_indices(labels, density: float, *, scores=None, recalls=None, quotas: 
     if recalls is not None:
         recalls = np.asarray(recalls, dtype=np.float64)
         if not np.all(np.isfinite(recalls)) or recalls.min() < 0 or recalls.max() > 1:
-            raise ValueError("--recalls must hold per-class recalls in [0, 1]")
+            raise ValueError(f"--recalls must hold per-{'class' if groups is None else 'group'} "
+                             "recalls in [0, 1]")
     if quotas is None:
         protocol = "random" if scores is None else "strategy"
     elif quotas == "strategy":
@@ -141,7 +149,7 @@ def prune_indices(labels, density: float, *, scores=None, recalls=None, quotas: 
         protocol = "random+drop" if scores is None else "strategy+drop"
     from dropkit.protocols import keep_indices
 
-    keep = keep_indices(protocol, labels, density, scores=scores, recalls=recalls,
+    keep = keep_indices(protocol, labels, density, scores=scores, recalls=recalls, groups=groups,
                         rule="counts" if quotas == "counts" else "paper", seed=seed)
     return np.asarray(keep, dtype=np.int64), protocol
 
@@ -156,17 +164,21 @@ def _cmd_prune(args) -> int:
     labels = as_labels(read_vector(args.labels, "--labels"), "--labels")
     scores = None if args.scores is None else read_vector(args.scores, "--scores")
     recalls = None if args.recalls is None else read_vector(args.recalls, "--recalls")
-    if recalls is not None and len(recalls) <= int(labels.max()):
-        raise ValueError(
-            f"--recalls has {len(recalls)} classes but --labels holds class {int(labels.max())}"
-        )
+    groups = None if args.groups is None else as_labels(read_vector(args.groups, "--groups"), "--groups")
+    units, unit, flag = (labels, "class", "--labels") if groups is None else (groups, "group", "--groups")
+    if recalls is not None and len(recalls) <= int(units.max()):
+        raise ValueError(f"--recalls has {len(recalls)} {'classes' if groups is None else 'groups'} "
+                         f"but {flag} holds {unit} {int(units.max())}")
     keep, protocol = prune_indices(labels, density, scores=scores, recalls=recalls,
-                                   quotas=args.quotas, seed=args.seed)
+                                   quotas=args.quotas, groups=groups, seed=args.seed)
     write_indices(output, keep)
-    num_classes = max(int(labels.max()) + 1, 0 if recalls is None else len(recalls))
+    num_classes = max(int(labels.max()) + 1, 0 if recalls is None or groups is not None else len(recalls))
     counts = np.bincount(labels[keep], minlength=num_classes)
-    print(f"kept {len(keep)} of {len(labels)} samples (density {density:g}, {protocol}); "
-          f"per class {counts.tolist()} -> {output}")
+    line = (f"kept {len(keep)} of {len(labels)} samples (density {density:g}, {protocol}"
+            f"{', quotas over groups' if groups is not None else ''}); per class {counts.tolist()}")
+    if groups is not None:
+        line += f"; per group {np.bincount(groups[keep], minlength=len(recalls)).tolist()}"
+    print(f"{line} -> {output}")
     return 0
 
 
@@ -302,7 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--density", required=True, type=float, help="fraction kept, in (0, 1]")
     prune.add_argument("--output", required=True, help="kept indices out (.npy or .csv)")
     prune.add_argument("--scores", help="per-sample scores, higher = keep (.npy or .csv)")
-    prune.add_argument("--recalls", help="per-class validation recalls in [0, 1] (.npy or .csv)")
+    prune.add_argument("--recalls", help="per-class validation recalls in [0, 1] (.npy or .csv); "
+                       "per group with --groups")
+    prune.add_argument("--groups", help="per-sample group ids (.npy or .csv): DRoP quotas over groups")
     prune.add_argument("--quotas", choices=("drop", "counts", "strategy"),
                        help="class quotas: drop (paper rule, needs --recalls), counts (authors' "
                        "code rule, needs --recalls) or strategy (the scores' own class counts, "

@@ -77,6 +77,27 @@ def test_prune_random_within_strategy_quotas(files):
     assert set(keep[LABELS[keep] == 1]) == {6, 7, 8, 9}
 
 
+def test_prune_drop_quotas_over_groups(files, capsys):
+    # groups: class 0 = group 0 (indices 0..3) + group 1 (4, 5); class 1 = group 2 (6..9).
+    groups = np.array([0, 0, 0, 0, 1, 1, 2, 2, 2, 2])
+    np.save(files["labels"].with_name("groups.npy"), groups)
+    np.save(files["recalls"].with_name("group_recalls.npy"), np.array([0.9, 0.2, 0.8]))
+    # d_g = c (0.1, 0.8, 0.2): 4*0.1c + 2*0.8c + 4*0.2c = 2.8c = 5; group 1 saturates at 2, then
+    # 4*0.1c + 4*0.2c = 1.2c = 3 -> amounts 1, 2 -> [1, 2, 2]
+    assert prune(files, "--recalls", str(files["recalls"].with_name("group_recalls.npy")),
+                 "--groups", str(files["labels"].with_name("groups.npy"))) == 0
+    keep = np.load(files["out"])
+    assert np.bincount(groups[keep], minlength=3).tolist() == [1, 2, 2]
+    assert "quotas over groups); per class [3, 2]; per group [1, 2, 2]" in capsys.readouterr().out
+    other = files["out"].with_name("other.npy")
+    group_file = str(files["labels"].with_name("groups.npy"))
+    for extra, message in (([], "--groups sets DRoP quotas over groups: it needs --recalls (per group)"),
+                           (["--recalls", str(files["recalls"])], "--recalls has 2 groups but --groups holds group 2")):
+        assert prune(files, "--groups", group_file, *extra, output=other) != 0
+        assert message in capsys.readouterr().err
+        assert not other.exists()
+
+
 def test_prune_csv_in_and_out(tmp_path, files):
     labels = tmp_path / "labels.csv"
     labels.write_text("label\n" + "\n".join(map(str, LABELS)) + "\n")
