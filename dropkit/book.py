@@ -111,7 +111,10 @@ def main(argv=None) -> int:
     except subprocess.CalledProcessError as error:
         print(f"error: jupyter-book build failed (exit {error.returncode})", file=sys.stderr)
         return 1
-    print(f"Book rendered: {index}")
+    if args.no_render:
+        print(f"Executed notebooks in {Path(args.root).resolve() / GENERATED_DIR} (not rendered)")
+    else:
+        print(f"Book rendered: {index}")
     return 0
 
 

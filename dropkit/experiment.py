@@ -552,8 +552,6 @@ def _keep_indices(spec: RunSpec, data, query: dict | None) -> np.ndarray:
     if spec.protocol in RECALL_PROTOCOLS:
         recalls = query["val_recalls"]
         if spec.drop_over == "groups":
-            if not data.num_groups:
-                raise ValueError(f"drop_over='groups': dataset {spec.dataset!r} has no groups")
             groups, recalls = data.groups_train.numpy(), query["val_group_recalls"]
     return np.asarray(keep_indices(
         spec.protocol, labels, spec.density,
@@ -615,6 +613,8 @@ def run(spec: RunSpec, store: ResultStore | None = None, *,
     from dropkit.metrics import group_recalls, group_robustness_summary, robustness_summary
 
     data = _load_data(spec, data_root)
+    if spec.drop_over == "groups" and not data.num_groups:  # before any training
+        raise ValueError(f"drop_over='groups': dataset {spec.dataset!r} has no groups")
     labels = data.y_train.numpy().astype(np.int64)
     num_classes = int(data.num_classes)
     query = query_outputs(spec, data, store, progress=progress) if spec.needs_query else None

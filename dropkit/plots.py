@@ -575,14 +575,15 @@ def metric_by_query_length(frame, metric: str = "test_accuracy"):
 
 
 def plot_query_length_curves(frame, metrics=("test_accuracy", "test_worst_class"), *,
-                             reference_query: int | None = None, label: str = "Random+DRoP",
-                             panel_size=(5.0, 4.0)):
+                             reference_query: int | None = None,
+                             reference_label: str = "query length used elsewhere",
+                             label: str = "Random+DRoP", panel_size=(5.0, 4.0)):
     """Final performance against the query models' training length (paper Figure 15).
 
     One panel per metric; one line per density (mean over seeds, min/max band) over the query
     epochs (log2 axis); dashed black: the full dataset; dotted grey: ``reference_query``, the
-    query length the other chapters use. ``label`` names the curve in the legend. Returns the
-    figure.
+    query length the other chapters use (legend ``reference_label``). ``label`` names the curve
+    in the legend. Returns the figure.
     """
     import matplotlib.pyplot as plt
 
@@ -610,7 +611,7 @@ def plot_query_length_curves(frame, metrics=("test_accuracy", "test_worst_class"
             ax.axhline(full["mean"], color="black", linestyle="--", linewidth=1.2, label=FULL_DATASET)
         if reference_query is not None:
             ax.axvline(reference_query, color="gray", linestyle=":", linewidth=1.2,
-                       label=f"query length used elsewhere ({reference_query})")
+                       label=f"{reference_label} ({reference_query})")
         ax.set_xscale("log", base=2)
         ax.set_xticks(lengths, [str(q) for q in lengths])
         ax.set_xlabel("query model training (epochs)")

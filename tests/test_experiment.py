@@ -543,7 +543,7 @@ def test_run_experiment_on_a_tiny_profile(tmp_path):
     assert list(again["finished_at"]) == list(frame["finished_at"])  # nothing re-run
 
 
-def test_real_drop_over_groups_keeps_the_group_quotas_of_the_query_group_recalls(tmp_path):
+def test_real_drop_over_groups_keeps_the_group_quotas_of_the_query_group_recalls(tmp_path, monkeypatch):
     from dropkit.data import load_dataset
     from dropkit.quotas import drop_quotas
 
@@ -565,6 +565,12 @@ def test_real_drop_over_groups_keeps_the_group_quotas_of_the_query_group_recalls
     # The query recalls of each group are the mean over the query runs of the accuracy within it.
     recalls = np.array(group_row["query_val_group_recalls"])
     assert np.all((0 <= recalls) & (recalls <= 1)) and recalls.min() < recalls.max()
+    import dropkit.scores
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a spec that cannot run must fail before its query training")
+
+    monkeypatch.setattr(dropkit.scores, "compute_scores", no_training)
     with pytest.raises(ValueError, match="no groups"):
         run(RunSpec("fashion-mnist", "linear", "random+drop", 0.4, drop_over="groups",
                     **{**common, "train_subset": 200}))
