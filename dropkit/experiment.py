@@ -542,8 +542,8 @@ def query_outputs(spec: RunSpec, data, store: ResultStore | None = None, *,
     return outputs
 
 
-def _keep_indices(spec: RunSpec, data, query: dict | None) -> np.ndarray:
-    labels = data.y_train.numpy().astype(np.int64)
+def _keep_indices(spec: RunSpec, labels: np.ndarray, train_groups: np.ndarray | None,
+                  query: dict | None) -> np.ndarray:
     if spec.protocol == "none":
         return np.arange(len(labels), dtype=np.int64)
     from dropkit.protocols import keep_indices
@@ -552,7 +552,7 @@ def _keep_indices(spec: RunSpec, data, query: dict | None) -> np.ndarray:
     if spec.protocol in RECALL_PROTOCOLS:
         recalls = query["val_recalls"]
         if spec.drop_over == "groups":
-            groups, recalls = data.groups_train.numpy(), query["val_group_recalls"]
+            groups, recalls = train_groups, query["val_group_recalls"]
     return np.asarray(keep_indices(
         spec.protocol, labels, spec.density,
         scores=None if query is None or spec.protocol not in SCORE_PROTOCOLS else query["scores"],
@@ -616,9 +616,10 @@ def run(spec: RunSpec, store: ResultStore | None = None, *,
     if spec.drop_over == "groups" and not data.num_groups:  # before any training
         raise ValueError(f"drop_over='groups': dataset {spec.dataset!r} has no groups")
     labels = data.y_train.numpy().astype(np.int64)
+    train_groups = data.groups_train.numpy() if data.num_groups else None
     num_classes = int(data.num_classes)
     query = query_outputs(spec, data, store, progress=progress) if spec.needs_query else None
-    keep = _keep_indices(spec, data, query)
+    keep = _keep_indices(spec, labels, train_groups, query)
 
     config = _train_config(spec, epochs=spec.final_epochs, drop_epochs=spec.final_drop_epochs,
                            seed=spec.seed, augment=spec.augment, cdbw=spec.cdbw,
@@ -648,8 +649,7 @@ def run(spec: RunSpec, store: ResultStore | None = None, *,
         final_epochs=spec.final_epochs,
     )
     if data.groups_test is not None and data.num_groups:
-        row["group_counts"] = np.bincount(data.groups_train.numpy()[keep],
-                                          minlength=data.num_groups).tolist()
+        row["group_counts"] = np.bincount(train_groups[keep], minlength=data.num_groups).tolist()
         if query is not None and "val_group_recalls" in query:
             row["query_val_group_recalls"] = np.asarray(query["val_group_recalls"]).tolist()
         groups = data.groups_test.numpy()

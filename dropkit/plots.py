@@ -367,6 +367,11 @@ def _axis_label(metric: str) -> str:
     return METRICS.get(metric) or GROUP_METRICS.get(metric) or metric
 
 
+def _is_accuracy_metric(metric: str) -> bool:
+    """Whether ``metric`` is a fraction in [0, 1] shown as a percentage."""
+    return metric in METRICS or metric in GROUP_METRICS
+
+
 def _percent_axis(ax, axis: str = "y") -> None:
     from matplotlib.ticker import FuncFormatter
 
@@ -382,6 +387,7 @@ def draw_metric_curve(ax, frame, metric: str = "test_accuracy", *, labels=None) 
     """Draw ``metric`` against density on ``ax``: one line (mean over seeds) with a min/max band
     per curve, the full-dataset mean as a dashed black line with its min/max band, and every
     other full-dataset curve (e.g. CDB-W on the full dataset) as a dotted line in its colour."""
+    frame = _with_labels(frame)
     table = metric_by_density(frame, metric)
     for label in _curve_order(frame, labels):
         rows = table[table["label"] == label]
@@ -393,7 +399,6 @@ def draw_metric_curve(ax, frame, metric: str = "test_accuracy", *, labels=None) 
     if full is not None:
         ax.axhline(full["mean"], color="black", linestyle="--", linewidth=1.2, label=FULL_DATASET)
         ax.axhspan(full["min"], full["max"], color="black", alpha=0.08, linewidth=0)
-    frame = _with_labels(frame)
     for label in dict.fromkeys(frame.loc[frame["protocol"] == "none", "label"]):
         if label != FULL_DATASET:
             other = full_dataset_metric(frame, metric, label)
@@ -402,7 +407,7 @@ def draw_metric_curve(ax, frame, metric: str = "test_accuracy", *, labels=None) 
     ax.set_xlabel("dataset density $d$")
     ax.set_ylabel(_axis_label(metric))
     ax.set_xlim(0, 1)
-    if metric in METRICS or metric in GROUP_METRICS:
+    if _is_accuracy_metric(metric):
         _percent_axis(ax)
     ax.grid(True, alpha=0.3)
 
@@ -617,7 +622,7 @@ def plot_query_length_curves(frame, metrics=("test_accuracy", "test_worst_class"
         ax.set_xlabel("query model training (epochs)")
         ax.set_ylabel(_axis_label(metric))
         ax.set_title(_axis_label(metric), fontsize=10)
-        if metric in METRICS or metric in GROUP_METRICS:
+        if _is_accuracy_metric(metric):
             _percent_axis(ax)
         ax.grid(True, alpha=0.3)
     _legend(fig, axes)

@@ -61,7 +61,7 @@ results = chapter_results(profile, EXPERIMENT, dataset=dataset, model=model, den
                           seeds=seeds, device=device, results_dir=results_dir, workers=workers,
                           data_root=data_root)
 results.print_lines()
-frame, settings = results.frame, results.profile
+frame = results.frame
 
 CDBW_FULL = plots.CDBW_FULL_DATASET
 COUNTS_RULE = "Random+DRoP (rule counts)"

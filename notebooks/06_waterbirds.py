@@ -74,7 +74,7 @@ results = chapter_results(profile, EXPERIMENT, dataset=dataset, model=model, den
                           seeds=seeds, device=device, results_dir=results_dir, workers=workers,
                           data_root=data_root, pretrained_path=pretrained_path)
 results.print_lines()
-frame, settings = results.frame, results.profile
+frame = results.frame
 
 CDBW_FULL = plots.CDBW_FULL_DATASET
 CURVES = ["Random", "Random+DRoP", "EL2N", "EL2N+DRoP", "Random+DRoP (group quotas)", "EL2N+DRoP (group quotas)"]
