@@ -4,7 +4,8 @@ One run, synthetic CIFAR-shaped data (50,000 x 3 x 32 x 32 uint8, 10 classes; no
 
 * images/s of ``dropkit.train.train`` (whole dataset on the device, batches sliced by a seeded
   permutation, shifts <= 4 px + flips on whole batches, channels_last + bf16 autocast, no host
-  sync inside an epoch) against a conventional loop (a ``Dataset`` with per-sample
+  sync inside an epoch, each full-size step replayed as a CUDA graph, as the runner trains on
+  CUDA; also measured without the graphs) against a conventional loop (a ``Dataset`` with per-sample
   ``RandomCrop(32, padding=4) + RandomHorizontalFlip + Normalize`` transforms, a shuffling
   ``DataLoader`` with worker processes and pinned memory, fp32, per-step ``loss.item()``), same
   model, batch size and augmentation: VGG-16 at the paper's batch 128, and the ``fast`` profile's
@@ -73,11 +74,13 @@ def synchronize(device: torch.device) -> None:
 
 
 def dropkit_images_per_second(data, model_name, batch_size, device, *, fast_options: bool, epochs: int,
-                              compile: bool = False) -> float:
-    """Images/s of dropkit.train's training passes, epochs after the first (warm-up, autotuning)."""
+                              compile: bool = False, cuda_graphs: bool = True) -> float:
+    """Images/s of dropkit.train's training passes, epochs after the first (warm-up, autotuning,
+    graph capture)."""
     config = TrainConfig(epochs=epochs, lr=0.05, weight_decay=5e-4, batch_size=batch_size,
                          augment=True, device=str(device), channels_last=fast_options,
-                         bf16=fast_options, eval_every_epoch=False, seed=0, compile=compile)
+                         bf16=fast_options, eval_every_epoch=False, seed=0, compile=compile,
+                         cuda_graphs=cuda_graphs and not compile)
     result = train(data, model_name, config, progress=False)
     seconds = result.history["train_seconds"].to_numpy()[1:]
     return data.num_train * len(seconds) / float(seconds.sum())
@@ -208,6 +211,8 @@ def main(argv=None) -> int:
     for model_name, batch in batches.items():
         flops = training_flops_per_image(model_name)
         ours = dropkit_images_per_second(data, model_name, batch, device, fast_options=fast_options, epochs=epochs)
+        eager = dropkit_images_per_second(data, model_name, batch, device, fast_options=fast_options,
+                                          epochs=epochs, cuda_graphs=False)
         conventional = conventional_images_per_second(data, model_name, batch, device, fast_options=False,
                                                       max_steps=steps, workers=workers)
         conventional_bf16 = conventional_images_per_second(data, model_name, batch, device, fast_options=fast_options,
@@ -219,10 +224,12 @@ def main(argv=None) -> int:
                   f"({compiled / ours:.2f}x dropkit without compile)", flush=True)
             measured[f"{model_name}_compiled"] = compiled
         tflops = ours * flops / 1e12
-        measured[model_name] = dict(batch=batch, dropkit=ours, conventional_fp32=conventional,
+        measured[model_name] = dict(batch=batch, dropkit=ours, dropkit_without_graphs=eager,
+                                    conventional_fp32=conventional,
                                     conventional_bf16=conventional_bf16, train_gflops_per_image=flops / 1e9,
                                     achieved_tflops=tflops)
-        print(f"{model_name:8s} batch {batch:4d}: dropkit {ours:9.0f} img/s | conventional fp32 {conventional:9.0f} "
+        print(f"{model_name:8s} batch {batch:4d}: dropkit {ours:9.0f} img/s (without CUDA graphs {eager:9.0f}) "
+              f"| conventional fp32 {conventional:9.0f} "
               f"| conventional bf16+CL {conventional_bf16:9.0f} | {tflops:6.1f} TFLOP/s "
               f"({100 * tflops / peak:.0f}% of the measured bf16 ceiling)", flush=True)
 
@@ -241,6 +248,7 @@ def main(argv=None) -> int:
     results = {
         "vgg16_dropkit_vs_dataloader": measured["vgg16"]["dropkit"] / measured["vgg16"]["conventional_fp32"],
         "vgg16_dropkit_vs_dataloader_same_precision": measured["vgg16"]["dropkit"] / measured["vgg16"]["conventional_bf16"],
+        "vgg16_cuda_graphs_vs_eager_steps": measured["vgg16"]["dropkit"] / measured["vgg16"]["dropkit_without_graphs"],
         "resnet9_dropkit_vs_dataloader": measured["resnet9"]["dropkit"] / measured["resnet9"]["conventional_fp32"],
         "fast_cifar10_sweep_within_1_gpu_hour": 1.0 / hours["fast"],
         "fast_vs_paper_sweep": hours["paper"] / hours["fast"],

@@ -455,8 +455,14 @@ def _train_config(spec: RunSpec, *, epochs: int, drop_epochs: tuple[int, ...], s
         epochs=epochs, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay,
         batch_size=spec.batch_size, drop_epochs=drop_epochs, drop_factor=spec.drop_factor,
         augment=augment, cdbw=cdbw, seed=seed, device=spec.device, bf16=spec.bf16,
-        channels_last=spec.channels_last, **extra,
+        channels_last=spec.channels_last, cuda_graphs=_on_cuda(spec), **extra,
     )
+
+
+def _on_cuda(spec: RunSpec) -> bool:
+    """CUDA runs replay their training steps as CUDA graphs (``TrainConfig.cuda_graphs``): the same
+    arithmetic with less launch overhead, so it is not part of the spec or its keys."""
+    return spec.device.startswith("cuda")
 
 
 def _model_for(spec: RunSpec, data, seed: int):
@@ -498,7 +504,7 @@ def _query_config(spec: RunSpec):
         weight_decay=spec.weight_decay, batch_size=spec.batch_size,
         drop_epochs=spec.drop_epochs, drop_factor=spec.drop_factor, augment=False,
         cdbw=spec.query_cdbw, device=spec.device, bf16=spec.bf16,
-        channels_last=spec.channels_last,
+        channels_last=spec.channels_last, cuda_graphs=_on_cuda(spec),
     )
 
 

@@ -26,6 +26,7 @@ import argparse
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
@@ -58,7 +59,13 @@ class TrainConfig:
     cdbw: CDB-W class weights from the previous epoch's validation recalls.
     device: torch device string ("cpu", "cuda", "cuda:1").
     channels_last / bf16 / compile: speed options (NHWC memory format, bfloat16 autocast on CPU or
-    CUDA, ``torch.compile``). record_per_sample: keep per-epoch per-sample correctness and target
+    CUDA, ``torch.compile``). cuda_graphs: on CUDA, replay every full-size training step (forward,
+    backward, optimiser step, on-device metric sums) as one captured CUDA graph instead of launching
+    its ~200 kernels one by one from Python; the graph is captured after a few eager steps and again
+    at each learning-rate change, the epoch's last, smaller batch runs eagerly, and a capture that
+    fails falls back to eager steps with a warning. Same arithmetic as the eager loop. On the CPU
+    the same static-buffer step runs without capture (so CPU tests exercise it). Not combinable
+    with ``compile``. record_per_sample: keep per-epoch per-sample correctness and target
     probability of the training forward pass. eval_every_epoch: measure validation and test recalls
     after every epoch (otherwise after the last one only; CDB-W still evaluates validation each epoch).
     """
@@ -77,6 +84,7 @@ class TrainConfig:
     channels_last: bool = False
     bf16: bool = False
     compile: bool = False
+    cuda_graphs: bool = False
     record_per_sample: bool = False
     eval_every_epoch: bool = True
 
@@ -101,6 +109,9 @@ class TrainConfig:
             torch.device(self.device)
         except RuntimeError as error:
             raise ValueError(f"device={self.device!r} is not a torch device: {error}") from None
+        if self.cuda_graphs and self.compile:
+            raise ValueError("cuda_graphs=True and compile=True exclude each other: torch.compile "
+                             "manages its own graphs (mode='reduce-overhead'); choose one")
 
 
 @dataclass
@@ -222,8 +233,12 @@ class Normalizer:
         return x
 
 
-def _autocast(device: torch.device, enabled: bool):
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+def _autocast(device: torch.device, enabled: bool, cache_enabled: bool = True):
+    # A captured CUDA graph must not use autocast's cache of cast weights (PyTorch's CUDA graph
+    # notes): the training step passes cache_enabled=False (each weight is cast once per forward
+    # anyway, so nothing is lost).
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled,
+                          cache_enabled=cache_enabled)
 
 
 @torch.no_grad()
@@ -350,6 +365,120 @@ def _eval_batches(data, split: str, device: torch.device, workers: int,
     return (images for images, _ in loader)
 
 
+class _TrainStep:
+    """One optimisation step on a batch, with the epoch's metric sums kept on the device.
+
+    ``step(positions, x, y)``: ``x`` raw (already augmented) inputs ``[B, ...]``, ``y`` labels
+    ``[B]``, ``positions`` their columns ``[B]`` in the per-sample records. Every tensor it writes
+    outside the autograd graph (the sums, the per-sample records, the CDB-W ``class_weights``) is
+    allocated once and changed in place only, so a CUDA graph of the step stays valid.
+    """
+
+    def __init__(self, network: nn.Module, optimizer: torch.optim.Optimizer, normalizer: Normalizer,
+                 config: TrainConfig, num_classes: int, n: int, max_batch: int, device: torch.device):
+        self.network, self.optimizer, self.normalizer = network, optimizer, normalizer
+        self.device, self.bf16, self.cdbw = device, config.bf16, config.cdbw
+        self.class_weights = torch.ones(num_classes, device=device)
+        self.loss_sum = torch.zeros((), device=device)
+        self.hit_sum = torch.zeros((), dtype=torch.int64, device=device)
+        self.record = config.record_per_sample
+        self.correct = torch.zeros(n if self.record else 0, dtype=torch.bool, device=device)
+        self.target_prob = torch.zeros(n if self.record else 0, dtype=torch.float32, device=device)
+        self.rows = torch.arange(max_batch, device=device)
+
+    def reset(self) -> None:
+        """Zero the epoch's sums and records (in place)."""
+        for tensor in (self.loss_sum, self.hit_sum, self.correct, self.target_prob):
+            tensor.zero_()
+
+    def __call__(self, positions: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> None:
+        with _autocast(self.device, self.bf16, cache_enabled=False):
+            logits = self.network(self.normalizer(xb))
+        logits = logits.float()
+        losses = F.cross_entropy(logits, yb, reduction="none")
+        loss = (losses * self.class_weights[yb]).mean() if self.cdbw else losses.mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        with torch.no_grad():
+            hits = logits.argmax(1) == yb
+            self.loss_sum += losses.sum()
+            self.hit_sum += hits.sum()
+            if self.record:
+                self.correct[positions] = hits
+                self.target_prob[positions] = torch.softmax(logits, 1)[self.rows[: len(yb)], yb]
+
+
+class _GraphedStep:
+    """Runs a :class:`_TrainStep` on full-size batches through static input buffers and, on CUDA,
+    as a replayed CUDA graph.
+
+    The first ``WARMUP`` full batches run eagerly on a side stream (cuDNN autotuning, momentum
+    buffers), as PyTorch's whole-network capture recipe asks; the next one is captured and then
+    replayed, and so is every later full batch. The learning rate is a constant of the captured
+    optimiser step, so a new rate means a new capture. A batch of another size (an epoch's last)
+    runs the step eagerly on the same parameters and optimiser state. On the CPU the static-buffer
+    path runs eagerly (nothing to capture), so CPU tests exercise all but the capture.
+    """
+
+    WARMUP = 3
+
+    def __init__(self, step: _TrainStep, batch_size: int):
+        self.step, self.batch_size = step, batch_size
+        self.static: tuple[torch.Tensor, ...] | None = None
+        self.graph: "torch.cuda.CUDAGraph | None" = None
+        self.graph_lr: float | None = None
+        self.warm_steps = 0
+        self.captures = 0
+        self.failed = False
+
+    def __call__(self, positions: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> None:
+        if len(yb) != self.batch_size or self.failed:
+            self.step(positions, xb, yb)
+            return
+        if self.static is None:
+            self.static = (positions.clone(), xb.clone(), yb.clone())
+        else:
+            for buffer, value in zip(self.static, (positions, xb, yb)):
+                buffer.copy_(value)
+        if self.step.device.type != "cuda":
+            self.step(*self.static)
+        elif self.warm_steps < self.WARMUP:
+            self._side_stream_step()
+        else:
+            lr = self.step.optimizer.param_groups[0]["lr"]
+            if self.graph is None or self.graph_lr != lr:
+                self._capture(lr)
+            if self.graph is None:
+                self.step(*self.static)
+            else:
+                self.graph.replay()
+
+    def _side_stream_step(self) -> None:
+        current = torch.cuda.current_stream(self.step.device)
+        side = torch.cuda.Stream(self.step.device)
+        side.wait_stream(current)
+        with torch.cuda.stream(side):
+            self.step(*self.static)
+        current.wait_stream(side)
+        self.warm_steps += 1
+
+    def _capture(self, lr: float) -> None:
+        self.graph = None  # frees the previous graph's memory pool
+        graph = torch.cuda.CUDAGraph()
+        self.step.optimizer.zero_grad(set_to_none=True)  # gradients are allocated inside the graph
+        try:
+            with torch.cuda.graph(graph):
+                self.step(*self.static)  # recorded, not run: replayed by the caller
+        except RuntimeError as error:
+            warnings.warn(f"CUDA graph capture of the training step failed ({error}); "
+                          "training on with eager steps", RuntimeWarning, stacklevel=3)
+            self.failed = True
+            return
+        self.graph, self.graph_lr = graph, lr
+        self.captures += 1
+
+
 def default_loader_workers() -> int:
     """DataLoader worker processes for streamed datasets: all CPUs but one, at most 8."""
     return max(0, min(8, (os.cpu_count() or 1) - 1))
@@ -368,7 +497,22 @@ def train(data: "DataSplits", model: str | nn.Module, config: TrainConfig = Trai
     under ``config.seed``) or a module (moved to ``config.device``). Each of ``callbacks`` is called
     after every epoch as ``callback(epoch, model, row)`` with that epoch's history row.
     ``progress`` shows a tqdm bar over epochs. The metrics of the final epoch are the reported ones.
+    With ``config.cuda_graphs`` on CUDA, cuDNN's benchmark mode (autotuned convolution algorithms
+    for the fixed batch shape) is on for the run, unless ``torch.backends.cudnn.deterministic``
+    is set; the global flag is restored afterwards.
     """
+    autotune = config.cuda_graphs and torch.device(config.device).type == "cuda" \
+        and not torch.backends.cudnn.deterministic
+    previous = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = previous or autotune
+    try:
+        return _train(data, model, config, train_indices=train_indices, callbacks=callbacks,
+                      progress=progress, loader_workers=loader_workers)
+    finally:
+        torch.backends.cudnn.benchmark = previous
+
+
+def _train(data, model, config, *, train_indices, callbacks, progress, loader_workers) -> TrainResult:
     started = time.perf_counter()
     device = torch.device(config.device)
     indices = _check_train_indices(train_indices, data.num_train)
@@ -396,7 +540,6 @@ def train(data: "DataSplits", model: str | nn.Module, config: TrainConfig = Trai
     generator.manual_seed(config.seed)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
-    class_weights = torch.ones(num_classes, device=device)
     epochs = config.epochs
     correct = np.zeros((epochs, n), dtype=bool) if config.record_per_sample else None
     target_prob = np.zeros((epochs, n), dtype=np.float32) if config.record_per_sample else None
@@ -406,7 +549,9 @@ def train(data: "DataSplits", model: str | nn.Module, config: TrainConfig = Trai
     eval_inputs: dict[str, torch.Tensor] = {}
     history: list[dict[str, Any]] = []
     bounds = epoch_batches(n, config.batch_size)
-    rows_of_batch = torch.arange(max(stop - start for start, stop in bounds), device=device)
+    step = _TrainStep(network, optimizer, normalizer, config, num_classes, n,
+                      max(stop - start for start, stop in bounds), device)
+    run_step = _GraphedStep(step, config.batch_size) if config.cuda_graphs else step
 
     bar = tqdm(range(epochs), desc=f"train {n} samples", unit="epoch", disable=not progress)
     for epoch in bar:
@@ -416,34 +561,16 @@ def train(data: "DataSplits", model: str | nn.Module, config: TrainConfig = Trai
             group["lr"] = lr
         model.train()
         order = torch.randperm(n, generator=generator, device=device)
-        loss_sum = torch.zeros((), device=device)
-        hit_sum = torch.zeros((), dtype=torch.int64, device=device)
-        if config.record_per_sample:
-            epoch_correct = torch.zeros(n, dtype=torch.bool, device=device)
-            epoch_prob = torch.zeros(n, dtype=torch.float32, device=device)
+        step.reset()
         for positions, xb, yb in train_set.batches(order, bounds):
             if config.augment:
                 xb = augment_batch(xb, generator)
-            with _autocast(device, config.bf16):
-                logits = network(normalizer(xb))
-            logits = logits.float()
-            losses = F.cross_entropy(logits, yb, reduction="none")
-            loss = (losses * class_weights[yb]).mean() if config.cdbw else losses.mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            with torch.no_grad():
-                hits = logits.argmax(1) == yb
-                loss_sum += losses.sum()
-                hit_sum += hits.sum()
-                if config.record_per_sample:
-                    epoch_correct[positions] = hits
-                    epoch_prob[positions] = torch.softmax(logits, 1)[rows_of_batch[: len(yb)], yb]
+            run_step(positions, xb, yb)
         if config.record_per_sample:
-            correct[epoch] = epoch_correct.cpu().numpy()
-            target_prob[epoch] = epoch_prob.cpu().numpy()
-        row: dict[str, Any] = {"epoch": epoch, "lr": lr, "train_loss": loss_sum.item() / n,
-                               "train_accuracy": hit_sum.item() / n,
+            correct[epoch] = step.correct.cpu().numpy()
+            target_prob[epoch] = step.target_prob.cpu().numpy()
+        row: dict[str, Any] = {"epoch": epoch, "lr": lr, "train_loss": step.loss_sum.item() / n,
+                               "train_accuracy": step.hit_sum.item() / n,
                                "train_seconds": time.perf_counter() - epoch_started}
         last = epoch == epochs - 1
         for split in ("val", "test"):
@@ -457,8 +584,8 @@ def train(data: "DataSplits", model: str | nn.Module, config: TrainConfig = Trai
             else:
                 row[f"{split}_accuracy"] = row[f"{split}_worst_recall"] = np.nan
         if config.cdbw:
-            class_weights = torch.as_tensor(cdbw_class_weights(recalls["val"][epoch]),
-                                            dtype=torch.float32, device=device)
+            step.class_weights.copy_(torch.as_tensor(cdbw_class_weights(recalls["val"][epoch]),
+                                                     dtype=torch.float32))
         row["seconds"] = time.perf_counter() - epoch_started
         history.append(row)
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_acc=f"{row['val_accuracy']:.3f}")

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from dropkit import train as train_module
 from dropkit.data import DataSplits, FolderSplits, load_dataset
 from dropkit.models import build_model
 from dropkit.train import (
@@ -85,6 +86,11 @@ def test_history_records_the_schedule(gaussian):
 def test_bad_config_raises_value_error_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         TrainConfig(**{field: value})
+
+
+def test_cuda_graphs_and_compile_exclude_each_other():
+    with pytest.raises(ValueError, match="cuda_graphs=True and compile=True"):
+        TrainConfig(cuda_graphs=True, compile=True)
 
 
 def test_epoch_batches_merge_a_trailing_single_sample():
@@ -293,6 +299,108 @@ def test_streamed_folder_data_trains_exactly_like_in_memory_data(bands):
     assert all(torch.equal(state1[k], state2[k]) for k in state1)
     np.testing.assert_array_equal(streamed.target_prob, in_memory.target_prob)
     np.testing.assert_array_equal(streamed.test_pred, in_memory.test_pred)
+
+
+class RecordingGraphedStep(train_module._GraphedStep):
+    """_GraphedStep that remembers its instances and the batch sizes it was called with."""
+
+    instances: list = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sizes = []
+        RecordingGraphedStep.instances.append(self)
+
+    def __call__(self, positions, xb, yb):
+        self.sizes.append(len(yb))
+        super().__call__(positions, xb, yb)
+
+
+def _assert_same_run(first, second):
+    state1, state2 = first.model.state_dict(), second.model.state_dict()
+    assert all(torch.equal(state1[k], state2[k]) for k in state1)
+    columns = [c for c in first.history.columns if not c.endswith("seconds")]
+    assert first.history[columns].equals(second.history[columns])
+    np.testing.assert_array_equal(first.correct, second.correct)
+    np.testing.assert_array_equal(first.target_prob, second.target_prob)
+    np.testing.assert_array_equal(first.test_pred, second.test_pred)
+
+
+def test_cuda_graph_path_on_cpu_trains_bit_identically_through_static_buffers(bands, monkeypatch):
+    # 90 samples in batches of 32: two full batches through the static buffers, and a ragged
+    # 26-sample batch run eagerly; a learning-rate drop, CDB-W weights changed in place, records.
+    monkeypatch.setattr(train_module, "_GraphedStep", RecordingGraphedStep)
+    RecordingGraphedStep.instances = []
+    config = TrainConfig(epochs=3, batch_size=32, drop_epochs=(2,), augment=True, cdbw=True,
+                         record_per_sample=True, seed=3)
+    indices = np.arange(90)
+    eager = train(bands, "cnn", config, train_indices=indices, progress=False)
+    assert RecordingGraphedStep.instances == []
+    graphed = train(bands, "cnn", TrainConfig(**{**config.__dict__, "cuda_graphs": True}),
+                    train_indices=indices, progress=False)
+    _assert_same_run(eager, graphed)
+    (step,) = RecordingGraphedStep.instances
+    assert step.sizes == [32, 32, 26] * 3
+    assert step.captures == 0 and not step.failed           # nothing to capture on the CPU
+    positions, x_static, y_static = step.static              # the last full batch went through them
+    assert x_static.shape == (32, 1, 8, 8) and x_static.dtype == torch.uint8
+    assert len(set(positions.tolist())) == 32 and set(positions.tolist()) <= set(range(90))
+    assert torch.equal(y_static, bands.y_train[positions])
+
+
+def test_train_step_sums_and_records_are_updated_in_place(bands):
+    model = build_model("cnn", num_classes=3, input_shape=(1, 8, 8))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    normalizer = train_module.Normalizer.for_data(bands, torch.device("cpu"))
+    config = TrainConfig(record_per_sample=True)
+    step = train_module._TrainStep(model, optimizer, normalizer, config, 3, 96, 16, torch.device("cpu"))
+    buffers = [step.loss_sum, step.hit_sum, step.correct, step.target_prob, step.class_weights]
+    pointers = [t.data_ptr() for t in buffers]
+    step(torch.arange(16), bands.x_train[:16], bands.y_train[:16])
+    step(torch.arange(16, 32), bands.x_train[16:32], bands.y_train[16:32])
+    assert step.loss_sum.item() > 0 and 0 <= step.hit_sum.item() <= 32
+    assert (step.target_prob[:32] > 0).all() and (step.target_prob[32:] == 0).all()
+    step.reset()
+    assert step.loss_sum.item() == 0 and step.hit_sum.item() == 0 and not step.correct.any()
+    assert [t.data_ptr() for t in buffers] == pointers      # a captured graph keeps pointing at them
+
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@cuda
+def test_cuda_graphs_capture_once_per_learning_rate_and_match_eager_steps(bands, monkeypatch):
+    monkeypatch.setattr(train_module, "_GraphedStep", RecordingGraphedStep)
+    RecordingGraphedStep.instances = []
+    flags = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
+             torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        data = image_splits(n_train=600, size=16)
+        config = TrainConfig(epochs=3, batch_size=64, drop_epochs=(2,), augment=True, cdbw=True,
+                             record_per_sample=True, device="cuda", seed=5)
+        eager = train(data, "cnn", config, progress=False)
+        graphed = train(data, "cnn", TrainConfig(**{**config.__dict__, "cuda_graphs": True}), progress=False)
+    finally:
+        (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
+         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) = flags
+    (step,) = RecordingGraphedStep.instances
+    assert not step.failed and step.captures == 2           # lr 0.1 for epochs 0-1, 0.02 for epoch 2
+    assert step.sizes == ([64] * 9 + [24]) * 3
+    for key, value in eager.model.state_dict().items():
+        torch.testing.assert_close(graphed.model.state_dict()[key], value, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(graphed.history["train_loss"], eager.history["train_loss"], rtol=1e-4)
+    assert (graphed.correct == eager.correct).mean() > 0.99
+
+
+@cuda
+def test_cuda_graphs_with_bf16_and_channels_last_learn(bands):
+    config = TrainConfig(epochs=3, batch_size=32, bf16=True, channels_last=True, cuda_graphs=True,
+                         device="cuda")
+    result = train(bands, "cnn", config, progress=False)
+    assert np.isfinite(result.history["train_loss"]).all()
+    assert result.history["train_loss"].iloc[-1] < result.history["train_loss"].iloc[0]
 
 
 def test_bf16_and_channels_last_train(bands):

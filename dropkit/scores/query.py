@@ -57,7 +57,7 @@ class QueryConfig:
     num_seeds: short query runs, seeds ``seed, seed + 1, ...``; their scores and validation
         recalls are averaged (paper: 5).  The full run uses ``seed``.  ``random`` uses ``seed``.
     lr, momentum, weight_decay, batch_size, drop_epochs, drop_factor, augment, cdbw, device,
-    bf16, channels_last, compile: as in :class:`dropkit.train.TrainConfig`; ``drop_epochs`` are
+    bf16, channels_last, compile, cuda_graphs: as in :class:`dropkit.train.TrainConfig`; ``drop_epochs`` are
         epochs of the full-length schedule.  ``cdbw=True`` trains CDB-W query models (the paper's
         "CDB-W+EL2N").
     window: Dynamic Uncertainty window J (He et al.: 10).
@@ -82,6 +82,7 @@ class QueryConfig:
     bf16: bool = False
     channels_last: bool = False
     compile: bool = False
+    cuda_graphs: bool = False
     window: int = 10
     never_learned: str = "most"
     score_batch_size: int = 256
@@ -120,6 +121,7 @@ class QueryConfig:
             drop_factor=self.drop_factor, augment=self.augment, cdbw=self.cdbw,
             seed=self.seed if seed is None else seed, device=self.device,
             channels_last=self.channels_last, bf16=self.bf16, compile=self.compile,
+            cuda_graphs=self.cuda_graphs,
             record_per_sample=record_per_sample, eval_every_epoch=False,
         )
 
