@@ -227,6 +227,15 @@ class _BlockedGreedy:
         width = x.shape[1] if self.basis is None else self.basis.shape[1]
         self.centre_p = np.empty((n_select, width), dtype=x.dtype)  # applied centres, projected
         self.centre_psq = np.empty(n_select, dtype=x.dtype)
+        # The pool of refreshed candidates lives in preallocated buffers (the per-step work is a
+        # handful of calls on ~100 entries, so call overhead matters); the first ``pool_size``.
+        capacity = self.POOL_MAX + self.POOL_STEP
+        self.pool = np.empty(capacity, dtype=np.int64)        # working positions
+        self.pool_x = np.empty((capacity, x.shape[1]), dtype=x.dtype)
+        self.pool_xt = torch.from_numpy(self.pool_x)
+        self.pool_sq = np.empty(capacity, dtype=x.dtype)
+        self.pool_dist = np.empty(capacity, dtype=x.dtype)   # true distances (-1: picked)
+        self.pool_dot = torch.empty(capacity, dtype=self.pool_xt.dtype)
         self._reset_pool()
 
     def _project(self, rows: np.ndarray) -> np.ndarray:
@@ -236,11 +245,7 @@ class _BlockedGreedy:
         return torch.mm(torch.from_numpy(rows), torch.from_numpy(self.basis)).numpy()
 
     def _reset_pool(self) -> None:
-        width, dtype = self.xa.shape[1], self.xa.dtype
-        self.pool = np.empty(0, dtype=np.int64)              # refreshed candidates (positions)
-        self.pool_x = np.empty((0, width), dtype=dtype)
-        self.pool_sq = np.empty(0, dtype=dtype)
-        self.pool_dist = np.empty(0, dtype=dtype)            # true distances (-1: picked)
+        self.pool_size = 0                                    # refreshed candidates
         self.used = 0                                         # entries of ranked in the pool
 
     def _candidates(self, k: int) -> np.ndarray:
@@ -272,19 +277,39 @@ class _BlockedGreedy:
             k, m = len(self.pending), self.num_applied
             cand = self._candidates(k)
             # The nearest pending centre c of x maximises x.c - |c|^2 / 2, and then
-            # d^2 = |x|^2 - 2 (x.c - |c|^2 / 2): one product with a broadcast bias and a max over
-            # the [rows, k] block; the subtraction, clamp and sqrt run on one value per row.
+            # d^2 = |x|^2 - 2 (x.c - |c|^2 / 2): one product with a broadcast bias and a row max
+            # over the [rows, k] block (the values only; the arg max is found again for the few
+            # rows that get closer); the subtraction, clamp and sqrt run on one value per row.
+            # Chunks are contiguous ranges of working points (views, no gather) unless fewer than
+            # half of a range are candidates.
             cx_t = torch.from_numpy(self.pending_x[:k]).T
             neg_half_csq = torch.from_numpy(-0.5 * self.pending_sq[:k])
-            for start in range(0, cand.size, self.chunk_size):
-                rows = cand[start:start + self.chunk_size]
-                score, which = torch.addmm(neg_half_csq, torch.from_numpy(self.xa[rows]), cx_t).max(dim=1)
-                best = self.sqa[rows] - 2.0 * score.numpy()
+            xa = torch.from_numpy(self.xa)
+            is_cand = np.zeros(self.applied.size, dtype=bool)
+            is_cand[cand] = True
+            for start in range(0, self.applied.size, self.chunk_size):
+                stop = min(start + self.chunk_size, self.applied.size)
+                inside = is_cand[start:stop]
+                count = int(np.count_nonzero(inside))
+                if count == 0:
+                    continue
+                if 2 * count < stop - start:
+                    rows = start + np.flatnonzero(inside)
+                    features, inside = torch.from_numpy(self.xa[rows]), None
+                else:
+                    rows, features = slice(start, stop), xa[start:stop]
+                score = torch.addmm(neg_half_csq, features, cx_t)
+                best = self.sqa[rows] - 2.0 * score.amax(dim=1).numpy()
                 np.sqrt(np.maximum(best, 0.0, out=best), out=best)
-                which = which.numpy()
                 closer = best < self.applied[rows]
-                self.applied[rows[closer]] = best[closer]
-                self.nearest[rows[closer]] = m + which[closer]
+                if inside is not None:
+                    closer &= inside
+                closer = np.flatnonzero(closer)
+                if closer.size:
+                    which = score[torch.from_numpy(closer)].argmax(dim=1).numpy()
+                    target = (rows[closer] if inside is None else closer + start)
+                    self.applied[target] = best[closer]
+                    self.nearest[target] = m + which
             self.centre_x[m:m + k], self.centre_sq[m:m + k] = self.pending_x[:k], self.pending_sq[:k]
             projected = self._project(self.pending_x[:k])
             self.centre_p[m:m + k], self.centre_psq[m:m + k] = projected, (projected * projected).sum(axis=1)
@@ -317,10 +342,10 @@ class _BlockedGreedy:
             k = len(self.pending)
             d = _np_distances(new_x, new_sq, self.pending_x[:k], self.pending_sq[:k]).min(axis=1)
             np.minimum(dist, d, out=dist)
-        self.pool = np.concatenate([self.pool, new])
-        self.pool_x = np.concatenate([self.pool_x, new_x])
-        self.pool_sq = np.concatenate([self.pool_sq, new_sq])
-        self.pool_dist = np.concatenate([self.pool_dist, dist])
+        size, end = self.pool_size, self.pool_size + new.size
+        self.pool[size:end], self.pool_x[size:end] = new, new_x
+        self.pool_sq[size:end], self.pool_dist[size:end] = new_sq, dist
+        self.pool_size = end
         return True
 
     def next_centre(self) -> tuple[int, float]:
@@ -331,11 +356,17 @@ class _BlockedGreedy:
                 pos = int(np.argmax(self.applied))
                 return pos, float(self.applied[pos])
             bound = self.ranked_bound[self.used] if self.used < self.ranked.size else self.bound_rest
-            if self.pool.size:
-                best = self.pool_dist.max()  # picked pool entries hold -1
+            if self.pool_size:
+                dist = self.pool_dist[:self.pool_size]
+                slot = int(dist.argmax())  # picked pool entries hold -1
+                best = dist[slot]
                 # Every point outside the pool has true distance <= its bound <= bound.
                 if best >= 0 and (best > bound or bound == -np.inf):
-                    return int(self.pool[self.pool_dist == best].min()), float(best)  # lowest index
+                    ties = np.flatnonzero(dist == best)
+                    if ties.size > 1:  # lowest index (positions are in index order)
+                        slot = int(ties[np.argmin(self.pool[ties])])
+                    self.picked_slot = slot
+                    return int(self.pool[slot]), float(best)
             if not self._grow_pool():
                 self.apply_pending()
 
@@ -346,11 +377,16 @@ class _BlockedGreedy:
         self.pending_sq[k] = self.sqa[pos]
         self.pending.append(pos)
         self.applied[pos] = -1.0
-        if self.pool.size:
-            self.pool_dist[self.pool == pos] = -1.0
-            d = _np_distances(self.pool_x, self.pool_sq, self.pending_x[k:k + 1],
-                              self.pending_sq[k:k + 1])[:, 0]
-            np.minimum(self.pool_dist, d, out=self.pool_dist)
+        if self.pool_size:  # then pos was picked from the pool (next_centre's picked_slot)
+            size = self.pool_size
+            self.pool_dist[self.picked_slot] = -1.0
+            d = torch.mv(self.pool_xt[:size], torch.from_numpy(self.pending_x[k]),
+                         out=self.pool_dot[:size]).numpy()
+            d *= -2.0
+            d += self.pool_sq[:size]
+            d += self.pending_sq[k]
+            np.sqrt(np.maximum(d, 0.0, out=d), out=d)
+            np.minimum(self.pool_dist[:size], d, out=self.pool_dist[:size])
         if len(self.pending) == self.block_size:
             self.apply_pending()
 
