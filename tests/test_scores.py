@@ -340,29 +340,58 @@ def low_dimensional_wide_points(seed: int, n: int = 300, width: int = 80) -> np.
     return x
 
 
-def test_k_center_projected_triangle_test_prunes_and_stays_exact(monkeypatch):
+def test_k_center_pair_filter_prunes_and_stays_exact(monkeypatch):
+    """Features wider than 64: block updates go pair by pair through the projected lower bounds
+    (_apply_filtered); most pairs are ruled out and the order is still the brute-force one."""
     from dropkit.scores import coreset
 
-    blocks = []  # (candidates, unselected points, projection used) per block update
-    original = coreset._BlockedGreedy._candidates
+    counts = []  # (pairs given exact distances, all pairs) per filtered block update
+    original_sampled = torch.sparse.sampled_addmm
 
-    def recording(self, k):
-        cand = original(self, k)
-        blocks.append((cand.size, int((self.applied >= 0).sum()), self.basis is not None))
-        return cand
+    def recording(pairs, mat1, mat2, **kwargs):
+        counts.append((pairs.col_indices().numel(), mat1.shape[0] * mat2.shape[1]))
+        return original_sampled(pairs, mat1, mat2, **kwargs)
 
-    monkeypatch.setattr(coreset._BlockedGreedy, "_candidates", recording)
+    monkeypatch.setattr(torch.sparse, "sampled_addmm", recording)
     for seed in range(3):
         x = low_dimensional_wide_points(seed)
-        assert x.shape[1] > 2 * coreset._BlockedGreedy.PROJECTION_DIMS  # the projection is used
+        assert x.shape[1] > 2 * coreset._BlockedGreedy.PROJECTION_DIMS  # the filter is used
         first = 7 * seed
         expected = brute_force_greedy(x, 300, first)
         blocked = k_center_greedy(torch.from_numpy(x), 300, first=first, method="blocked", block_size=8)
         assert blocked.tolist() == expected
         assert torch.equal(blocked, k_center_greedy(torch.from_numpy(x), 300, first=first, method="dense"))
-    assert all(projected for _, _, projected in blocks)
-    # the lower bounds rule points out: some block updates skip points
-    assert any(cand < unselected for cand, unselected, _ in blocks)
+    assert counts
+    assert sum(c for c, _ in counts) < 0.5 * sum(total for _, total in counts)
+
+
+def test_pair_filter_bound_is_a_lower_bound_and_tight_on_the_subspace():
+    from dropkit.scores.coreset import _pair_filter_features, _principal_basis
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((300, 100)).astype(np.float32) * rng.uniform(0.1, 3.0, size=100).astype(np.float32)
+    u, usq = _pair_filter_features(x, _principal_basis(x, 8, dtype=np.float64))
+    assert u.shape == (300, 9)
+    lower = np.sqrt(np.maximum(usq[:, None] + usq[None, :] - 2.0 * u.astype(np.float64) @ u.T.astype(np.float64), 0))
+    true = np.sqrt(((x[:, None, :].astype(np.float64) - x[None, :, :]) ** 2).sum(-1))
+    tolerance = 1e-6 * float(usq.max())  # float32 rounding of the squared norms
+    assert (lower ** 2 <= true ** 2 + tolerance).all()
+    assert (lower > 0.3 * true).mean() > 0.5  # not vacuous
+    # points in a subspace spanned by the basis: the bound is the distance
+    flat = (rng.standard_normal((200, 3)) @ rng.standard_normal((3, 100))).astype(np.float32)
+    u, usq = _pair_filter_features(flat, _principal_basis(flat, 8, dtype=np.float64))
+    lower = np.sqrt(np.maximum(usq[:, None] + usq[None, :] - 2.0 * u.astype(np.float64) @ u.T.astype(np.float64), 0))
+    true = np.sqrt(((flat[:, None, :].astype(np.float64) - flat[None, :, :]) ** 2).sum(-1))
+    np.testing.assert_allclose(lower, true, atol=1e-3 * true.max())
+
+
+@pytest.mark.parametrize("width", [8, 65, 130, 300])
+def test_k_center_blocked_equals_dense_on_random_points(width):
+    rng = np.random.default_rng(width)
+    x = torch.from_numpy(rng.standard_normal((2000, width)))  # float64: no near-ties
+    for block_size in (16, 128):
+        blocked = k_center_greedy(x, 2000, first=3, method="blocked", block_size=block_size, chunk_size=700)
+        assert torch.equal(blocked, k_center_greedy(x, 2000, first=3, method="dense"))
 
 
 def test_k_center_principal_basis_is_orthonormal_and_spans_the_data():

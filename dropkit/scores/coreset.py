@@ -31,14 +31,22 @@ whose distances agree to rounding error (near-duplicates) may be ordered either 
   the points that the triangle inequality proves no pending centre can bring closer (a point at
   distance ``m`` from its centre ``s`` needs a pending centre within ``2 m`` of ``s``), with a
   slack of a few rounding errors so that skipped points are exactly those the full product
-  would leave unchanged.  For features wider than 64 the centre-to-centre distances of that
-  test are replaced by lower bounds, the distances of their projections onto the top 32
-  principal directions (computed once), which cost an eighth of the full products.
+  would leave unchanged.  For features wider than 64 the block update goes pair by pair
+  instead: a lower bound of every (point, pending centre) distance, from the coordinates on the
+  top 32 principal directions plus the norm of the rest (33 numbers per point, computed once in
+  float64), rules out the pairs that cannot bring the point closer (about 99% of them on
+  penultimate-layer embeddings), with twice that slack, and only the remaining pairs get exact
+  distances, by a sampled product (``torch.sparse.sampled_addmm``).  Temporaries stay
+  ``chunk_size * block_size`` at most.  (Earlier, per-cluster triangle tests on projected
+  centre distances pruned few rows: every row of 128 spread-out pending centres has some near
+  centre, while only ~1% of the pairs are near.)
 
 ``method="auto"`` uses ``"dense"`` on CUDA and ``"blocked"`` elsewhere.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import torch
@@ -173,7 +181,7 @@ def _np_distances(rows: np.ndarray, rows_sq: np.ndarray, centres: np.ndarray,
     return np.sqrt(d2, out=d2)
 
 
-def _principal_basis(x: np.ndarray, dims: int, chunk: int = 8192) -> np.ndarray:
+def _principal_basis(x: np.ndarray, dims: int, chunk: int = 8192, dtype=None) -> np.ndarray:
     """Orthonormal ``[F, dims]`` basis of the top principal directions of ``x [N, F]`` (float64
     covariance accumulated over row chunks, so no float64 copy of ``x``), in ``x``'s dtype.
 
@@ -185,7 +193,29 @@ def _principal_basis(x: np.ndarray, dims: int, chunk: int = 8192) -> np.ndarray:
         rows = features[start:start + chunk].double() - mean
         cov.addmm_(rows.T, rows)
     _, vectors = torch.linalg.eigh(cov)  # ascending eigenvalues
-    return np.ascontiguousarray(vectors.flip(1)[:, :dims].numpy(), dtype=x.dtype)
+    return np.ascontiguousarray(vectors.flip(1)[:, :dims].numpy(), dtype=x.dtype if dtype is None else dtype)
+
+
+def _pair_filter_features(x: np.ndarray, basis: np.ndarray, chunk: int = 8192):
+    """Rows ``[N, p + 1]``: the coordinates of ``x - mean`` on the orthonormal float64 ``basis
+    [F, p]`` and the norm of the rest, in ``x``'s dtype, and their squared norms ``[N]``.
+
+    For two rows ``u, v`` of the result, ``|u|^2 + |v|^2 - 2 u.v`` is the squared distance of the
+    projections plus the squared difference of the residual norms: a lower bound of the squared
+    distance of the original points (Cauchy-Schwarz on the residuals), up to the rounding of
+    ``u, v`` to ``x``'s dtype.  float64 throughout, so small residual norms are not lost to
+    cancellation."""
+    features = torch.from_numpy(x)
+    mean = features.mean(dim=0, dtype=torch.float64)
+    directions = torch.from_numpy(basis).double()
+    out = np.empty((x.shape[0], basis.shape[1] + 1), dtype=x.dtype)
+    for start in range(0, x.shape[0], chunk):
+        rows = features[start:start + chunk].double() - mean
+        coords = rows @ directions
+        out[start:start + chunk, :-1] = coords.numpy()
+        out[start:start + chunk, -1] = torch.linalg.vector_norm(rows - coords @ directions.T, dim=1).numpy()
+    rounded = torch.from_numpy(out).double()
+    return out, (rounded * rounded).sum(dim=1).numpy().astype(x.dtype)
 
 
 class _BlockedGreedy:
@@ -224,6 +254,14 @@ class _BlockedGreedy:
         # of their orthogonal projections onto the top principal directions (a projection never
         # lengthens a vector): [F, p] basis, used only when it saves work (F > 2 p).
         self.basis = _principal_basis(x, self.PROJECTION_DIMS) if x.shape[1] > 2 * self.PROJECTION_DIMS else None
+        if self.basis is not None:
+            # Per-(point, pending centre) lower bounds for the block update (see _apply_filtered).
+            self.xt, self.sqt = _pair_filter_features(
+                x, _principal_basis(x, self.PROJECTION_DIMS, dtype=np.float64))
+            self.pending_t = np.empty((block_size, self.xt.shape[1]), dtype=x.dtype)
+            self.pending_sqt = np.empty(block_size, dtype=x.dtype)
+            self.slack_t = 8.0 * float(np.sqrt(np.finfo(x.dtype).eps * max(
+                float(sq.max(initial=0)), float(self.sqt.max(initial=0)), 1e-30)))
         width = x.shape[1] if self.basis is None else self.basis.shape[1]
         self.centre_p = np.empty((n_select, width), dtype=x.dtype)  # applied centres, projected
         self.centre_psq = np.empty(n_select, dtype=x.dtype)
@@ -275,7 +313,7 @@ class _BlockedGreedy:
         """Apply every pending centre to the working points, drop selected points, re-rank."""
         if self.pending:
             k, m = len(self.pending), self.num_applied
-            cand = self._candidates(k)
+            cand = self._candidates(k) if self.basis is None or m == 0 else None
             # The nearest pending centre c of x maximises x.c - |c|^2 / 2, and then
             # d^2 = |x|^2 - 2 (x.c - |c|^2 / 2): one product with a broadcast bias and a row max
             # over the [rows, k] block (the values only; the arg max is found again for the few
@@ -285,9 +323,12 @@ class _BlockedGreedy:
             cx_t = torch.from_numpy(self.pending_x[:k]).T
             neg_half_csq = torch.from_numpy(-0.5 * self.pending_sq[:k])
             xa = torch.from_numpy(self.xa)
-            is_cand = np.zeros(self.applied.size, dtype=bool)
-            is_cand[cand] = True
-            for start in range(0, self.applied.size, self.chunk_size):
+            if cand is None:
+                self._apply_filtered(k, m)
+            else:
+                is_cand = np.zeros(self.applied.size, dtype=bool)
+                is_cand[cand] = True
+            for start in range(0, self.applied.size if cand is not None else 0, self.chunk_size):
                 stop = min(start + self.chunk_size, self.applied.size)
                 inside = is_cand[start:stop]
                 count = int(np.count_nonzero(inside))
@@ -323,12 +364,64 @@ class _BlockedGreedy:
         if 4 * int(keep.sum()) < 3 * keep.size:  # compact once a quarter is selected
             self.active, self.applied, self.nearest = self.active[keep], self.applied[keep], self.nearest[keep]
             self.xa, self.sqa = np.ascontiguousarray(self.xa[keep]), self.sqa[keep]
+            if self.basis is not None:
+                self.xt, self.sqt = np.ascontiguousarray(self.xt[keep]), self.sqt[keep]
         count = min(self.POOL_MAX + 1, self.applied.size)
         values, positions = torch.topk(torch.from_numpy(self.applied), count)
         self.ranked = positions[:self.POOL_MAX].numpy()
         self.ranked_bound = values[:self.POOL_MAX].numpy()
         self.bound_rest = float(values[self.POOL_MAX]) if count > self.POOL_MAX else -np.inf
         self._reset_pool()
+
+    def _apply_filtered(self, k: int, m: int) -> None:
+        """Block update of the pending centres, pair by pair, for features wider than 64.
+
+        A pending centre ``c`` can only bring a point ``x`` closer if ``d(x, c) < m(x)``.  The
+        lower bound ``L(x, c)`` of :func:`_pair_filter_features` (projections on the top
+        principal directions plus the residual norms: ``p + 1`` coordinates instead of ``F``)
+        rules out almost every pair; it is one small product per chunk of rows,
+        ``L^2 < (m + 2 slack)^2`` written as ``u.v - |v|^2 / 2 > (|u|^2 - (m + 2 slack)^2) / 2``.
+        Only the remaining pairs get their exact distance, by a sampled product
+        (``torch.sparse.sampled_addmm``: the dot products of the listed pairs only).
+        """
+        xa_t, xt_t = torch.from_numpy(self.xa), torch.from_numpy(self.xt)
+        cx_t = torch.from_numpy(self.pending_x[:k]).T
+        ct_t = torch.from_numpy(self.pending_t[:k]).T
+        neg_half_sqt = torch.from_numpy(-0.5 * self.pending_sqt[:k])
+        pending_sq = self.pending_sq[:k]
+        margin = 2.0 * self.slack_t
+        for start in range(0, self.applied.size, self.chunk_size):
+            stop = min(start + self.chunk_size, self.applied.size)
+            applied = self.applied[start:stop]
+            limit = applied + margin
+            threshold = 0.5 * (self.sqt[start:stop] - limit * limit)
+            threshold[applied < 0] = np.inf  # selected points: never updated
+            score = torch.addmm(neg_half_sqt, xt_t[start:stop], ct_t).numpy()
+            flat = np.flatnonzero(score > threshold[:, None])
+            if flat.size == 0:
+                continue
+            rows, cols = np.divmod(flat, k)
+            crow = np.zeros(stop - start + 1, dtype=np.int64)
+            np.cumsum(np.bincount(rows, minlength=stop - start), out=crow[1:])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+                pairs = torch.sparse_csr_tensor(torch.from_numpy(crow), torch.from_numpy(cols),
+                                                torch.zeros(flat.size, dtype=xa_t.dtype),
+                                                size=(stop - start, k), check_invariants=False)
+                dots = torch.sparse.sampled_addmm(pairs, xa_t[start:stop], cx_t, beta=0.0).values().numpy()
+            d2 = self.sqa[start + rows] + pending_sq[cols] - 2.0 * dots
+            first = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])  # rows ascend
+            best = np.minimum.reduceat(d2, first)
+            np.sqrt(np.maximum(best, 0.0), out=best)
+            target = rows[first]
+            closer = best < applied[target]
+            if not closer.any():
+                continue
+            # the nearest pending centre of each row that gets closer (any one on ties)
+            length = np.diff(np.r_[first, rows.size])
+            nearest = (d2 == np.repeat(np.minimum.reduceat(d2, first), length)) & np.repeat(closer, length)
+            self.nearest[start + rows[nearest]] = m + cols[nearest]
+            applied[target[closer]] = best[closer]
 
     def _grow_pool(self) -> bool:
         if self.used >= self.ranked.size:
@@ -375,6 +468,8 @@ class _BlockedGreedy:
         self.pending_radius = min(self.pending_radius, radius)
         self.pending_x[k] = self.xa[pos]
         self.pending_sq[k] = self.sqa[pos]
+        if self.basis is not None:
+            self.pending_t[k], self.pending_sqt[k] = self.xt[pos], self.sqt[pos]
         self.pending.append(pos)
         self.applied[pos] = -1.0
         if self.pool_size:  # then pos was picked from the pool (next_centre's picked_slot)
