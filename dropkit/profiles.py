@@ -203,7 +203,8 @@ _PAPER_WATERBIRDS = TrainingSetup(
 )
 # Fast: the fast-CIFAR-training recipe's small residual network (``resnet9``), batch 512, 16 epochs
 # with the paper's x0.2 drops at 50%/75%, query models 2 epochs (~10%), bf16 autocast and
-# channels_last (the GPU path's options, which benchmarks/gpu.py measured). Its accuracy on real
+# channels_last (the GPU path's options, which benchmarks/gpu.py measured; every CUDA run also
+# replays its steps as CUDA graphs, see dropkit.experiment). Its accuracy on real
 # CIFAR has not been measured here (no CIFAR offline); benchmarks/gpu.py measures its throughput
 # and projects the sweep's GPU-hours.
 _FAST_CIFAR10 = TrainingSetup(
