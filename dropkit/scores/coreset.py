@@ -253,11 +253,12 @@ class _BlockedGreedy:
         # Centre-to-centre distances of the triangle test are bounded from below by the distances
         # of their orthogonal projections onto the top principal directions (a projection never
         # lengthens a vector): [F, p] basis, used only when it saves work (F > 2 p).
-        self.basis = _principal_basis(x, self.PROJECTION_DIMS) if x.shape[1] > 2 * self.PROJECTION_DIMS else None
+        basis = (_principal_basis(x, self.PROJECTION_DIMS, dtype=np.float64)
+                 if x.shape[1] > 2 * self.PROJECTION_DIMS else None)
+        self.basis = None if basis is None else basis.astype(x.dtype)
         if self.basis is not None:
             # Per-(point, pending centre) lower bounds for the block update (see _apply_filtered).
-            self.xt, self.sqt = _pair_filter_features(
-                x, _principal_basis(x, self.PROJECTION_DIMS, dtype=np.float64))
+            self.xt, self.sqt = _pair_filter_features(x, basis)
             self.pending_t = np.empty((block_size, self.xt.shape[1]), dtype=x.dtype)
             self.pending_sqt = np.empty(block_size, dtype=x.dtype)
             self.slack_t = 8.0 * float(np.sqrt(np.finfo(x.dtype).eps * max(
