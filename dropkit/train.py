@@ -651,6 +651,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
+                        help="replay training steps as CUDA graphs (default: on for a CUDA device "
+                             "unless --compile)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -665,6 +668,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         batch_size=args.batch_size, drop_epochs=_parse_drop_epochs(args.drop_epochs, args.epochs),
         drop_factor=args.drop_factor, augment=args.augment, cdbw=args.cdbw, seed=args.seed,
         device=args.device, channels_last=args.channels_last, bf16=args.bf16, compile=args.compile,
+        cuda_graphs=(torch.device(args.device).type == "cuda" and not args.compile
+                     if args.cuda_graphs is None else args.cuda_graphs),
     )
     indices = None
     if args.train_size is not None:

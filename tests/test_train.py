@@ -457,6 +457,14 @@ def test_cli_prints_accuracy_and_named_class_recalls(capsys):
     assert out.count("%") >= 12 and out.count("<- worst") == 1
 
 
+@pytest.mark.parametrize("flags, expected", [([], False), (["--cuda-graphs"], True), (["--no-cuda-graphs"], False)])
+def test_cli_cuda_graphs_flag_reaches_the_config(capsys, flags, expected):
+    # Default: on for a CUDA device only (so off here, on the CPU); the flag forces it either way.
+    assert main(["--dataset", "fashion-mnist", "--model", "mlp", "--epochs", "1", "--train-size", "300",
+                 "--threads", "1", "--no-progress", *flags]) == 0
+    assert f"cuda_graphs={expected}" in capsys.readouterr().out
+
+
 def test_cli_rejects_bad_drop_epochs():
     with pytest.raises(ValueError, match="--drop-epochs"):
         main(["--dataset", "gaussian", "--model", "linear", "--drop-epochs", "ten", "--no-progress"])
