@@ -227,22 +227,21 @@ class _BlockedGreedy:
 
     POOL_STEP = 64        # candidates refreshed at a time
     POOL_MAX = 2048       # beyond this many candidates, apply the pending block instead
-    PROJECTION_DIMS = 32  # principal directions of the centre-to-centre lower bounds
+    PROJECTION_DIMS = 32  # principal directions of the lower bounds (features wider than 64)
 
     def __init__(self, x: np.ndarray, sq: np.ndarray, block_size: int, chunk_size: int,
                  n_select: int):
-        self.block_size, self.chunk_size = block_size, chunk_size
+        width = x.shape[1]
+        self.width, self.block_size, self.chunk_size = width, block_size, chunk_size
         self.active = np.arange(x.shape[0])                 # original indices, ascending
         self.xa, self.sqa = x, sq                            # their features / squared norms
         self.applied = np.full(x.shape[0], np.inf, dtype=x.dtype)  # min over applied centres
-        self.nearest = np.zeros(x.shape[0], dtype=np.int64)  # cluster (applied centre) of each
-        self.centre_x = np.empty((n_select, x.shape[1]), dtype=x.dtype)  # applied centres
-        self.centre_sq = np.empty(n_select, dtype=x.dtype)
-        self.radius = np.zeros(n_select, dtype=x.dtype)      # upper bounds of cluster radii
         self.num_applied = 0
         self.pending: list[int] = []                         # positions of pending centres
-        self.pending_x = np.empty((block_size, x.shape[1]), dtype=x.dtype)
-        self.pending_sq = np.empty(block_size, dtype=x.dtype)
+        # Pending centres as rows [c, |c|^2, 1] and pool entries as rows [-2 y, 1, |y|^2]: one dot
+        # product of the two is |y|^2 + |c|^2 - 2 y.c, the squared distance.
+        self.pending_aug = np.zeros((block_size, width + 2), dtype=x.dtype)
+        self.pending_aug[:, width + 1] = 1.0
         self.pending_radius = np.inf                          # smallest pick radius pending
         self.ranked = np.empty(0, dtype=np.int64)            # positions by decreasing bound
         self.ranked_bound = np.empty(0, dtype=x.dtype)       # their bounds at ranking time
@@ -250,42 +249,37 @@ class _BlockedGreedy:
         # Absolute slack of the triangle-inequality test: a few times the rounding error of a
         # distance computed as sqrt(|x|^2 + |c|^2 - 2 x.c).
         self.slack = 8.0 * float(np.sqrt(np.finfo(x.dtype).eps * max(float(sq.max(initial=0)), 1e-30)))
-        # Centre-to-centre distances of the triangle test are bounded from below by the distances
-        # of their orthogonal projections onto the top principal directions (a projection never
-        # lengthens a vector): [F, p] basis, used only when it saves work (F > 2 p).
-        basis = (_principal_basis(x, self.PROJECTION_DIMS, dtype=np.float64)
-                 if x.shape[1] > 2 * self.PROJECTION_DIMS else None)
-        self.basis = None if basis is None else basis.astype(x.dtype)
-        if self.basis is not None:
+        self.filtered = width > 2 * self.PROJECTION_DIMS
+        if self.filtered:
             # Per-(point, pending centre) lower bounds for the block update (see _apply_filtered).
-            self.xt, self.sqt = _pair_filter_features(x, basis)
-            self.pending_t = np.empty((block_size, self.xt.shape[1]), dtype=x.dtype)
-            self.pending_sqt = np.empty(block_size, dtype=x.dtype)
+            self.xt, self.sqt = _pair_filter_features(x, _principal_basis(x, self.PROJECTION_DIMS, dtype=np.float64))
             self.slack_t = 8.0 * float(np.sqrt(np.finfo(x.dtype).eps * max(
                 float(sq.max(initial=0)), float(self.sqt.max(initial=0)), 1e-30)))
-        width = x.shape[1] if self.basis is None else self.basis.shape[1]
-        self.centre_p = np.empty((n_select, width), dtype=x.dtype)  # applied centres, projected
-        self.centre_psq = np.empty(n_select, dtype=x.dtype)
-        # The pool of refreshed candidates lives in preallocated buffers (the per-step work is a
-        # handful of calls on ~100 entries, so call overhead matters); the first ``pool_size``.
+        else:
+            # Cluster bookkeeping of the triangle test (_candidates).
+            self.nearest = np.zeros(x.shape[0], dtype=np.int64)  # cluster (applied centre) of each
+            self.radius = np.zeros(n_select, dtype=x.dtype)  # upper bounds of cluster radii
+            self.centre_x = np.empty((n_select, width), dtype=x.dtype)  # applied centres
+            self.centre_sq = np.empty(n_select, dtype=x.dtype)
+        # The pool of refreshed candidates lives in preallocated buffers, in position order (so
+        # the first maximum is the lowest index); the per-step work is a handful of calls on ~100
+        # entries, so call overhead matters: the views of the first ``pool_size`` entries are
+        # made once per change of size.
         capacity = self.POOL_MAX + self.POOL_STEP
         self.pool = np.empty(capacity, dtype=np.int64)        # working positions
-        self.pool_x = np.empty((capacity, x.shape[1]), dtype=x.dtype)
-        self.pool_xt = torch.from_numpy(self.pool_x)
-        self.pool_sq = np.empty(capacity, dtype=x.dtype)
+        self.pool_aug = np.empty((capacity, width + 2), dtype=x.dtype)  # rows [-2 y, 1, |y|^2]
         self.pool_dist = np.empty(capacity, dtype=x.dtype)   # true distances (-1: picked)
-        self.pool_dot = torch.empty(capacity, dtype=self.pool_xt.dtype)
+        self.pool_tmp = np.empty(capacity, dtype=x.dtype)
         self._reset_pool()
-
-    def _project(self, rows: np.ndarray) -> np.ndarray:
-        """Projected coordinates ``[R, p]`` of feature rows ``[R, F]`` (the rows if no basis)."""
-        if self.basis is None:
-            return rows
-        return torch.mm(torch.from_numpy(rows), torch.from_numpy(self.basis)).numpy()
 
     def _reset_pool(self) -> None:
         self.pool_size = 0                                    # refreshed candidates
         self.used = 0                                         # entries of ranked in the pool
+        self._set_bound()
+
+    def _set_bound(self) -> None:
+        """Every point outside the pool has a true distance <= ``self.bound``."""
+        self.bound = float(self.ranked_bound[self.used] if self.used < self.ranked.size else self.bound_rest)
 
     def _candidates(self, k: int) -> np.ndarray:
         """Working positions that a pending centre may bring closer (the others provably not).
@@ -293,39 +287,37 @@ class _BlockedGreedy:
         A point ``x`` in the cluster of applied centre ``s`` at distance ``m(x)`` can only get
         closer to a pending centre ``c`` if ``d(c, s) < 2 m(x)`` (triangle inequality).  Every
         pending centre is at least its pick radius (>= ``pending_radius``) from every applied
-        centre, so only clusters whose radius exceeds ``pending_radius / 2`` are examined.  For
-        features wider than ``2 * PROJECTION_DIMS``, ``d(c, s)`` is replaced by the distance of
-        the projections (a lower bound: more candidates, never fewer), with twice the slack.
+        centre, so only clusters whose radius exceeds ``pending_radius / 2`` are examined.
         """
         m = self.num_applied
         unselected = self.applied >= 0
         if m == 0:
             return np.flatnonzero(unselected)
-        slack = self.slack if self.basis is None else 2.0 * self.slack
-        relevant = np.flatnonzero(2.0 * self.radius[:m] + slack > self.pending_radius)
+        relevant = np.flatnonzero(2.0 * self.radius[:m] + self.slack > self.pending_radius)
         to_pending = np.full(m, np.inf, dtype=self.applied.dtype)
         if relevant.size:
-            pending_p = self._project(self.pending_x[:k])
-            to_pending[relevant] = _np_distances(self.centre_p[relevant], self.centre_psq[relevant],
-                                                 pending_p, (pending_p * pending_p).sum(axis=1)).min(axis=1)
-        return np.flatnonzero(unselected & (to_pending[self.nearest] < 2.0 * self.applied + slack))
+            to_pending[relevant] = _np_distances(self.centre_x[relevant], self.centre_sq[relevant],
+                                                 self.pending_x, self.pending_sq).min(axis=1)
+        return np.flatnonzero(unselected & (to_pending[self.nearest] < 2.0 * self.applied + self.slack))
 
     def apply_pending(self) -> None:
         """Apply every pending centre to the working points, drop selected points, re-rank."""
         if self.pending:
-            k, m = len(self.pending), self.num_applied
-            cand = self._candidates(k) if self.basis is None or m == 0 else None
+            k, m, width = len(self.pending), self.num_applied, self.width
+            self.pending_x = np.ascontiguousarray(self.pending_aug[:k, :width])
+            self.pending_sq = self.pending_aug[:k, width].copy()
+            cand = None if self.filtered and m else self._candidates(k)
             # The nearest pending centre c of x maximises x.c - |c|^2 / 2, and then
             # d^2 = |x|^2 - 2 (x.c - |c|^2 / 2): one product with a broadcast bias and a row max
             # over the [rows, k] block (the values only; the arg max is found again for the few
             # rows that get closer); the subtraction, clamp and sqrt run on one value per row.
             # Chunks are contiguous ranges of working points (views, no gather) unless fewer than
             # half of a range are candidates.
-            cx_t = torch.from_numpy(self.pending_x[:k]).T
-            neg_half_csq = torch.from_numpy(-0.5 * self.pending_sq[:k])
+            cx_t = torch.from_numpy(self.pending_x).T
+            neg_half_csq = torch.from_numpy(-0.5 * self.pending_sq)
             xa = torch.from_numpy(self.xa)
             if cand is None:
-                self._apply_filtered(k, m)
+                self._apply_filtered(k)
             else:
                 is_cand = np.zeros(self.applied.size, dtype=bool)
                 is_cand[cand] = True
@@ -348,25 +340,27 @@ class _BlockedGreedy:
                     closer &= inside
                 closer = np.flatnonzero(closer)
                 if closer.size:
-                    which = score[torch.from_numpy(closer)].argmax(dim=1).numpy()
                     target = (rows[closer] if inside is None else closer + start)
                     self.applied[target] = best[closer]
-                    self.nearest[target] = m + which
-            self.centre_x[m:m + k], self.centre_sq[m:m + k] = self.pending_x[:k], self.pending_sq[:k]
-            projected = self._project(self.pending_x[:k])
-            self.centre_p[m:m + k], self.centre_psq[m:m + k] = projected, (projected * projected).sum(axis=1)
+                    if not self.filtered:
+                        which = score[torch.from_numpy(closer)].argmax(dim=1).numpy()
+                        self.nearest[target] = m + which
+            if not self.filtered:
+                self.centre_x[m:m + k], self.centre_sq[m:m + k] = self.pending_x, self.pending_sq
+                radius = torch.zeros(m + k, dtype=torch.from_numpy(self.applied).dtype)
+                radius.scatter_reduce_(0, torch.from_numpy(self.nearest),
+                                       torch.from_numpy(np.maximum(self.applied, 0)), reduce="amax")
+                self.radius[:m + k] = radius.numpy()
             self.num_applied = m + k
             self.pending, self.pending_radius = [], np.inf
-            radius = torch.zeros(m + k, dtype=torch.from_numpy(self.applied).dtype)
-            radius.scatter_reduce_(0, torch.from_numpy(self.nearest),
-                                   torch.from_numpy(np.maximum(self.applied, 0)), reduce="amax")
-            self.radius[:m + k] = radius.numpy()
         keep = self.applied >= 0
         if 4 * int(keep.sum()) < 3 * keep.size:  # compact once a quarter is selected
-            self.active, self.applied, self.nearest = self.active[keep], self.applied[keep], self.nearest[keep]
+            self.active, self.applied = self.active[keep], self.applied[keep]
             self.xa, self.sqa = np.ascontiguousarray(self.xa[keep]), self.sqa[keep]
-            if self.basis is not None:
+            if self.filtered:
                 self.xt, self.sqt = np.ascontiguousarray(self.xt[keep]), self.sqt[keep]
+            else:
+                self.nearest = self.nearest[keep]
         count = min(self.POOL_MAX + 1, self.applied.size)
         values, positions = torch.topk(torch.from_numpy(self.applied), count)
         self.ranked = positions[:self.POOL_MAX].numpy()
@@ -374,7 +368,7 @@ class _BlockedGreedy:
         self.bound_rest = float(values[self.POOL_MAX]) if count > self.POOL_MAX else -np.inf
         self._reset_pool()
 
-    def _apply_filtered(self, k: int, m: int) -> None:
+    def _apply_filtered(self, k: int) -> None:
         """Block update of the pending centres, pair by pair, for features wider than 64.
 
         A pending centre ``c`` can only bring a point ``x`` closer if ``d(x, c) < m(x)``.  The
@@ -385,11 +379,12 @@ class _BlockedGreedy:
         Only the remaining pairs get their exact distance, by a sampled product
         (``torch.sparse.sampled_addmm``: the dot products of the listed pairs only).
         """
+        pending = np.asarray(self.pending)
         xa_t, xt_t = torch.from_numpy(self.xa), torch.from_numpy(self.xt)
-        cx_t = torch.from_numpy(self.pending_x[:k]).T
-        ct_t = torch.from_numpy(self.pending_t[:k]).T
-        neg_half_sqt = torch.from_numpy(-0.5 * self.pending_sqt[:k])
-        pending_sq = self.pending_sq[:k]
+        cx_t = torch.from_numpy(self.pending_x).T
+        ct_t = torch.from_numpy(self.xt[pending]).T
+        neg_half_sqt = torch.from_numpy(-0.5 * self.sqt[pending])
+        pending_sq = self.pending_sq
         margin = 2.0 * self.slack_t
         for start in range(0, self.applied.size, self.chunk_size):
             stop = min(start + self.chunk_size, self.applied.size)
@@ -416,30 +411,35 @@ class _BlockedGreedy:
             np.sqrt(np.maximum(best, 0.0), out=best)
             target = rows[first]
             closer = best < applied[target]
-            if not closer.any():
-                continue
-            # the nearest pending centre of each row that gets closer (any one on ties)
-            length = np.diff(np.r_[first, rows.size])
-            nearest = (d2 == np.repeat(np.minimum.reduceat(d2, first), length)) & np.repeat(closer, length)
-            self.nearest[start + rows[nearest]] = m + cols[nearest]
             applied[target[closer]] = best[closer]
 
     def _grow_pool(self) -> bool:
+        """Refresh the next ``POOL_STEP`` ranked points against the pending centres into the pool."""
         if self.used >= self.ranked.size:
             return False
         new = self.ranked[self.used:self.used + self.POOL_STEP]
         self.used += new.size
+        self._set_bound()
         new = new[self.applied[new] >= 0]
-        new_x, new_sq = self.xa[new], self.sqa[new]
+        if new.size == 0:
+            return True
+        size, end, width = self.pool_size, self.pool_size + new.size, self.width
+        rows = self.pool_aug[size:end]
+        np.multiply(self.xa[new], -2.0, out=rows[:, :width])
+        rows[:, width] = 1.0
+        rows[:, width + 1] = self.sqa[new]
         dist = self.applied[new]
-        if self.pending and new.size:
-            k = len(self.pending)
-            d = _np_distances(new_x, new_sq, self.pending_x[:k], self.pending_sq[:k]).min(axis=1)
-            np.minimum(dist, d, out=dist)
-        size, end = self.pool_size, self.pool_size + new.size
-        self.pool[size:end], self.pool_x[size:end] = new, new_x
-        self.pool_sq[size:end], self.pool_dist[size:end] = new_sq, dist
+        k = len(self.pending)  # > 0: the pool is only used while centres are pending
+        d = torch.mm(torch.from_numpy(rows), torch.from_numpy(self.pending_aug[:k]).T).amin(dim=1).numpy()
+        np.sqrt(np.maximum(d, 0.0, out=d), out=d)
+        np.minimum(dist, d, out=dist)
+        self.pool[size:end], self.pool_dist[size:end] = new, dist
+        order = np.argsort(self.pool[:end], kind="stable")  # position order
+        self.pool[:end], self.pool_dist[:end] = self.pool[order], self.pool_dist[order]
+        self.pool_aug[:end] = self.pool_aug[order]
         self.pool_size = end
+        self.pool_view, self.tmp_view = self.pool_dist[:end], self.pool_tmp[:end]
+        self.pool_aug_view = self.pool_aug[:end]
         return True
 
     def next_centre(self) -> tuple[int, float]:
@@ -449,41 +449,34 @@ class _BlockedGreedy:
             if not self.pending:  # bounds are exact: the first maximum is the answer
                 pos = int(np.argmax(self.applied))
                 return pos, float(self.applied[pos])
-            bound = self.ranked_bound[self.used] if self.used < self.ranked.size else self.bound_rest
             if self.pool_size:
-                dist = self.pool_dist[:self.pool_size]
-                slot = int(dist.argmax())  # picked pool entries hold -1
-                best = dist[slot]
-                # Every point outside the pool has true distance <= its bound <= bound.
-                if best >= 0 and (best > bound or bound == -np.inf):
-                    ties = np.flatnonzero(dist == best)
-                    if ties.size > 1:  # lowest index (positions are in index order)
-                        slot = int(ties[np.argmin(self.pool[ties])])
+                dist = self.pool_view
+                slot = int(dist.argmax())  # first maximum: lowest index; picked entries hold -1
+                best = float(dist[slot])
+                # Every point outside the pool has true distance <= its bound <= self.bound.
+                if best >= 0 and best > self.bound:
                     self.picked_slot = slot
-                    return int(self.pool[slot]), float(best)
+                    return int(self.pool[slot]), best
             if not self._grow_pool():
                 self.apply_pending()
 
     def add_centre(self, pos: int, radius: float) -> None:
-        k = len(self.pending)
-        self.pending_radius = min(self.pending_radius, radius)
-        self.pending_x[k] = self.xa[pos]
-        self.pending_sq[k] = self.sqa[pos]
-        if self.basis is not None:
-            self.pending_t[k], self.pending_sqt[k] = self.xt[pos], self.sqt[pos]
+        k, width = len(self.pending), self.width
+        if radius < self.pending_radius:
+            self.pending_radius = radius
+        row = self.pending_aug[k]
+        row[:width] = self.xa[pos]
+        row[width] = self.sqa[pos]
         self.pending.append(pos)
         self.applied[pos] = -1.0
         if self.pool_size:  # then pos was picked from the pool (next_centre's picked_slot)
-            size = self.pool_size
-            self.pool_dist[self.picked_slot] = -1.0
-            d = torch.mv(self.pool_xt[:size], torch.from_numpy(self.pending_x[k]),
-                         out=self.pool_dot[:size]).numpy()
-            d *= -2.0
-            d += self.pool_sq[:size]
-            d += self.pending_sq[k]
-            np.sqrt(np.maximum(d, 0.0, out=d), out=d)
-            np.minimum(self.pool_dist[:size], d, out=self.pool_dist[:size])
-        if len(self.pending) == self.block_size:
+            dist, d = self.pool_view, self.tmp_view
+            dist[self.picked_slot] = -1.0
+            np.dot(self.pool_aug_view, row, out=d)
+            np.maximum(d, 0.0, out=d)
+            np.sqrt(d, out=d)
+            np.minimum(dist, d, out=dist)
+        if k + 1 == self.block_size:
             self.apply_pending()
 
 
