@@ -89,7 +89,6 @@ def run_dropkit(args, plain: bool = False) -> dict:
 
 def run_conventional(args) -> dict:
     """Train with a torchvision Dataset + per-sample transforms + DataLoader."""
-    import numpy as np
     import torch
     import torch.nn.functional as F
     import torchvision

@@ -123,7 +123,7 @@ def test_read_idx_rejects_truncated_and_corrupt_files(tmp_path):
 
 
 def test_fashion_mnist_from_root_and_from_env(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "absent")
+    monkeypatch.setattr(data.fashion_mnist, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "absent")
     x_train, y_train, x_test, y_test = fx.write_fashion_mnist(tmp_path / "fm" / "fashion-mnist")
     splits = load_dataset("fashion-mnist", root=tmp_path / "fm", download=False)
     assert np.array_equal(splits.x_train[:, 0].numpy(), x_train)
@@ -136,7 +136,7 @@ def test_fashion_mnist_from_root_and_from_env(tmp_path, monkeypatch):
 
 
 def test_fashion_mnist_mismatched_counts_raise(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "absent")
+    monkeypatch.setattr(data.fashion_mnist, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "absent")
     fx.write_fashion_mnist(tmp_path)
     fx.write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.zeros(39, np.uint8))
     with pytest.raises(ValueError, match=r"train-images-idx3-ubyte\.gz has shape \(40, 28, 28\).*"
@@ -145,7 +145,7 @@ def test_fashion_mnist_mismatched_counts_raise(tmp_path, monkeypatch):
 
 
 def test_fashion_mnist_missing_says_how_to_get_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "absent")
+    monkeypatch.setattr(data.fashion_mnist, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "absent")
     with pytest.raises(FileNotFoundError) as error:
         load_dataset("fashion-mnist", root=tmp_path / "nothing", download=False)
     message = str(error.value)

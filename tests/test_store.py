@@ -6,7 +6,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
