@@ -252,9 +252,18 @@ class _BlockedGreedy:
         self.filtered = width > 2 * self.PROJECTION_DIMS
         if self.filtered:
             # Per-(point, pending centre) lower bounds for the block update (see _apply_filtered).
-            self.xt, self.sqt = _pair_filter_features(x, _principal_basis(x, self.PROJECTION_DIMS, dtype=np.float64))
+            features, self.sqt = _pair_filter_features(x, _principal_basis(x, self.PROJECTION_DIMS, dtype=np.float64))
             self.slack_t = 8.0 * float(np.sqrt(np.finfo(x.dtype).eps * max(
                 float(sq.max(initial=0)), float(self.sqt.max(initial=0)), 1e-30)))
+            # Rows [u, 1, -t]: the filter features u, then a column for the bias of the pending
+            # centres and one for each point's threshold t (rewritten before every block update),
+            # so that one matrix product gives u.v - |v|^2 / 2 - t.
+            self.xt = np.empty((x.shape[0], features.shape[1] + 2), dtype=x.dtype)
+            self.xt[:, :-2], self.xt[:, -2] = features, 1.0
+            del features
+            # Buffers of the chunked block update: the scores and their signs.
+            self.score_buf = torch.empty(chunk_size * block_size, dtype=torch.from_numpy(x[:0]).dtype)
+            self.hit_buf = np.empty(chunk_size * block_size, dtype=bool)
         else:
             # Cluster bookkeeping of the triangle test (_candidates).
             self.nearest = np.zeros(x.shape[0], dtype=np.int64)  # cluster (applied centre) of each
@@ -373,43 +382,54 @@ class _BlockedGreedy:
 
         A pending centre ``c`` can only bring a point ``x`` closer if ``d(x, c) < m(x)``.  The
         lower bound ``L(x, c)`` of :func:`_pair_filter_features` (projections on the top
-        principal directions plus the residual norms: ``p + 1`` coordinates instead of ``F``)
-        rules out almost every pair; it is one small product per chunk of rows,
-        ``L^2 < (m + 2 slack)^2`` written as ``u.v - |v|^2 / 2 > (|u|^2 - (m + 2 slack)^2) / 2``.
-        Only the remaining pairs get their exact distance, by a sampled product
-        (``torch.sparse.sampled_addmm``: the dot products of the listed pairs only).
+        principal directions plus the residual norms: ``p + 1`` coordinates ``u`` of ``x`` and
+        ``v`` of ``c`` instead of ``F``) rules out almost every pair.  The test
+        ``L^2 < m^2 + 4 slack^2`` (the rounding errors of squared distances are absolute: a few
+        ``eps * |x|^2``) is ``u.v - |v|^2 / 2 - t > 0`` with ``t = (|u|^2 - m^2 - 4 slack^2) / 2``:
+        one matrix product per chunk of rows, with ``t`` as a column of the features, and one
+        comparison with zero.  Only the remaining pairs get their exact distance, by a sampled
+        product (``torch.sparse.sampled_addmm``: the dot products of the listed pairs only).
         """
         pending = np.asarray(self.pending)
-        xa_t, xt_t = torch.from_numpy(self.xa), torch.from_numpy(self.xt)
+        applied, xt = self.applied, self.xt
+        # the threshold column; selected points (applied < 0) are never updated
+        threshold = applied * applied
+        threshold += (2.0 * self.slack_t) ** 2
+        threshold -= self.sqt
+        threshold *= 0.5
+        threshold[applied < 0] = -np.finfo(xt.dtype).max
+        xt[:, -1] = threshold
+        centres_t = np.empty((xt.shape[1], k), dtype=xt.dtype)  # [v; -|v|^2 / 2; 1]
+        centres_t[:-2] = xt[pending, :-2].T
+        centres_t[-2], centres_t[-1] = -0.5 * self.sqt[pending], 1.0
+        ct_t = torch.from_numpy(centres_t)
+        xa_t, xt_t = torch.from_numpy(self.xa), torch.from_numpy(xt)
         cx_t = torch.from_numpy(self.pending_x).T
-        ct_t = torch.from_numpy(self.xt[pending]).T
-        neg_half_sqt = torch.from_numpy(-0.5 * self.sqt[pending])
         pending_sq = self.pending_sq
-        margin = 2.0 * self.slack_t
-        for start in range(0, self.applied.size, self.chunk_size):
-            stop = min(start + self.chunk_size, self.applied.size)
-            applied = self.applied[start:stop]
-            limit = applied + margin
-            threshold = 0.5 * (self.sqt[start:stop] - limit * limit)
-            threshold[applied < 0] = np.inf  # selected points: never updated
-            score = torch.addmm(neg_half_sqt, xt_t[start:stop], ct_t).numpy()
-            flat = np.flatnonzero(score > threshold[:, None])
+        for start in range(0, applied.size, self.chunk_size):
+            stop = min(start + self.chunk_size, applied.size)
+            size = (stop - start) * k
+            score = torch.mm(xt_t[start:stop], ct_t, out=self.score_buf[:size].view(stop - start, k))
+            hit = self.hit_buf[:size]
+            np.greater(score.numpy().reshape(-1), 0.0, out=hit)
+            flat = np.flatnonzero(hit)
             if flat.size == 0:
                 continue
             rows, cols = np.divmod(flat, k)
+            counts = np.bincount(rows, minlength=stop - start)
             crow = np.zeros(stop - start + 1, dtype=np.int64)
-            np.cumsum(np.bincount(rows, minlength=stop - start), out=crow[1:])
+            np.cumsum(counts, out=crow[1:])
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
                 pairs = torch.sparse_csr_tensor(torch.from_numpy(crow), torch.from_numpy(cols),
                                                 torch.zeros(flat.size, dtype=xa_t.dtype),
                                                 size=(stop - start, k), check_invariants=False)
                 dots = torch.sparse.sampled_addmm(pairs, xa_t[start:stop], cx_t, beta=0.0).values().numpy()
+            target = np.flatnonzero(counts)  # rows with a pair, in order
             d2 = self.sqa[start + rows] + pending_sq[cols] - 2.0 * dots
-            first = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])  # rows ascend
-            best = np.minimum.reduceat(d2, first)
-            np.sqrt(np.maximum(best, 0.0), out=best)
-            target = rows[first]
+            best = np.minimum.reduceat(d2, crow[target])
+            np.sqrt(np.maximum(best, 0.0, out=best), out=best)
+            target += start
             closer = best < applied[target]
             applied[target[closer]] = best[closer]
 
