@@ -458,6 +458,14 @@ def test_k_center_rejects_bad_input():
         k_center_greedy(x, 2, method="matrix")
     with pytest.raises(ValueError, match="NaN"):
         k_center_greedy(torch.full((3, 2), float("nan")), 2)
+    for bad in (float("inf"), -float("inf")):
+        y = torch.ones(5, 2)
+        y[3, 1] = bad
+        with pytest.raises(ValueError, match="infinite"):
+            k_center_greedy(y, 2)
+    # finite values whose float32 sum overflows are accepted (the sum is only a fast path)
+    huge = torch.tensor([[3e38, 0.0], [3e38, 1.0], [0.0, 2.0]])
+    assert sorted(k_center_greedy(huge, 3, method="dense").tolist()) == [0, 1, 2]
     with pytest.raises(ValueError, match="2-D"):
         k_center_greedy(torch.zeros(4), 2)
 

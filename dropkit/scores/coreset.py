@@ -13,8 +13,9 @@ pick ``N - 1``, and so on, so keeping the top ``n`` scores is exactly the greedy
 Memory is O(N) beyond the features (a running minimum distance per point) plus one block of
 ``block_size`` columns of distances, never an N x N matrix.  Distances are Euclidean, computed as
 ``sqrt(max(|x|^2 + |c|^2 - 2 x.c, 0))`` with matrix products, after shifting the features by their
-coordinate-wise lower median (a data value, so integer-valued features stay exact; the shift does
-not change distances but removes a common offset that would cost float precision).  Two
+coordinate-wise lower median over at most 8192 evenly spaced rows (a data value, so integer-valued
+features stay exact; the shift does not change distances but removes a common offset that would
+cost float precision).  Two
 implementations give the same order in exact arithmetic (and bit-identical orders whenever the
 distances are exactly representable, e.g. small integer coordinates); in float arithmetic, points
 whose distances agree to rounding error (near-duplicates) may be ordered either way:
@@ -52,6 +53,8 @@ import numpy as np
 import torch
 
 KCENTER_METHODS: tuple[str, ...] = ("auto", "dense", "blocked")
+MEDIAN_ROWS = 8192      # rows sampled for the shift of the features
+COVARIANCE_ROWS = 16384  # rows sampled for the principal directions of the pair filter
 
 
 def _distances(rows: torch.Tensor, rows_sq: torch.Tensor, centres: torch.Tensor,
@@ -82,10 +85,12 @@ def _prepare(features, n_select, first, chunk_size, block_size, method):
         raise ValueError(f"method={method!r} is not one of {KCENTER_METHODS}")
     if not x.is_floating_point() or x.dtype in (torch.float16, torch.bfloat16):
         x = x.float()
-    if not torch.isfinite(x).all():
+    if not torch.isfinite(x.sum()) and not torch.isfinite(x).all():  # a finite sum: all finite
         raise ValueError("features contain NaN or infinite values")
     if n:
-        x = x - x.median(dim=0).values  # lower median: an actual data value per coordinate
+        # lower median of at most MEDIAN_ROWS evenly spaced rows: an actual data value per
+        # coordinate (the full median costs more than it gains in centring)
+        x = x - x[::-(-n // MEDIAN_ROWS)].median(dim=0).values
     x = x.contiguous()
     return x, (x * x).sum(dim=1)
 
@@ -183,13 +188,15 @@ def _np_distances(rows: np.ndarray, rows_sq: np.ndarray, centres: np.ndarray,
 
 def _principal_basis(x: np.ndarray, dims: int, chunk: int = 8192, dtype=None) -> np.ndarray:
     """Orthonormal ``[F, dims]`` basis of the top principal directions of ``x [N, F]`` (float64
-    covariance accumulated over row chunks, so no float64 copy of ``x``), in ``x``'s dtype.
+    covariance of at most ``COVARIANCE_ROWS`` evenly spaced rows, accumulated over row chunks, so
+    no float64 copy of ``x``), in ``x``'s dtype.  Any orthonormal basis gives valid lower bounds;
+    the principal directions make them tight.
 
     torch does the products (it honours ``torch.set_num_threads``, numpy's BLAS would not)."""
-    features = torch.from_numpy(x)
-    mean = features.mean(dim=0, dtype=torch.float64)
+    features = torch.from_numpy(x)[::-(-x.shape[0] // COVARIANCE_ROWS)]
+    mean = features.mean(dim=0).double()
     cov = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64)
-    for start in range(0, x.shape[0], chunk):
+    for start in range(0, features.shape[0], chunk):
         rows = features[start:start + chunk].double() - mean
         cov.addmm_(rows.T, rows)
     _, vectors = torch.linalg.eigh(cov)  # ascending eigenvalues
@@ -203,17 +210,19 @@ def _pair_filter_features(x: np.ndarray, basis: np.ndarray, chunk: int = 8192):
     For two rows ``u, v`` of the result, ``|u|^2 + |v|^2 - 2 u.v`` is the squared distance of the
     projections plus the squared difference of the residual norms: a lower bound of the squared
     distance of the original points (Cauchy-Schwarz on the residuals), up to the rounding of
-    ``u, v`` to ``x``'s dtype.  float64 throughout, so small residual norms are not lost to
-    cancellation."""
+    ``u, v`` to ``x``'s dtype.  float64 throughout (the squared residual norm is ``|x - mean|^2 -
+    |coordinates|^2``, which float64 keeps to ``~1e-16 |x - mean|^2``), so small residual norms are
+    not lost to cancellation.  (Any vector works as ``mean``: a float32 mean.)"""
     features = torch.from_numpy(x)
-    mean = features.mean(dim=0, dtype=torch.float64)
+    mean = features.mean(dim=0).double()
     directions = torch.from_numpy(basis).double()
     out = np.empty((x.shape[0], basis.shape[1] + 1), dtype=x.dtype)
     for start in range(0, x.shape[0], chunk):
         rows = features[start:start + chunk].double() - mean
         coords = rows @ directions
         out[start:start + chunk, :-1] = coords.numpy()
-        out[start:start + chunk, -1] = torch.linalg.vector_norm(rows - coords @ directions.T, dim=1).numpy()
+        rest = (rows * rows).sum(dim=1) - (coords * coords).sum(dim=1)
+        out[start:start + chunk, -1] = rest.clamp_min_(0.0).sqrt_().numpy()
     rounded = torch.from_numpy(out).double()
     return out, (rounded * rounded).sum(dim=1).numpy().astype(x.dtype)
 
@@ -262,8 +271,9 @@ class _BlockedGreedy:
             self.xt[:, :-2], self.xt[:, -2] = features, 1.0
             del features
             # Buffers of the chunked block update: the scores and their signs.
-            self.score_buf = torch.empty(chunk_size * block_size, dtype=torch.from_numpy(x[:0]).dtype)
-            self.hit_buf = np.empty(chunk_size * block_size, dtype=bool)
+            rows = min(chunk_size, x.shape[0])
+            self.score_buf = torch.empty(rows * block_size, dtype=torch.from_numpy(x[:0]).dtype)
+            self.hit_buf = np.empty(rows * block_size, dtype=bool)
         else:
             # Cluster bookkeeping of the triangle test (_candidates).
             self.nearest = np.zeros(x.shape[0], dtype=np.int64)  # cluster (applied centre) of each
