@@ -365,6 +365,22 @@ def test_k_center_pair_filter_prunes_and_stays_exact(monkeypatch):
     assert sum(c for c, _ in counts) < 0.5 * sum(total for _, total in counts)
 
 
+@pytest.mark.parametrize("dense_fraction", [0, 10**9])
+def test_k_center_pair_filter_sparse_and_dense_chunks_stay_exact(monkeypatch, dense_fraction):
+    """The filtered block update gives a chunk with many pairs left the full product instead of
+    the sampled one (DENSE_FRACTION); either way the order is the brute-force one."""
+    from dropkit.scores import coreset
+
+    monkeypatch.setattr(coreset._BlockedGreedy, "DENSE_FRACTION", dense_fraction)
+    for seed in (3, 4):
+        x = low_dimensional_wide_points(seed, n=250, width=70)
+        expected = brute_force_greedy(x, 250, seed)
+        for chunk_size in (50, 10**6):  # several chunks; one chunk, buffers sized by N
+            order = k_center_greedy(torch.from_numpy(x), 250, first=seed, method="blocked",
+                                    block_size=7, chunk_size=chunk_size)
+            assert order.tolist() == expected
+
+
 def test_pair_filter_bound_is_a_lower_bound_and_tight_on_the_subspace():
     from dropkit.scores.coreset import _pair_filter_features, _principal_basis
 

@@ -235,7 +235,8 @@ class _BlockedGreedy:
     """
 
     POOL_STEP = 64        # candidates refreshed at a time
-    POOL_MAX = 2048       # beyond this many candidates, apply the pending block instead
+    POOL_MAX = 1024       # beyond this many candidates, apply the pending block instead
+    DENSE_FRACTION = 25   # pair filter: a chunk with over 1 / 25 of its pairs left gets the full product
     PROJECTION_DIMS = 32  # principal directions of the lower bounds (features wider than 64)
 
     def __init__(self, x: np.ndarray, sq: np.ndarray, block_size: int, chunk_size: int,
@@ -409,13 +410,14 @@ class _BlockedGreedy:
         threshold *= 0.5
         threshold[applied < 0] = -np.finfo(xt.dtype).max
         xt[:, -1] = threshold
-        centres_t = np.empty((xt.shape[1], k), dtype=xt.dtype)  # [v; -|v|^2 / 2; 1]
-        centres_t[:-2] = xt[pending, :-2].T
-        centres_t[-2], centres_t[-1] = -0.5 * self.sqt[pending], 1.0
-        ct_t = torch.from_numpy(centres_t)
+        centres = np.empty((k, xt.shape[1]), dtype=xt.dtype)  # rows [v, -|v|^2 / 2, 1]
+        centres[:, :-2] = xt[pending, :-2]
+        centres[:, -2], centres[:, -1] = -0.5 * self.sqt[pending], 1.0
+        ct_t = torch.from_numpy(centres).T  # (a transposed operand: a little faster than [p + 3, k])
         xa_t, xt_t = torch.from_numpy(self.xa), torch.from_numpy(xt)
         cx_t = torch.from_numpy(self.pending_x).T
         pending_sq = self.pending_sq
+        neg_half_csq = torch.from_numpy(-0.5 * pending_sq)
         for start in range(0, applied.size, self.chunk_size):
             stop = min(start + self.chunk_size, applied.size)
             size = (stop - start) * k
@@ -425,18 +427,27 @@ class _BlockedGreedy:
             flat = np.flatnonzero(hit)
             if flat.size == 0:
                 continue
+            if self.DENSE_FRACTION * flat.size > size:
+                # many pairs left (the first blocks): the full product of the chunk is cheaper
+                score = torch.addmm(neg_half_csq, xa_t[start:stop], cx_t, out=score)
+                best = self.sqa[start:stop] - 2.0 * score.amax(dim=1).numpy()
+                np.sqrt(np.maximum(best, 0.0, out=best), out=best)
+                closer = np.flatnonzero(best < applied[start:stop])  # never a selected point
+                applied[start + closer] = best[closer]
+                continue
             rows, cols = np.divmod(flat, k)
             counts = np.bincount(rows, minlength=stop - start)
             crow = np.zeros(stop - start + 1, dtype=np.int64)
             np.cumsum(counts, out=crow[1:])
+            base = self.sqa[start + rows]  # becomes |x|^2 + |c|^2 - 2 x.c
+            base += pending_sq[cols]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
                 pairs = torch.sparse_csr_tensor(torch.from_numpy(crow), torch.from_numpy(cols),
-                                                torch.zeros(flat.size, dtype=xa_t.dtype),
-                                                size=(stop - start, k), check_invariants=False)
-                dots = torch.sparse.sampled_addmm(pairs, xa_t[start:stop], cx_t, beta=0.0).values().numpy()
+                                                torch.from_numpy(base), size=(stop - start, k),
+                                                check_invariants=False)
+                d2 = torch.sparse.sampled_addmm(pairs, xa_t[start:stop], cx_t, alpha=-2.0).values().numpy()
             target = np.flatnonzero(counts)  # rows with a pair, in order
-            d2 = self.sqa[start + rows] + pending_sq[cols] - 2.0 * dots
             best = np.minimum.reduceat(d2, crow[target])
             np.sqrt(np.maximum(best, 0.0, out=best), out=best)
             target += start
