@@ -257,6 +257,7 @@ class _BlockedGreedy:
         # product of the two is |y|^2 + |c|^2 - 2 y.c, the squared distance.
         self.pending_aug = np.zeros((block_size, width + 2), dtype=x.dtype)
         self.pending_aug[:, width + 1] = 1.0
+        self.pending_rows = [torch.from_numpy(row) for row in self.pending_aug]  # per-step operands
         self.pending_radius = np.inf                          # smallest pick radius pending
         self.ranked = np.empty(0, dtype=np.int64)            # positions by decreasing bound
         self.ranked_bound = np.empty(0, dtype=x.dtype)       # their bounds at ranking time
@@ -485,7 +486,9 @@ class _BlockedGreedy:
         self.pool_aug[:end] = self.pool_aug[order]
         self.pool_size = end
         self.pool_view, self.tmp_view = self.pool_dist[:end], self.pool_tmp[:end]
-        self.pool_aug_view = self.pool_aug[:end]
+        # torch operands of the per-step product (torch honours torch.set_num_threads; numpy's
+        # BLAS would run its own threads on a product this size)
+        self.pool_aug_t, self.tmp_t = torch.from_numpy(self.pool_aug[:end]), torch.from_numpy(self.tmp_view)
         return True
 
     def next_centre(self) -> tuple[int, float]:
@@ -518,7 +521,7 @@ class _BlockedGreedy:
         if self.pool_size:  # then pos was picked from the pool (next_centre's picked_slot)
             dist, d = self.pool_view, self.tmp_view
             dist[self.picked_slot] = -1.0
-            np.dot(self.pool_aug_view, row, out=d)
+            torch.mv(self.pool_aug_t, self.pending_rows[k], out=self.tmp_t)  # into d
             np.maximum(d, 0.0, out=d)
             np.sqrt(d, out=d)
             np.minimum(dist, d, out=dist)
