@@ -34,7 +34,10 @@ Measured (2026-11-28, full run, one thread).  The 2-core shared dev box column i
 GraNd cache-sized CPU passes and the k-center changes of that day (GraNd: median of three runs
 while the box was shared, so the loop baseline itself varied 2.1-7.3 ms/sample; two later runs
 on the then quiet box gave grand_cnn_speedup 4.0x and 4.3x (0.70 / 0.61 vs 2.8 / 2.6 ms) and
-kcenter_speedup_full_order 2.0x (26.6 vs 54.5 s)); the other two columns predate them:
+kcenter_speedup_full_order 2.0x (26.6 vs 54.5 s)); its k-center rows are one later run
+(``--skip grand``, quiet box: 1-minute load 0.27 at the start, nothing else running) after the
+pair filter, the squared-domain slack and the cheaper per-step pool; the other two columns
+predate all of these:
 
 =============================  =====================  ====================  ======================
 line                           16-core x86, idle      H200 (``--device      2-core shared dev box
@@ -43,18 +46,20 @@ line                           16-core x86, idle      H200 (``--device      2-co
 =============================  =====================  ====================  ======================
 grand_mlp_speedup              92x (0.023 vs 2.1 ms)  153x                  59x (0.039 vs 2.3 ms)
 grand_cnn_speedup              2.3x (1.0 vs 2.3 ms)   61x                   3.4x (0.72 vs 2.4 ms)
-kcenter_speedup_full_order     1.8x (21.8 vs 39.7 s)  1.0x (3.5 vs 3.4 s)   2.2x (30.7 vs 67.2 s)
-kcenter_speedup_10pct_budget   6.9x (3.9 vs 27.1 s)   1.0x                  7.9x (6.4 vs 50.4 s)
-kcenter_memory_ratio           55x (+252 MiB vs       112x                  54x (+254 MiB)
+kcenter_speedup_full_order     1.8x (21.8 vs 39.7 s)  1.0x (3.5 vs 3.4 s)   6.3x (9.7 vs 60.8 s)
+kcenter_speedup_10pct_budget   6.9x (3.9 vs 27.1 s)   1.0x                  20.4x (1.9 vs 39.8 s)
+kcenter_memory_ratio           55x (+252 MiB vs       112x                  58x (+236 MiB)
                                +13.5 GiB)
 =============================  =====================  ====================  ======================
 
-The full greedy order touches every pair once, as the matrix does (half of them, thanks to the
-symmetry and the pruning), so on time it only gains a small factor over a well-written matrix
-implementation; the gain is memory: 13.4 GiB for the matrix at N = 60,000 against a few copies
-of the features.  The small conv net's batched GraNd is bounded by its batched forward and
-backward passes, which cost about 0.6 ms per sample on one CPU thread; on CPU it runs in
-cache-sized passes (about 90 samples for this net), whatever the batch size.
+The full greedy order has to consider every pair once, as the matrix does; on CPU for features
+wider than 64 dropkit rules out ~99.6% of the pairs with a 35-wide product (32 principal
+coordinates, the residual norm, bias and threshold columns) and computes exact 256-wide
+distances for the rest, which is where its time gain comes from; the memory gain is 13.4 GiB for
+the matrix at N = 60,000 against a few copies of the features.  The small conv net's batched
+GraNd is bounded by its batched forward and backward passes, which cost about 0.6 ms per sample
+on one CPU thread; on CPU it runs in cache-sized passes (about 90 samples for this net), whatever
+the batch size.
 """
 
 from __future__ import annotations
