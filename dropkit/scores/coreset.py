@@ -409,13 +409,13 @@ class _BlockedGreedy:
         """
         pending = np.asarray(self.pending)
         applied, xt = self.applied, self.xt
-        # the threshold column; selected points (applied < 0) are never updated
-        threshold = applied * applied
-        threshold += (2.0 * self.slack_t) ** 2
-        threshold -= self.sqt
-        threshold *= 0.5
-        threshold[applied < 0] = -np.finfo(xt.dtype).max
-        xt[:, -1] = threshold
+        # the threshold column -t; selected points (applied < 0) are never updated
+        neg_t = applied * applied
+        neg_t += (2.0 * self.slack_t) ** 2
+        neg_t -= self.sqt
+        neg_t *= 0.5
+        neg_t[applied < 0] = -np.finfo(xt.dtype).max
+        xt[:, -1] = neg_t
         centres = np.empty((k, xt.shape[1]), dtype=xt.dtype)  # rows [v, -|v|^2 / 2, 1]
         centres[:, :-2] = xt[pending, :-2]
         centres[:, -2], centres[:, -1] = -0.5 * self.sqt[pending], 1.0
