@@ -1,7 +1,8 @@
 """The shipped ``default``-profile results (``results/default/``) are complete, carry their
 provenance, and reproduce: a few of the cheapest stored specs are re-run here on the CPU and must
 give exactly the stored per-class recalls, class counts and metrics (CPU determinism with one
-torch thread, as the sweep runs them), including one run with DRoP quotas over groups."""
+torch thread, as the sweep runs them), including one run with DRoP quotas over groups and one
+CoreSet run (its k-center order must keep every stored run's kept set)."""
 
 from __future__ import annotations
 
@@ -119,6 +120,27 @@ def test_a_shipped_group_quota_run_reproduces_exactly(tmp_path):
         fresh = ResultStore(tmp_path, "default").read(spec.cache_key)
         for name in (*REPRODUCED, "group_counts", "query_val_group_recalls", "test_group_recalls",
                      "test_worst_group"):
+            assert fresh[name] == stored[name], f"{spec.label()}: {name} differs"
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+def test_a_shipped_coreset_run_reproduces_exactly(shipped, tmp_path):
+    # CoreSet's greedy k-center order is computed by the pruned, blocked search; rewrites of it may
+    # reorder float near-ties, but must keep every run's kept set, so the stored row reproduces.
+    import torch
+
+    stored = min((r for r in shipped.values() if r["method"] == "coreset" and r["seed"] == 0),
+                 key=lambda r: r["density"])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        spec = RunSpec.from_dict(stored)
+        store = ResultStore(tmp_path, "default")
+        run(spec, store)
+        fresh = store.read(spec.cache_key)
+        for name in REPRODUCED:
             assert fresh[name] == stored[name], f"{spec.label()}: {name} differs"
     finally:
         torch.set_num_threads(threads)
