@@ -62,16 +62,6 @@ MEDIAN_ROWS = 8192      # rows sampled for the shift of the features
 COVARIANCE_ROWS = 16384  # rows sampled for the principal directions of the pair filter
 
 
-def _distances(rows: torch.Tensor, rows_sq: torch.Tensor, centres: torch.Tensor,
-               centres_sq: torch.Tensor) -> torch.Tensor:
-    """Euclidean distances ``[R, C]`` between ``rows [R, F]`` and ``centres [C, F]``.
-
-    ``rows_sq`` / ``centres_sq`` are the squared norms ``[R]`` / ``[C]``.
-    """
-    d2 = torch.addmm(rows_sq[:, None] + centres_sq[None, :], rows, centres.T, alpha=-2.0)
-    return d2.clamp_min_(0.0).sqrt_()
-
-
 def _prepare(features, n_select, first, chunk_size, block_size, method):
     x = torch.as_tensor(features)
     if x.ndim != 2:
@@ -178,7 +168,8 @@ def _k_center_dense(x, sq, n_select, first, *, graph: bool = True):
 
 def _np_distances(rows: np.ndarray, rows_sq: np.ndarray, centres: np.ndarray,
                   centres_sq: np.ndarray) -> np.ndarray:
-    """numpy twin of :func:`_distances` for the small per-step products (less call overhead).
+    """Euclidean distances ``[R, C]`` between ``rows [R, F]`` and ``centres [C, F]`` (squared norms
+    ``rows_sq [R]``, ``centres_sq [C]``), as numpy arrays.
 
     The product itself goes through torch, which honours ``torch.set_num_threads`` (numpy's
     BLAS would spin up its own thread pool next to torch's).
@@ -232,6 +223,27 @@ def _pair_filter_features(x: np.ndarray, basis: np.ndarray, chunk: int = 8192):
     return out, (rounded * rounded).sum(dim=1).numpy().astype(x.dtype)
 
 
+def _nearest_distances(rows: torch.Tensor, rows_sq: np.ndarray, centres_t: torch.Tensor,
+                       neg_half_csq: torch.Tensor, out: torch.Tensor | None = None):
+    """Distance of each row to its nearest centre, by one product and a row max.
+
+    The nearest centre ``c`` of ``x`` maximises ``x.c - |c|^2 / 2``, and then
+    ``d^2 = |x|^2 - 2 (x.c - |c|^2 / 2)``. ``rows [R, F]``, ``rows_sq [R]``, ``centres_t [F, k]``
+    (the centres transposed), ``neg_half_csq [k]`` (``-|c|^2 / 2``). Returns the scores
+    ``[R, k]`` (written into ``out`` if given) and the distances ``[R]`` (numpy).
+    """
+    score = torch.addmm(neg_half_csq, rows, centres_t, out=out)
+    best = rows_sq - 2.0 * score.amax(dim=1).numpy()
+    np.sqrt(np.maximum(best, 0.0, out=best), out=best)
+    return score, best
+
+
+def _rounding_slack(dtype, max_sq: float) -> float:
+    """A few times the rounding error of a distance computed as ``sqrt(|x|^2 + |c|^2 - 2 x.c)``
+    in ``dtype`` when squared norms reach ``max_sq``."""
+    return 8.0 * float(np.sqrt(np.finfo(dtype).eps * max(max_sq, 1e-30)))
+
+
 class _BlockedGreedy:
     """State of the blocked greedy over the not-yet-selected ("working") points.
 
@@ -264,13 +276,13 @@ class _BlockedGreedy:
         self.bound_rest = np.inf                              # bound of every point not ranked
         # Absolute slack of the triangle-inequality test: a few times the rounding error of a
         # distance computed as sqrt(|x|^2 + |c|^2 - 2 x.c).
-        self.slack = 8.0 * float(np.sqrt(np.finfo(x.dtype).eps * max(float(sq.max(initial=0)), 1e-30)))
+        self.slack = _rounding_slack(x.dtype, float(sq.max(initial=0)))
         self.filtered = width > 2 * self.PROJECTION_DIMS
         if self.filtered:
             # Per-(point, pending centre) lower bounds for the block update (see _apply_filtered).
             features, self.sqt = _pair_filter_features(x, _principal_basis(x, self.PROJECTION_DIMS, dtype=np.float64))
-            self.slack_t = 8.0 * float(np.sqrt(np.finfo(x.dtype).eps * max(
-                float(sq.max(initial=0)), float(self.sqt.max(initial=0)), 1e-30)))
+            self.slack_t = _rounding_slack(x.dtype, max(float(sq.max(initial=0)),
+                                                        float(self.sqt.max(initial=0))))
             # Rows [u, 1, -t]: the filter features u, then a column for the bias of the pending
             # centres and one for each point's threshold t (rewritten before every block update),
             # so that one matrix product gives u.v - |v|^2 / 2 - t.
@@ -333,11 +345,8 @@ class _BlockedGreedy:
             self.pending_x = np.ascontiguousarray(self.pending_aug[:k, :width])
             self.pending_sq = self.pending_aug[:k, width].copy()
             cand = None if self.filtered and m else self._candidates(k)
-            # The nearest pending centre c of x maximises x.c - |c|^2 / 2, and then
-            # d^2 = |x|^2 - 2 (x.c - |c|^2 / 2): one product with a broadcast bias and a row max
-            # over the [rows, k] block (the values only; the arg max is found again for the few
-            # rows that get closer); the subtraction, clamp and sqrt run on one value per row.
-            # Chunks are contiguous ranges of working points (views, no gather) unless fewer than
+            # Distances to the nearest pending centre by _nearest_distances (the row max only;
+            # the arg max is found again for the few rows that get closer). Chunks are contiguous ranges of working points (views, no gather) unless fewer than
             # half of a range are candidates.
             cx_t = torch.from_numpy(self.pending_x).T
             neg_half_csq = torch.from_numpy(-0.5 * self.pending_sq)
@@ -358,9 +367,7 @@ class _BlockedGreedy:
                     features, inside = torch.from_numpy(self.xa[rows]), None
                 else:
                     rows, features = slice(start, stop), xa[start:stop]
-                score = torch.addmm(neg_half_csq, features, cx_t)
-                best = self.sqa[rows] - 2.0 * score.amax(dim=1).numpy()
-                np.sqrt(np.maximum(best, 0.0, out=best), out=best)
+                score, best = _nearest_distances(features, self.sqa[rows], cx_t, neg_half_csq)
                 closer = best < self.applied[rows]
                 if inside is not None:
                     closer &= inside
@@ -435,9 +442,8 @@ class _BlockedGreedy:
                 continue
             if self.DENSE_FRACTION * flat.size > size:
                 # many pairs left (the first blocks): the full product of the chunk is cheaper
-                score = torch.addmm(neg_half_csq, xa_t[start:stop], cx_t, out=score)
-                best = self.sqa[start:stop] - 2.0 * score.amax(dim=1).numpy()
-                np.sqrt(np.maximum(best, 0.0, out=best), out=best)
+                _, best = _nearest_distances(xa_t[start:stop], self.sqa[start:stop], cx_t, neg_half_csq,
+                                             out=score)
                 closer = np.flatnonzero(best < applied[start:stop])  # never a selected point
                 applied[start + closer] = best[closer]
                 continue
