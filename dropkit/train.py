@@ -114,6 +114,19 @@ class TrainConfig:
                              "manages its own graphs (mode='reduce-overhead'); choose one")
 
 
+def is_cuda(device: str | torch.device) -> bool:
+    """Whether ``device`` ("cpu", "cuda", "cuda:1", a ``torch.device``) is a CUDA device: the one
+    place dropkit decides whether a run is a CUDA run."""
+    return torch.device(device).type == "cuda"
+
+
+def default_cuda_graphs(device: str | torch.device, compile: bool = False) -> bool:
+    """``TrainConfig.cuda_graphs`` of the runner's trainings and of ``python -m dropkit.train``
+    when not given: on for a CUDA device (the same arithmetic with less launch overhead, so it is
+    part of no run's identity), off on the CPU and with ``compile`` (which excludes it)."""
+    return is_cuda(device) and not compile
+
+
 @dataclass
 class TrainResult:
     """Outcome of :func:`train`.
@@ -345,7 +358,7 @@ class _StreamingTrainSet:
     def batches(self, order: torch.Tensor, bounds: list[tuple[int, int]]):
         positions = [order[start:stop].tolist() for start, stop in bounds]
         loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=positions, num_workers=self.workers,
-                                             pin_memory=self.device.type == "cuda")
+                                             pin_memory=is_cuda(self.device))
         for batch_positions, (x, y) in zip(positions, loader):
             yield (torch.as_tensor(batch_positions, device=self.device),
                    x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True))
@@ -361,7 +374,7 @@ def _eval_batches(data, split: str, device: torch.device, workers: int,
             on_device[split] = x.to(device)
         return _tensor_batches(on_device[split], EVAL_BATCH_SIZE)
     loader = torch.utils.data.DataLoader(getattr(data, split), batch_size=EVAL_BATCH_SIZE, num_workers=workers,
-                                         pin_memory=device.type == "cuda")
+                                         pin_memory=is_cuda(device))
     return (images for images, _ in loader)
 
 
@@ -441,7 +454,7 @@ class _GraphedStep:
         else:
             for buffer, value in zip(self.static, (positions, xb, yb)):
                 buffer.copy_(value)
-        if self.step.device.type != "cuda":
+        if not is_cuda(self.step.device):
             self.step(*self.static)
         elif self.warm_steps < self.WARMUP:
             self._side_stream_step()
@@ -501,8 +514,7 @@ def train(data: "DataSplits", model: str | nn.Module, config: TrainConfig = Trai
     for the fixed batch shape) is on for the run, unless ``torch.backends.cudnn.deterministic``
     is set; the global flag is restored afterwards.
     """
-    autotune = config.cuda_graphs and torch.device(config.device).type == "cuda" \
-        and not torch.backends.cudnn.deterministic
+    autotune = config.cuda_graphs and is_cuda(config.device) and not torch.backends.cudnn.deterministic
     previous = torch.backends.cudnn.benchmark
     torch.backends.cudnn.benchmark = previous or autotune
     try:
@@ -668,7 +680,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         batch_size=args.batch_size, drop_epochs=_parse_drop_epochs(args.drop_epochs, args.epochs),
         drop_factor=args.drop_factor, augment=args.augment, cdbw=args.cdbw, seed=args.seed,
         device=args.device, channels_last=args.channels_last, bf16=args.bf16, compile=args.compile,
-        cuda_graphs=(torch.device(args.device).type == "cuda" and not args.compile
+        cuda_graphs=(default_cuda_graphs(args.device, args.compile)
                      if args.cuda_graphs is None else args.cuda_graphs),
     )
     indices = None
