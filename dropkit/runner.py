@@ -57,20 +57,19 @@ def load_data(spec: RunSpec, data_root: str | os.PathLike | None):
 
 def _train_config(spec: RunSpec, *, epochs: int, drop_epochs: tuple[int, ...], seed: int,
                   augment: bool, cdbw: bool, **extra):
-    from dropkit.train import TrainConfig
+    """The ``dropkit.train.TrainConfig`` of one of the spec's trainings (query or final).
+
+    CUDA runs replay their training steps as CUDA graphs (:func:`dropkit.train.default_cuda_graphs`):
+    the same arithmetic with less launch overhead, so it is not part of the spec or its keys.
+    """
+    from dropkit.train import TrainConfig, default_cuda_graphs
 
     return TrainConfig(
         epochs=epochs, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay,
         batch_size=spec.batch_size, drop_epochs=drop_epochs, drop_factor=spec.drop_factor,
         augment=augment, cdbw=cdbw, seed=seed, device=spec.device, bf16=spec.bf16,
-        channels_last=spec.channels_last, cuda_graphs=_on_cuda(spec), **extra,
+        channels_last=spec.channels_last, cuda_graphs=default_cuda_graphs(spec.device), **extra,
     )
-
-
-def _on_cuda(spec: RunSpec) -> bool:
-    """CUDA runs replay their training steps as CUDA graphs (``TrainConfig.cuda_graphs``): the same
-    arithmetic with less launch overhead, so it is not part of the spec or its keys."""
-    return spec.device.startswith("cuda")
 
 
 def _model_for(spec: RunSpec, data, seed: int):
@@ -92,18 +91,13 @@ def _query_config(spec: RunSpec):
     Short runs (EL2N, GraNd, DRoP recalls): ``query_epochs`` each, ``query_seeds`` of them; full
     runs (Forgetting, Dynamic Uncertainty, CoreSet, SSP): ``epochs`` with the final model's
     schedule. Same optimiser as the final model, never augmented (Appendix A), CDB-W if
-    ``query_cdbw``.
+    ``query_cdbw``; seeds from :func:`dropkit.spec.query_seed`.
     """
     from dropkit.scores import QueryConfig
 
-    return QueryConfig(
-        epochs=spec.query_epochs, full_epochs=spec.epochs, num_seeds=spec.query_seeds,
-        seed=query_seed(spec), lr=spec.lr, momentum=spec.momentum,
-        weight_decay=spec.weight_decay, batch_size=spec.batch_size,
-        drop_epochs=spec.drop_epochs, drop_factor=spec.drop_factor, augment=False,
-        cdbw=spec.query_cdbw, device=spec.device, bf16=spec.bf16,
-        channels_last=spec.channels_last, cuda_graphs=_on_cuda(spec),
-    )
+    training = _train_config(spec, epochs=spec.query_epochs, drop_epochs=spec.drop_epochs,
+                             seed=query_seed(spec), augment=False, cdbw=spec.query_cdbw)
+    return QueryConfig(training, full_epochs=spec.epochs, num_seeds=spec.query_seeds)
 
 
 def query_outputs(spec: RunSpec, data, store: ResultStore | None = None, *,
@@ -183,7 +177,9 @@ def git_revision() -> str | None:
 def _device_name(device: str) -> str:
     import torch
 
-    if device.startswith("cuda") and torch.cuda.is_available():
+    from dropkit.train import is_cuda
+
+    if is_cuda(device) and torch.cuda.is_available():
         return torch.cuda.get_device_name(torch.device(device))
     return platform.processor() or platform.machine() or device
 
