@@ -199,9 +199,11 @@ def run(spec: RunSpec, store: ResultStore | None = None, *,
     final epoch), ``test_accuracy``/``test_worst_class``/``test_gap``/``test_std`` (and ``val_``
     versions, see :func:`dropkit.metrics.robustness_summary`), for group data
     ``test_group_recalls``, ``test_worst_group``…, ``group_counts`` ([G] kept per group) and
-    ``query_val_group_recalls`` ([G], runs with a query model), ``final_epochs``, ``seconds`` (wall time of
-    the whole run, s), ``train_seconds``, ``device_name``, ``dropkit_version``, ``torch_version``,
-    ``numpy_version``, ``python_version``, ``git_revision``, ``finished_at`` (UTC ISO time).
+    ``query_val_group_recalls`` ([G], runs with a query model), ``final_epochs``, ``seconds`` (wall
+    time of the whole run, s), ``train_seconds``, ``device_name``, ``cpu_capability`` (the CPU
+    kernels torch used, e.g. ``"AVX2"``: other kernels may round sums differently),
+    ``dropkit_version``, ``torch_version``, ``numpy_version``, ``python_version``,
+    ``git_revision``, ``finished_at`` (UTC ISO time).
     """
     if not isinstance(spec, RunSpec):
         raise ValueError(f"spec must be a RunSpec, got {type(spec).__name__}")
@@ -263,6 +265,7 @@ def run(spec: RunSpec, store: ResultStore | None = None, *,
         seconds=time.perf_counter() - started,
         train_seconds=float(result.seconds),
         device_name=_device_name(spec.device),
+        cpu_capability=torch.backends.cpu.get_cpu_capability(),
         dropkit_version=__version__,
         torch_version=torch.__version__,
         numpy_version=np.__version__,
