@@ -26,7 +26,7 @@ from pathlib import Path
 
 from dropkit.profiles import check_profile
 
-#: Chapter notebook name -> ids of the paper figures it must publish (see dropkit.plots.show_figure).
+#: Chapter notebook name -> ids of the paper figures it must publish (see dropkit.publish.publish_figure).
 CHAPTERS: dict[str, tuple[str, ...]] = {
     "01_theory": ("3", "4a", "4b"),
     "02_bias_benchmark": ("1", "2", "10", "13", "14"),

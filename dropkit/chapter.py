@@ -25,7 +25,7 @@ class ChapterResults:
     """What :func:`chapter_results` returns.
 
     frame: one row per run spec of the chapter, in spec order, with the ``label`` and ``color``
-        columns of :func:`dropkit.plots.labelled`.
+        columns of :func:`dropkit.curves.labelled`.
     specs: the chapter's :class:`dropkit.experiment.RunSpec` s.
     profile: the :class:`dropkit.profiles.Profile` they come from.
     lines: what happened, in sentences (runs read vs computed, provenance, notes the runs
@@ -84,7 +84,7 @@ def chapter_results(profile: str | Profile, experiment: str, *, dataset: str | N
         no row, and :class:`dropkit.experiment.SweepError` when a run failed (finished rows stay
         stored, so calling again resumes).
     """
-    from dropkit import claims, plots
+    from dropkit import claims, curves
     from dropkit.experiment import results_frame, sweep
     from dropkit.store import ResultStore
 
@@ -115,7 +115,7 @@ def chapter_results(profile: str | Profile, experiment: str, *, dataset: str | N
     if len(frame) != len(specs):
         raise RuntimeError(f"{len(specs) - len(frame)} of {len(specs)} runs have no stored row "
                            f"in {store.path}")
-    frame = plots.labelled(frame)
+    frame = curves.labelled(frame)
     lines = [f"{len(specs)} runs: {stored_before} read from {store.path}, {report.ran} computed "
              f"now ({report.seconds:.0f} s).", claims.provenance_sentence(frame)]
     lines += [f"Note from the runs: {note}" for note in sorted({str(w.message) for w in caught})]
