@@ -356,3 +356,44 @@ def plot_class_profile(frame, label: str, densities=None, *, panel_size=(4.6, 3.
     return fig
 
 
+
+
+# --------------------------------------------------------------------------- theory chapter
+
+#: Colours of the two classes of the Gaussian mixture (seaborn ``pastel``: no curve uses them).
+CLASS_COLORS = ("#a1c9f4", "#ffb482")
+
+
+def draw_pruned_histograms(ax, simulation, mixture, title: str) -> None:
+    """The pruned datasets of a :func:`dropkit.theory.simulate_pruning` run (paper Figures 3, 4b):
+    each class's histogram averaged per dataset, the average-optimal threshold :math:`t^*(1)`
+    (dashed), the worst-class optimal :math:`\\hat t` (dotted), the mean ERM :math:`\\overline T`
+    (solid) and the ERM of each pruned dataset (ticks); the title gives the kept class sizes and
+    the class risks of :math:`\\overline T`."""
+    from dropkit.theory import average_optimal_threshold, class_risks, worst_class_optimal_threshold
+
+    params = mixture.params
+    t_star = average_optimal_threshold(*params, 1.0)
+    t_hat = worst_class_optimal_threshold(*params)
+    bins = np.linspace(-3.0, 4.0, 57)
+    weight = 1.0 / len(simulation.kept_x)
+    x = np.concatenate(simulation.kept_x)
+    y = np.concatenate(simulation.kept_y)
+    for label, color in enumerate(CLASS_COLORS):
+        ax.hist(x[y == label], bins=bins, weights=np.full(np.sum(y == label), weight), alpha=0.8,
+                color=color, label=f"class {label}")
+    ax.axvline(t_star, color="black", linestyle="--", label=f"$t^*(1)$ = {t_star:.2f}")
+    ax.axvline(t_hat, color="black", linestyle=":", linewidth=2, label=f"$\\hat t$ = {t_hat:.2f}")
+    ax.axvline(simulation.mean_threshold, color="black",
+               label=f"$\\overline{{T}}$ = {simulation.mean_threshold:.2f}")
+    finite = simulation.thresholds[np.isfinite(simulation.thresholds)]
+    ax.vlines(finite, 0, 0.08, transform=ax.get_xaxis_transform(), color="0.3", linewidth=1.5,
+              label="$T(D_i')$ per dataset")
+    r0, r1 = class_risks(simulation.mean_threshold, *params)
+    kept = simulation.kept_sizes.mean(axis=0)
+    ax.set_title(f"{title}\nkept {kept[0]:.0f} / {kept[1]:.0f};  "
+                 f"$R_0(\\overline{{T}})$ = {100 * r0:.1f}%, $R_1(\\overline{{T}})$ = {100 * r1:.1f}%")
+    ax.set_xlabel("$x$")
+    ax.set_ylabel("points per dataset per bin")
+    ax.set_xlim(bins[0], bins[-1])
+    ax.legend(fontsize="small", loc="upper right")

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import io
 
-import numpy as np
-
 #: Pixels per inch of the displayed figure (the PNG holds ``DPI / CSS_DPI`` times more).
 CSS_DPI = 100
 DPI = 150
@@ -60,14 +58,18 @@ def publish_figure(name: str, fig) -> None:
     glue(name, Image(data=png, format="png", width=int(round(width * CSS_DPI / DPI))), display=False)
 
 
-def markdown_table(table, title: str, *, decimals: int = 1) -> str:
+def markdown_table(table, title: str, *, decimals: int = 2) -> str:
     """A pandas table as a MyST ``{table}`` directive titled ``title`` (numbered by Sphinx),
-    floats rounded to ``decimals``, the index as the first column."""
-    shown = table.copy()
+    floats rounded to ``decimals``, the index levels as the first columns (none for a plain
+    0..n-1 index)."""
+    import pandas as pd
+
+    plain = isinstance(table.index, pd.RangeIndex)
+    shown = table.copy() if plain else table.reset_index()
     for column in shown.columns:
-        if np.issubdtype(shown[column].dtype, np.floating):
+        if pd.api.types.is_float_dtype(shown[column].dtype):
             shown[column] = shown[column].map(lambda v: "" if v != v else f"{v:.{decimals}f}")
-    body = shown.to_markdown()
+    body = shown.to_markdown(index=False, disable_numparse=True)
     return f"```{{table}} {title}\n{body}\n```"
 
 

@@ -70,7 +70,7 @@ def test_markdown_table_is_a_titled_myst_table():
                          index=pd.Index(["Random", "EL2N"], name="curve"))
     text = publish.markdown_table(table, "At $d = 0.5$")
     assert text.startswith("```{table} At $d = 0.5$\n") and text.endswith("\n```")
-    assert "| Random" in text and "91.2" in text and "91.23" not in text
+    assert "| Random" in text and "91.23" in text and "91.234" not in text
 
 
 # --------------------------------------------------------------------------- names and colours
