@@ -60,16 +60,18 @@ def publish_figure(name: str, fig) -> None:
 
 def markdown_table(table, title: str, *, decimals: int = 2) -> str:
     """A pandas table as a MyST ``{table}`` directive titled ``title`` (numbered by Sphinx),
-    floats rounded to ``decimals``, the index levels as the first columns (none for a plain
-    0..n-1 index)."""
+    floats rounded to ``decimals`` and numbers right-aligned, the index levels as the first
+    columns (none for a plain 0..n-1 index)."""
     import pandas as pd
 
     plain = isinstance(table.index, pd.RangeIndex)
     shown = table.copy() if plain else table.reset_index()
+    numeric = [pd.api.types.is_numeric_dtype(shown[column].dtype) for column in shown.columns]
     for column in shown.columns:
         if pd.api.types.is_float_dtype(shown[column].dtype):
             shown[column] = shown[column].map(lambda v: "" if v != v else f"{v:.{decimals}f}")
-    body = shown.to_markdown(index=False, disable_numparse=True)
+    body = shown.to_markdown(index=False, disable_numparse=True,
+                             colalign=["right" if n else "left" for n in numeric])
     return f"```{{table}} {title}\n{body}\n```"
 
 

@@ -143,6 +143,7 @@ publish.publish_figure("paper-figure-3", fig)
 # %% [markdown]
 # ```{glue:figure} paper-figure-3
 # :name: paper-figure-3
+# :alt: Reproduction of paper Figure 3
 #
 # The Gaussian mixture pruned by three procedures: per-dataset histograms of the two classes, the
 # optimal thresholds $t^*(1)$ (dashed) and $\hat t$ (dotted), the mean ERM $\overline T$ (solid)
@@ -194,6 +195,7 @@ publish.show_markdown(f"{int(valid.sum())} of {n_draws} draws satisfy Appendix B
 # %% [markdown]
 # ```{glue:figure} paper-figure-4a
 # :name: paper-figure-4a
+# :alt: Reproduction of paper Figure 4a
 #
 # DRoP's error-based class-density ratio $R_0[t^*]/R_1[t^*]$ against the worst-class optimal
 # ratio of Eq. 5 for random mixtures with $\sigma_0 < \sigma_1$; colour: $\log_{10}(\sigma_1/\sigma_0)$,
@@ -226,6 +228,7 @@ publish.publish_figure("paper-figure-4b", fig)
 # %% [markdown]
 # ```{glue:figure} paper-figure-4b
 # :name: paper-figure-4b
+# :alt: Reproduction of paper Figure 4b
 #
 # Random pruning within classes with DRoP's quotas (recalls $1 - R_k[t^*(N_0/N_1)]$) on the mixture
 # of {numref}`paper-figure-3`, one panel per density; lines as in {numref}`paper-figure-3`

@@ -79,6 +79,7 @@ publish.publish_figure("paper-figure-1", fig)
 # %% [markdown]
 # ```{glue:figure} paper-figure-1
 # :name: paper-figure-1
+# :alt: Reproduction of paper Figure 1
 #
 # Average test accuracy against density $d$ and against worst-class accuracy, one curve per
 # pruning method; lines are means over seeds, bands span the seeds, the dashed line and the star
@@ -95,6 +96,7 @@ publish.publish_figure("paper-figure-10", fig)
 # %% [markdown]
 # ```{glue:figure} paper-figure-10
 # :name: paper-figure-10
+# :alt: Reproduction of paper Figure 10
 #
 # Average accuracy, worst-class accuracy $\min_k r_k$, gap $\max_k r_k - \min_k r_k$ and standard
 # deviation of the class accuracies against density $d$, one curve per pruning method; bands span
@@ -117,6 +119,7 @@ publish.publish_figure("paper-figure-2", fig)
 # %% [markdown]
 # ```{glue:figure} paper-figure-2
 # :name: paper-figure-2
+# :alt: Reproduction of paper Figure 2
 #
 # Dynamic Uncertainty: sorted class densities $d_k$ at each density, and full-dataset class
 # accuracy against $d_k$ with the correlation across classes averaged over densities; class
@@ -133,6 +136,7 @@ publish.publish_figure("paper-figure-13", fig)
 # %% [markdown]
 # ```{glue:figure} paper-figure-13
 # :name: paper-figure-13
+# :alt: Reproduction of paper Figure 13
 #
 # Full-dataset class accuracy against the class density $d_k$ each method keeps, one colour per
 # dataset density; panel titles give the correlation across classes averaged over densities
@@ -149,6 +153,7 @@ publish.publish_figure("paper-figure-14", fig)
 # %% [markdown]
 # ```{glue:figure} paper-figure-14
 # :name: paper-figure-14
+# :alt: Reproduction of paper Figure 14
 #
 # Sorted class densities $d_k$ of the training set each method keeps, at each dataset density
 # (dotted: the uniform density $d$), with the minimum samples per class at the lowest density

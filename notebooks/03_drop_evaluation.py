@@ -96,6 +96,7 @@ publish.publish_figure("paper-figure-5", fig)
 # %% [markdown]
 # ```{glue:figure} paper-figure-5
 # :name: paper-figure-5
+# :alt: Reproduction of paper Figure 5
 #
 # Average and worst-class accuracy against density $d$, and average against worst-class accuracy,
 # for each Strategy with Random+StrategyQ, Strategy+DRoP, Random+DRoP and Random; bands span the
@@ -118,6 +119,7 @@ publish.publish_figure("paper-figure-6", fig)
 # %% [markdown]
 # ```{glue:figure} paper-figure-6
 # :name: paper-figure-6
+# :alt: Reproduction of paper Figure 6
 #
 # Random+DRoP: sorted class densities $d_k$ at each density, and full-dataset class accuracy
 # against $d_k$ with the correlation across classes averaged over densities; quotas from the
@@ -135,6 +137,7 @@ publish.publish_figure("paper-figure-11", fig)
 # %% [markdown]
 # ```{glue:figure} paper-figure-11
 # :name: paper-figure-11
+# :alt: Reproduction of paper Figure 11
 #
 # Worst-class accuracy, gap $\max_k r_k - \min_k r_k$ and standard deviation of the class
 # accuracies against density $d$ for each Strategy and the protocols of {numref}`paper-figure-5`
@@ -156,6 +159,7 @@ publish.publish_figure("paper-figure-12", fig)
 # %% [markdown]
 # ```{glue:figure} paper-figure-12
 # :name: paper-figure-12
+# :alt: Reproduction of paper Figure 12
 #
 # Average accuracy, worst-class accuracy, gap and standard deviation of the class accuracies
 # against density $d$ for one Strategy (named above the panels) and its protocols (paper

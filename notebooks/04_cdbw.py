@@ -91,6 +91,7 @@ publish.publish_figure("paper-figure-7", fig)
 # %% [markdown]
 # ```{glue:figure} paper-figure-7
 # :name: paper-figure-7
+# :alt: Reproduction of paper Figure 7
 #
 # Average accuracy, worst-class accuracy, gap and standard deviation of the class accuracies
 # against density $d$ for the DRoP and CDB-W protocols; bands span the seeds, dashed black: the

@@ -86,6 +86,7 @@ publish.publish_figure("paper-figure-8", fig)
 # %% [markdown]
 # ```{glue:figure} paper-figure-8
 # :name: paper-figure-8
+# :alt: Reproduction of paper Figure 8
 #
 # Average accuracy, worst-class accuracy, gap and standard deviation of the class accuracies
 # against density $d$ for Random+DRoP (Algorithm 1), Random+DRoP with the authors' counts rule

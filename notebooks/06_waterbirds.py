@@ -98,6 +98,7 @@ publish.publish_figure("paper-figure-9", fig)
 # %% [markdown]
 # ```{glue:figure} paper-figure-9
 # :name: paper-figure-9
+# :alt: Reproduction of paper Figure 9
 #
 # Average accuracy, worst-group accuracy, gap and standard deviation of the group accuracies
 # (groups = label $\times$ cue) and worst-class accuracy against density $d$, for DRoP with quotas

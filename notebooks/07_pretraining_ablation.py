@@ -75,6 +75,7 @@ publish.publish_figure("paper-figure-15", fig)
 # %% [markdown]
 # ```{glue:figure} paper-figure-15
 # :name: paper-figure-15
+# :alt: Reproduction of paper Figure 15
 #
 # Average and worst-class test accuracy of Random+DRoP against the training length of the query
 # models that give DRoP its class recalls, one line per density $d$; bands span the seeds, dashed

@@ -418,3 +418,17 @@ def test_query_length_curves_one_line_per_density():
     plt.close(fig)
     with pytest.raises(ValueError, match="no pruned runs"):
         plots.plot_query_length_curves(frame[frame["protocol"] == "none"])
+
+
+def test_result_figures_show_at_most_two_panels_side_by_side(frame):
+    """Two panels fill the book's text column at a readable size; four metrics become 2 x 2."""
+    for fig in (plots.plot_density_curves(frame, tuple(curves.METRICS), tradeoff=True),
+                plots.plot_sorted_class_densities(frame, ["Random", "EL2N"]),
+                plots.plot_class_profile(frame, "EL2N")):
+        assert publish.panel_columns(fig) <= plots.MAX_COLUMNS
+        plt.close(fig)
+    fig = plots.plot_density_curves(frame, tuple(curves.METRICS))
+    assert publish.panel_columns(fig) == 2 and len(fig.axes) == 4
+    assert all("%" in ax.yaxis.get_major_formatter()(0.5, 0) for ax in fig.axes)
+    assert {ax.get_xlabel() for ax in fig.axes} == {plots.DENSITY_AXIS}
+    plt.close(fig)
