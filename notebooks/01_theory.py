@@ -222,7 +222,8 @@ figure4b = {
 fig, axes = plt.subplots(len(densities), 1, figsize=(9, 3.7 * len(densities)), sharex=True, squeeze=False,
                          layout="constrained")
 for ax, (density, simulation) in zip(axes[:, 0], figure4b.items()):
-    plots.draw_pruned_histograms(ax, simulation, mixture, f"Random with DRoP quotas, $d$ = {100 * density:.0f}%")
+    title = f"Random with DRoP quotas, $d$ = {100 * density:.0f}%"
+    plots.draw_pruned_histograms(ax, simulation, mixture, title)
 publish.publish_figure("paper-figure-4b", fig)
 
 # %% [markdown]

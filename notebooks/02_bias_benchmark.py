@@ -48,7 +48,7 @@ workers = None  # None: the profile's local worker processes, limited by the CPU
 data_root = None  # None: the datasets' default locations ($DROPKIT_DATA, system directories)
 reference = 0.5  # the density of the "what we see" table (the closest density present is used)
 
-# %%
+# %% tags=["remove-stderr"]
 from dropkit import claims, curves, plots, publish, tables
 from dropkit.chapter import chapter_results, check_reference, setting_paragraph
 
@@ -73,7 +73,8 @@ publish.show_markdown(setting_paragraph(results, EXPERIMENT, dataset=dataset, mo
 # axes, a third panel zooms on the points near the full dataset.
 
 # %%
-fig = plots.plot_density_curves(frame, ("test_accuracy",), tradeoff=True, labels=CURVES)
+fig = plots.plot_density_curves(frame, ("test_accuracy",), tradeoff=True,
+                                labels=CURVES)
 publish.publish_figure("paper-figure-1", fig)
 
 # %% [markdown]

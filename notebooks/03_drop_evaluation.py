@@ -67,7 +67,7 @@ if strategy is not None:  # the Strategy is not part of a run's spec: the same r
     settings = dataclasses.replace(
         settings, setups=tuple(dataclasses.replace(s, strategies=(strategy,)) for s in settings.setups))
 
-# %%
+# %% tags=["remove-stderr"]
 curves.use_book_theme()
 results = chapter_results(settings, EXPERIMENT, dataset=dataset, model=model, densities=densities,
                           seeds=seeds, device=device, results_dir=results_dir, workers=workers,
@@ -89,8 +89,8 @@ publish.show_markdown(setting_paragraph(results, EXPERIMENT, dataset=dataset, mo
 # against worst-class accuracy, one point per density (larger markers for larger densities).
 
 # %%
-fig = plots.plot_density_curves(panels, ("test_accuracy", "test_worst_class"), tradeoff=True, row="panel",
-                                labels=CURVES)
+fig = plots.plot_density_curves(panels, ("test_accuracy", "test_worst_class"),
+                                tradeoff=True, row="panel", labels=CURVES)
 publish.publish_figure("paper-figure-5", fig)
 
 # %% [markdown]
@@ -130,8 +130,8 @@ publish.publish_figure("paper-figure-6", fig)
 # ## Other measures of class robustness (Figure 11)
 
 # %%
-fig = plots.plot_density_curves(panels, ("test_worst_class", "test_gap", "test_std"), row="panel",
-                                labels=CURVES)
+fig = plots.plot_density_curves(panels, ("test_worst_class", "test_gap", "test_std"),
+                                row="panel", labels=CURVES)
 publish.publish_figure("paper-figure-11", fig)
 
 # %% [markdown]
@@ -152,8 +152,8 @@ publish.publish_figure("paper-figure-11", fig)
 
 # %%
 shown = "el2n" if "el2n" in used else used[0]
-fig = plots.plot_density_curves(panels[panels["strategy"] == shown], tuple(curves.METRICS), row="panel",
-                                labels=CURVES)
+fig = plots.plot_density_curves(panels[panels["strategy"] == shown], tuple(curves.METRICS),
+                                row="panel", labels=CURVES)
 publish.publish_figure("paper-figure-12", fig)
 
 # %% [markdown]

@@ -48,7 +48,7 @@ workers = None  # None: the profile's local worker processes, limited by the CPU
 data_root = None  # None: the datasets' default locations ($DROPKIT_DATA, system directories)
 reference = 0.5  # the density of the "what we see" table (the closest density present is used)
 
-# %%
+# %% tags=["remove-stderr"]
 from dropkit import claims, curves, plots, publish, tables
 from dropkit.chapter import chapter_results, check_reference, setting_paragraph
 

@@ -47,7 +47,7 @@ workers = None  # None: the profile's local worker processes, limited by the CPU
 data_root = None  # None: the datasets' default locations ($DROPKIT_DATA, system directories)
 reference = 0.5  # the density of the "what we see" table (the closest density present is used)
 
-# %%
+# %% tags=["remove-stderr"]
 import numpy as np
 import pandas as pd
 
@@ -80,7 +80,8 @@ publish.show_markdown(setting_paragraph(results, EXPERIMENT, dataset=dataset, mo
 # One block per imbalance factor.
 
 # %%
-fig = plots.plot_density_curves(frame, tuple(curves.METRICS), row="panel", labels=CURVES)
+fig = plots.plot_density_curves(frame, tuple(curves.METRICS), row="panel",
+                                labels=CURVES)
 publish.publish_figure("paper-figure-8", fig)
 
 # %% [markdown]

@@ -59,7 +59,7 @@ data_root = None  # None: the datasets' default locations ($DROPKIT_DATA, system
 reference = 0.5  # the density of the "what we see" table (the closest density present is used)
 pretrained_path = None  # paper profile only: a local ImageNet ResNet-50 state_dict file
 
-# %%
+# %% tags=["remove-stderr"]
 import numpy as np
 import pandas as pd
 

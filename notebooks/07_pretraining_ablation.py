@@ -40,7 +40,7 @@ workers = None  # None: the profile's local worker processes, limited by the CPU
 data_root = None  # None: the datasets' default locations ($DROPKIT_DATA, system directories)
 reference = 0.5  # the density of the "what we see" table (the closest density present is used)
 
-# %%
+# %% tags=["remove-stderr"]
 import numpy as np
 
 from dropkit import claims, curves, plots, publish
@@ -68,7 +68,8 @@ publish.show_markdown(setting_paragraph(results, EXPERIMENT, dataset=dataset, mo
 # ## Final performance against the query model's training length (Figure 15)
 
 # %%
-fig = plots.plot_query_length_curves(frame, ("test_accuracy", "test_worst_class"), reference_query=DEFAULT_QUERY,
+fig = plots.plot_query_length_curves(frame, ("test_accuracy", "test_worst_class"),
+                                     reference_query=DEFAULT_QUERY,
                                      reference_label="query length of chapters 02, 03, 05, 06")
 publish.publish_figure("paper-figure-15", fig)
 
