@@ -130,19 +130,21 @@ def _rate(step, flops_per_step: float, seconds: float) -> float:
             return done * flops_per_step / elapsed
 
 
-def matmul_rate(threads: int = 1, *, size: int = 512, seconds: float = 0.5) -> float:
-    """float32 FLOP/s of ``[size, size] @ [size, size]`` products on ``threads`` torch threads,
-    measured for about ``seconds`` (the machine's matrix floor for a run on that many threads)."""
+def matmul_rate(threads: int = 1, *, shape: tuple[int, int, int] = (512, 512, 512),
+                seconds: float = 0.5) -> float:
+    """float32 FLOP/s of ``[m, k] @ [k, n]`` products (``shape = (m, k, n)``) on ``threads`` torch
+    threads, measured for about ``seconds``: the matrix floor of a run on that many threads."""
     import torch
 
+    m, k, n = shape
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         generator = torch.Generator().manual_seed(0)
-        a = torch.randn(size, size, generator=generator)
-        b = torch.randn(size, size, generator=generator)
-        out = torch.empty(size, size)
-        return _rate(lambda: torch.mm(a, b, out=out), 2.0 * size ** 3, seconds)
+        a = torch.randn(m, k, generator=generator)
+        b = torch.randn(k, n, generator=generator)
+        out = torch.empty(m, n)
+        return _rate(lambda: torch.mm(a, b, out=out), 2.0 * m * k * n, seconds)
     finally:
         torch.set_num_threads(previous)
 

@@ -46,7 +46,7 @@ def test_linear_network_flops_are_exact():
 
 def test_measured_rates_are_positive_and_restore_threads():
     threads = torch.get_num_threads()
-    assert matmul_rate(1, size=64, seconds=0.05) > 0
+    assert matmul_rate(1, shape=(64, 32, 16), seconds=0.05) > 0
     model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
     assert training_rate(model, (2, 2), 3, batch_size=8, seconds=0.05) > 0
     assert torch.get_num_threads() == threads
