@@ -52,10 +52,10 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import os
 
-    from dropkit.cost import matmul_rate
+    from dropkit.cost import matmul_rate, sweep_jobs
     from dropkit.profiles import experiment_specs, get_profile
     from dropkit.store import ResultStore
-    from dropkit.sweep import sweep, sweep_flops
+    from dropkit.sweep import sweep
 
     profile = get_profile(args.profile)
     specs = experiment_specs(profile, args.experiment,
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     threads = args.threads or min(profile.threads, os.cpu_count() or 1)
     workers = args.workers or max(1, min(profile.workers, (os.cpu_count() or 1) // threads))
     batch = specs[0].batch_size
-    flops = sweep_flops(specs)
+    flops = sum(job.cost for job in sweep_jobs(specs)[0])
     rate = matmul_rate(1, shape=(batch, 784, 512), seconds=1.0)
     floor = flops / (rate * workers * threads)
     print(f"{profile.name}/{args.experiment} at densities {args.densities}, seeds {args.seeds}: "

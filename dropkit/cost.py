@@ -18,6 +18,9 @@ seconds.
   :meth:`Passes.flops` turns passes into FLOPs.
 * :func:`matmul_rate`: FLOP/s of float32 matrix products on this machine with the given torch
   threads, measured for ``seconds``: the *floor* of a sweep is its FLOPs at this rate.
+* :func:`sweep_jobs` / :func:`project_sweep`: the FLOPs of a sweep's missing query trainings and
+  runs, its floor at the matrix rate, and its projected wall time under the sweep's own schedule
+  at the measured training rates (what ``dropkit sweep --dry-run`` prints).
 * :func:`training_rate`: FLOP/s of the real training step of a model (SGD, the given batch size),
   measured on random data: what a run actually gets; its ratio to :func:`matmul_rate` is the
   step's efficiency (on one thread of the 2-core AVX-512 development machine: the MLP's step
@@ -34,7 +37,7 @@ if TYPE_CHECKING:
     from dropkit.spec import RunSpec
 
 __all__ = ["Passes", "ModelFlops", "query_passes", "final_passes", "model_flops", "matmul_rate",
-           "training_rate"]
+           "training_rate", "SweepProjection", "sweep_jobs", "project_sweep"]
 
 _SHORT_QUERY_METHODS = ("el2n", "grand")
 
@@ -175,3 +178,97 @@ def training_rate(model, input_shape: tuple[int, ...], num_classes: int, *, batc
         return _rate(step, flops, seconds)
     finally:
         torch.set_num_threads(previous)
+
+
+# --------------------------------------------------------------------------- whole sweeps
+
+
+@dataclass(frozen=True)
+class SweepProjection:
+    """What the missing work of a sweep costs on this machine.
+
+    queries, runs: query trainings and final runs still to compute; flops: their FLOPs;
+    matmul_rate: measured float32 FLOP/s per thread (see :func:`matmul_rate`); floor_seconds:
+    ``flops / (matmul_rate * workers * threads)``, no schedule can beat it; training_rates: model
+    name -> measured FLOP/s of its training step on ``threads`` threads; projected_seconds: the
+    wall time of the sweep's own schedule (:func:`dropkit.schedule.simulated_wall`) with every
+    job taking its FLOPs at its model's training rate.
+    """
+
+    queries: int
+    runs: int
+    flops: float
+    matmul_rate: float
+    floor_seconds: float
+    training_rates: dict
+    projected_seconds: float
+
+
+def sweep_jobs(specs, *, stored_queries=frozenset(), data_root=None) -> tuple[list, dict]:
+    """The jobs (:class:`dropkit.schedule.Job`, cost in FLOPs) of running every spec in ``specs``
+    and each distinct query training among them once (those whose query key is in
+    ``stored_queries`` excepted), and spec cache key or ``"query:<query key>"`` -> model name.
+
+    Loads each distinct training set once (``dropkit.runner.load_data``) for its sizes and builds
+    each model once to count its FLOPs.
+    """
+    from dropkit.models import build_model
+    from dropkit.runner import load_data
+    from dropkit.schedule import Job
+
+    sizes: dict = {}
+    flops: dict = {}
+    jobs: dict = {}
+    models: dict = {}
+    for spec in specs:
+        data_key = (spec.dataset, spec.dataset_options, spec.train_subset, spec.imbalance_factor)
+        if data_key not in sizes:
+            data = load_data(spec, data_root)
+            sizes[data_key] = (data.num_train, len(data.y_val) + len(data.y_test), data.input_shape,
+                               data.num_classes)
+        num_train, num_eval, input_shape, num_classes = sizes[data_key]
+        model_key = (spec.model, input_shape, num_classes)
+        if model_key not in flops:
+            network = build_model(spec.model, num_classes=num_classes, input_shape=input_shape)
+            flops[model_key] = model_flops(network, input_shape, num_classes)
+        after: tuple = ()
+        if spec.needs_query and spec.query_key not in stored_queries:
+            key = f"query:{spec.query_key}"
+            if key not in jobs:
+                jobs[key] = Job(key, query_passes(spec, num_train, num_eval).flops(flops[model_key]))
+                models[key] = model_key
+            after = (key,)
+        if spec.cache_key not in jobs:
+            jobs[spec.cache_key] = Job(spec.cache_key,
+                                       final_passes(spec, num_train, num_eval).flops(flops[model_key]), after)
+            models[spec.cache_key] = model_key
+    return list(jobs.values()), models
+
+
+def project_sweep(specs, *, workers: int, threads: int, stored_queries=frozenset(),
+                  data_root=None, seconds: float = 0.5) -> SweepProjection:
+    """Project the wall time of running ``specs`` (the missing runs of a sweep) on this machine:
+    FLOPs from :func:`sweep_jobs`, rates measured now for about ``seconds`` each."""
+    import copy
+
+    from dropkit.models import build_model
+    from dropkit.schedule import Job, simulated_wall
+
+    jobs, models = sweep_jobs(specs, stored_queries=stored_queries, data_root=data_root)
+    total = sum(job.cost for job in jobs)
+    rate = matmul_rate(1, seconds=seconds)
+    rates = {}
+    for model_key in sorted(set(models.values()), key=str):
+        name, input_shape, num_classes = model_key
+        batch = next(s.batch_size for s in specs if s.model == name)
+        network = build_model(name, num_classes=num_classes, input_shape=input_shape)
+        rates[model_key] = training_rate(copy.deepcopy(network), input_shape, num_classes,
+                                         batch_size=batch, threads=threads, seconds=seconds)
+    timed = [Job(job.key, job.cost / rates[models[job.key]], job.after) for job in jobs]
+    return SweepProjection(
+        queries=sum(job.key.startswith("query:") for job in jobs),
+        runs=sum(not job.key.startswith("query:") for job in jobs),
+        flops=total, matmul_rate=rate, floor_seconds=total / (rate * workers * threads),
+        training_rates={key[0]: value for key, value in rates.items()},
+        projected_seconds=simulated_wall(timed, workers),
+    )

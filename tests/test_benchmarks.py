@@ -21,6 +21,7 @@ EXPECTED = {
     "train_throughput.py": {"mlp_speedup_vs_dataloader", "mlp_speedup_vs_tensor_loop"},
     "scores.py": {"grand_mlp_speedup", "grand_cnn_speedup"},
     "gpu.py": {"vgg16_dropkit_vs_dataloader", "fast_cifar10_sweep_within_1_gpu_hour"},
+    "sweep.py": {"sweep_floor_over_wall", "sweep_cpu_utilisation"},
 }
 
 

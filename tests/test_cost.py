@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from dropkit.cost import ModelFlops, Passes, final_passes, matmul_rate, model_flops, query_passes, training_rate
-from dropkit.experiment import RunSpec
+from dropkit.spec import RunSpec
 
 
 def _spec(**fields):
