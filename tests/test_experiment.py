@@ -609,7 +609,7 @@ def test_speed_options_reach_the_query_and_final_training_configs():
     for spec, expected in ((BASE, False), (fast, True)):
         final = _train_config(spec, epochs=spec.epochs, drop_epochs=spec.drop_epochs, seed=0,
                               augment=False, cdbw=False)
-        query = _query_config(spec)
+        query = _query_config(spec).training
         assert final.bf16 == final.channels_last == query.bf16 == query.channels_last == expected
         assert not final.cuda_graphs and not query.cuda_graphs   # BASE and fast run on the CPU
 
@@ -620,6 +620,6 @@ def test_cuda_specs_train_with_cuda_graphs_without_changing_their_keys():
     on_gpu = dataclasses.replace(BASE, device="cuda")
     final = _train_config(on_gpu, epochs=on_gpu.epochs, drop_epochs=on_gpu.drop_epochs, seed=0,
                           augment=False, cdbw=False)
-    assert final.cuda_graphs and _query_config(on_gpu).cuda_graphs
+    assert final.cuda_graphs and _query_config(on_gpu).training.cuda_graphs
     assert _query_config(on_gpu).train_config(full=True).cuda_graphs
     assert "graph" not in json.dumps(dataclasses.asdict(on_gpu))
