@@ -29,7 +29,7 @@ __all__ = ["PROVENANCE_FIELDS", "RekeyReport", "rekey_store"]
 
 #: Row fields that record how and when a run was computed, not what it found.
 PROVENANCE_FIELDS = frozenset({
-    "cache_key", "seconds", "train_seconds", "finished_at", "git_revision", "device_name",
+    "cache_key", "seconds", "train_seconds", "finished_at", "git_revision", "device_name", "cpu_capability",
     "dropkit_version", "torch_version", "numpy_version", "python_version",
 })
 
