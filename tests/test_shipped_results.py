@@ -38,7 +38,9 @@ PROVENANCE = ("seconds", "train_seconds", "device_name", "dropkit_version", "tor
               "python_version", "git_revision", "finished_at")
 
 
-#: The CPU kernels the shipped rows were computed with (``torch.backends.cpu.get_cpu_capability()``).
+#: The CPU kernels the shipped rows were computed with (``torch.backends.cpu.get_cpu_capability()``),
+#: for rows from before the ``cpu_capability`` column; the sweeps of the shipped rows pin
+#: ``ATEN_CPU_CAPABILITY=avx2`` so that every row reproduces on any x86-64 machine with AVX2.
 SHIPPED_CPU_CAPABILITY = "AVX2"
 _RERUN = """
 import json, sys
@@ -58,8 +60,9 @@ def rerun(stored: dict, root: Path) -> dict:
     returns the new row as read back from its JSON file."""
     spec = RunSpec.from_dict(stored)
     assert spec.cache_key == stored["cache_key"]
-    env = {**os.environ, "ATEN_CPU_CAPABILITY": SHIPPED_CPU_CAPABILITY.lower()}
-    subprocess.run([sys.executable, "-c", _RERUN, json.dumps(spec.to_dict()), str(root), SHIPPED_CPU_CAPABILITY],
+    capability = stored.get("cpu_capability", SHIPPED_CPU_CAPABILITY)
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": capability.lower()}
+    subprocess.run([sys.executable, "-c", _RERUN, json.dumps(spec.to_dict()), str(root), capability],
                    check=True, env=env, cwd=ROOT)
     return ResultStore(root, "default").read(spec.cache_key)
 
@@ -91,6 +94,7 @@ def test_every_chapter_is_shipped_complete_and_nothing_else():
     for key, row in rows.items():
         assert RunSpec.from_dict(row).cache_key == key == wanted[key].cache_key  # every field that counts
         assert not row["git_revision"].endswith("-dirty"), "shipped rows must come from committed code"
+        assert row.get("cpu_capability", SHIPPED_CPU_CAPABILITY) == SHIPPED_CPU_CAPABILITY, key
         assert all(row.get(name) is not None for name in PROVENANCE), key
     group_rows = [r for r in rows.values() if r["dataset"] == "spurious-fashion-mnist"]
     assert group_rows and all(sum(r["group_counts"]) == r["num_kept"] for r in group_rows)
@@ -106,6 +110,7 @@ def test_every_run_of_both_chapters_is_shipped_with_provenance(shipped):
         assert all(row.get(name) is not None for name in PROVENANCE), row["cache_key"]
         assert row["seconds"] > 0 and row["train_seconds"] > 0
         assert not row["git_revision"].endswith("-dirty"), "shipped rows must come from committed code"
+        assert row.get("cpu_capability", SHIPPED_CPU_CAPABILITY) == SHIPPED_CPU_CAPABILITY, key
         assert RunSpec.from_dict(row).cache_key == row["cache_key"]
 
 
@@ -128,7 +133,7 @@ def test_cheapest_shipped_runs_reproduce_exactly(shipped, tmp_path):
         fresh = rerun(stored, tmp_path)
         for name in REPRODUCED:
             assert fresh[name] == stored[name], f"{RunSpec.from_dict(stored).label()}: {name} differs"
-        assert fresh["cpu_capability"] == SHIPPED_CPU_CAPABILITY
+        assert fresh["cpu_capability"] == stored.get("cpu_capability", SHIPPED_CPU_CAPABILITY)
 
 
 @pytest.mark.slow
