@@ -26,11 +26,12 @@ __all__ = ["Job", "levels", "ReadyQueue", "simulated_wall"]
 class Job:
     """One unit of sweep work.
 
-    key: unique name of the job (e.g. a cache key or a query key).
-    cost: estimated work, any non-negative unit shared by all jobs of a sweep (e.g. training
-        sample passes times the model's FLOPs per sample).
-    after: keys of jobs that must finish before this one starts (keys not among the jobs are
-        taken as already done).
+    Attributes:
+        key: unique name of the job (e.g. a cache key or a query key).
+        cost: estimated work, any non-negative unit shared by all jobs of a sweep (e.g.
+            training sample passes times the model's FLOPs per sample).
+        after: keys of jobs that must finish before this one starts (keys not among the jobs
+            are taken as already done).
     """
 
     key: str
