@@ -120,6 +120,12 @@ class Profile:
     (chapter 05), query_epoch_grid and ablation_densities (chapter 07). device: torch device of
     every run. workers x threads: local processes and torch threads each. slurm_partition,
     slurm_time_min, slurm_gpus: defaults of ``executor="slurm"``.
+
+    Protocol choices (RunSpec fields set on the runs they apply to): recall_query (Strategy+DRoP's
+    recalls from DRoP's short query models, ``"short"``, the paper, or from the strategy's own,
+    ``"method"``), cdbw_weights (``"paper"``: (1 - r_k)/Z, or ``"floored"``), du_window (Dynamic
+    Uncertainty's window J, He et al.: 10). experiment_seeds: experiment set -> seeds where a
+    chapter's seeds differ from ``seeds`` (e.g. while the rows of new seeds are not computed yet).
     """
 
     name: str
@@ -132,7 +138,7 @@ class Profile:
     query_seeds: int
     methods: tuple[str, ...]
     imbalance_factors: tuple[float, ...]
-    query_epoch_grid: tuple[int, ...]
+    query_epoch_grid: tuple[int | float, ...]
     ablation_densities: tuple[float, ...]
     device: str = "cpu"
     workers: int = 1
@@ -140,6 +146,16 @@ class Profile:
     slurm_partition: str | None = None
     slurm_time_min: int = 60
     slurm_gpus: int = 0
+    recall_query: str = "short"
+    cdbw_weights: str = "paper"
+    du_window: int = 10
+    experiment_seeds: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+    def seeds_for(self, experiment: str) -> tuple[int, ...]:
+        """The seeds of experiment set ``experiment``: its entry in ``experiment_seeds``, else
+        ``seeds``."""
+        check_experiment(experiment)
+        return dict(self.experiment_seeds).get(experiment, self.seeds)
 
     def setup(self, name: str) -> TrainingSetup:
         """The setup called ``name``."""
@@ -228,7 +244,7 @@ PROFILES: dict[str, Profile] = {
         query_seeds=2,
         methods=BENCHMARK_METHODS,
         imbalance_factors=(5.0,),
-        query_epoch_grid=(1, 2),
+        query_epoch_grid=(0.5, 1, 2),
         ablation_densities=(0.5,),
         device="cpu",
         workers=1,
@@ -254,6 +270,10 @@ PROFILES: dict[str, Profile] = {
         device="cpu",
         workers=2,
         threads=1,
+        # the shipped rows' protocols (issue 15 changes them once their rows are recomputed)
+        recall_query="method",
+        cdbw_weights="floored",
+        du_window=10,
     ),
     "paper": Profile(
         name="paper",
@@ -369,6 +389,17 @@ def _base_spec_fields(profile: Profile, setup: TrainingSetup, device: str) -> di
     )
 
 
+def _protocol_fields(profile: Profile, fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` with the profile's protocol choices on the runs they apply to: its CDB-W weight
+    rule on CDB-W trainings and its Dynamic Uncertainty window on Dynamic Uncertainty runs."""
+    fields = dict(fields)
+    if fields.get("cdbw") or fields.get("query_cdbw"):
+        fields["cdbw_weights"] = profile.cdbw_weights
+    if fields.get("method") == "dynamic_uncertainty":
+        fields["du_window"] = profile.du_window
+    return fields
+
+
 def _runs_for(experiment: str, profile: Profile, setup: TrainingSetup, densities, seeds):
     """(fields) dicts of the runs of ``experiment`` on ``setup``; the base fields are added later."""
     runs: list[dict[str, Any]] = []
@@ -400,8 +431,10 @@ def _runs_for(experiment: str, profile: Profile, setup: TrainingSetup, densities
                 add(protocol="random", density=d, seed=seed)
                 add(protocol="random+drop", density=d, seed=seed)
                 for method in setup.strategies:
-                    for protocol in ("strategy", "random+strategyq", "strategy+drop"):
+                    for protocol in ("strategy", "random+strategyq"):
                         add(protocol=protocol, method=method, density=d, seed=seed)
+                    add(protocol="strategy+drop", method=method, density=d, seed=seed,
+                        recall_query=profile.recall_query)
             elif experiment == "cdbw":
                 add(protocol="random+drop", density=d, seed=seed)
                 add(protocol="strategy", method="el2n", density=d, seed=seed)
@@ -484,7 +517,7 @@ def experiment_specs(
             "pretraining_ablation": profile.ablation_densities,
         }.get(experiment, profile.secondary_densities)
     densities = _densities(densities)
-    seeds = _seeds(profile.seeds if seeds is None else seeds)
+    seeds = _seeds(profile.seeds_for(experiment) if seeds is None else seeds)
     device = profile.device if device is None else device
 
     specs: dict[str, Any] = {}
@@ -498,6 +531,7 @@ def experiment_specs(
         if experiment == "cdbw":
             base["query_epochs"] = max(CDBW_MIN_QUERY_EPOCHS, base["query_epochs"])
         for fields in _runs_for(experiment, profile, setup, densities, seeds):
+            fields = _protocol_fields(profile, fields)
             spec = RunSpec(**{**base, **overrides, **fields})
             specs.setdefault(spec.cache_key, spec)
     return list(specs.values())

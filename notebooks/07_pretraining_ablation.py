@@ -54,7 +54,7 @@ results = chapter_results(profile, EXPERIMENT, dataset=dataset, model=model, den
                           data_root=data_root)
 frame = results.frame
 pruned = frame[frame["protocol"] != "none"]
-QUERY_EPOCHS = sorted(int(q) for q in set(pruned["query_epochs"]))
+QUERY_EPOCHS = sorted(float(q) for q in set(pruned["query_epochs"]))
 DENSITIES = sorted(float(d) for d in set(pruned["density"]))
 DEFAULT_QUERY = results.profile.setups_for(EXPERIMENT)[0].query_epochs  # chapters 02, 03, 05, 06 (10% of the final training)
 
