@@ -33,7 +33,7 @@ import numpy as np
 from dropkit.cost import Passes, final_passes, query_passes
 from dropkit.runner import load_data, query_outputs, recall_spec, run
 from dropkit.schedule import Job, ReadyQueue
-from dropkit.spec import RunSpec, check_choice, check_int
+from dropkit.spec import LATER_FIELD_DEFAULTS, RunSpec, check_choice, check_int
 from dropkit.store import ResultStore
 
 __all__ = ["SlurmOptions", "SweepReport", "SweepError", "sweep", "results_frame"]
@@ -432,8 +432,9 @@ def results_frame(specs: Iterable[RunSpec], store: ResultStore):
     frame = frame.iloc[np.argsort(positions.to_numpy(), kind="stable")].reset_index(drop=True)
     # A field that cannot change a run's numbers is not in its key: one stored row serves specs
     # that differ in it, and the row shows the value of the spec asked for.
+    # Rows stored before a later field existed lack it: the spec's value (its default) is the run's.
     by_key = {spec.cache_key: spec for spec in unique}
-    for name in sorted({name for spec in unique for name in spec.unused_fields}):
+    for name in sorted({name for spec in unique for name in spec.unused_fields} | set(LATER_FIELD_DEFAULTS)):
         frame[name] = [getattr(by_key[key], name) for key in frame["cache_key"]]
     return frame
 

@@ -272,19 +272,27 @@ def variance_based_density_ratio(sigma0, sigma1, prior_ratio):
     return _scalar_or_array(np.asarray(optimal_prior_ratio(sigma0, sigma1)) / prior_ratio)
 
 
-def sample_figure4a_parameters(n_draws: int, rng, *, sigma_range=(1e-2, 1e2)) -> tuple:
+def sample_figure4a_parameters(n_draws: int, rng, *, sigma_range=(1e-2, 1e2),
+                               spacing: str = "uniform") -> tuple:
     """Draw Figure 4a's parameters: ``(sigma0, sigma1, phi0)``, three float64 arrays ``[n_draws]``.
 
-    Two scales are drawn log-uniformly from ``sigma_range`` and sorted so ``sigma0 < sigma1``;
-    ``phi0 ~ U(0, 1)``. ``rng`` is a ``numpy.random.Generator`` or an integer seed.
+    Two scales are drawn from ``sigma_range`` and sorted so ``sigma0 < sigma1``: uniformly
+    (``spacing="uniform"``, the paper's caption: "drawn uniformly from [10^-2, 10^2]") or
+    log-uniformly (``"log"``: every decade equally often); ``phi0 ~ U(0, 1)``. ``rng`` is a
+    ``numpy.random.Generator`` or an integer seed.
     """
+    if spacing not in ("uniform", "log"):
+        raise ValueError(f"spacing={spacing!r} must be 'uniform' or 'log'")
     if not isinstance(n_draws, (int, np.integer)) or n_draws < 1:
         raise ValueError(f"n_draws={n_draws!r} must be a positive integer")
     low, high = (float(v) for v in sigma_range)
     if not 0 < low < high < np.inf:
         raise ValueError(f"sigma_range={sigma_range!r} must satisfy 0 < low < high < inf")
     rng = np.random.default_rng(rng)
-    scales = np.exp(rng.uniform(np.log(low), np.log(high), size=(n_draws, 2)))
+    if spacing == "log":
+        scales = np.exp(rng.uniform(np.log(low), np.log(high), size=(n_draws, 2)))
+    else:
+        scales = rng.uniform(low, high, size=(n_draws, 2))
     scales.sort(axis=1)
     phi0 = rng.uniform(0.0, 1.0, size=n_draws)
     return scales[:, 0], scales[:, 1], phi0

@@ -162,7 +162,7 @@ publish.show_markdown(
 # DRoP cannot know the class variances of a real dataset, so it replaces the worst-class optimal
 # condition $d_0 N_0 \sigma_1 = d_1 N_1 \sigma_0$ by one on class *errors* of the average-optimal
 # model, $d_0 R_1[t^*] = d_1 R_0[t^*]$ with $t^* = t^*(N_0/N_1)$. For random draws of
-# $\sigma_0 < \sigma_1$ (log-uniform on $[10^{-2}, 10^{2}]$) and $\phi_0 \sim U[0,1]$ we compare the
+# $\sigma_0 < \sigma_1$ (uniform on $[10^{-2}, 10^{2}]$, as the paper's caption says) and $\phi_0 \sim U[0,1]$ we compare the
 # two class-density ratios $d_0/d_1$. Draws for which $t^*$ is not the average-risk minimiser
 # (Eq. 6 or Eq. 7 of Appendix B.1 fails, so the best rule predicts class 1 everywhere) are left out.
 # The paper says the result does not depend on $\mu_0, \mu_1$; strictly it depends on them through
@@ -198,7 +198,9 @@ publish.show_markdown(f"{int(valid.sum())} of {n_draws} draws satisfy Appendix B
 # :alt: Reproduction of paper Figure 4a
 #
 # DRoP's error-based class-density ratio $R_0[t^*]/R_1[t^*]$ against the worst-class optimal
-# ratio of Eq. 5 for random mixtures with $\sigma_0 < \sigma_1$; colour: $\log_{10}(\sigma_1/\sigma_0)$,
+# ratio of Eq. 5 for random mixtures with $\sigma_0 < \sigma_1$ drawn uniformly from
+# $[10^{-2}, 10^{2}]$ (the paper's sampling; earlier versions drew them log-uniformly), $\phi_0 \sim U[0,1]$;
+# colour: $\log_{10}(\sigma_1/\sigma_0)$,
 # black line: equal ratios (paper Figure 4a).
 # ```
 #
