@@ -91,15 +91,18 @@ class Effect:
     """Per-seed values of one effect, oriented so that > 0 is the paper's side.
 
     values: the effect per seed (``[n]``, in ``unit``); seeds: the seeds, same order.
-    unit: ``"pp"`` (percentage points), ``"r"`` (correlation), ``"samples"``, ``"density"``.
+    unit: ``"pp"`` (percentage points), ``"r"`` (correlation), ``"samples"``, ``"density"``,
+    ``"x"`` (a threshold on the input axis of chapter 01).
     measure: what was measured, in words, with the densities used (e.g. "worst-class accuracy,
-    Random+DRoP minus full dataset, d = 0.5").
+    Random+DRoP minus full dataset, d = 0.5"). replicate: what a value is one of (``"seed"``, or
+    ``"dataset"`` for the simulated datasets of chapter 01).
     """
 
     values: tuple[float, ...]
     seeds: tuple[int, ...]
     unit: str
     measure: str
+    replicate: str = "seed"
 
     def __post_init__(self) -> None:
         if len(self.values) != len(self.seeds) or not self.values:
@@ -121,12 +124,13 @@ class Effect:
     def text(self, digits: int = 1) -> str:
         """``"+9.6 pp [+7.1, +12.0] (5 seeds)"``: mean, 95 % interval, number of seeds."""
         mean, low, high = self.interval
-        unit = "" if self.unit == "r" else f" {self.unit}"
+        unit = "" if self.unit in ("r", "x") else f" {self.unit}"
         span = "no interval" if not np.isfinite(low) else f"[{low:+.{digits}f}, {high:+.{digits}f}]"
-        return f"{mean:+.{digits}f}{unit} {span} ({len(self.values)} seed{'s' if len(self.values) != 1 else ''})"
+        n = len(self.values)
+        return f"{mean:+.{digits}f}{unit} {span} ({n} {self.replicate}{'s' if n != 1 else ''})"
 
 
-def paired_effect(arms, combine, unit: str, measure: str) -> Effect:
+def paired_effect(arms, combine, unit: str, measure: str, replicate: str = "seed") -> Effect:
     """An :class:`Effect` from per-seed values of several arms, paired by seed.
 
     Args:
@@ -134,14 +138,14 @@ def paired_effect(arms, combine, unit: str, measure: str) -> Effect:
             every arm are used (a seed missing from one arm has no pair).
         combine: ``combine(*values) -> float``, the effect of one seed from the arms' values in
             ``arms`` order (e.g. ``lambda a, b: a - b``).
-        unit, measure: as in :class:`Effect`.
+        unit, measure, replicate: as in :class:`Effect`.
     """
     arms = [dict(arm) for arm in arms]
     seeds = sorted(set.intersection(*(set(arm) for arm in arms))) if arms else []
     if not seeds:
         raise ValueError(f"the arms share no seed ({[sorted(arm) for arm in arms]}): {measure}")
     return Effect(tuple(float(combine(*(arm[s] for arm in arms))) for s in seeds),
-                  tuple(int(s) for s in seeds), unit, measure)
+                  tuple(int(s) for s in seeds), unit, measure, replicate)
 _SUMMARY = {
     "test_accuracy": "accuracy (%)",
     "test_worst_class": "worst-class (%)",

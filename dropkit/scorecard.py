@@ -54,7 +54,8 @@ class Claim:
 
     id: a stable name; claim: the claim in a few words; where: section/figure of the paper;
     paper: the paper's number (its setting) or None; experiment: the experiment set whose results
-    it reads (:data:`dropkit.profiles.EXPERIMENT_SETS`); figure: the book label of the figure
+    it reads (:data:`dropkit.profiles.EXPERIMENT_SETS`, or ``"theory"``: the table of
+    :func:`dropkit.theory.figure4b_thresholds`); figure: the book label of the figure
     behind it (``paper-figure-5``); effect: ``effect(frame, context) -> Effect`` on the labelled
     rows of one model-dataset pair, > 0 on the paper's side.
     """
@@ -239,15 +240,18 @@ def _drop_correlation(frame, ctx):
                    "of Random and the plain strategies minus Random+DRoP's", lower_better=True)
 
 
-def _versus_strategy(protocol: str, method: str):
-    label, plain = method_label(protocol, method), METHOD_NAMES[method]
-
+def _worst_minus(first: str, second: str, note: str = ""):
+    """Effect: worst-class accuracy of curve ``first`` minus curve ``second`` at the reference density."""
     def effect(frame, ctx):
         d = _at(frame, ctx.reference)
-        return _difference(per_seed(frame, label, "test_worst_class", d),
-                           per_seed(frame, plain, "test_worst_class", d), "pp",
-                           f"worst-class accuracy at d = {d:g}, {label} minus {plain}")
+        return _difference(per_seed(frame, first, "test_worst_class", d),
+                           per_seed(frame, second, "test_worst_class", d), "pp",
+                           f"worst-class accuracy at d = {d:g}, {first} minus {second}{note}")
     return effect
+
+
+def _versus_strategy(protocol: str, method: str):
+    return _worst_minus(method_label(protocol, method), METHOD_NAMES[method])
 
 
 def _cdbw_full_gain(frame, ctx):
@@ -263,14 +267,6 @@ def _drop_over_cdbw(frame, ctx):
                        f"(> 0: DRoP's gain over plain training exceeds CDB-W's)")
 
 
-def _el2n_cdbw_keeps_bias(frame, ctx):
-    d = _at(frame, ctx.reference)
-    return _difference(per_seed(frame, "EL2N", "test_worst_class", d),
-                       per_seed(frame, "EL2N+CDB-W", "test_worst_class", d), "pp",
-                       f"worst-class accuracy at d = {d:g}, EL2N minus EL2N+CDB-W (< 0: CDB-W removes "
-                       f"EL2N's bias; an interval containing 0 is what 'keeps the bias' predicts)")
-
-
 def _el2n_cdbw_inferior(frame, ctx):
     d = _at(frame, ctx.reference)
     return paired_effect([per_seed(frame, label, "test_worst_class", d)
@@ -278,13 +274,6 @@ def _el2n_cdbw_inferior(frame, ctx):
                          lambda a, b, c: min(a, b) - c, "pp",
                          f"worst-class accuracy at d = {d:g}, the lower of EL2N+DRoP and Random+DRoP "
                          f"minus EL2N+CDB-W")
-
-
-def _cdbw_el2n_fails(frame, ctx):
-    d = _at(frame, ctx.reference)
-    return _difference(per_seed(frame, "EL2N", "test_worst_class", d),
-                       per_seed(frame, "CDB-W+EL2N", "test_worst_class", d), "pp",
-                       f"worst-class accuracy at d = {d:g}, EL2N minus CDB-W+EL2N")
 
 
 def _factors(frame) -> list[float]:
@@ -372,6 +361,20 @@ def _query_less_at_large_density(frame, ctx):
                          f"{ctx.default_query:g}-epoch query model, at d = {low:g} minus at d = {high:g}")
 
 
+def _theory_threshold(density: float):
+    def effect(frame, ctx):
+        rows = frame[np.isclose(frame["density"].astype(float), density)]
+        if rows.empty:
+            raise ValueError(f"no simulated datasets at d = {density:g}")
+        values = {int(r["seed"]): abs(r["threshold"] - r["t_star"]) - abs(r["threshold"] - r["t_hat"])
+                  for r in rows.to_dict("records")}
+        return paired_effect([values], lambda v: v, "x",
+                             f"|T - t*| - |T - t̂| of the ERM threshold T after random pruning with DRoP "
+                             f"quotas to d = {density:g} (> 0: nearer the worst-class optimum t̂ than the "
+                             f"average optimum t*)", replicate="dataset")
+    return effect
+
+
 # --------------------------------------------------------------------------- the registry
 
 _S2, _S4 = "Section 2", "Section 4"
@@ -383,6 +386,11 @@ def registry(methods=("el2n", "grand", "forgetting", "dynamic_uncertainty", "cor
     evaluation's ``strategies`` (a profile's :attr:`~dropkit.profiles.Profile.methods` and its
     setups' strategies; the defaults are the ``default`` profile's)."""
     claims = [
+        Claim(f"theory-drop-threshold-{round(100 * d)}", f"Random pruning with DRoP quotas to d = {d:g} puts "
+              "the ERM threshold near the worst-class optimum", "Section 3, Figure 4b", None, "theory",
+              "paper-figure-4b", _theory_threshold(d)) for d in (0.75, 0.5)
+    ]
+    claims += [
         Claim("bias-random", "Data pruning exacerbates classification bias: Random pruning widens the "
               "average/worst-class distance of the full dataset", f"{_S2}, Figure 1", None,
               "bias_benchmark", "paper-figure-1", _bias_random),
@@ -434,11 +442,14 @@ def registry(methods=("el2n", "grand", "forgetting", "dynamic_uncertainty", "cor
               f"{_S4} (A DRO baseline), Figure 7", "+5.7 pp vs +9.6 pp", "cdbw", "paper-figure-7",
               _drop_over_cdbw),
         Claim("el2n-cdbw-keeps-bias", "EL2N+CDB-W keeps the original bias", f"{_S4} (A DRO baseline), Figure 7",
-              None, "cdbw", "paper-figure-7", _el2n_cdbw_keeps_bias),
+              None, "cdbw", "paper-figure-7",
+              _worst_minus("EL2N", "EL2N+CDB-W", " (< 0: CDB-W removes EL2N's bias; an interval containing 0 "
+                           "is what 'keeps the bias' predicts)")),
         Claim("el2n-cdbw-inferior", "EL2N+CDB-W is inferior to Random+DRoP and EL2N+DRoP",
               f"{_S4} (A DRO baseline), Figure 7", None, "cdbw", "paper-figure-7", _el2n_cdbw_inferior),
         Claim("cdbw-el2n-fails", "CDB-W+EL2N fails spectacularly (one of the worst biases)",
-              f"{_S4} (A DRO baseline), Figure 7", None, "cdbw", "paper-figure-7", _cdbw_el2n_fails),
+              f"{_S4} (A DRO baseline), Figure 7", None, "cdbw", "paper-figure-7",
+              _worst_minus("EL2N", "CDB-W+EL2N")),
         Claim("imbalanced-worst", "On long-tailed data Random+DRoP beats EL2N in worst-class accuracy",
               f"{_S4} (Imbalanced datasets), Figure 8", None, "imbalanced", "paper-figure-8",
               _imbalanced_vs_el2n("test_worst_class")),
@@ -471,7 +482,7 @@ def registry(methods=("el2n", "grand", "forgetting", "dynamic_uncertainty", "cor
 
 def evaluate(claim: Claim, frame: pd.DataFrame, context: Context = Context()) -> Effect:
     """The claim's :class:`~dropkit.claims.Effect` on the results of one model-dataset pair."""
-    return claim.effect(labelled(frame), context)
+    return claim.effect(frame if claim.experiment == "theory" else labelled(frame), context)
 
 
 COLUMNS = ("claim", "where", "paper", "ours (mean, 95 % CI)", "measured here", "verdict", "figure")
@@ -504,7 +515,8 @@ def scorecard(frames: Mapping[str, pd.DataFrame], claims, context: Context = Con
     for claim in claims:
         if claim.experiment not in frames:
             raise ValueError(f"claim {claim.id!r} needs the results of {claim.experiment!r}")
-        setups = split_setups(frames[claim.experiment])
+        frame = frames[claim.experiment]
+        setups = [("", frame)] if claim.experiment == "theory" else split_setups(frame)
         for title, part in setups:
             row = {"id": claim.id if len(setups) == 1 else f"{claim.id} ({title})",
                    "claim": claim.claim, "where": claim.where, "paper": claim.paper or "",
@@ -517,7 +529,7 @@ def scorecard(frames: Mapping[str, pd.DataFrame], claims, context: Context = Con
                 row.update({"ours (mean, 95 % CI)": "", "measured here": f"({error})",
                             "verdict": NOT_COMPUTED, "values": (), "seeds": ()})
             else:
-                row.update({"ours (mean, 95 % CI)": effect.text(2 if effect.unit == "r" else 1),
+                row.update({"ours (mean, 95 % CI)": effect.text(2 if effect.unit in ("r", "x") else 1),
                             "measured here": effect.measure, "verdict": effect.verdict,
                             "values": effect.values, "seeds": effect.seeds})
             rows.append(row)
@@ -542,5 +554,10 @@ def chapter_markdown(results, experiment: str, reference: float = 0.5) -> str:
         raise ValueError(f"no registered claim reads experiment {experiment!r}")
     table = scorecard({experiment: results.frame}, chosen, profile_context(results.profile, reference),
                       strict=False)
+    return chapter_table_markdown(table)
+
+
+def chapter_table_markdown(table: pd.DataFrame) -> str:
+    """:func:`scorecard_markdown` of a chapter's rows, with the chapter's title."""
     return scorecard_markdown(table, "The paper's claims checked on this chapter's runs (the rule of "
                                      "`dropkit.claims`; the same rows as the scorecard)")

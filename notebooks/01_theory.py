@@ -264,3 +264,18 @@ table["R1 %"] = 100 * risks[:, 1]
 table["average risk %"] = 100 * average_risk(table["threshold"].to_numpy(), *params, mixture.phi0)
 table["worst-class risk %"] = table[["R0 %", "R1 %"]].max(axis=1)
 publish.show_markdown(publish.markdown_table(table, "Thresholds and class risks of every setting", decimals=3))
+
+# %% [markdown]
+# ## What we see
+#
+# Figure 4b's claim, judged by the one rule of `dropkit.claims` over the simulated datasets (the
+# replicates here; 95 % t-interval), the same rows as the scorecard ({doc}`08_scorecard`).
+
+# %% tags=["hide-input"]
+from dropkit import scorecard
+from dropkit.theory import figure4b_thresholds
+
+theory_claims = [c for c in scorecard.registry() if c.experiment == "theory"]
+thresholds = figure4b_thresholds(mixture, densities, n_datasets=n_datasets, n_points=n_points, seed=seeds)
+publish.show_markdown(scorecard.chapter_table_markdown(
+    scorecard.scorecard({"theory": thresholds}, theory_claims, strict=False)))

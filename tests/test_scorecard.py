@@ -13,6 +13,7 @@ from dropkit import claims, scorecard
 from dropkit.profiles import EXPERIMENT_SETS, experiment_specs, get_profile
 from dropkit.store import ResultStore
 from dropkit.sweep import results_frame
+from dropkit.theory import GaussianMixture, figure4b_thresholds
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = (100, 100, 100)
@@ -77,13 +78,23 @@ def test_registry_ids_are_unique_and_cover_the_issue_claims():
                    "drop-beats-pruning", "drop-peak", "drop-correlation", "imbalanced-worst",
                    "groups-random-drop", "query-saturates"):
         assert needed in ids, needed
-    assert {c.experiment for c in scorecard.registry()} == set(EXPERIMENT_SETS)
+    assert {c.experiment for c in scorecard.registry()} == {*EXPERIMENT_SETS, "theory"}
+    assert {"theory-drop-threshold-75", "theory-drop-threshold-50"} <= set(ids)
+
+
+def test_figure4b_claim_is_computed_per_simulated_dataset():
+    frame = figure4b_thresholds(GaussianMixture(), (0.5,), n_datasets=6, n_points=200)
+    effect = scorecard.evaluate(claim("theory-drop-threshold-50"), frame)
+    assert effect.seeds == tuple(range(6)) and effect.replicate == "dataset"
+    expected = (frame["threshold"] - frame["t_star"]).abs() - (frame["threshold"] - frame["t_hat"]).abs()
+    np.testing.assert_allclose(effect.values, expected)
 
 
 def test_every_registered_claim_of_the_default_profile_has_a_computed_row():
     profile = get_profile("default")
     store = ResultStore(ROOT / "results", "default")
     frames = {e: results_frame(experiment_specs(profile, e), store) for e in EXPERIMENT_SETS}
+    frames["theory"] = figure4b_thresholds(GaussianMixture(), (0.75, 0.5), n_datasets=10, n_points=400)
     registered = scorecard.profile_registry(profile)
     table = scorecard.scorecard(frames, registered, scorecard.profile_context(profile))  # strict
     assert list(table["id"]) == [c.id for c in registered]
@@ -91,5 +102,6 @@ def test_every_registered_claim_of_the_default_profile_has_a_computed_row():
         assert entry["verdict"] in claims.VERDICTS, entry["id"]
         _, low, high = claims.t_interval(entry["values"])
         assert entry["verdict"] == claims.verdict(low, high), entry["id"]
-        expected = profile.seeds_for(next(c.experiment for c in registered if c.id == entry["id"]))
+        experiment = next(c.experiment for c in registered if c.id == entry["id"])
+        expected = tuple(range(10)) if experiment == "theory" else profile.seeds_for(experiment)
         assert entry["seeds"] == tuple(expected), entry["id"]
