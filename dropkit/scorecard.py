@@ -369,9 +369,9 @@ def _theory_threshold(density: float):
         values = {int(r["seed"]): abs(r["threshold"] - r["t_star"]) - abs(r["threshold"] - r["t_hat"])
                   for r in rows.to_dict("records")}
         return paired_effect([values], lambda v: v, "x",
-                             f"|T - t*| - |T - t̂| of the ERM threshold T after random pruning with DRoP "
-                             f"quotas to d = {density:g} (> 0: nearer the worst-class optimum t̂ than the "
-                             f"average optimum t*)", replicate="dataset")
+                             f"distance of the ERM threshold T to the average optimum t* minus its distance "
+                             f"to the worst-class optimum t̂, after random pruning with DRoP quotas to "
+                             f"d = {density:g} (> 0: T nearer t̂)", replicate="dataset")
     return effect
 
 
@@ -539,6 +539,8 @@ def scorecard(frames: Mapping[str, pd.DataFrame], claims, context: Context = Con
 def scorecard_markdown(table: pd.DataFrame, title: str) -> str:
     """The scorecard as a MyST table: verdicts in bold, figures as ``{numref}`` links."""
     shown = table[["id", *COLUMNS]].copy()
+    for column in shown.columns:  # a "|" inside a cell would end it
+        shown[column] = [str(v).replace("|", "\\|") for v in shown[column]]
     shown["verdict"] = [f"**{v}**" for v in shown["verdict"]]
     shown["figure"] = [f"{{numref}}`{f}`" for f in shown["figure"]]
     body = shown.to_markdown(index=False, disable_numparse=True)

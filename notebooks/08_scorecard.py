@@ -79,9 +79,12 @@ publish.show_markdown(
 # * **CDB-W** weighs class $k$ by $w_{k,t} = 1 - r_{k,t}$ (Section 4) normalised as the paper
 #   normalises DRoP's proportions, $w_k = (1 - r_k)/Z$ with $Z = \sum_k (1 - r_k) N_k / N$ over the
 #   trained-on class sizes: the mean weight per training sample is 1 ({doc}`04_cdbw`).
-# * **Dynamic Uncertainty** uses a window of $J = 5$ epochs on the 10-epoch query run (6 windows;
-#   He et al.'s $J = 10$ would leave a single window there), {doc}`02_bias_benchmark`.
-# * **Figure 15** trains query models from 0.1 to 5 epochs around the default of 1 epoch
-#   ({doc}`07_pretraining_ablation`).
-# * No run uses data augmentation (the profile's `augment` is off): Fashion-MNIST's MLP sees each
-#   image as it is.
+# * **Dynamic Uncertainty** (`default` profile) uses a window of $J = 5$ epochs on the 10-epoch
+#   query run (6 windows; He et al.'s $J = 10$ would leave a single window there),
+#   {doc}`02_bias_benchmark`.
+# * **Figure 15** (`default` profile) trains query models from 0.1 to 5 epochs around the default
+#   of 1 epoch ({doc}`07_pretraining_ablation`).
+# * No run of the `default` profile uses data augmentation: the MLP sees each Fashion-MNIST image
+#   as it is (each chapter's setting paragraph says so).
+# * **Figure 4a** draws $\sigma_0 < \sigma_1$ uniformly from $[10^{-2}, 10^2]$, as the paper's
+#   caption says ({doc}`01_theory`).
