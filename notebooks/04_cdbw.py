@@ -133,7 +133,7 @@ else:
         axes[1].plot(rows["epoch"], rows["max_weight"], marker="o", label=f"seed {seed}")
     axes[0].set(xlabel="epoch trained with these weights", ylabel="worst validation recall (%)",
                 title="recalls behind the weights")
-    axes[1].set(xlabel="epoch trained with these weights", ylabel="largest class weight", yscale="log",
+    axes[1].set(xlabel="epoch trained with these weights", ylabel="largest class weight",
                 title="largest CDB-W weight")
     axes[1].legend(fontsize=8)
     publish.publish_figure("cdbw-weight-history", fig)
@@ -158,7 +158,7 @@ else:
 # :alt: CDB-W weights of EL2N+CDB-W during training
 #
 # EL2N+CDB-W at the reference density: the worst validation recall after each epoch and the
-# largest CDB-W class weight it sets for the next epoch (log scale), one line per seed. Not a
+# largest CDB-W class weight it sets for the next epoch, one line per seed. Not a
 # figure of the paper: the measurement behind the EL2N+CDB-W curve of {numref}`paper-figure-7`.
 # ```
 
