@@ -189,8 +189,12 @@ ax.set(xlim=(low, high), ylim=(low, high), xscale="log", yscale="log",
 fig.colorbar(points, label="$\\log_{10}(\\sigma_1/\\sigma_0)$")
 ax.legend()
 publish.publish_figure("paper-figure-4a", fig)
+near = int(np.sum(np.abs(np.log10(error_based / variance_based)) <= np.log10(2)))
+below = int(np.sum(error_based < variance_based))
 publish.show_markdown(f"{int(valid.sum())} of {n_draws} draws satisfy Appendix B.1's conditions and are "
-                      f"shown; {outside} of them fall outside the plotted range.")
+                      f"shown; {outside} of them fall outside the plotted range. {near} of the shown draws "
+                      f"lie within a factor of 2 of the diagonal; the error-based ratio is below the "
+                      f"variance-based one in {below} of them.")
 
 # %% [markdown]
 # ```{glue:figure} paper-figure-4a
@@ -205,10 +209,8 @@ publish.show_markdown(f"{int(valid.sum())} of {n_draws} draws satisfy Appendix B
 # ```
 #
 # The closer the points lie to the diagonal, the better class errors stand in for class
-# variances; the agreement is best when $\sigma_1/\sigma_0$ is small (dark points). The few
-# far-off points are draws with heavily overlapping classes ($\sigma \gg \mu_1 - \mu_0$) and
-# unequal priors, whose $t^*$ lies deep in a tail where one class is almost entirely
-# misclassified.
+# variances. The sentence above the figure counts how many draws lie within a factor of 2 of
+# the diagonal and on which side of it the others lie.
 #
 # ## Figure 4b: random pruning with DRoP's class quotas
 #
