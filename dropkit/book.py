@@ -35,6 +35,7 @@ CHAPTERS: dict[str, tuple[str, ...]] = {
     "05_imbalanced": ("8",),
     "06_waterbirds": ("9",),
     "07_pretraining_ablation": ("15",),
+    "08_scorecard": (),
 }
 
 GENERATED_DIR = Path("book") / "generated"

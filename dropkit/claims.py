@@ -1,35 +1,35 @@
-"""The "what we see" tables of chapters 02 and 03 and the sentences that judge the paper's claims.
+"""The one rule that judges the paper's claims, and the "what we see" tables of the chapters.
 
-Every number here is computed from the tidy results table (one row per run, see
-:func:`dropkit.runner.run`) of **one** model-dataset pair; split a larger table with
-:func:`dropkit.tables.split_setups`. Curves are named as in the figures
-(:func:`dropkit.curves.method_label`: ``"Random"``, ``"EL2N"``, ``"Random+EL2NQ"``,
-``"EL2N+DRoP"``, ``"Random+DRoP"``, ``"Full dataset"``). Metrics are averaged over seeds.
+**The rule.** A comparative claim of the paper is an *effect* oriented so that a positive value is
+the paper's side (e.g. worst-class accuracy of Random+DRoP minus that of the full dataset at
+d = 0.5, in percentage points), computed **per seed**, paired by seed when both arms were run
+with the same seed (the runs of one seed share the seed of the final training and of the query
+models). Over the ``n`` seeds, :func:`t_interval` gives the mean and a two-sided 95 % Student-t
+interval ``mean ± t_{0.975, n-1} · s / sqrt(n)`` (``s``: the sample standard deviation of the
+per-seed effects). :func:`verdict`:
 
-Each ``*_claim`` function returns one sentence whose verdict ("holds", "holds only in part",
-"does not hold") is chosen from the numbers, so the book never asserts what the data do not show.
-The paper's claims, operationalised:
+* **holds** -- the interval lies above 0 (on the paper's side);
+* **contradicted** -- it lies below 0;
+* **inconclusive** -- it contains 0, or there are fewer than 2 seeds (no interval).
 
-* :func:`bias_claim` (Section 2, "data pruning exacerbates bias"): at density ``d`` a pruning
-  method widens the distance between average and worst-class accuracy compared with the full
-  dataset, i.e. it costs the worst class more accuracy than the average.
-* :func:`dynamic_uncertainty_claim` (Figures 2, 13): Dynamic Uncertainty's class densities are
-  positively correlated with full-dataset class accuracy (it prunes hard classes the most), more
-  so than any other method.
-* :func:`drop_claim` (Section 4, Figure 5): Random+DRoP's worst-class accuracy at ``d`` is above
-  the full dataset's and above every other pruning protocol's.
-* :func:`drop_peak_claim` (Section 4): the other protocols reach their best worst-class accuracy
-  at high densities, Random+DRoP at a lower density than all of them.
-* :func:`drop_correlation_claim` (Figure 6): DRoP's class densities are negatively correlated
-  with full-dataset class accuracy, more strongly than those of any plain strategy or Random.
+:class:`Effect` holds the per-seed values and applies the rule; :mod:`dropkit.scorecard` registers
+every claim of the paper as such an effect, and the chapters and the scorecard page show the
+verdicts it computes (there is no other verdict in the book).
+
+**The tables.** Every number of the "what we see" tables is computed from the tidy results table
+(one row per run, see :func:`dropkit.runner.run`) of **one** model-dataset pair; split a larger
+table with :func:`dropkit.tables.split_setups`. Curves are named as in the figures
+(:func:`dropkit.curves.method_label`). Metrics are averaged over seeds.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
-from dropkit.curves import FULL_DATASET, METHOD_NAMES, labelled
+from dropkit.curves import FULL_DATASET, labelled
 from dropkit.tables import (
     class_density_correlation,
     full_dataset_metric,
@@ -39,20 +39,113 @@ from dropkit.tables import (
 
 __all__ = [
     "DROP_LABEL",
+    "VERDICTS",
+    "Effect",
+    "t_interval",
+    "verdict",
+    "paired_effect",
     "reference_density",
     "metrics_at_density",
     "peak_densities",
     "bias_table",
-    "bias_claim",
-    "dynamic_uncertainty_claim",
     "drop_table",
-    "drop_claim",
-    "drop_peak_claim",
-    "drop_correlation_claim",
+    "curve_metrics",
     "provenance_sentence",
 ]
 
 DROP_LABEL = "Random+DRoP"
+#: The three verdicts of the rule.
+VERDICTS: tuple[str, ...] = ("holds", "contradicted", "inconclusive")
+#: Confidence level of the interval.
+LEVEL = 0.95
+
+
+def t_interval(values, level: float = LEVEL) -> tuple[float, float, float]:
+    """``(mean, low, high)`` of ``values`` (per-seed effects, ``[n]``) with the two-sided Student-t
+    interval at ``level``: ``mean ± t_{(1+level)/2, n-1} · s / sqrt(n)``; ``low``/``high`` are NaN
+    for fewer than 2 values. Raises ``ValueError`` for no value or a non-finite one."""
+    from scipy import stats
+
+    x = np.asarray(values, dtype=np.float64)
+    if x.ndim != 1 or x.size == 0 or not np.isfinite(x).all():
+        raise ValueError(f"values must be a non-empty 1-D array of finite numbers, got {values!r}")
+    mean = float(x.mean())
+    if x.size < 2:
+        return mean, float("nan"), float("nan")
+    half = float(stats.t.ppf((1 + level) / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
+    return mean, mean - half, mean + half
+
+
+def verdict(low: float, high: float) -> str:
+    """The rule: "holds" if ``low > 0``, "contradicted" if ``high < 0``, else "inconclusive"
+    (also for a NaN interval)."""
+    if low > 0:
+        return "holds"
+    if high < 0:
+        return "contradicted"
+    return "inconclusive"
+
+
+@dataclass(frozen=True)
+class Effect:
+    """Per-seed values of one effect, oriented so that > 0 is the paper's side.
+
+    values: the effect per seed (``[n]``, in ``unit``); seeds: the seeds, same order.
+    unit: ``"pp"`` (percentage points), ``"r"`` (correlation), ``"samples"``, ``"density"``,
+    ``"x"`` (a threshold on the input axis of chapter 01).
+    measure: what was measured, in words, with the densities used (e.g. "worst-class accuracy,
+    Random+DRoP minus full dataset, d = 0.5"). replicate: what a value is one of (``"seed"``, or
+    ``"dataset"`` for the simulated datasets of chapter 01).
+    """
+
+    values: tuple[float, ...]
+    seeds: tuple[int, ...]
+    unit: str
+    measure: str
+    replicate: str = "seed"
+
+    def __post_init__(self) -> None:
+        if len(self.values) != len(self.seeds) or not self.values:
+            raise ValueError(f"an effect needs one value per seed, got {len(self.values)} values "
+                             f"for seeds {self.seeds}")
+        t_interval(self.values)  # checks the values
+
+    @property
+    def interval(self) -> tuple[float, float, float]:
+        """``(mean, low, high)``: :func:`t_interval` of the per-seed values."""
+        return t_interval(self.values)
+
+    @property
+    def verdict(self) -> str:
+        """The rule's verdict (:func:`verdict`) on :attr:`interval`."""
+        _, low, high = self.interval
+        return verdict(low, high)
+
+    def text(self, digits: int = 1) -> str:
+        """``"+9.6 pp [+7.1, +12.0] (5 seeds)"``: mean, 95 % interval, number of seeds."""
+        mean, low, high = self.interval
+        unit = "" if self.unit in ("r", "x") else f" {self.unit}"
+        span = "no interval" if not np.isfinite(low) else f"[{low:+.{digits}f}, {high:+.{digits}f}]"
+        n = len(self.values)
+        return f"{mean:+.{digits}f}{unit} {span} ({n} {self.replicate}{'s' if n != 1 else ''})"
+
+
+def paired_effect(arms, combine, unit: str, measure: str, replicate: str = "seed") -> Effect:
+    """An :class:`Effect` from per-seed values of several arms, paired by seed.
+
+    Args:
+        arms: a sequence of ``{seed: value}`` mappings (one per arm); only the seeds present in
+            every arm are used (a seed missing from one arm has no pair).
+        combine: ``combine(*values) -> float``, the effect of one seed from the arms' values in
+            ``arms`` order (e.g. ``lambda a, b: a - b``).
+        unit, measure, replicate: as in :class:`Effect`.
+    """
+    arms = [dict(arm) for arm in arms]
+    seeds = sorted(set.intersection(*(set(arm) for arm in arms))) if arms else []
+    if not seeds:
+        raise ValueError(f"the arms share no seed ({[sorted(arm) for arm in arms]}): {measure}")
+    return Effect(tuple(float(combine(*(arm[s] for arm in arms))) for s in seeds),
+                  tuple(int(s) for s in seeds), unit, measure, replicate)
 _SUMMARY = {
     "test_accuracy": "accuracy (%)",
     "test_worst_class": "worst-class (%)",
@@ -67,10 +160,6 @@ def _frame(frame) -> pd.DataFrame:
     if len(pairs) != 1:
         raise ValueError(f"frame must hold exactly one model-dataset pair, got {sorted(pairs)}")
     return frame
-
-
-def _pct(value: float) -> str:
-    return f"{100 * value:.1f}%"
 
 
 def _densities(frame) -> list[float]:
@@ -172,55 +261,6 @@ def bias_table(frame, density: float) -> pd.DataFrame:
     return table
 
 
-def bias_claim(frame, density: float) -> str:
-    """Whether, at ``density``, every score-based method costs the worst class more accuracy than
-    the average (relative to the full dataset): "holds", "holds only in part" or "does not hold"."""
-    frame = _frame(frame)
-    density = _check_density(frame, density)
-    table = bias_table(frame, density)
-    strategies = [label for label in _curve_order(frame)
-                  if label in METHOD_NAMES.values()]
-    if not strategies:
-        raise ValueError("frame holds no score-based (protocol 'strategy') runs")
-    widened = [s for s in strategies if table.loc[s, "extra worst-class drop (pp)"] > 0]
-    kept = [s for s in strategies if s not in widened]
-    if len(widened) == len(strategies):
-        verdict = "holds here"
-    elif widened:
-        verdict = "holds only in part here"
-    else:
-        verdict = "does not hold here"
-    parts = [f"At d={density:g}, {len(widened)} of {len(strategies)} score-based methods "
-             f"lose more worst-class than average accuracy relative to the full dataset"]
-    if widened:
-        extra = table["extra worst-class drop (pp)"]
-        parts.append(" (" + ", ".join(f"{s}: {extra[s]:+.1f} pp" for s in widened) + ")")
-    if kept:
-        parts.append(f"; {', '.join(kept)} {'does' if len(kept) == 1 else 'do'} not")
-    return "".join(parts) + f": the paper's claim that data pruning exacerbates classification bias {verdict}."
-
-
-def dynamic_uncertainty_claim(frame) -> str:
-    """Whether Dynamic Uncertainty's class densities correlate positively with full-dataset
-    class accuracy, and more than every other method's (Figures 2 and 13)."""
-    frame = _frame(frame)
-    du = METHOD_NAMES["dynamic_uncertainty"]
-    labels = _curve_order(frame)
-    if du not in labels:
-        raise ValueError("frame holds no Dynamic Uncertainty runs")
-    others = [label for label in labels if label != du]
-    correlations = _correlations(frame, labels)
-    r = correlations[du]
-    rival = max(others, key=lambda label: np.nan_to_num(correlations[label], nan=-np.inf)) if others else None
-    largest = rival is None or not (correlations[rival] >= r)
-    holds = np.isfinite(r) and r > 0 and largest
-    comparison = ("the largest of all methods" if largest
-                  else f"not above {rival}'s ({correlations[rival]:+.2f})")
-    return (f"Dynamic Uncertainty's class densities correlate with full-dataset class accuracy at "
-            f"r = {r:+.2f} on average ({comparison}): the paper's observation that it prunes the "
-            f"hardest classes most aggressively {'holds' if holds else 'does not hold'} here.")
-
-
 def drop_table(frame, density: float) -> pd.DataFrame:
     """Chapter 03's table: one row per protocol (and the full dataset) with accuracy,
     worst-class accuracy, gap and std at ``density`` (percent), where the worst-class accuracy
@@ -231,81 +271,6 @@ def drop_table(frame, density: float) -> pd.DataFrame:
     table["worst-class peaks at d"] = peaks["peak density"]
     table["corr(class acc, class density)"] = pd.Series(_correlations(frame, _curve_order(frame)))
     return table
-
-
-def _relation(a: float, b: float) -> str:
-    return "above" if a > b else "below" if a < b else "equal to"
-
-
-def drop_claim(frame, density: float) -> str:
-    """Whether Random+DRoP's worst-class accuracy at ``density`` is above the full dataset's and
-    above every other pruning protocol's: "holds", "holds only in part" or "does not hold"."""
-    frame = _frame(frame)
-    density = _check_density(frame, density)
-    table = metrics_at_density(frame, density, ("test_worst_class",))
-    column = _SUMMARY["test_worst_class"]
-    if DROP_LABEL not in table.index:
-        raise ValueError(f"frame holds no {DROP_LABEL} runs at density {density:g}")
-    if FULL_DATASET not in table.index:
-        raise ValueError("frame holds no full-dataset (protocol 'none') runs")
-    others = table.drop(index=[DROP_LABEL, FULL_DATASET])
-    if others.empty:
-        raise ValueError(f"frame holds no pruning protocol besides {DROP_LABEL} at density {density:g}")
-    drop = table.loc[DROP_LABEL, column] / 100
-    full = table.loc[FULL_DATASET, column] / 100
-    best = others[column].idxmax()
-    best_value = others.loc[best, column] / 100
-    above_full, above_all = drop > full, drop > best_value
-    verdict = ("holds" if above_full and above_all
-               else "holds only in part" if above_full or above_all else "does not hold")
-    return (f"{DROP_LABEL}'s worst-class accuracy at d={density:g} ({_pct(drop)}) is "
-            f"{_relation(drop, full)} the full dataset's ({_pct(full)}) and "
-            f"{'above every other' if above_all else 'not above every other'} protocol's "
-            f"(best other: {best}, {_pct(best_value)}): the paper's claim {verdict} here.")
-
-
-def drop_peak_claim(frame) -> str:
-    """Whether Random+DRoP's worst-class accuracy peaks at a lower density than that of every
-    other pruning protocol (they peak at high densities, DRoP keeps improving as it prunes):
-    "holds" (lower than all), "holds only in part" (lower than some) or "does not hold"."""
-    frame = _frame(frame)
-    peaks = peak_densities(frame)
-    if DROP_LABEL not in peaks.index or len(peaks) < 2:
-        raise ValueError(f"frame must hold {DROP_LABEL} runs and at least one other protocol")
-    mine = peaks.loc[DROP_LABEL, "peak density"]
-    others = peaks.drop(index=DROP_LABEL)["peak density"]
-    not_higher = [label for label, d in others.items() if d <= mine]
-    higher = len(others) - len(not_higher)
-    verdict = "holds" if not not_higher else "holds only in part" if higher else "does not hold"
-    detail = f"{higher} of {len(others)} other protocols peak at a higher density"
-    if not_higher:
-        listed = ", ".join(f"{label} (d={others[label]:g})" for label in not_higher)
-        detail += f"; {listed} {'peaks' if len(not_higher) == 1 else 'peak'} at the same or a lower density"
-    return (f"{DROP_LABEL}'s worst-class accuracy peaks at d={mine:g}; {detail}: the paper's claim "
-            f"that Random+DRoP keeps improving worst-class accuracy at densities where the other "
-            f"protocols have passed their best {verdict} here.")
-
-
-def drop_correlation_claim(frame) -> str:
-    """Whether DRoP's class densities are negatively correlated with full-dataset class accuracy,
-    more strongly than those of every plain strategy and of Random (Figure 6 vs Figure 13)."""
-    frame = _frame(frame)
-    labels = _curve_order(frame)
-    if DROP_LABEL not in labels:
-        raise ValueError(f"frame holds no {DROP_LABEL} runs")
-    baselines = [label for label in labels if label in METHOD_NAMES.values() or label == "Random"]
-    if not baselines:
-        raise ValueError("frame holds no plain strategy or Random runs to compare with")
-    correlations = _correlations(frame, [DROP_LABEL, *baselines])
-    r = correlations[DROP_LABEL]
-    lowest = min(baselines, key=lambda label: np.nan_to_num(correlations[label], nan=np.inf))
-    stronger = np.isfinite(r) and r < 0 and all(
-        not np.isfinite(correlations[b]) or r < correlations[b] for b in baselines)
-    return (f"{DROP_LABEL}'s class densities correlate with full-dataset class accuracy at "
-            f"r = {r:+.2f} on average, against {correlations[lowest]:+.2f} for {lowest}, the most "
-            f"negative among the plain strategies and Random (difference {r - correlations[lowest]:+.2f}): "
-            f"the paper's observation that DRoP's negative correlation is more pronounced than the "
-            f"strategies' {'holds' if stronger else 'does not hold'} here.")
 
 
 def provenance_sentence(frame) -> str:
@@ -376,22 +341,3 @@ def curve_metrics(frame, density: float, metrics=tuple(_SUMMARY)) -> pd.DataFram
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "curve"
     return table
-
-
-def comparison_claim(table: pd.DataFrame, column: str, first: str, others, claim: str) -> str:
-    """One sentence: is ``first``'s value in ``column`` of :func:`curve_metrics`' table above every
-    curve in ``others``? The paper's ``claim`` then "holds", "holds only in part" (above some) or
-    "does not hold"; lower is better for the gap and std columns."""
-    if column not in table:
-        raise ValueError(f"column={column!r} is not in the table ({', '.join(table.columns)})")
-    others = [o for o in others if o in table.index and o != first]
-    if first not in table.index or not others:
-        raise ValueError(f"first={first!r} and others={others!r} must name curves of the table")
-    lower_better = "gap" in column or "std" in column
-    value = float(table.loc[first, column])
-    beaten = [o for o in others
-              if (value < table.loc[o, column] if lower_better else value > table.loc[o, column])]
-    verdict = "holds" if len(beaten) == len(others) else ("holds only in part" if beaten else "does not hold")
-    listed = ", ".join(f"{o} {table.loc[o, column]:.1f}" for o in others)
-    return (f"{first}: {column} {value:.1f} against {listed} ({'lower' if lower_better else 'higher'} "
-            f"is better): the paper's claim that {claim} {verdict} here.")

@@ -229,7 +229,7 @@ def plot_query_length_curves(frame, metrics=("test_accuracy", "test_worst_class"
     pruned = frame[frame["protocol"] != "none"]
     if pruned.empty:
         raise ValueError("frame holds no pruned runs")
-    lengths = sorted(int(q) for q in set(pruned["query_epochs"]))
+    lengths = sorted(float(q) for q in set(pruned["query_epochs"]))
     colors = _density_colors(sorted(float(d) for d in set(pruned["density"])))
     fig, axes = plt.subplots(1, len(metrics), figsize=(panel_size[0] * len(metrics), panel_size[1]),
                              squeeze=False, layout="constrained")
@@ -248,7 +248,7 @@ def plot_query_length_curves(frame, metrics=("test_accuracy", "test_worst_class"
             ax.axvline(reference_query, color="gray", linestyle=":", linewidth=1.2,
                        label=f"{reference_label} ({reference_query})")
         ax.set_xscale("log", base=2)
-        ax.set_xticks(lengths, [str(q) for q in lengths])
+        ax.set_xticks(lengths, [f"{q:g}" for q in lengths])
         ax.set_xlabel("query model training (epochs)")
         ax.set_ylabel(_axis_label(metric))
         ax.set_title(_axis_label(metric))

@@ -120,6 +120,12 @@ class Profile:
     (chapter 05), query_epoch_grid and ablation_densities (chapter 07). device: torch device of
     every run. workers x threads: local processes and torch threads each. slurm_partition,
     slurm_time_min, slurm_gpus: defaults of ``executor="slurm"``.
+
+    Protocol choices (RunSpec fields set on the runs they apply to): recall_query (Strategy+DRoP's
+    recalls from DRoP's short query models, ``"short"``, the paper, or from the strategy's own,
+    ``"method"``), cdbw_weights (``"paper"``: (1 - r_k)/Z, or ``"floored"``), du_window (Dynamic
+    Uncertainty's window J, He et al.: 10). experiment_seeds: experiment set -> seeds where a
+    chapter's seeds differ from ``seeds`` (e.g. while the rows of new seeds are not computed yet).
     """
 
     name: str
@@ -132,7 +138,7 @@ class Profile:
     query_seeds: int
     methods: tuple[str, ...]
     imbalance_factors: tuple[float, ...]
-    query_epoch_grid: tuple[int, ...]
+    query_epoch_grid: tuple[int | float, ...]
     ablation_densities: tuple[float, ...]
     device: str = "cpu"
     workers: int = 1
@@ -140,6 +146,16 @@ class Profile:
     slurm_partition: str | None = None
     slurm_time_min: int = 60
     slurm_gpus: int = 0
+    recall_query: str = "short"
+    cdbw_weights: str = "paper"
+    du_window: int = 10
+    experiment_seeds: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+    def seeds_for(self, experiment: str) -> tuple[int, ...]:
+        """The seeds of experiment set ``experiment``: its entry in ``experiment_seeds``, else
+        ``seeds``."""
+        check_experiment(experiment)
+        return dict(self.experiment_seeds).get(experiment, self.seeds)
 
     def setup(self, name: str) -> TrainingSetup:
         """The setup called ``name``."""
@@ -228,7 +244,7 @@ PROFILES: dict[str, Profile] = {
         query_seeds=2,
         methods=BENCHMARK_METHODS,
         imbalance_factors=(5.0,),
-        query_epoch_grid=(1, 2),
+        query_epoch_grid=(0.5, 1, 2),
         ablation_densities=(0.5,),
         device="cpu",
         workers=1,
@@ -237,23 +253,25 @@ PROFILES: dict[str, Profile] = {
     "default": Profile(
         name="default",
         description="the embedded default: real Fashion-MNIST (60k train), an MLP trained 10 "
-        "epochs per run, 3 seeds, densities 0.1, 0.3, ..., 0.9 (the five levels of the paper's "
-        "Figure 13); on 2 CPU cores as 2 workers x 1 thread. Cost: 519 distinct runs for all "
-        "chapters, measured at ~180 run-minutes, i.e. ~90 min of wall time on 2 shared cores "
-        "(chapters 02+03 ~65 min, 04-07 ~25 min); the rows ship in results/default",
+        "epochs per run, 5 seeds, densities 0.1, 0.3, ..., 0.9 (the five levels of the paper's "
+        "Figure 13); on 2 CPU cores as 2 workers x 1 thread. Cost: 890 distinct runs for all "
+        "chapters; measured walls of the issue-15 sweeps in results/default/README.md; the rows "
+        "ship in results/default",
         setups=(_FMNIST_MLP, _SPURIOUS_MLP),
         experiment_setups=_cpu_experiments(_FMNIST_MLP.name, _SPURIOUS_MLP.name),
-        seeds=(0, 1, 2),
+        seeds=(0, 1, 2, 3, 4),
         densities=_ODD_TENTHS,
         secondary_densities=_ODD_TENTHS,
         query_seeds=5,
         methods=BENCHMARK_METHODS,
         imbalance_factors=(2.0, 5.0, 20.0),
-        query_epoch_grid=(1, 2, 5),
+        query_epoch_grid=(0.1, 0.3, 1, 2, 5),
         ablation_densities=(0.4, 0.5, 0.8),
         device="cpu",
         workers=2,
         threads=1,
+        # 10-epoch query runs: Dynamic Uncertainty's window J = 5 gives 6 windows (J = 10: one)
+        du_window=5,
     ),
     "paper": Profile(
         name="paper",
@@ -369,6 +387,17 @@ def _base_spec_fields(profile: Profile, setup: TrainingSetup, device: str) -> di
     )
 
 
+def _protocol_fields(profile: Profile, fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` with the profile's protocol choices on the runs they apply to: its CDB-W weight
+    rule on CDB-W trainings and its Dynamic Uncertainty window on Dynamic Uncertainty runs."""
+    fields = dict(fields)
+    if fields.get("cdbw") or fields.get("query_cdbw"):
+        fields["cdbw_weights"] = profile.cdbw_weights
+    if fields.get("method") == "dynamic_uncertainty":
+        fields["du_window"] = profile.du_window
+    return fields
+
+
 def _runs_for(experiment: str, profile: Profile, setup: TrainingSetup, densities, seeds):
     """(fields) dicts of the runs of ``experiment`` on ``setup``; the base fields are added later."""
     runs: list[dict[str, Any]] = []
@@ -400,8 +429,10 @@ def _runs_for(experiment: str, profile: Profile, setup: TrainingSetup, densities
                 add(protocol="random", density=d, seed=seed)
                 add(protocol="random+drop", density=d, seed=seed)
                 for method in setup.strategies:
-                    for protocol in ("strategy", "random+strategyq", "strategy+drop"):
+                    for protocol in ("strategy", "random+strategyq"):
                         add(protocol=protocol, method=method, density=d, seed=seed)
+                    add(protocol="strategy+drop", method=method, density=d, seed=seed,
+                        recall_query=profile.recall_query)
             elif experiment == "cdbw":
                 add(protocol="random+drop", density=d, seed=seed)
                 add(protocol="strategy", method="el2n", density=d, seed=seed)
@@ -484,7 +515,7 @@ def experiment_specs(
             "pretraining_ablation": profile.ablation_densities,
         }.get(experiment, profile.secondary_densities)
     densities = _densities(densities)
-    seeds = _seeds(profile.seeds if seeds is None else seeds)
+    seeds = _seeds(profile.seeds_for(experiment) if seeds is None else seeds)
     device = profile.device if device is None else device
 
     specs: dict[str, Any] = {}
@@ -498,6 +529,7 @@ def experiment_specs(
         if experiment == "cdbw":
             base["query_epochs"] = max(CDBW_MIN_QUERY_EPOCHS, base["query_epochs"])
         for fields in _runs_for(experiment, profile, setup, densities, seeds):
+            fields = _protocol_fields(profile, fields)
             spec = RunSpec(**{**base, **overrides, **fields})
             specs.setdefault(spec.cache_key, spec)
     return list(specs.values())

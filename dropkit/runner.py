@@ -14,6 +14,7 @@ This module does not import torch at import time: worker processes set their thr
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import platform
@@ -30,7 +31,7 @@ from dropkit import __version__
 from dropkit.spec import RECALL_PROTOCOLS, SCORE_PROTOCOLS, RunSpec, query_seed
 from dropkit.store import ResultStore
 
-__all__ = ["load_data", "query_outputs", "run"]
+__all__ = ["load_data", "query_outputs", "recall_spec", "run"]
 
 
 def load_data(spec: RunSpec, data_root: str | os.PathLike | None):
@@ -68,7 +69,8 @@ def _train_config(spec: RunSpec, *, epochs: int, drop_epochs: tuple[int, ...], s
         epochs=epochs, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay,
         batch_size=spec.batch_size, drop_epochs=drop_epochs, drop_factor=spec.drop_factor,
         augment=augment, cdbw=cdbw, seed=seed, device=spec.device, bf16=spec.bf16,
-        channels_last=spec.channels_last, cuda_graphs=default_cuda_graphs(spec.device), **extra,
+        channels_last=spec.channels_last, cuda_graphs=default_cuda_graphs(spec.device),
+        cdbw_weights=spec.cdbw_weights, **extra,
     )
 
 
@@ -88,16 +90,35 @@ def _model_for(spec: RunSpec, data, seed: int):
 def _query_config(spec: RunSpec):
     """The ``dropkit.scores.QueryConfig`` of the spec's query training.
 
-    Short runs (EL2N, GraNd, DRoP recalls): ``query_epochs`` each, ``query_seeds`` of them; full
-    runs (Forgetting, Dynamic Uncertainty, CoreSet, SSP): ``epochs`` with the final model's
-    schedule. Same optimiser as the final model, never augmented (Appendix A), CDB-W if
-    ``query_cdbw``; seeds from :func:`dropkit.spec.query_seed`.
+    Short runs (EL2N, GraNd, DRoP recalls): ``query_epochs`` each, ``query_seeds`` of them (a
+    fractional length ``q`` trains ``ceil(q)`` epochs, the last one cut to its first
+    ``q - ceil(q) + 1`` of the batches); full runs (Forgetting, Dynamic Uncertainty, CoreSet, SSP):
+    ``epochs`` with the final model's schedule. Same optimiser as the final model, never augmented
+    (Appendix A), CDB-W if ``query_cdbw``; Dynamic Uncertainty's window ``du_window``; seeds from
+    :func:`dropkit.spec.query_seed`.
     """
+    import math
+
     from dropkit.scores import QueryConfig
 
-    training = _train_config(spec, epochs=spec.query_epochs, drop_epochs=spec.drop_epochs,
-                             seed=query_seed(spec), augment=False, cdbw=spec.query_cdbw)
-    return QueryConfig(training, full_epochs=spec.epochs, num_seeds=spec.query_seeds)
+    epochs = math.ceil(spec.query_epochs)
+    training = _train_config(spec, epochs=epochs, drop_epochs=spec.drop_epochs,
+                             seed=query_seed(spec), augment=False, cdbw=spec.query_cdbw,
+                             last_epoch_fraction=float(spec.query_epochs - epochs + 1))
+    return QueryConfig(training, full_epochs=spec.epochs, num_seeds=spec.query_seeds,
+                       window=spec.du_window)
+
+
+def recall_spec(spec: RunSpec) -> RunSpec:
+    """The spec whose query models give ``spec``'s DRoP class recalls: ``spec`` itself, except
+    for ``strategy+drop`` with ``recall_query="short"``, which reads those of Random+DRoP (the
+    short EL2N query models, Appendix F) so that both DRoP protocols share their class quotas."""
+    from dropkit.spec import DEFAULT_RECALL_METHOD, SHORT_QUERY_METHODS
+
+    if spec.protocol != "strategy+drop" or spec.recall_query != "short" or spec.method in SHORT_QUERY_METHODS:
+        return spec
+    return dataclasses.replace(spec, protocol="random+drop", method=DEFAULT_RECALL_METHOD,
+                               recall_query="method")
 
 
 def query_outputs(spec: RunSpec, data, store: ResultStore | None = None, *,
@@ -221,6 +242,10 @@ def run(spec: RunSpec, store: ResultStore | None = None, *,
     train_groups = data.groups_train.numpy() if data.num_groups else None
     num_classes = int(data.num_classes)
     query = query_outputs(spec, data, store, progress=progress) if spec.needs_query else None
+    recalls_from = recall_spec(spec)
+    if recalls_from is not spec:  # DRoP's recalls from the short query models, scores from the strategy's
+        short = query_outputs(recalls_from, data, store, progress=progress)
+        query = {**query, **{k: v for k, v in short.items() if k != "scores"}}
     keep = _keep_indices(spec, labels, train_groups, query)
 
     config = _train_config(spec, epochs=spec.final_epochs, drop_epochs=spec.final_drop_epochs,
@@ -250,6 +275,8 @@ def run(spec: RunSpec, store: ResultStore | None = None, *,
         **_summary("val", robustness_summary(y_val, result.val_pred, num_classes)),
         final_epochs=spec.final_epochs,
     )
+    if spec.cdbw:  # the validation recalls that set each epoch's CDB-W weights ([E, K])
+        row["cdbw_val_recalls_per_epoch"] = np.asarray(result.val_recalls_per_epoch).tolist()
     if data.groups_test is not None and data.num_groups:
         row["group_counts"] = np.bincount(train_groups[keep], minlength=data.num_groups).tolist()
         if query is not None and "val_group_recalls" in query:

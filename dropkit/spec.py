@@ -73,17 +73,32 @@ DROP_UNITS: tuple[str, ...] = ("classes", "groups")
 #: such a field is left out of ``cache_key`` and ``query_key``, so every run stored before it
 #: existed keeps its key (the field's default is what those runs did).
 LATER_FIELD_DEFAULTS: dict[str, Any] = {"drop_over": "classes", "bf16": False,
-                                         "channels_last": False}
+                                         "channels_last": False, "recall_query": "method",
+                                         "cdbw_weights": "floored", "du_window": 10}
+#: Where Strategy+DRoP takes its class recalls: ``"method"`` (the strategy's own query model; for
+#: Forgetting/Dynamic Uncertainty/CoreSet the full-length run) or ``"short"`` (the paper, Appendix
+#: F: "we used 10% of the full training cycle to train the query model for EL2N, GraNd, and DRoP",
+#: i.e. the short EL2N query models of Random+DRoP, so both DRoP protocols share their quotas).
+RECALL_QUERIES: tuple[str, ...] = ("method", "short")
+#: CDB-W class weights (``dropkit.train.cdbw_class_weights``): ``"floored"`` (max(1 - r, 1e-3),
+#: rescaled to mean 1 over classes; the first implementation) or ``"paper"`` (Section 4: the
+#: weights are "precisely the proportions used by DRoP", (1 - r_k) / Z with DRoP's normaliser
+#: Z = sum_k (1 - r_k) N_k / N over the trained-on class sizes N_k, so the mean weight per sample is 1).
+CDBW_WEIGHTS: tuple[str, ...] = ("floored", "paper")
+#: The methods whose query model is the short one (so ``recall_query`` changes nothing for them).
+SHORT_QUERY_METHODS: tuple[str, ...] = ("el2n", "grand")
 #: Fields that only shape the query training: they cannot change a run without one (full data,
 #: Random), so such a run's cache key leaves them out (:attr:`RunSpec.unused_fields`).
 QUERY_ONLY_FIELDS: tuple[str, ...] = ("query_epochs", "query_seeds", "query_cdbw")
 #: Fields that only shape DRoP's quotas: a protocol without DRoP quotas leaves them out of its key.
 QUOTA_ONLY_FIELDS: tuple[str, ...] = ("quota_rule", "min_per_class")
+#: Fields that only shape CDB-W trainings: a spec without ``cdbw`` or ``query_cdbw`` leaves them out.
+CDBW_ONLY_FIELDS: tuple[str, ...] = ("cdbw_weights",)
 #: The RunSpec fields that determine a query training (and so its scores): ``RunSpec.query_key``.
 QUERY_FIELDS: tuple[str, ...] = (
     "dataset", "dataset_options", "train_subset", "imbalance_factor", "model",
     "pretrained_path", "method", "seed", "query_epochs", "query_seeds", "query_cdbw",
-    "epochs", "drop_epochs", "drop_factor", "lr", "momentum", "batch_size", "weight_decay",
+    "cdbw_weights", "du_window", "epochs", "drop_epochs", "drop_factor", "lr", "momentum", "batch_size", "weight_decay",
     "device", "bf16", "channels_last", "schema_version",
 )  # fmt: skip
 _DEVICE_PATTERN = re.compile(r"^(cpu|cuda(:[0-9]+)?|mps)$")
@@ -204,20 +219,29 @@ class RunSpec:
         density: fraction of the training set kept, in ``(0, 1]``.
         quota_rule: ``"paper"`` (class density ∝ 1 − recall) or ``"counts"`` (authors' code).
         min_per_class: optional floor of samples per class for DRoP quotas (0 = paper).
+        recall_query: where ``strategy+drop`` takes its class recalls (:data:`RECALL_QUERIES`):
+            ``"method"`` (the strategy's own query model) or ``"short"`` (the paper: DRoP's short
+            EL2N query models, those of ``random+drop``). Unused (left out of the key) for the
+            other protocols and for EL2N/GraNd, whose query model is the short one already.
         drop_over: ``"classes"`` (the paper: quotas from class sizes and per-class query recalls)
             or ``"groups"`` (group datasets only: quotas from group sizes and the query models'
             per-group validation recalls, selection within each group).
         seed: seed of the selection and the final training; the query runs use seeds from
             :func:`query_seed` (``1000 + seed * query_seeds`` onwards).
     Query model (only for protocols with a method):
-        query_epochs: training length of the EL2N/GraNd/DRoP query models (paper: 10% of
-            ``epochs``); Forgetting, Dynamic Uncertainty and CoreSet use a full ``epochs`` run.
+        query_epochs: training length of the EL2N/GraNd/DRoP query models in epochs (paper: 10%
+            of ``epochs``), a positive integer or a fraction of an epoch (e.g. 0.1: the first 10%
+            of the first epoch's batches; integral values are stored as ints, so keys stay
+            stable); Forgetting, Dynamic Uncertainty and CoreSet use a full ``epochs`` run.
         query_seeds: number of query trainings averaged (paper: 5) for EL2N/GraNd/DRoP recalls.
         query_cdbw: train the query model(s) with CDB-W class weights.
+        du_window: Dynamic Uncertainty's window J in epochs (He et al.: 10); with a 10-epoch
+            query run J = 10 leaves one window, J = 5 gives 6 windows. Unused for other methods.
     Final training (SGD, momentum, step schedule):
         model, pretrained_path (ResNet-50 only; a local state_dict file), epochs, drop_epochs,
         drop_factor, lr, momentum, batch_size, weight_decay, augment (shifts ≤ 4 px + flips),
         cdbw (CDB-W class weights on the final model),
+        cdbw_weights: the CDB-W weight rule (:data:`CDBW_WEIGHTS`), for ``cdbw`` and ``query_cdbw``,
         epoch_scaling: train ``round(epochs / density)`` epochs (drop epochs scaled alike), as
             the authors' code does for small subsets; off by default.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
@@ -239,7 +263,8 @@ class RunSpec:
     quota_rule: str = "paper"
     min_per_class: int = 0
     drop_over: str = "classes"
-    query_epochs: int = 1
+    recall_query: str = "method"
+    query_epochs: int | float = 1
     query_seeds: int = 1
     query_cdbw: bool = False
     pretrained_path: str | None = None
@@ -252,6 +277,8 @@ class RunSpec:
     weight_decay: float = 5e-4
     augment: bool = False
     cdbw: bool = False
+    cdbw_weights: str = "floored"
+    du_window: int = 10
     epoch_scaling: bool = False
     device: str = "cpu"
     bf16: bool = False
@@ -289,7 +316,11 @@ class RunSpec:
         if self.drop_over != "classes" and self.protocol not in RECALL_PROTOCOLS:
             raise ValueError(f"drop_over={self.drop_over!r} applies to the DRoP protocols "
                              f"{RECALL_PROTOCOLS} only, not to protocol {self.protocol!r}")
-        put("query_epochs", check_int("query_epochs", self.query_epochs))
+        check_choice("recall_query", self.recall_query, RECALL_QUERIES)
+        check_choice("cdbw_weights", self.cdbw_weights, CDBW_WEIGHTS)
+        put("du_window", check_int("du_window", self.du_window, minimum=2))
+        query_epochs = _finite_float("query_epochs", self.query_epochs, low=0.0, low_open=True)
+        put("query_epochs", int(query_epochs) if query_epochs.is_integer() else query_epochs)
         put("query_seeds", check_int("query_seeds", self.query_seeds))
         for name in ("query_cdbw", "augment", "cdbw", "epoch_scaling", "bf16", "channels_last"):
             if not isinstance(getattr(self, name), bool):
@@ -350,13 +381,20 @@ class RunSpec:
     def unused_fields(self) -> tuple[str, ...]:
         """Fields that cannot change this run's numbers, so its cache key leaves them out: the
         query fields (:data:`QUERY_ONLY_FIELDS`) of a run without a query model (full data,
-        Random) and the quota fields (:data:`QUOTA_ONLY_FIELDS`) of a protocol without DRoP
-        quotas. Specs that differ only in these fields are one run."""
+        Random), the quota fields (:data:`QUOTA_ONLY_FIELDS`) of a protocol without DRoP
+        quotas, ``recall_query`` where it changes nothing, the CDB-W fields of a run without
+        CDB-W and ``du_window`` of a method other than Dynamic Uncertainty. Specs that differ only in these fields are one run."""
         unused: tuple[str, ...] = ()
         if not self.needs_query:
             unused += QUERY_ONLY_FIELDS
         if self.protocol not in RECALL_PROTOCOLS:
             unused += QUOTA_ONLY_FIELDS
+        if self.protocol != "strategy+drop" or self.method in SHORT_QUERY_METHODS:
+            unused += ("recall_query",)
+        if not (self.cdbw or self.query_cdbw):
+            unused += CDBW_ONLY_FIELDS
+        if self.method != "dynamic_uncertainty":
+            unused += ("du_window",)
         return unused
 
     def _key_fields(self) -> dict[str, Any]:

@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 
 from dropkit.cost import Passes, final_passes, query_passes
-from dropkit.runner import load_data, query_outputs, run
+from dropkit.runner import load_data, query_outputs, recall_spec, run
 from dropkit.schedule import Job, ReadyQueue
-from dropkit.spec import RunSpec, check_choice, check_int
+from dropkit.spec import LATER_FIELD_DEFAULTS, RunSpec, check_choice, check_int
 from dropkit.store import ResultStore
 
 __all__ = ["SlurmOptions", "SweepReport", "SweepError", "sweep", "results_frame"]
@@ -344,16 +344,17 @@ def _tasks(missing: list[RunSpec], store: ResultStore, function: Callable, data_
     for spec in missing:
         size = spec.train_subset or 1
         after: tuple[str, ...] = ()
-        if with_queries and spec.needs_query:
-            key = f"query:{spec.query_key}"
+        queried = dict.fromkeys([spec, recall_spec(spec)]) if with_queries and spec.needs_query else {}
+        for query in queried:  # the spec's query training and, if apart, that of its DRoP recalls
+            key = f"query:{query.query_key}"
             if key not in tasks and key not in stored_queries:
-                if store.load_scores(spec.query_key) is None:
-                    tasks[key] = _Task(Job(key, relative_cost(query_passes(spec, size, 0))), _query_task,
-                                       (spec, root, profile, data_root), f"query {spec.method} seed={spec.seed}")
+                if store.load_scores(query.query_key) is None:
+                    tasks[key] = _Task(Job(key, relative_cost(query_passes(query, size, 0))), _query_task,
+                                       (query, root, profile, data_root), f"query {query.method} seed={query.seed}")
                 else:
                     stored_queries.add(key)
             if key in tasks:
-                after = (key,)
+                after += (key,)
         job = Job(spec.cache_key, relative_cost(final_passes(spec, size, 0)), after)
         tasks[spec.cache_key] = _Task(job, _run_task, (function, spec, root, profile, data_root), spec.label())
     return list(tasks.values())
@@ -431,8 +432,9 @@ def results_frame(specs: Iterable[RunSpec], store: ResultStore):
     frame = frame.iloc[np.argsort(positions.to_numpy(), kind="stable")].reset_index(drop=True)
     # A field that cannot change a run's numbers is not in its key: one stored row serves specs
     # that differ in it, and the row shows the value of the spec asked for.
+    # Rows stored before a later field existed lack it: the spec's value (its default) is the run's.
     by_key = {spec.cache_key: spec for spec in unique}
-    for name in sorted({name for spec in unique for name in spec.unused_fields}):
+    for name in sorted({name for spec in unique for name in spec.unused_fields} | set(LATER_FIELD_DEFAULTS)):
         frame[name] = [getattr(by_key[key], name) for key in frame["cache_key"]]
     return frame
 

@@ -275,6 +275,62 @@ def setting_caption(frame) -> str:
     queried = frame[frame["method"].notna() & frame["protocol"].isin(("strategy", *_STRATEGY_PROTOCOLS, "random+drop"))]
     q_epochs, q_seeds = _values(queried, "query_epochs"), _values(queried, "query_seeds")
     if len(q_epochs) == 1 and len(q_seeds) == 1:
-        text += (f"; EL2N/GraNd/DRoP query models trained {q_epochs[0]} epoch{'s' if q_epochs[0] != 1 else ''}"
+        text += (f"; EL2N/GraNd/DRoP query models trained {q_epochs[0]:g} epoch{'s' if q_epochs[0] != 1 else ''}"
                  f" and averaged over {q_seeds[0]} query seed{'s' if q_seeds[0] != 1 else ''}")
+    augment = _values(frame, "augment")
+    if len(augment) == 1:
+        text += ("; final models trained with data augmentation (shifts of at most 4 px and horizontal flips)"
+                 if augment[0] else "; no data augmentation")
+    du = frame[frame["method"] == "dynamic_uncertainty"]
+    if not du.empty and "du_window" in du:
+        windows = _values(du, "du_window")
+        if len(windows) == 1:
+            text += f"; Dynamic Uncertainty window {windows[0]} epochs"
+    if "cdbw_weights" in frame:
+        rules = _values(frame[frame["cdbw"].astype(bool) | frame["query_cdbw"].astype(bool)], "cdbw_weights")
+        if len(rules) == 1:
+            text += ("; CDB-W weights (1 - r_k)/Z (DRoP's normaliser)" if rules[0] == "paper"
+                     else "; CDB-W weights max(1 - r_k, 0.001) rescaled to mean 1 over classes")
+    long_drop = frame[(frame["protocol"] == "strategy+drop") & ~frame["method"].isin(("el2n", "grand"))]
+    if not long_drop.empty and "recall_query" in long_drop:
+        sources = _values(long_drop, "recall_query")
+        if len(sources) == 1:
+            text += ("; Strategy+DRoP quotas from DRoP's short EL2N query models" if sources[0] == "short"
+                     else "; Strategy+DRoP quotas from the Strategy's own query model")
     return text
+
+
+def cdbw_weight_history(frame, label: str, density: float | None = None):
+    """The CDB-W weights each epoch of the final trainings of curve ``label`` used, from the rows'
+    ``cdbw_val_recalls_per_epoch`` ([E, K] validation recalls after each epoch; the weights of
+    epoch e + 1 come from the recalls after epoch e, :func:`dropkit.train.cdbw_class_weights`
+    with the run's ``cdbw_weights`` rule and its kept class counts).
+
+    Returns:
+        DataFrame with one row per (seed, epoch): ``seed``, ``epoch`` (the epoch trained with these
+        weights, 1-based from the second), ``val_worst_recall`` and ``val_accuracy`` (the recalls
+        behind the weights, worst and mean over classes), ``max_weight``, ``min_weight`` and
+        ``worst_class`` (the class index of the lowest recall); empty if the rows lack the column.
+    """
+    import pandas as pd
+
+    from dropkit.train import cdbw_class_weights
+
+    frame = _with_labels(frame)
+    rows = frame[frame["label"] == label]
+    if density is not None:
+        rows = rows[np.isclose(rows["density"].astype(float), density)]
+    out = []
+    if "cdbw_val_recalls_per_epoch" not in rows:
+        return pd.DataFrame(out)
+    for row in rows.to_dict("records"):
+        history = row.get("cdbw_val_recalls_per_epoch")
+        if not isinstance(history, list):
+            continue
+        rule = row.get("cdbw_weights") if isinstance(row.get("cdbw_weights"), str) else "floored"
+        for epoch, recalls in enumerate(np.asarray(history, dtype=float)[:-1], start=1):
+            weights = cdbw_class_weights(recalls, rule, row["class_counts"])
+            out.append({"seed": int(row["seed"]), "epoch": epoch, "val_worst_recall": float(np.nanmin(recalls)),
+                        "val_accuracy": float(np.nanmean(recalls)), "max_weight": float(weights.max()),
+                        "min_weight": float(weights.min()), "worst_class": int(np.nanargmin(recalls))})
+    return pd.DataFrame(out)

@@ -47,6 +47,7 @@ __all__ = [
     "prior_ratio_quotas",
     "sample_mixture",
     "sample_figure4a_parameters",
+    "figure4b_thresholds",
     "simulate_pruning",
     "validity_violations",
     "variance_based_density_ratio",
@@ -272,19 +273,27 @@ def variance_based_density_ratio(sigma0, sigma1, prior_ratio):
     return _scalar_or_array(np.asarray(optimal_prior_ratio(sigma0, sigma1)) / prior_ratio)
 
 
-def sample_figure4a_parameters(n_draws: int, rng, *, sigma_range=(1e-2, 1e2)) -> tuple:
+def sample_figure4a_parameters(n_draws: int, rng, *, sigma_range=(1e-2, 1e2),
+                               spacing: str = "uniform") -> tuple:
     """Draw Figure 4a's parameters: ``(sigma0, sigma1, phi0)``, three float64 arrays ``[n_draws]``.
 
-    Two scales are drawn log-uniformly from ``sigma_range`` and sorted so ``sigma0 < sigma1``;
-    ``phi0 ~ U(0, 1)``. ``rng`` is a ``numpy.random.Generator`` or an integer seed.
+    Two scales are drawn from ``sigma_range`` and sorted so ``sigma0 < sigma1``: uniformly
+    (``spacing="uniform"``, the paper's caption: "drawn uniformly from [10^-2, 10^2]") or
+    log-uniformly (``"log"``: every decade equally often); ``phi0 ~ U(0, 1)``. ``rng`` is a
+    ``numpy.random.Generator`` or an integer seed.
     """
+    if spacing not in ("uniform", "log"):
+        raise ValueError(f"spacing={spacing!r} must be 'uniform' or 'log'")
     if not isinstance(n_draws, (int, np.integer)) or n_draws < 1:
         raise ValueError(f"n_draws={n_draws!r} must be a positive integer")
     low, high = (float(v) for v in sigma_range)
     if not 0 < low < high < np.inf:
         raise ValueError(f"sigma_range={sigma_range!r} must satisfy 0 < low < high < inf")
     rng = np.random.default_rng(rng)
-    scales = np.exp(rng.uniform(np.log(low), np.log(high), size=(n_draws, 2)))
+    if spacing == "log":
+        scales = np.exp(rng.uniform(np.log(low), np.log(high), size=(n_draws, 2)))
+    else:
+        scales = rng.uniform(low, high, size=(n_draws, 2))
     scales.sort(axis=1)
     phi0 = rng.uniform(0.0, 1.0, size=n_draws)
     return scales[:, 0], scales[:, 1], phi0
@@ -539,3 +548,23 @@ def simulate_pruning(
         kept_x=tuple(kept_x),
         kept_y=tuple(kept_y),
     )
+
+
+def figure4b_thresholds(mixture: GaussianMixture, densities, *, n_datasets: int = 10, n_points: int = 400,
+                        seed=0):
+    """Figure 4b as a tidy table: for each density and each simulated dataset, the ERM threshold
+    after random pruning with DRoP's quotas (:func:`simulate_pruning`, ``"random-drop"``) and the
+    two optima of the mixture, ``t_star`` (average risk, the mixture's prior) and ``t_hat`` (worst
+    class). Columns ``seed`` (the dataset's index: datasets are the replicates), ``density``,
+    ``threshold``, ``t_star``, ``t_hat``."""
+    import pandas as pd
+
+    t_star = float(average_optimal_threshold(*mixture.params, mixture.phi0 / (1 - mixture.phi0)))
+    t_hat = float(worst_class_optimal_threshold(*mixture.params))
+    rows = []
+    for density in densities:
+        simulation = simulate_pruning(mixture, "random-drop", density=density, n_datasets=n_datasets,
+                                      n_points=n_points, seed=seed)
+        rows += [{"seed": i, "density": float(density), "threshold": float(t), "t_star": t_star, "t_hat": t_hat}
+                 for i, t in enumerate(simulation.thresholds)]
+    return pd.DataFrame(rows)

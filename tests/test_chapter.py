@@ -43,15 +43,15 @@ def test_real_chapter_runs_then_reads_its_rows(tmp_path):
     args = dict(densities=[0.5], seeds=[0], results_dir=str(tmp_path), workers=1)
     first = chapter_results("smoke", "pretraining_ablation", **args)
     assert isinstance(first, ChapterResults) and first.profile.name == "smoke"
-    # full dataset + Random+DRoP at the smoke grid's two query lengths
-    assert len(first.frame) == len(first.specs) == 3
-    assert list(first.frame["label"]) == ["Full dataset", "Random+DRoP", "Random+DRoP"]
-    assert sorted(first.frame["query_epochs"]) == [1, 1, 2]
-    assert first.lines[0].startswith("3 runs: 0 read from") and "3 computed now" in first.lines[0]
+    # full dataset + Random+DRoP at the smoke grid's three query lengths (half an epoch, 1, 2)
+    assert len(first.frame) == len(first.specs) == 4
+    assert list(first.frame["label"]) == ["Full dataset"] + ["Random+DRoP"] * 3
+    assert sorted(first.frame["query_epochs"]) == [0.5, 1, 1, 2]
+    assert first.lines[0].startswith("4 runs: 0 read from") and "4 computed now" in first.lines[0]
     again = chapter_results("smoke", "pretraining_ablation", **args)
-    assert again.lines[0].startswith("3 runs: 3 read from") and "0 computed now" in again.lines[0]
+    assert again.lines[0].startswith("4 runs: 4 read from") and "0 computed now" in again.lines[0]
     assert again.frame["test_recalls"].tolist() == first.frame["test_recalls"].tolist()
     # A Profile object works too (chapter 03 narrows the strategies this way).
     narrowed = dataclasses.replace(get_profile("smoke"), seeds=(0,))
     third = chapter_results(narrowed, "pretraining_ablation", densities=[0.5], results_dir=str(tmp_path))
-    assert third.lines[0].startswith("3 runs: 3 read from")
+    assert third.lines[0].startswith("4 runs: 4 read from")

@@ -1,5 +1,5 @@
-"""dropkit.claims on constructed result tables whose answers are known: the "what we see" tables
-hold hand-computed numbers, and every verdict of every claim sentence is reached."""
+"""dropkit.claims on constructed data whose answers are known: the rule (t-interval over seeds,
+three verdicts) reaches every verdict, and the "what we see" tables hold hand-computed numbers."""
 
 from __future__ import annotations
 
@@ -108,52 +108,11 @@ def test_bias_table_numbers():
     assert np.isnan(table.loc["GraNd", "corr(class acc, class density)"])  # constant densities
 
 
-def test_bias_claim_holds_when_every_method_widens_the_gap():
-    # GraNd: accuracy 0.7 (drop 0.1), worst 0.45 (drop 0.15): +5 pp
-    sentence = claims.bias_claim(benchmark([0.45, 0.8, 0.85]), 0.5)
-    assert sentence.startswith("At d=0.5, 2 of 2 score-based methods lose more worst-class")
-    assert "EL2N: +20.0 pp, GraNd: +5.0 pp" in sentence
-    assert sentence.endswith("exacerbates classification bias holds here.")
-
-
-def test_bias_claim_holds_only_in_part():
-    # GraNd: accuracy 0.7 (drop 0.1), worst 0.65 (drop -0.05): narrows the gap
-    sentence = claims.bias_claim(benchmark([0.65, 0.7, 0.75]), 0.5)
-    assert "1 of 2 score-based methods" in sentence and "; GraNd does not" in sentence
-    assert sentence.endswith("holds only in part here.")
-
-
-def test_bias_claim_does_not_hold_when_no_method_widens_the_gap():
-    frame = benchmark([0.65, 0.7, 0.75])
-    frame = frame[frame["method"] != "el2n"]
-    sentence = claims.bias_claim(frame, 0.5)
-    assert sentence.startswith("At d=0.5, 0 of 1 score-based methods")
-    assert sentence.endswith("does not hold here.")
-    with pytest.raises(ValueError, match="score-based"):
-        claims.bias_claim(frame[frame["method"] != "grand"], 0.5)
-
-
 def du_frame(du_counts, other_counts):
     return frame_of({
         ("strategy", "dynamic_uncertainty"): {0.1: ([0.5, 0.7, 0.9], du_counts)},
         ("strategy", "el2n"): {0.1: ([0.5, 0.7, 0.9], other_counts)},
     })
-
-
-def test_dynamic_uncertainty_claim_holds_when_it_prunes_hard_classes_most():
-    sentence = claims.dynamic_uncertainty_claim(du_frame([0, 10, 20], [10, 12, 10]))
-    assert "r = +1.00 on average (the largest of all methods)" in sentence
-    assert sentence.endswith("most aggressively holds here.")
-
-
-def test_dynamic_uncertainty_claim_fails_when_another_method_correlates_more():
-    sentence = claims.dynamic_uncertainty_claim(du_frame([5, 10, 15], [0, 10, 20]))
-    assert "not above EL2N's (+1.00)" in sentence
-    assert sentence.endswith("does not hold here.")
-    negative = claims.dynamic_uncertainty_claim(du_frame([20, 10, 0], [10, 10, 10]))
-    assert "r = -1.00" in negative and negative.endswith("does not hold here.")
-    with pytest.raises(ValueError, match="Dynamic Uncertainty"):
-        claims.dynamic_uncertainty_claim(frame_of({("strategy", "el2n"): {0.1: FULL}}))
 
 
 # --------------------------------------------------------------------------- chapter 03
@@ -179,33 +138,6 @@ def test_drop_table_rows_and_columns():
     assert {"worst-class peaks at d", "corr(class acc, class density)"} <= set(table.columns)
 
 
-def test_drop_claim_holds():
-    sentence = claims.drop_claim(evaluation(0.7), 0.5)
-    assert sentence == (
-        "Random+DRoP's worst-class accuracy at d=0.5 (70.0%) is above the full dataset's (60.0%) "
-        "and above every other protocol's (best other: EL2N+DRoP, 55.0%): the paper's claim holds here.")
-
-
-def test_drop_claim_holds_only_in_part_either_way():
-    above_others = claims.drop_claim(evaluation(0.58), 0.5)
-    assert "is below the full dataset's (60.0%) and above every other" in above_others
-    assert above_others.endswith("the paper's claim holds only in part here.")
-    above_full = claims.drop_claim(evaluation(0.62, el2n_worst=0.65), 0.5)
-    assert "is above the full dataset's" in above_full
-    assert "not above every other protocol's (best other: EL2N, 65.0%)" in above_full
-    assert above_full.endswith("holds only in part here.")
-
-
-def test_drop_claim_does_not_hold():
-    sentence = claims.drop_claim(evaluation(0.5), 0.5)
-    assert "(50.0%) is below the full dataset's (60.0%) and not above every other" in sentence
-    assert sentence.endswith("the paper's claim does not hold here.")
-    equal = claims.drop_claim(evaluation(0.6), 0.5)
-    assert "is equal to the full dataset's" in equal
-    with pytest.raises(ValueError, match="Random\\+DRoP"):
-        claims.drop_claim(evaluation(0.7).query("protocol != 'random+drop'"), 0.5)
-
-
 def peaks_frame(drop_by_density):
     high = {0.3: [0.4, 0.8, 0.9], 0.5: [0.5, 0.8, 0.9], 0.9: [0.6, 0.8, 0.9]}
     return frame_of({
@@ -215,44 +147,12 @@ def peaks_frame(drop_by_density):
     })
 
 
-def test_drop_peak_claim_every_verdict():
-    holds = claims.drop_peak_claim(peaks_frame({0.3: 0.7, 0.5: 0.75, 0.9: 0.65}))
-    assert holds.startswith("Random+DRoP's worst-class accuracy peaks at d=0.5; 2 of 2 other protocols peak at a "
-                            "higher density:")
-    assert holds.endswith("have passed their best holds here.")
-    fails = claims.drop_peak_claim(peaks_frame({0.3: 0.6, 0.5: 0.65, 0.9: 0.7}))
-    assert ("peaks at d=0.9; 0 of 2 other protocols peak at a higher density; Random (d=0.9), EL2N (d=0.9) "
-            "peak at the same or a lower density:") in fails
-    assert fails.endswith("does not hold here.")
-    frame = peaks_frame({0.3: 0.7, 0.5: 0.75, 0.9: 0.65})
-    early = (frame["protocol"] == "random") & (frame["density"] == 0.3)
-    frame.loc[early, "test_worst_class"] = 0.95  # Random now peaks at 0.3, below DRoP's 0.5
-    part = claims.drop_peak_claim(frame)
-    assert "1 of 2 other protocols peak at a higher density; Random (d=0.3) peaks at the same or a lower" in part
-    assert part.endswith("holds only in part here.")
-
-
 def correlation_frame(drop_counts):
     return frame_of({
         ("random", None): {0.5: ([0.5, 0.8, 0.9], [49, 50, 51])},
         ("strategy", "el2n"): {0.5: ([0.5, 0.8, 0.9], [60, 50, 40])},
         ("random+drop", "el2n"): {0.5: ([0.7, 0.8, 0.9], drop_counts)},
     })
-
-
-def test_drop_correlation_claim_both_ways():
-    # full-dataset class accuracy 0.6, 0.8, 1.0; EL2N: r = -1 too, so DRoP cannot be stronger
-    fails = claims.drop_correlation_claim(correlation_frame([100, 40, 10]))
-    assert "against -1.00 for EL2N, the most negative among" in fails
-    assert f"(difference {np.corrcoef([0.6, 0.8, 1.0], [1.0, 0.4, 0.1])[0, 1] + 1.0:+.2f})" in fails
-    assert fails.endswith("does not hold here.")
-    frame = correlation_frame([100, 40, 10])
-    frame = frame[frame["protocol"] != "strategy"]
-    holds = claims.drop_correlation_claim(frame)
-    r = np.corrcoef([0.6, 0.8, 1.0], [1.0, 0.4, 0.1])[0, 1]
-    assert f"at r = {r:+.2f} on average, against +1.00 for Random, the most negative" in holds
-    assert f"(difference {r - 1.0:+.2f})" in holds
-    assert holds.endswith("more pronounced than the strategies' holds here.")
 
 
 def test_provenance_sentence_lists_revisions_machines_and_time():
@@ -298,14 +198,44 @@ def test_curve_metrics_rejects_absent_density_and_missing_columns():
         claims.curve_metrics(curve_frame().drop(columns="curve"), 0.5)
 
 
-def test_comparison_claim_verdicts():
-    table = claims.curve_metrics(curve_frame(), 0.5)
-    assert "holds here" in claims.comparison_claim(table, "worst-class (%)", "Random+DRoP", ["EL2N"], "x")
-    mixed = pd.DataFrame({"worst-class (%)": [50.0, 40.0, 60.0]}, index=["A", "B", "C"])
-    assert "holds only in part" in claims.comparison_claim(mixed, "worst-class (%)", "A", ["B", "C"], "x")
-    assert "does not hold" in claims.comparison_claim(table, "worst-class (%)", "EL2N", ["Random+DRoP"], "x")
-    # gap: lower is better; EL2N gap 60 vs Random+DRoP (20+40)/2 = 30
-    assert "does not hold" in claims.comparison_claim(table, "max-min gap (%)", "EL2N", ["Random+DRoP"], "x")
-    assert "holds here" in claims.comparison_claim(table, "max-min gap (%)", "Random+DRoP", ["EL2N"], "x")
-    with pytest.raises(ValueError, match="column"):
-        claims.comparison_claim(table, "nope", "EL2N", ["Random+DRoP"], "x")
+
+
+# --------------------------------------------------------------------------- the rule
+
+
+def test_t_interval_is_the_student_t_interval_over_seeds():
+    mean, low, high = claims.t_interval([1.0, 2.0, 3.0])
+    # s = 1, n = 3, t_{0.975, 2} = 4.302652729911275
+    assert mean == 2.0
+    assert (low, high) == pytest.approx((2.0 - 4.302652729911275 / np.sqrt(3), 2.0 + 4.302652729911275 / np.sqrt(3)))
+    one = claims.t_interval([0.5])
+    assert one[0] == 0.5 and np.isnan(one[1]) and np.isnan(one[2])
+    for bad in ([], [np.nan, 1.0], [[1.0, 2.0]]):
+        with pytest.raises(ValueError, match="finite"):
+            claims.t_interval(bad)
+
+
+@pytest.mark.parametrize("values, expected", [
+    ((2.0, 2.5, 3.0, 2.2, 2.8), "holds"),            # interval above 0
+    ((-2.0, -2.5, -3.0, -2.2, -2.8), "contradicted"),  # interval below 0
+    ((1.0, -1.0, 2.0, -2.0, 0.5), "inconclusive"),     # interval contains 0
+    ((3.0,), "inconclusive"),                          # one seed: no interval
+    ((1.0, 1.0, 1.0), "holds"),                        # no spread: the interval is the mean
+])
+def test_the_rule_reaches_all_three_verdicts(values, expected):
+    effect = claims.Effect(tuple(values), tuple(range(len(values))), "pp", "x")
+    assert effect.verdict == expected
+    mean, low, high = effect.interval
+    assert expected != "holds" or low > 0
+    assert expected != "contradicted" or high < 0
+
+
+def test_paired_effect_pairs_by_seed_and_drops_unpaired_seeds():
+    a = {0: 50.0, 1: 60.0, 2: 70.0, 3: 99.0}
+    b = {0: 40.0, 1: 52.0, 2: 61.0, 4: 10.0}
+    effect = claims.paired_effect([a, b], lambda x, y: x - y, "pp", "a minus b")
+    assert effect.seeds == (0, 1, 2) and effect.values == (10.0, 8.0, 9.0)
+    assert effect.verdict == "holds"
+    assert effect.text() == "+9.0 pp [+6.5, +11.5] (3 seeds)"
+    with pytest.raises(ValueError, match="share no seed"):
+        claims.paired_effect([{0: 1.0}, {1: 2.0}], lambda x, y: x - y, "pp", "m")

@@ -59,10 +59,15 @@ CHANGED = {
     "drop_over": "groups",
     "bf16": True,
     "channels_last": True,
+    "recall_query": "short",
+    "cdbw_weights": "paper",
+    "du_window": 5,
 }
 #: Fields whose changed value needs another field changed too (compared with that spec).
 CHANGED_WITH = {"drop_over": {"protocol": "strategy+drop"}, "quota_rule": {"protocol": "strategy+drop"},
-                "min_per_class": {"protocol": "strategy+drop"}}
+                "min_per_class": {"protocol": "strategy+drop"},
+                "recall_query": {"protocol": "strategy+drop", "method": "forgetting"},
+                "cdbw_weights": {"cdbw": True}, "du_window": {"method": "dynamic_uncertainty"}}
 
 
 def test_changed_covers_every_field_but_the_schema_version():
@@ -103,12 +108,12 @@ def test_fields_a_protocol_does_not_use_stay_out_of_its_key():
         same = dataclasses.replace(spec, query_epochs=5, query_seeds=3, query_cdbw=True,
                                    quota_rule="counts", min_per_class=4)
         assert same != spec and same.cache_key == spec.cache_key
-        assert spec.unused_fields == QUERY_ONLY_FIELDS + QUOTA_ONLY_FIELDS
+        assert set(QUERY_ONLY_FIELDS + QUOTA_ONLY_FIELDS) <= set(spec.unused_fields)
     # a score protocol uses its query fields but no quota fields
     assert dataclasses.replace(BASE, quota_rule="counts").cache_key == BASE.cache_key
     assert dataclasses.replace(BASE, query_epochs=2).cache_key != BASE.cache_key
     drop = dataclasses.replace(BASE, protocol="random+drop")
-    assert drop.unused_fields == ()
+    assert drop.unused_fields == ("recall_query", "cdbw_weights", "du_window")
     for name, value in (("query_epochs", 2), ("quota_rule", "counts"), ("min_per_class", 1)):
         assert dataclasses.replace(drop, **{name: value}).cache_key != drop.cache_key, name
     # the query training's key is untouched by the rule
@@ -162,8 +167,10 @@ def test_query_key_is_shared_by_densities_and_protocols_only():
     for name in QUERY_FIELDS:
         if name in ("schema_version",):
             continue
-        other = dataclasses.replace(BASE, **{name: CHANGED[name]})
-        assert other.query_key != BASE.query_key, name
+        base = dataclasses.replace(BASE, **{"cdbw_weights": {"query_cdbw": True},
+                                            "du_window": {"method": "dynamic_uncertainty"}}.get(name, {}))
+        other = dataclasses.replace(base, **{name: CHANGED[name]})
+        assert other.query_key != base.query_key, name
     assert dataclasses.replace(BASE, protocol="random", method=None).query_key is None
     assert full_dataset_spec(BASE).query_key is None
 
@@ -623,3 +630,54 @@ def test_cuda_specs_train_with_cuda_graphs_without_changing_their_keys():
     assert final.cuda_graphs and _query_config(on_gpu).training.cuda_graphs
     assert _query_config(on_gpu).train_config(full=True).cuda_graphs
     assert "graph" not in json.dumps(dataclasses.asdict(on_gpu))
+
+
+# --------------------------------------------------------------------------- issue 15 protocols
+
+
+def test_issue15_protocol_fields_stay_out_of_keys_where_they_change_nothing():
+    el2n_drop = dataclasses.replace(BASE, protocol="strategy+drop", method="el2n")
+    forgetting_drop = dataclasses.replace(BASE, protocol="strategy+drop", method="forgetting")
+    # EL2N's query model is the short one already: the recall source changes nothing
+    assert dataclasses.replace(el2n_drop, recall_query="short").cache_key == el2n_drop.cache_key
+    assert dataclasses.replace(forgetting_drop, recall_query="short").cache_key != forgetting_drop.cache_key
+    # CDB-W's weight rule only for CDB-W trainings; the DU window only for Dynamic Uncertainty
+    assert dataclasses.replace(BASE, cdbw_weights="paper").cache_key == BASE.cache_key
+    cdbw = dataclasses.replace(BASE, cdbw=True)
+    assert dataclasses.replace(cdbw, cdbw_weights="paper").cache_key != cdbw.cache_key
+    query_cdbw = dataclasses.replace(BASE, query_cdbw=True)
+    assert dataclasses.replace(query_cdbw, cdbw_weights="paper").query_key != query_cdbw.query_key
+    assert dataclasses.replace(BASE, du_window=5).cache_key == BASE.cache_key
+    du = dataclasses.replace(BASE, method="dynamic_uncertainty")
+    assert dataclasses.replace(du, du_window=5).query_key != du.query_key
+
+
+def test_query_epochs_may_be_a_fraction_and_integral_values_keep_their_keys():
+    assert dataclasses.replace(BASE, query_epochs=2.0).query_epochs == 2
+    assert isinstance(dataclasses.replace(BASE, query_epochs=2.0).query_epochs, int)
+    assert dataclasses.replace(BASE, query_epochs=2.0).cache_key == dataclasses.replace(BASE, query_epochs=2).cache_key
+    assert dataclasses.replace(BASE, query_epochs=0.25).query_epochs == 0.25
+    for bad in (0, -0.5, float("nan"), True):
+        with pytest.raises(ValueError, match="query_epochs"):
+            dataclasses.replace(BASE, query_epochs=bad)
+
+
+def test_strategy_drop_with_short_recalls_takes_random_drop_quotas(tmp_path):
+    from dropkit.runner import recall_spec
+
+    store = ResultStore(tmp_path, "smoke")
+    common = dict(query_epochs=0.5, query_seeds=2, seed=1)
+    forgetting = tiny("strategy+drop", 0.4, method="forgetting", recall_query="short", **common)
+    drop = tiny("random+drop", 0.4, **common)
+    assert recall_spec(forgetting).query_key == drop.query_key
+    row, drop_row = run(forgetting, store), run(drop, store)
+    assert row["query_val_recalls"] == drop_row["query_val_recalls"]
+    assert row["class_counts"] == drop_row["class_counts"]
+    own = run(dataclasses.replace(forgetting, recall_query="method"), store)
+    assert own["query_val_recalls"] != row["query_val_recalls"]
+
+
+def test_cdbw_rows_record_the_recalls_behind_the_weights():
+    row = run(tiny("none", cdbw=True, cdbw_weights="paper"))
+    assert np.asarray(row["cdbw_val_recalls_per_epoch"]).shape == (2, 2)
+    assert "cdbw_val_recalls_per_epoch" not in run(tiny("none"))

@@ -73,7 +73,7 @@ def test_default_profile_fits_two_cores():
     default = get_profile("default")
     main = default.setup("mlp-fashion-mnist")
     assert (main.dataset, main.model, main.epochs, main.train_subset) == ("fashion-mnist", "mlp", 10, None)
-    assert default.seeds == (0, 1, 2) and default.densities == (0.1, 0.3, 0.5, 0.7, 0.9)
+    assert default.seeds == (0, 1, 2, 3, 4) and default.densities == (0.1, 0.3, 0.5, 0.7, 0.9)
     assert default.workers * default.threads <= 2
     assert default.device == "cpu"
 
@@ -107,12 +107,13 @@ def test_smoke_bias_benchmark_specs():
 
 def test_default_drop_evaluation_specs():
     specs = experiment_specs("default", "drop_evaluation")
-    assert len(specs) == len({s.cache_key for s in specs}) == 3 * (5 * (2 + 2 * 3) + 1)
+    seeds = len(get_profile("default").seeds_for("drop_evaluation"))
+    assert len(specs) == len({s.cache_key for s in specs}) == seeds * (5 * (2 + 2 * 3) + 1)
     kinds = collections.Counter((s.protocol, s.method) for s in specs)
-    assert kinds[("random+drop", "el2n")] == 15
-    assert kinds[("strategy+drop", "forgetting")] == 15
-    assert kinds[("random+strategyq", "el2n")] == 15
-    assert kinds[("none", None)] == 3
+    assert kinds[("random+drop", "el2n")] == 5 * seeds
+    assert kinds[("strategy+drop", "forgetting")] == 5 * seeds
+    assert kinds[("random+strategyq", "el2n")] == 5 * seeds
+    assert kinds[("none", None)] == seeds
     assert {s.query_seeds for s in specs} == {5}
     # Runs shared with the bias benchmark have identical keys (computed once).
     bias = {s.cache_key for s in experiment_specs("default", "bias_benchmark")}
@@ -145,9 +146,9 @@ def test_cdbw_imbalanced_waterbirds_and_ablation_sets():
     assert {s.dataset for s in waterbirds} == {"spurious-fashion-mnist"}
     assert {(s.protocol, s.drop_over) for s in waterbirds if s.drop_over == "groups"} == {
         ("random+drop", "groups"), ("strategy+drop", "groups")}
-    assert len(waterbirds) == 3 * (2 + 6 * 5)  # seeds x (full, CDB-W full + 6 protocols x 5 densities)
+    assert len(waterbirds) == len(get_profile("default").seeds_for("waterbirds")) * (2 + 6 * 5)  # seeds x (full, CDB-W full + 6 protocols x 5 densities)
     ablation = experiment_specs("default", "pretraining_ablation")
-    assert {s.query_epochs for s in ablation if s.protocol != "none"} == {1, 2, 5}
+    assert {s.query_epochs for s in ablation if s.protocol != "none"} == {0.1, 0.3, 1, 2, 5}
     assert {s.density for s in ablation if s.protocol != "none"} == {0.4, 0.5, 0.8}
 
 
@@ -177,7 +178,7 @@ def test_overrides():
     assert {(s.device, s.model, s.epochs, s.query_seeds) for s in specs} == {("cuda", "cnn", 1, 1)}
     # An experiment's own variations win over overrides.
     ablation = experiment_specs("smoke", "pretraining_ablation", query_epochs=7)
-    assert {s.query_epochs for s in ablation if s.protocol != "none"} == {1, 2}
+    assert {s.query_epochs for s in ablation if s.protocol != "none"} == {0.5, 1, 2}
 
 
 @pytest.mark.parametrize(

@@ -105,7 +105,7 @@ def test_every_run_of_both_chapters_is_shipped_with_provenance(shipped):
         specs = experiment_specs("default", experiment)
         missing = [spec.label() for spec in specs if spec.cache_key not in shipped]
         assert not missing, f"{experiment}: {len(missing)} of {len(specs)} runs are not shipped, e.g. {missing[:3]}"
-    assert len(shipped) == 168  # 93 + 123 runs, 48 of them shared by the two chapters
+    assert len(shipped) == 280  # 155 + 205 runs, 80 of them shared by the two chapters
     for row in shipped.values():
         assert all(row.get(name) is not None for name in PROVENANCE), row["cache_key"]
         assert row["seconds"] > 0 and row["train_seconds"] > 0

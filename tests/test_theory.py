@@ -457,3 +457,14 @@ def test_simulate_pruning_with_several_seeds_concatenates_per_seed_runs():
 def test_public_names_are_exported():
     for name in theory.__all__:
         assert hasattr(theory, name)
+
+
+def test_figure4a_scales_are_uniform_as_the_paper_says_or_log_uniform():
+    s0, s1, _ = sample_figure4a_parameters(20000, 1)
+    scales = np.concatenate([s0, s1])
+    assert abs(np.mean(scales < 50.0) - 0.5) < 0.02  # uniform on [0.01, 100]: half below 50
+    l0, l1, _ = sample_figure4a_parameters(20000, 1, spacing="log")
+    logs = np.concatenate([l0, l1])
+    assert abs(np.mean(logs < 1.0) - 0.5) < 0.02  # log-uniform: half below 1
+    with pytest.raises(ValueError, match="spacing"):
+        sample_figure4a_parameters(5, 0, spacing="linear")

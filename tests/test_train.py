@@ -112,6 +112,29 @@ def test_cdbw_weights_are_one_minus_recall_rescaled_to_mean_one():
     np.testing.assert_allclose(cdbw_class_weights([0.2, 0.6]), [4 / 3, 2 / 3], rtol=1e-15)
 
 
+def test_cdbw_paper_weights_are_drop_proportions():
+    # w_k = (1 - r_k) / Z, Z = sum_k (1 - r_k) N_k / N: mean weight per sample 1
+    weights = cdbw_class_weights([0.5, 0.75, 1.0], "paper", [100, 300, 600])
+    z = (0.5 * 100 + 0.25 * 300 + 0.0 * 600) / 1000
+    np.testing.assert_allclose(weights, [0.5 / z, 0.25 / z, 0.0], rtol=1e-15)
+    assert np.dot(weights, [100, 300, 600]) / 1000 == pytest.approx(1.0)
+    np.testing.assert_array_equal(cdbw_class_weights([1.0, 1.0], "paper", [5, 5]), [1.0, 1.0])
+    with pytest.raises(ValueError, match="class sizes"):
+        cdbw_class_weights([0.5, 0.5], "paper")
+    with pytest.raises(ValueError, match="rule"):
+        cdbw_class_weights([0.5, 0.5], "other")
+
+
+def test_last_epoch_fraction_trains_part_of_the_last_epoch(bands):
+    config = TrainConfig(epochs=1, batch_size=16, last_epoch_fraction=0.5, eval_every_epoch=False)
+    result = train(bands, "linear", config, progress=False)
+    full = train(bands, "linear", TrainConfig(epochs=1, batch_size=16, eval_every_epoch=False), progress=False)
+    assert not np.array_equal(result.val_pred, full.val_pred) or not torch.equal(
+        next(result.model.parameters()), next(full.model.parameters()))
+    with pytest.raises(ValueError, match="last_epoch_fraction"):
+        TrainConfig(last_epoch_fraction=0.0)
+
+
 def test_cdbw_weights_never_all_zero():
     np.testing.assert_array_equal(cdbw_class_weights([1.0, 1.0, 1.0]), [1.0, 1.0, 1.0])
     clamped = cdbw_class_weights([1.0, 0.9])

@@ -107,6 +107,7 @@ class QueryConfig:
         return dataclasses.replace(
             self.training, epochs=epochs,
             drop_epochs=tuple(d for d in self.training.drop_epochs if d < epochs),
+            last_epoch_fraction=1.0 if full else self.training.last_epoch_fraction,
             seed=self.training.seed if seed is None else seed,
             record_per_sample=record_per_sample, eval_every_epoch=False,
         )

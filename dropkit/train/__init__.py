@@ -46,7 +46,7 @@ from dropkit.models import MODELS, build_model
 from dropkit.train.batches import (MAX_SHIFT, InMemoryTrainSet, StreamingTrainSet, augment_batch,
                                    check_train_indices, default_loader_workers, epoch_batches,
                                    eval_batches)
-from dropkit.train.config import (CDBW_MIN_WEIGHT, TrainConfig, TrainResult, cdbw_class_weights,
+from dropkit.train.config import (CDBW_MIN_WEIGHT, CDBW_WEIGHT_RULES, TrainConfig, TrainResult, cdbw_class_weights,
                                   default_cuda_graphs, is_cuda, learning_rate)
 from dropkit.train.inference import EVAL_BATCH_SIZE, Normalizer, embeddings, map_batches, predict_logits
 from dropkit.train.step import GraphedStep, TrainStep
@@ -55,7 +55,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from dropkit.data import DataSplits
 
 __all__ = [
-    "CDBW_MIN_WEIGHT", "EVAL_BATCH_SIZE", "MAX_SHIFT", "Normalizer", "TrainConfig", "TrainResult",
+    "CDBW_MIN_WEIGHT", "CDBW_WEIGHT_RULES", "EVAL_BATCH_SIZE", "MAX_SHIFT", "Normalizer", "TrainConfig", "TrainResult",
     "augment_batch", "cdbw_class_weights", "default_cuda_graphs", "default_loader_workers",
     "embeddings", "epoch_batches", "is_cuda", "learning_rate", "predict_logits", "train",
 ]
@@ -129,6 +129,8 @@ def _train(data, model, config, *, train_indices, callbacks, progress, loader_wo
                      max(stop - start for start, stop in bounds), device)
     run_step = GraphedStep(step, config.batch_size) if config.cuda_graphs else step
 
+    last_batches = max(1, round(config.last_epoch_fraction * len(bounds)))
+    class_sizes = np.bincount(data.y_train.cpu().numpy()[indices], minlength=num_classes) if config.cdbw else None
     bar = tqdm(range(epochs), desc=f"train {n} samples", unit="epoch", disable=not progress)
     for epoch in bar:
         epoch_started = time.perf_counter()
@@ -138,7 +140,8 @@ def _train(data, model, config, *, train_indices, callbacks, progress, loader_wo
         model.train()
         order = torch.randperm(n, generator=generator, device=device)
         step.reset()
-        for positions, xb, yb in train_set.batches(order, bounds):
+        epoch_bounds = bounds[:last_batches] if epoch == epochs - 1 else bounds
+        for positions, xb, yb in train_set.batches(order, epoch_bounds):
             if config.augment:
                 xb = augment_batch(xb, generator)
             run_step(positions, xb, yb)
@@ -160,7 +163,8 @@ def _train(data, model, config, *, train_indices, callbacks, progress, loader_wo
             else:
                 row[f"{split}_accuracy"] = row[f"{split}_worst_recall"] = np.nan
         if config.cdbw:
-            step.class_weights.copy_(torch.as_tensor(cdbw_class_weights(recalls["val"][epoch]),
+            step.class_weights.copy_(torch.as_tensor(cdbw_class_weights(recalls["val"][epoch], config.cdbw_weights,
+                                                                        class_sizes),
                                                      dtype=torch.float32))
         row["seconds"] = time.perf_counter() - epoch_started
         history.append(row)

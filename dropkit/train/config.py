@@ -14,6 +14,8 @@ import torch
 from torch import nn
 
 CDBW_MIN_WEIGHT = 1e-3        # floor on 1 - r_k before renormalisation: no class ever weighs 0
+#: CDB-W weight rules of :func:`cdbw_class_weights`.
+CDBW_WEIGHT_RULES: tuple[str, ...] = ("floored", "paper")
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class TrainConfig:
     cuda_graphs: bool = False
     record_per_sample: bool = False
     eval_every_epoch: bool = True
+    last_epoch_fraction: float = 1.0
+    cdbw_weights: str = "floored"
 
     def __post_init__(self) -> None:
         if not isinstance(self.epochs, int) or self.epochs < 1:
@@ -71,6 +75,10 @@ class TrainConfig:
         if any(not isinstance(e, int) or e < 1 for e in drops) or list(drops) != sorted(set(drops)):
             raise ValueError(f"drop_epochs={self.drop_epochs!r} must be strictly increasing positive integers")
         object.__setattr__(self, "drop_epochs", drops)
+        if not 0 < self.last_epoch_fraction <= 1:
+            raise ValueError(f"last_epoch_fraction={self.last_epoch_fraction!r} must lie in (0, 1]")
+        if self.cdbw_weights not in CDBW_WEIGHT_RULES:
+            raise ValueError(f"cdbw_weights={self.cdbw_weights!r} is not one of {CDBW_WEIGHT_RULES}")
         if not 0 < self.drop_factor <= 1:
             raise ValueError(f"drop_factor={self.drop_factor!r} must lie in (0, 1]")
         try:
@@ -132,13 +140,19 @@ def learning_rate(config: TrainConfig, epoch: int) -> float:
     return config.lr * config.drop_factor ** drops
 
 
-def cdbw_class_weights(val_recalls: Sequence[float] | np.ndarray) -> np.ndarray:
+def cdbw_class_weights(val_recalls: Sequence[float] | np.ndarray, rule: str = "floored",
+                       class_sizes: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
     """CDB-W class weights ``[K]`` from validation recalls ``r`` ``[K]`` (values in [0, 1]).
 
-    ``w_k = max(1 - r_k, CDBW_MIN_WEIGHT)``, then rescaled to mean 1 so the loss keeps its scale on
-    balanced data; the floor keeps every class (and so every batch) at a positive weight even when
-    all recalls are 1. A NaN recall (class absent from the validation split) counts as 0 (weight 1
-    before rescaling).
+    A NaN recall (class absent from the validation split) counts as 0.
+
+    * ``rule="floored"``: ``w_k = max(1 - r_k, CDBW_MIN_WEIGHT)``, rescaled to mean 1 over the
+      classes; the floor keeps every class at a positive weight even when all recalls are 1.
+    * ``rule="paper"``: the paper's Section 4, ``w_{k,t} = 1 - r_{k,t}``, "precisely the
+      proportions used by DRoP", normalised like DRoP's quotas ``d_k = d (1 - r_k) / Z`` with
+      ``Z = sum_k (1 - r_k) N_k / N``: ``w_k = (1 - r_k) / Z`` over the trained-on class sizes
+      ``class_sizes`` ``[K]`` (``N_k``), so the mean weight per training sample is 1. A class at
+      recall 1 weighs 0; if every present class is at recall 1 (``Z = 0``) all weights are 1.
     """
     recalls = np.asarray(val_recalls, dtype=np.float64)
     if recalls.ndim != 1 or recalls.size == 0:
@@ -146,5 +160,16 @@ def cdbw_class_weights(val_recalls: Sequence[float] | np.ndarray) -> np.ndarray:
     finite = recalls[np.isfinite(recalls)]
     if np.any((finite < 0) | (finite > 1)):
         raise ValueError(f"val_recalls must lie in [0, 1], got min {finite.min()} max {finite.max()}")
-    weights = np.maximum(1.0 - np.nan_to_num(recalls, nan=0.0), CDBW_MIN_WEIGHT)
-    return weights / weights.mean()
+    errors = 1.0 - np.nan_to_num(recalls, nan=0.0)
+    if rule == "floored":
+        weights = np.maximum(errors, CDBW_MIN_WEIGHT)
+        return weights / weights.mean()
+    if rule != "paper":
+        raise ValueError(f"rule={rule!r} is not one of {CDBW_WEIGHT_RULES}")
+    if class_sizes is None:
+        raise ValueError("rule='paper' needs the trained-on class sizes N_k (class_sizes)")
+    sizes = np.asarray(class_sizes, dtype=np.float64)
+    if sizes.shape != recalls.shape or (sizes < 0).any() or sizes.sum() <= 0:
+        raise ValueError(f"class_sizes must be {recalls.shape} non-negative counts, not all 0")
+    z = float((errors * sizes).sum() / sizes.sum())
+    return errors / z if z > 0 else np.ones_like(errors)
