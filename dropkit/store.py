@@ -19,6 +19,8 @@ store is ever unpickled.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import io
 import json
 import math
@@ -26,22 +28,23 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["ResultStore", "KEY_PATTERN", "atomic_write_bytes", "summary_table"]
+__all__ = ["ResultStore", "KEY_PATTERN", "atomic_write_bytes", "spec_key", "summary_table"]
 
 #: A cache key is the hex sha256 of a run's canonical spec (see ``RunSpec.cache_key``).
-KEY_PATTERN = re.compile(r"^[0-9a-f]{64}$")
-_PROFILE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+#: Use it with ``fullmatch`` (``$`` in ``re.match`` would also accept a trailing newline).
+KEY_PATTERN = re.compile(r"[0-9a-f]{64}")
+_PROFILE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def _check_key(key: str, name: str = "cache_key") -> str:
-    if not isinstance(key, str) or not KEY_PATTERN.match(key):
+    if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
         raise ValueError(f"{name}={key!r} is not a 64-character lowercase hex sha256 digest")
     return key
 
@@ -72,10 +75,31 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (``/proc/self/status``)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read it by setting it, then restore it at once
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` atomically: temp file in the same directory, fsync, replace."""
+    """Write ``payload`` to ``path`` atomically: temp file in the same directory, fsync, replace.
+
+    The file gets the mode an ordinary ``open(path, "w")`` would give it (``0o666`` less the
+    umask), not the ``0o600`` of :func:`tempfile.mkstemp`, so a shared results directory stays
+    readable by its group.
+    """
+    path = Path(path)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
             handle.flush()
@@ -100,6 +124,28 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
         os.close(dir_fd)
 
 
+def _run_spec_class():
+    """:class:`RunSpec`, imported late (its module imports this one)."""
+    from dropkit.experiment import RunSpec
+
+    return RunSpec
+
+
+def spec_key(row: Mapping[str, Any]) -> str | None:
+    """The cache key that the spec fields of a result row hash to, or None if it has none.
+
+    A row written by ``run`` holds every :class:`RunSpec` field, so this equals the key it was
+    stored under unless a field was edited afterwards. Raises ``ValueError``/``TypeError`` when
+    the row has spec fields that do not make a valid spec. Rows of custom run functions with no
+    spec field at all are not checked (None).
+    """
+    spec_class = _run_spec_class()
+    names = {spec_field.name for spec_field in dataclasses.fields(spec_class)}
+    if not names & row.keys():
+        return None
+    return spec_class.from_dict(row).cache_key
+
+
 class ResultStore:
     """Results of one profile under ``root/profile``.
 
@@ -112,7 +158,7 @@ class ResultStore:
     """
 
     def __init__(self, root: str | os.PathLike, profile: str):
-        if not isinstance(profile, str) or not _PROFILE_PATTERN.match(profile):
+        if not isinstance(profile, str) or not _PROFILE_PATTERN.fullmatch(profile):
             raise ValueError(
                 f"profile={profile!r} cannot name a results directory "
                 "(use letters, digits, '_', '.', '-')"
@@ -183,7 +229,71 @@ class ResultStore:
                 stacklevel=3,
             )
             return None
+        try:
+            key = spec_key(row)
+        except (TypeError, ValueError) as err:
+            warnings.warn(f"ignoring result file {path}: its spec fields are not a valid run "
+                          f"({' '.join(str(err).split())}); the run counts as missing", stacklevel=3)
+            return None
+        if key is not None and key != path.stem:
+            warnings.warn(
+                f"ignoring result file {path}: its spec fields hash to {key}, not to its file "
+                "name (edited after it was written?); the run counts as missing", stacklevel=3,
+            )
+            return None
         return row
+
+    # ------------------------------------------------------------------ per-run locks
+    def lock_path(self, key: str) -> Path:
+        """Path of the lock file of a run (``cache_key``) or query training (``query_key``)."""
+        return self.path / "locks" / f"{_check_key(key, 'key')}.lock"
+
+    @contextlib.contextmanager
+    def lock(self, key: str, *, wait: bool = True) -> Iterator[bool]:
+        """Hold the exclusive per-run lock of ``key`` (a cache or query key) in a ``with`` block.
+
+        Yields True once this process holds the lock; with ``wait=False`` it yields False at once
+        when another process holds it (the block then must not compute the run). A process that
+        gets the lock should look for the row again: the holder it waited for may have stored it.
+
+        The lock is an ``fcntl.flock`` on ``<store>/locks/<key>.lock``: the kernel releases it
+        when its process dies (even by SIGKILL), so a killed sweep never leaves a lock that
+        blocks. The file is removed on release. Across machines it holds where the shared file
+        system supports ``flock`` (NFSv4, Lustre mounted with ``flock``).
+        """
+        import fcntl
+
+        path = self.lock_path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise PermissionError(f"results directory {path.parent} is not writable "
+                                  f"({err.strerror or type(err).__name__})") from None
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                os.close(fd)
+                yield False
+                return
+            except BaseException:
+                os.close(fd)
+                raise
+            try:  # the previous holder may have removed the file we waited on: lock the new one
+                if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        try:
+            yield True
+        finally:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            os.close(fd)
 
     def read(self, cache_key: str) -> dict | None:
         """The stored row for ``cache_key``, or None if absent or unreadable (with a warning)."""
@@ -195,7 +305,7 @@ class ResultStore:
     def _run_files(self) -> list[Path]:
         if not self.runs_dir.is_dir():
             return []
-        return sorted(p for p in self.runs_dir.glob("*.json") if KEY_PATTERN.match(p.stem))
+        return sorted(p for p in self.runs_dir.glob("*.json") if KEY_PATTERN.fullmatch(p.stem))
 
     def keys(self) -> set[str]:
         """Cache keys of every complete, valid row in the store (unreadable files excluded)."""
