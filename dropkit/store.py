@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["ResultStore", "KEY_PATTERN", "atomic_write_bytes", "spec_key", "summary_table"]
+__all__ = ["ResultStore", "KEY_PATTERN", "atomic_write_bytes", "default_results_dir", "spec_key",
+           "summary_table"]
 
 #: A cache key is the hex sha256 of a run's canonical spec (see ``RunSpec.cache_key``).
 #: Use it with ``fullmatch`` (``$`` in ``re.match`` would also accept a trailing newline).
@@ -144,6 +145,22 @@ def spec_key(row: Mapping[str, Any]) -> str | None:
     if not names & row.keys():
         return None
     return spec_class.from_dict(row).cache_key
+
+
+def default_results_dir() -> Path:
+    """The results root used when none is given (the ``dropkit`` command's ``--results-dir``).
+
+    ``$DROPKIT_RESULTS`` when set; else the ``results/`` folder of the source checkout this
+    package is imported from (the folder above ``dropkit/`` that holds ``pyproject.toml``), so a
+    checkout finds its results from any working directory; else (an installed package)
+    ``./results`` of the working directory. Returned absolute, so messages name it exactly.
+    """
+    if os.environ.get("DROPKIT_RESULTS"):
+        return Path(os.environ["DROPKIT_RESULTS"]).absolute()
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "results").is_dir():
+        return checkout / "results"
+    return Path("results").absolute()
 
 
 class ResultStore:
@@ -378,35 +395,60 @@ class ResultStore:
 
 #: Columns always shown by :func:`summary_table` (when present), in this order.
 SUMMARY_KEYS: tuple[str, ...] = ("dataset", "model", "protocol", "method", "density")
-#: Spec-like columns shown only when they vary across the rows summarised.
-_VARYING_KEYS: tuple[str, ...] = (
-    "imbalance_factor", "cdbw", "query_cdbw", "query_epochs", "quota_rule", "min_per_class",
-    "train_subset", "epochs", "device",
-)
-_METRICS: tuple[str, ...] = ("test_accuracy", "test_worst_class", "test_gap", "test_worst_group")
+#: Run fields averaged over (never configuration keys).
+_AVERAGED_KEYS: tuple[str, ...] = ("seed", "schema_version")
+#: Test metrics (fractions in the rows) -> their percent columns in :func:`summary_table`.
+SUMMARY_METRICS: dict[str, str] = {
+    "test_accuracy": "acc %", "test_worst_class": "worst class %", "test_gap": "gap %",
+    "test_worst_group": "worst group %",
+}
+
+
+def _cell(value: Any, default: Any = None) -> Any:
+    """A groupable table cell: missing -> the field's default (or "-"), lists/dicts -> JSON text."""
+    if value is None or (isinstance(value, float) and value != value):
+        value = default
+    if value is None:
+        return "-"
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(_plain(value), sort_keys=True, separators=(",", ":"))
+    return value
 
 
 def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean over seeds of the test metrics, one row per configuration.
+    """Mean over seeds of the test metrics, in percent, one row per configuration.
+
+    A configuration is every run field except the seed: two runs that differ in any other spec
+    field (``drop_over``, ``epochs``, ``dataset_options`` ...) are never averaged together. A
+    field missing from older rows counts as its default (e.g. ``drop_over="classes"``).
 
     Args:
         frame: rows of :meth:`ResultStore.frame` (one per run).
 
     Returns:
-        Columns: the configuration keys (:data:`SUMMARY_KEYS` plus the spec columns that vary),
-        ``runs`` (number of seeds), and for each available test metric (accuracy, worst-class
-        accuracy, max-min gap, worst-group accuracy) its mean over seeds; metrics are fractions
-        in [0, 1]. Empty input gives an empty table.
+        Columns: :data:`SUMMARY_KEYS`, then the other run fields that vary across ``frame``,
+        ``runs`` (number of seeds), and the mean over seeds of each available test metric as a
+        percentage (:data:`SUMMARY_METRICS`: ``acc %``, ``worst class %``, ``gap %`` (max -
+        min class accuracy, percentage points), ``worst group %``). Empty input gives an empty
+        table.
     """
     if frame.empty:
         return pd.DataFrame()
-    keys = [k for k in SUMMARY_KEYS if k in frame]
-    keys += [k for k in _VARYING_KEYS if k in frame and frame[k].astype(str).nunique() > 1]
-    table = frame[keys].copy()
-    for key in keys:  # None/NaN (e.g. method of a random run) must form a group, not vanish
-        table[key] = frame[key].map(lambda v: "-" if v is None or v != v else v)
-    metrics = [m for m in _METRICS if m in frame]
-    table[metrics] = frame[metrics]
+    fields = dataclasses.fields(_run_spec_class())
+    defaults = {f.name: None if f.default is dataclasses.MISSING else f.default for f in fields}
+    names = [k for k in SUMMARY_KEYS if k in frame]
+    names += [f.name for f in fields if f.name in frame and f.name not in names + list(_AVERAGED_KEYS)]
+    table = pd.DataFrame(index=frame.index)
+    for name in names:
+        table[name] = [_cell(value, defaults.get(name)) for value in frame[name]]
+    keys = [k for k in names if k in SUMMARY_KEYS or table[k].astype(str).nunique() > 1]
+    table = table[keys]
+    metrics = {m: label for m, label in SUMMARY_METRICS.items()
+               if m in frame and frame[m].notna().any()}
+    for metric, label in metrics.items():
+        table[label] = 100.0 * pd.to_numeric(frame[metric], errors="coerce")
     table["runs"] = 1
-    aggregations = {"runs": ("runs", "sum"), **{m: (m, "mean") for m in metrics}}
-    return table.groupby(keys, sort=True).agg(**aggregations).reset_index()
+    aggregations = {"runs": ("runs", "sum"), **{label: (label, "mean") for label in metrics.values()}}
+    summary = table.groupby(keys, sort=False).agg(**aggregations).reset_index()
+    mixed = lambda column: column if column.map(type).nunique() == 1 else column.astype(str)  # noqa: E731
+    return summary.sort_values(keys, key=mixed, kind="stable").reset_index(drop=True)
