@@ -47,9 +47,17 @@ def figure_html(fig, paper_figure: str, caption: str, *, dpi: int = 110) -> str:
 
 
 def show_figure(fig, paper_figure: str, caption: str) -> None:
-    """Display ``fig`` in a notebook as a captioned HTML figure and close it (see :func:`figure_html`)."""
+    """Display ``fig`` in a notebook as a captioned HTML figure and close it (see :func:`figure_html`).
+
+    Needs IPython (installed with the ``book`` extra); outside a notebook use :func:`figure_html`.
+    """
     import matplotlib.pyplot as plt
-    from IPython.display import HTML, display
+
+    try:
+        from IPython.display import HTML, display
+    except ImportError:
+        raise ImportError("show_figure displays in a notebook and needs IPython (pip install "
+                          "'dropkit[book]'); outside a notebook use figure_html(fig, ...)") from None
 
     display(HTML(figure_html(fig, paper_figure, caption)))
     plt.close(fig)

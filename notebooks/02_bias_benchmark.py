@@ -57,7 +57,7 @@ from dropkit.plots import show_figure
 check_reference(reference)
 results = chapter_results(profile, "bias_benchmark", dataset=dataset, model=model, densities=densities,
                           seeds=seeds, device=device, results_dir=results_dir, workers=workers,
-                          data_root=data_root)
+                          data_root=data_root, progress=True)
 results.print_lines()
 frame, settings = results.frame, results.profile
 

@@ -70,7 +70,7 @@ if strategy is not None:  # the Strategy is not part of a run's spec: the same r
         settings, setups=tuple(dataclasses.replace(s, strategies=(strategy,)) for s in settings.setups))
 results = chapter_results(settings, "drop_evaluation", dataset=dataset, model=model, densities=densities,
                           seeds=seeds, device=device, results_dir=results_dir, workers=workers,
-                          data_root=data_root)
+                          data_root=data_root, progress=True)
 results.print_lines()
 frame = results.frame
 

@@ -59,7 +59,7 @@ EXPERIMENT = "imbalanced"
 check_reference(reference)
 results = chapter_results(profile, EXPERIMENT, dataset=dataset, model=model, densities=densities,
                           seeds=seeds, device=device, results_dir=results_dir, workers=workers,
-                          data_root=data_root)
+                          data_root=data_root, progress=True)
 results.print_lines()
 frame = results.frame
 

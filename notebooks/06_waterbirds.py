@@ -72,7 +72,7 @@ EXPERIMENT = "waterbirds"
 check_reference(reference)
 results = chapter_results(profile, EXPERIMENT, dataset=dataset, model=model, densities=densities,
                           seeds=seeds, device=device, results_dir=results_dir, workers=workers,
-                          data_root=data_root, pretrained_path=pretrained_path)
+                          data_root=data_root, pretrained_path=pretrained_path, progress=True)
 results.print_lines()
 frame = results.frame
 
