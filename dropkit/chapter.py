@@ -2,7 +2,7 @@
 
 :func:`chapter_results` checks the notebook's papermill parameters, builds the experiment set's
 run specs (:func:`dropkit.profiles.experiment_specs`), runs the missing ones
-(:func:`dropkit.experiment.sweep`; stored rows are read, not recomputed), and returns the rows as
+(:func:`dropkit.sweep.sweep`; stored rows are read, not recomputed), and returns the rows as
 one labelled table with a few lines of provenance to print. Notebooks keep their parameters,
 figures and captions; this module keeps the plumbing out of them.
 """
@@ -26,7 +26,7 @@ class ChapterResults:
 
     frame: one row per run spec of the chapter, in spec order, with the ``label`` and ``color``
         columns of :func:`dropkit.plots.labelled`.
-    specs: the chapter's :class:`dropkit.experiment.RunSpec` s.
+    specs: the chapter's :class:`dropkit.spec.RunSpec` s.
     profile: the :class:`dropkit.profiles.Profile` they come from.
     lines: what happened, in sentences (runs read vs computed, provenance, notes the runs
         raised as warnings, each once); :meth:`print_lines` prints them.
@@ -76,16 +76,16 @@ def chapter_results(profile: str | Profile, experiment: str, *, dataset: str | N
         pretrained_path: a local ImageNet weights file for setups that fine-tune (Waterbirds);
             must exist when given.
         progress: show the sweep's progress bar.
-        overrides: other :class:`dropkit.experiment.RunSpec` fields for every run.
+        overrides: other :class:`dropkit.spec.RunSpec` fields for every run.
 
     Returns:
         :class:`ChapterResults`. Raises ``ValueError`` for a bad parameter,
         ``FileNotFoundError`` for a missing ``pretrained_path``, ``RuntimeError`` when a run left
-        no row, and :class:`dropkit.experiment.SweepError` when a run failed (finished rows stay
+        no row, and :class:`dropkit.sweep.SweepError` when a run failed (finished rows stay
         stored, so calling again resumes).
     """
     from dropkit import claims, plots
-    from dropkit.experiment import results_frame, sweep
+    from dropkit.sweep import results_frame, sweep
     from dropkit.store import ResultStore
 
     if not isinstance(profile, Profile):

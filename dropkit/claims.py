@@ -1,7 +1,7 @@
 """The "what we see" tables of chapters 02 and 03 and the sentences that judge the paper's claims.
 
 Every number here is computed from the tidy results table (one row per run, see
-:func:`dropkit.experiment.run`) of **one** model-dataset pair; split a larger table with
+:func:`dropkit.runner.run`) of **one** model-dataset pair; split a larger table with
 :func:`dropkit.plots.split_setups`. Curves are named as in the figures
 (:func:`dropkit.plots.method_label`: ``"Random"``, ``"EL2N"``, ``"Random+EL2NQ"``,
 ``"EL2N+DRoP"``, ``"Random+DRoP"``, ``"Full dataset"``). Metrics are averaged over seeds.

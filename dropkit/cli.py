@@ -280,7 +280,7 @@ def _specs(args) -> list:
 
 
 def _cmd_sweep(args) -> int:
-    from dropkit.experiment import SlurmOptions, sweep
+    from dropkit.sweep import SlurmOptions, sweep
     from dropkit.profiles import get_profile
 
     profile = get_profile(args.profile)

@@ -8,7 +8,7 @@ with a clear message instead of silently running some other configuration.
 A :class:`Profile` holds one or more :class:`TrainingSetup` (a model-dataset pair with its training
 hyperparameters, i.e. a row of the paper's Table 1), the seeds and densities, and which setups each
 experiment set (book chapter) uses. :func:`experiment_specs` turns (profile, experiment set,
-overrides) into the list of :class:`dropkit.experiment.RunSpec` that chapter needs:
+overrides) into the list of :class:`dropkit.spec.RunSpec` that chapter needs:
 
 ======================  ==========================  ============================================
 experiment set          chapter                     runs per setup, seed and density
@@ -204,7 +204,7 @@ _PAPER_WATERBIRDS = TrainingSetup(
 # Fast: the fast-CIFAR-training recipe's small residual network (``resnet9``), batch 512, 16 epochs
 # with the paper's x0.2 drops at 50%/75%, query models 2 epochs (~10%), bf16 autocast and
 # channels_last (the GPU path's options, which benchmarks/gpu.py measured; every CUDA run also
-# replays its steps as CUDA graphs, see dropkit.experiment). Its accuracy on real
+# replays its steps as CUDA graphs, see dropkit.runner). Its accuracy on real
 # CIFAR has not been measured here (no CIFAR offline); benchmarks/gpu.py measures its throughput
 # and projects the sweep's GPU-hours.
 _FAST_CIFAR10 = TrainingSetup(
@@ -433,7 +433,7 @@ def experiment_specs(
     device: str | None = None,
     **overrides: Any,
 ) -> list:
-    """The :class:`~dropkit.experiment.RunSpec` s of one experiment set (book chapter).
+    """The :class:`~dropkit.spec.RunSpec` s of one experiment set (book chapter).
 
     Args:
         profile: a profile name or :class:`Profile`.
@@ -443,7 +443,7 @@ def experiment_specs(
         densities: replace the profile's densities for this experiment (values in (0, 1]).
         seeds: replace the profile's seeds.
         device: replace the profile's device.
-        overrides: any other :class:`~dropkit.experiment.RunSpec` field applied to every run
+        overrides: any other :class:`~dropkit.spec.RunSpec` field applied to every run
             (``epochs``, ``lr``, ``query_seeds``, ``pretrained_path``, ``train_subset`` ...);
             the fields an experiment varies itself (imbalance factors, the query-epoch grid,
             the CDB-W variants) keep the experiment's values.
@@ -451,7 +451,7 @@ def experiment_specs(
     Returns:
         The specs, without duplicates, in a stable order (full-dataset runs included).
     """
-    from dropkit.experiment import RunSpec
+    from dropkit.spec import RunSpec
 
     if isinstance(profile, str):
         profile = get_profile(profile)

@@ -2,7 +2,7 @@
 
 Layout under ``<root>/<profile>/``::
 
-    runs/<cache_key>.json     one finished run (a flat JSON object, see :func:`dropkit.experiment.run`)
+    runs/<cache_key>.json     one finished run (a flat JSON object, see :func:`dropkit.runner.run`)
     scores/<query_key>.npz    cached query-model outputs (float arrays), shared by every run
                               that needs the same query training
 

@@ -31,7 +31,7 @@
 # official test set (the other half is the validation split the query models use).
 #
 # The runs come from `dropkit.profiles.experiment_specs(profile, "bias_benchmark")` and are
-# executed by `dropkit.experiment.sweep`, which skips every run already in the result store: the
+# executed by `dropkit.sweep.sweep`, which skips every run already in the result store: the
 # `default` profile's rows ship with the repository (`results/default/`), so rendering the book
 # reads them instead of training. Recomputing them is one command, given in `results/default/README.md`.
 

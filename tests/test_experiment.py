@@ -16,18 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dropkit.experiment import (
-    QUERY_FIELDS,
-    LATER_FIELD_DEFAULTS,
-    SCHEMA_VERSION,
-    RunSpec,
-    SlurmOptions,
-    SweepError,
-    full_dataset_spec,
-    results_frame,
-    run,
-    sweep,
-)
+from dropkit.runner import run
+from dropkit.spec import LATER_FIELD_DEFAULTS, QUERY_FIELDS, SCHEMA_VERSION, RunSpec, full_dataset_spec
+from dropkit.sweep import SlurmOptions, SweepError, results_frame, sweep
 from dropkit.store import ResultStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -324,7 +315,8 @@ def test_submitit_failure_is_reported(tmp_path):
 
 SWEEP_SCRIPT = """
 import os, sys, time
-from dropkit.experiment import RunSpec, sweep
+from dropkit.spec import RunSpec
+from dropkit.sweep import sweep
 from dropkit.store import ResultStore
 
 def slow_run(spec, store, *, data_root=None):
@@ -487,7 +479,7 @@ def test_results_frame_selects_the_specs_rows_in_order(tmp_path):
 
 
 def test_score_methods_match_dropkit_scores():
-    from dropkit.experiment import SCORE_METHODS
+    from dropkit.spec import SCORE_METHODS
     from dropkit.scores import METHODS
 
     assert set(SCORE_METHODS) == set(METHODS) - {"random"}
@@ -519,8 +511,8 @@ def test_real_pruned_runs_share_one_cached_query_training(tmp_path, monkeypatch)
     assert len(store.rows()) == 2
 
 
-def test_run_experiment_on_a_tiny_profile(tmp_path):
-    from dropkit.experiment import run_experiment
+def test_a_chapter_of_a_tiny_profile_shares_one_query_training(tmp_path):
+    from dropkit.chapter import chapter_results
     from dropkit.profiles import Profile, TrainingSetup
 
     setup = TrainingSetup(name="linear-gaussian", dataset="gaussian", model="linear", epochs=2,
@@ -532,14 +524,13 @@ def test_run_experiment_on_a_tiny_profile(tmp_path):
                       seeds=(0,), densities=(0.4, 0.8), secondary_densities=(0.5,),
                       query_seeds=1, methods=("el2n",), imbalance_factors=(2.0,),
                       query_epoch_grid=(1,), ablation_densities=(0.5,))
-    frame = run_experiment(profile, "drop_evaluation", results_dir=tmp_path, workers=1,
-                           progress=False)
+    frame = chapter_results(profile, "drop_evaluation", results_dir=str(tmp_path), workers=1).frame
     # full + 2 densities x (random, random+drop, strategy, random+strategyq, strategy+drop)
     assert len(frame) == 11 and frame["cache_key"].is_unique
     assert sorted(frame["num_kept"].unique()) == [80, 160, 200]
     # one query training (el2n, seed 0) served every pruned protocol and density
     assert len(list((tmp_path / "tiny" / "scores").glob("*.npz"))) == 1
-    again = run_experiment(profile, "drop_evaluation", results_dir=tmp_path, progress=False)
+    again = chapter_results(profile, "drop_evaluation", results_dir=str(tmp_path)).frame
     assert list(again["finished_at"]) == list(frame["finished_at"])  # nothing re-run
 
 
@@ -578,7 +569,7 @@ def test_real_drop_over_groups_keeps_the_group_quotas_of_the_query_group_recalls
 
 def _subset_group_sizes(data, subset: int) -> list[int]:
     """Group sizes of the class-stratified seed-0 training subset that ``RunSpec.train_subset``
-    takes (the same ``select`` call as ``dropkit.experiment``)."""
+    takes (the same ``select`` call as ``dropkit.runner.load_data``)."""
     from dropkit.quotas import largest_remainder
     from dropkit.select import select
 
@@ -590,7 +581,7 @@ def _subset_group_sizes(data, subset: int) -> list[int]:
 
 
 def test_speed_options_reach_the_query_and_final_training_configs():
-    from dropkit.experiment import _query_config, _train_config
+    from dropkit.runner import _query_config, _train_config
 
     fast = dataclasses.replace(BASE, bf16=True, channels_last=True)
     for spec, expected in ((BASE, False), (fast, True)):
@@ -602,7 +593,7 @@ def test_speed_options_reach_the_query_and_final_training_configs():
 
 
 def test_cuda_specs_train_with_cuda_graphs_without_changing_their_keys():
-    from dropkit.experiment import _query_config, _train_config
+    from dropkit.runner import _query_config, _train_config
 
     on_gpu = dataclasses.replace(BASE, device="cuda")
     final = _train_config(on_gpu, epochs=on_gpu.epochs, drop_epochs=on_gpu.drop_epochs, seed=0,

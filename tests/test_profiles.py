@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from dropkit.experiment import RunSpec
+from dropkit.spec import RunSpec
 from dropkit.profiles import (
     EXPERIMENT_SETS,
     PROFILE_NAMES,

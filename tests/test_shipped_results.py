@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dropkit.experiment import RunSpec, run
+from dropkit.runner import run
+from dropkit.spec import RunSpec
 from dropkit.profiles import EXPERIMENT_SETS, experiment_specs
 from dropkit.store import ResultStore
 

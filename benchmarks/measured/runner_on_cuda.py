@@ -2,7 +2,8 @@
 import dataclasses, sys, time
 sys.path.insert(0, ".")
 import torch
-from dropkit.experiment import RunSpec, run
+from dropkit.runner import run
+from dropkit.spec import RunSpec
 
 torch.set_num_threads(8)
 for method, protocol in (("forgetting", "strategy+drop"), ("el2n", "strategy"), ("el2n", "random+drop")):

@@ -1,0 +1,281 @@
+"""One run: a :class:`dropkit.spec.RunSpec` turned into one result row.
+
+Data flow of :func:`run`::
+
+    spec -> data (subset, long tail) -> query model(s) and scores (cached by ``spec.query_key``)
+         -> class quotas + selection (``dropkit.protocols.keep_indices``) -> final training
+         -> row (spec fields, per-class recalls, robustness summary, class counts, provenance)
+
+The row is written to a :class:`dropkit.store.ResultStore` under ``spec.cache_key``. Sweeps of
+many runs are :mod:`dropkit.sweep`'s.
+
+This module does not import torch at import time: worker processes set their thread counts first.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dropkit import __version__
+from dropkit.spec import RECALL_PROTOCOLS, SCORE_PROTOCOLS, RunSpec, query_seed
+from dropkit.store import ResultStore
+
+__all__ = ["load_data", "query_outputs", "run"]
+
+
+def load_data(spec: RunSpec, data_root: str | os.PathLike | None):
+    """The spec's dataset: loaded, optionally subset (stratified, seed 0) and made long-tailed."""
+    from dropkit.data import load_dataset, long_tailed_indices
+
+    data = load_dataset(spec.dataset, root=None if data_root is None else str(data_root),
+                        **dict(spec.dataset_options))
+    if spec.train_subset is not None and spec.train_subset < data.num_train:
+        from dropkit.quotas import largest_remainder
+        from dropkit.select import select
+
+        labels = data.y_train.numpy()
+        sizes = np.bincount(labels, minlength=data.num_classes)
+        quotas = largest_remainder(sizes * (spec.train_subset / len(labels)), spec.train_subset)
+        keep = select(labels, spec.train_subset / len(labels), quotas=quotas, seed=0)
+        data = data.subset_train(keep)
+    if spec.imbalance_factor > 1.0:
+        data = data.subset_train(
+            long_tailed_indices(data.y_train.numpy(), spec.imbalance_factor, seed=0)
+        )
+    return data
+
+
+def _train_config(spec: RunSpec, *, epochs: int, drop_epochs: tuple[int, ...], seed: int,
+                  augment: bool, cdbw: bool, **extra):
+    from dropkit.train import TrainConfig
+
+    return TrainConfig(
+        epochs=epochs, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay,
+        batch_size=spec.batch_size, drop_epochs=drop_epochs, drop_factor=spec.drop_factor,
+        augment=augment, cdbw=cdbw, seed=seed, device=spec.device, bf16=spec.bf16,
+        channels_last=spec.channels_last, cuda_graphs=_on_cuda(spec), **extra,
+    )
+
+
+def _on_cuda(spec: RunSpec) -> bool:
+    """CUDA runs replay their training steps as CUDA graphs (``TrainConfig.cuda_graphs``): the same
+    arithmetic with less launch overhead, so it is not part of the spec or its keys."""
+    return spec.device.startswith("cuda")
+
+
+def _model_for(spec: RunSpec, data, seed: int):
+    """The model name, or a freshly built (seeded) pretrained module when a path is given."""
+    if spec.pretrained_path is None:
+        return spec.model
+    import torch
+
+    from dropkit.models import build_model
+
+    torch.manual_seed(seed)
+    return build_model(spec.model, num_classes=data.num_classes, input_shape=data.input_shape,
+                       pretrained_path=spec.pretrained_path)
+
+
+def _query_config(spec: RunSpec):
+    """The ``dropkit.scores.QueryConfig`` of the spec's query training.
+
+    Short runs (EL2N, GraNd, DRoP recalls): ``query_epochs`` each, ``query_seeds`` of them; full
+    runs (Forgetting, Dynamic Uncertainty, CoreSet, SSP): ``epochs`` with the final model's
+    schedule. Same optimiser as the final model, never augmented (Appendix A), CDB-W if
+    ``query_cdbw``.
+    """
+    from dropkit.scores import QueryConfig
+
+    return QueryConfig(
+        epochs=spec.query_epochs, full_epochs=spec.epochs, num_seeds=spec.query_seeds,
+        seed=query_seed(spec), lr=spec.lr, momentum=spec.momentum,
+        weight_decay=spec.weight_decay, batch_size=spec.batch_size,
+        drop_epochs=spec.drop_epochs, drop_factor=spec.drop_factor, augment=False,
+        cdbw=spec.query_cdbw, device=spec.device, bf16=spec.bf16,
+        channels_last=spec.channels_last, cuda_graphs=_on_cuda(spec),
+    )
+
+
+def query_outputs(spec: RunSpec, data, store: ResultStore | None = None, *,
+                  progress: bool = False) -> dict[str, np.ndarray]:
+    """Scores (float64 ``[N_train]``, higher = keep), query validation recalls (``[K]``) and, for
+    group data, the query models' per-group validation recalls ``val_group_recalls`` (``[G]``,
+    the mean over the query runs, like ``val_recalls``).
+
+    Cached in ``store`` under ``spec.query_key``: the first spec that needs a query training
+    computes it, every other density/protocol of the same query training reads it.
+    """
+    if not spec.needs_query:
+        raise ValueError(f"protocol {spec.protocol!r} uses no query model")
+    key = spec.query_key
+    needed = {"scores", "val_recalls"}
+    if data.num_groups:
+        needed.add("val_group_recalls")
+    if store is not None:
+        cached = store.load_scores(key)
+        if cached is not None and needed <= set(cached):
+            if cached["scores"].shape == (data.num_train,):
+                return cached
+    from dropkit.scores import compute_scores
+
+    result = compute_scores(spec.method, data, model=_model_for(spec, data, query_seed(spec)),
+                            query=_query_config(spec), progress=progress)
+    outputs = {
+        "scores": np.asarray(result.scores, dtype=np.float64),
+        "val_recalls": np.asarray(result.val_recalls, dtype=np.float64),
+    }
+    if data.num_groups:
+        from dropkit.metrics import group_recalls
+
+        y_val, groups_val = data.y_val.numpy(), data.groups_val.numpy()
+        outputs["val_group_recalls"] = np.mean(
+            [group_recalls(y_val, r.val_pred, groups_val, data.num_groups) for r in result.runs],
+            axis=0)
+    if store is not None:
+        store.save_scores(key, outputs)
+    return outputs
+
+
+def _keep_indices(spec: RunSpec, labels: np.ndarray, train_groups: np.ndarray | None,
+                  query: dict | None) -> np.ndarray:
+    if spec.protocol == "none":
+        return np.arange(len(labels), dtype=np.int64)
+    from dropkit.protocols import keep_indices
+
+    groups, recalls = None, None
+    if spec.protocol in RECALL_PROTOCOLS:
+        recalls = query["val_recalls"]
+        if spec.drop_over == "groups":
+            groups, recalls = train_groups, query["val_group_recalls"]
+    return np.asarray(keep_indices(
+        spec.protocol, labels, spec.density,
+        scores=None if query is None or spec.protocol not in SCORE_PROTOCOLS else query["scores"],
+        recalls=recalls, groups=groups,
+        rule=spec.quota_rule, min_per_class=spec.min_per_class, seed=spec.seed,
+    ), dtype=np.int64)
+
+
+@functools.cache
+def git_revision() -> str | None:
+    """``git describe --always --dirty`` of the dropkit source tree, or None outside a checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=40"],
+            cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None
+
+
+def _device_name(device: str) -> str:
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    return platform.processor() or platform.machine() or device
+
+
+def _summary(prefix: str, summary: Mapping[str, float]) -> dict[str, float]:
+    return {f"{prefix}_{name}": float(value) for name, value in summary.items()}
+
+
+def run(spec: RunSpec, store: ResultStore | None = None, *,
+        data_root: str | os.PathLike | None = None, progress: bool = False) -> dict[str, Any]:
+    """Run one spec end to end and return its result row (also written to ``store`` if given).
+
+    Returns a flat dict: every :class:`RunSpec` field, ``cache_key``, ``query_key``, and
+    ``num_classes``, ``class_names``, ``num_train`` (training-set size N after subset/long tail),
+    ``class_sizes`` ([K] N_k), ``class_counts`` ([K] kept per class), ``num_kept``,
+    ``query_val_recalls`` ([K] or None), ``test_recalls``/``val_recalls`` ([K] final model,
+    final epoch), ``test_accuracy``/``test_worst_class``/``test_gap``/``test_std`` (and ``val_``
+    versions, see :func:`dropkit.metrics.robustness_summary`), for group data
+    ``test_group_recalls``, ``test_worst_group``…, ``group_counts`` ([G] kept per group) and
+    ``query_val_group_recalls`` ([G], runs with a query model), ``final_epochs``, ``seconds`` (wall time of
+    the whole run, s), ``train_seconds``, ``device_name``, ``dropkit_version``, ``torch_version``,
+    ``numpy_version``, ``python_version``, ``git_revision``, ``finished_at`` (UTC ISO time).
+    """
+    if not isinstance(spec, RunSpec):
+        raise ValueError(f"spec must be a RunSpec, got {type(spec).__name__}")
+    if store is not None:
+        store.check_writable()
+    started = time.perf_counter()
+    import torch
+
+    from dropkit.metrics import group_recalls, group_robustness_summary, robustness_summary
+
+    data = load_data(spec, data_root)
+    if spec.drop_over == "groups" and not data.num_groups:  # before any training
+        raise ValueError(f"drop_over='groups': dataset {spec.dataset!r} has no groups")
+    labels = data.y_train.numpy().astype(np.int64)
+    train_groups = data.groups_train.numpy() if data.num_groups else None
+    num_classes = int(data.num_classes)
+    query = query_outputs(spec, data, store, progress=progress) if spec.needs_query else None
+    keep = _keep_indices(spec, labels, train_groups, query)
+
+    config = _train_config(spec, epochs=spec.final_epochs, drop_epochs=spec.final_drop_epochs,
+                           seed=spec.seed, augment=spec.augment, cdbw=spec.cdbw,
+                           eval_every_epoch=False)
+    from dropkit.train import train
+
+    result = train(data, _model_for(spec, data, spec.seed), config, train_indices=keep,
+                   progress=progress)
+
+    y_test = data.y_test.numpy()
+    y_val = data.y_val.numpy()
+    row: dict[str, Any] = spec.to_dict()
+    row.update(
+        cache_key=spec.cache_key,
+        query_key=spec.query_key,
+        num_classes=num_classes,
+        class_names=list(data.class_names),
+        num_train=int(len(labels)),
+        class_sizes=np.bincount(labels, minlength=num_classes).tolist(),
+        class_counts=np.bincount(labels[keep], minlength=num_classes).tolist(),
+        num_kept=int(len(keep)),
+        query_val_recalls=None if query is None else query["val_recalls"].tolist(),
+        test_recalls=np.asarray(result.test_recalls, dtype=np.float64).tolist(),
+        val_recalls=np.asarray(result.val_recalls, dtype=np.float64).tolist(),
+        **_summary("test", robustness_summary(y_test, result.test_pred, num_classes)),
+        **_summary("val", robustness_summary(y_val, result.val_pred, num_classes)),
+        final_epochs=spec.final_epochs,
+    )
+    if data.groups_test is not None and data.num_groups:
+        row["group_counts"] = np.bincount(train_groups[keep], minlength=data.num_groups).tolist()
+        if query is not None and "val_group_recalls" in query:
+            row["query_val_group_recalls"] = np.asarray(query["val_group_recalls"]).tolist()
+        groups = data.groups_test.numpy()
+        row["test_group_recalls"] = group_recalls(
+            y_test, result.test_pred, groups, data.num_groups
+        ).tolist()
+        group_summary = group_robustness_summary(y_test, result.test_pred, groups, data.num_groups)
+        row.update({f"test_{k}" if k == "worst_group" else f"test_group_{k}": float(v)
+                    for k, v in group_summary.items() if k != "accuracy"})
+    row.update(
+        seconds=time.perf_counter() - started,
+        train_seconds=float(result.seconds),
+        device_name=_device_name(spec.device),
+        dropkit_version=__version__,
+        torch_version=torch.__version__,
+        numpy_version=np.__version__,
+        python_version=platform.python_version(),
+        git_revision=git_revision(),
+        finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+    if store is not None:
+        store.write(row)
+    return row
+
+
