@@ -66,7 +66,7 @@ def show_figure(fig, paper_figure: str, caption: str) -> None:
 # =========================================================================== result figures
 #
 # The functions below draw the paper's result figures from the tidy results table of
-# ``dropkit.experiment.results_frame`` / ``ResultStore.frame()``: one row per run with the spec
+# ``dropkit.sweep.results_frame`` / ``ResultStore.frame()``: one row per run with the spec
 # columns (``dataset``, ``model``, ``protocol``, ``method``, ``density``, ``seed`` ...), the test
 # summaries (``test_accuracy``, ``test_worst_class``, ``test_gap``, ``test_std``: fractions in
 # [0, 1]) and the per-class lists ``test_recalls`` [K], ``class_counts`` [K] (kept per class) and

@@ -127,7 +127,7 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
 
 def _run_spec_class():
     """:class:`RunSpec`, imported late (its module imports this one)."""
-    from dropkit.experiment import RunSpec
+    from dropkit.spec import RunSpec
 
     return RunSpec
 

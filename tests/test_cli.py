@@ -352,7 +352,7 @@ def test_results_prints_a_summary_and_warns_on_a_truncated_row(tmp_path, capsys)
 
 
 def spec_row(dataset, seed, **metrics) -> dict:
-    from dropkit.experiment import RunSpec
+    from dropkit.spec import RunSpec
 
     fields = {"model": "mlp", "protocol": "random", "density": 0.5,
               **{k: metrics.pop(k) for k in list(metrics) if not k.startswith("test_")}}

@@ -209,7 +209,7 @@ def test_pickled_npz_is_never_loaded(tmp_path):
 
 def spec_row(**fields) -> dict:
     """A row as ``run`` writes it: every spec field, the cache key, a metric."""
-    from dropkit.experiment import RunSpec
+    from dropkit.spec import RunSpec
 
     spec = RunSpec(dataset="gaussian", model="mlp", protocol="random", density=0.3, seed=0,
                    epochs=1, device="cpu", **fields)
