@@ -308,7 +308,8 @@ def _cmd_sweep(args) -> int:
         )
     report = sweep(specs, store, executor=args.executor, workers=workers, threads=threads,
                    data_root=args.data_root, slurm=slurm, progress=not args.no_progress)
-    print(f"done: ran {report.ran}, skipped {report.skipped} stored, "
+    print(f"done: ran {report.ran}, found {report.found} computed by another process, "
+          f"skipped {report.skipped} stored, "
           f"{report.seconds:.0f} s -> {store.path}")
     return 0
 

@@ -4,7 +4,13 @@
 (``executor="local"``) or on Slurm through ``submitit`` (``executor="slurm"``). Query trainings
 shared by several specs run first, once each. Each run (:func:`dropkit.runner.run`) writes its
 own row atomically as soon as it finishes, so a sweep killed at any moment (even with SIGKILL)
-resumes where it stopped, without lost, duplicated or corrupt rows. :func:`results_frame` reads
+resumes where it stopped, without lost, duplicated or corrupt rows.
+
+Two sweeps on one store share the work: a run (and a query training) is computed under the
+store's per-run lock (:meth:`dropkit.store.ResultStore.lock`), so it is never computed twice. A
+run that another process is computing is first passed over, then waited for once the sweep's
+other runs are done; the report counts it as ``found``, not as ``ran``. The lock dies with its
+process, so a killed sweep never blocks another. :func:`results_frame` reads
 the stored rows of a list of specs back as a table.
 
 This module does not import torch at import time: worker processes set their thread counts first.
@@ -16,6 +22,7 @@ import concurrent.futures
 import multiprocessing
 import os
 import re
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -65,12 +72,14 @@ class SlurmOptions:
 
 @dataclass
 class SweepReport:
-    """What a sweep did: ``total`` distinct specs, ``skipped`` (already stored), ``ran``,
-    ``failed`` ([(label, one-line error)]) and ``seconds`` of wall time."""
+    """What a sweep did: ``total`` distinct specs, ``skipped`` (stored before it started),
+    ``ran`` (computed and stored by this sweep), ``found`` (stored meanwhile by another process:
+    not computed here), ``failed`` ([(label, one-line error)]) and ``seconds`` of wall time."""
 
     total: int
     skipped: int
     ran: int = 0
+    found: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -117,15 +126,25 @@ def _worker_init(threads: int) -> None:
 
 
 def _run_task(run_function: Callable, spec: RunSpec, root: str, profile: str,
-              data_root: str | None, threads: int | None = None) -> str:
-    """Executed in a worker (process, Slurm task): run one spec into the store, return its key."""
+              data_root: str | None, wait: bool = False,
+              threads: int | None = None) -> tuple[str, str]:
+    """Executed in a worker (process, Slurm task): run one spec into the store under its lock.
+
+    Returns ``(cache_key, outcome)``: ``"ran"`` (computed here), ``"found"`` (another process
+    stored it) or, with ``wait=False``, ``"busy"`` (another process holds its lock: not computed).
+    """
     if threads is not None:
         _set_threads(threads)
     store = ResultStore(root, profile)
-    if spec.cache_key in store:  # another worker finished it meanwhile
-        return spec.cache_key
-    run_function(spec, store, data_root=data_root)
-    return spec.cache_key
+    if spec.cache_key in store:
+        return spec.cache_key, "found"
+    with store.lock(spec.cache_key, wait=wait) as held:
+        if not held:
+            return spec.cache_key, "busy"
+        if spec.cache_key in store:  # the process that held the lock stored it
+            return spec.cache_key, "found"
+        run_function(spec, store, data_root=data_root)
+    return spec.cache_key, "ran"
 
 
 def _query_task(spec: RunSpec, root: str, profile: str, data_root: str | None,
@@ -135,7 +154,9 @@ def _query_task(spec: RunSpec, root: str, profile: str, data_root: str | None,
         _set_threads(threads)
     store = ResultStore(root, profile)
     if store.load_scores(spec.query_key) is None:
-        query_outputs(spec, load_data(spec, data_root), store)
+        with store.lock(spec.query_key):  # another sweep may be training the same query model
+            if store.load_scores(spec.query_key) is None:
+                query_outputs(spec, load_data(spec, data_root), store)
     return spec.query_key
 
 
@@ -211,6 +232,10 @@ def sweep(
         )
     if slurm is not None and not isinstance(slurm, SlurmOptions):
         raise ValueError(f"slurm must be a SlurmOptions, got {type(slurm).__name__}")
+    if executor == "slurm" and (slurm is None or slurm.cluster is None) and not shutil.which("sbatch"):
+        raise RuntimeError("executor='slurm': no Slurm here (sbatch is not on PATH) and "
+                           "SlurmOptions.cluster is None; submitit would silently run every job "
+                           "on this machine (use executor='local', or cluster='local' to test)")
     if data_root is not None and not Path(data_root).is_dir():
         raise FileNotFoundError(f"data_root={str(data_root)!r} is not a directory")
     unique = _check_specs(specs)
@@ -236,23 +261,29 @@ def sweep(
             tasks.append(([(_query_task, (s, root, profile, data),
                             f"query {s.method} seed={s.seed}") for s in by_query.values()],
                           "query models"))
-    tasks.append(([(_run_task, (function, s, root, profile, data), s.label()) for s in missing],
-                  "runs"))
+    tasks.append(([(_run_task, (function, s, root, profile, data, False), s.label())
+                   for s in missing], "runs"))
 
+    outcomes: dict[str, str] = {}  # cache key -> "ran", "found" or "busy"
     try:
-        for phase, description in tasks:
-            if executor == "local":
-                _run_local(phase, report, workers=workers, threads=threads, progress=progress,
-                           description=description)
-            else:
-                _run_submitit(phase, report, slurm or SlurmOptions(), store=store,
-                              threads=threads, progress=progress, description=description)
+        while tasks:
+            phase, description = tasks.pop(0)
+            results = _run_phase(phase, report, executor=executor, workers=workers,
+                                 threads=threads, progress=progress, description=description,
+                                 slurm=slurm, store=store)
+            outcomes.update(result for result in results if isinstance(result, tuple))
             if report.failed:
                 break
+            busy = [spec for spec in missing if outcomes.get(spec.cache_key) == "busy"]
+            if busy and description == "runs":  # first pass over: now wait for them, once
+                tasks.append(([(_run_task, (function, s, root, profile, data, True), s.label())
+                               for s in busy], "runs another process is computing"))
     finally:
         report.seconds = time.perf_counter() - started
     stored = store.keys()
-    report.ran = sum(1 for spec in missing if spec.cache_key in stored)
+    report.ran = sum(outcomes.get(spec.cache_key) == "ran" and spec.cache_key in stored
+                     for spec in missing)
+    report.found = sum(outcomes.get(spec.cache_key) == "found" for spec in missing)
     if report.failed:
         label, message = report.failed[0]
         raise SweepError(
@@ -270,19 +301,32 @@ def _progress_bar(total: int, description: str, enabled: bool):
     return tqdm(total=total, desc=description, disable=not enabled, unit="run", dynamic_ncols=True)
 
 
+def _run_phase(phase: list[tuple], report: SweepReport, *, executor: str, workers: int,
+               threads: int, progress: bool, description: str, slurm: SlurmOptions | None,
+               store: ResultStore) -> list:
+    """Run one phase's ``(task, args, label)`` entries; returns the results of the tasks that
+    succeeded (a failure is recorded in ``report.failed`` and stops the phase)."""
+    if executor == "local":
+        return _run_local(phase, report, workers=workers, threads=threads, progress=progress,
+                          description=description)
+    return _run_submitit(phase, report, slurm or SlurmOptions(), store=store, threads=threads,
+                         progress=progress, description=description)
+
+
 def _run_local(phase: list[tuple], report: SweepReport, *, workers: int, threads: int,
-               progress: bool, description: str) -> None:
+               progress: bool, description: str) -> list:
+    results = []
     with _progress_bar(len(phase), description, progress) as bar:
         if workers == 1:
             _set_threads(threads)
             for task, args, label in phase:
                 try:
-                    task(*args)
+                    results.append(task(*args))
                 except Exception as err:
                     report.failed.append((label, _one_line(err)))
-                    return
+                    return results
                 bar.update(1)
-            return
+            return results
         context = multiprocessing.get_context("spawn")
         pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=workers, mp_context=context, initializer=_worker_init, initargs=(threads,)
@@ -296,13 +340,15 @@ def _run_local(phase: list[tuple], report: SweepReport, *, workers: int, threads
                     for other in futures:
                         other.cancel()
                     break
+                results.append(future.result())
                 bar.update(1)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+    return results
 
 
 def _run_submitit(phase: list[tuple], report: SweepReport, options: SlurmOptions, *,
-                  store: ResultStore, threads: int, progress: bool, description: str) -> None:
+                  store: ResultStore, threads: int, progress: bool, description: str) -> list:
     import submitit
 
     folder = options.folder or str(store.path / "submitit")
@@ -324,6 +370,7 @@ def _run_submitit(phase: list[tuple], report: SweepReport, options: SlurmOptions
         columns = list(zip(*[args + (threads,) for args, _ in entries]))
         submitted = executor.map_array(task, *columns)
         jobs.extend(zip(submitted, [label for _, label in entries]))
+    results = []
     with _progress_bar(len(jobs), description, progress) as bar:
         pending = list(jobs)
         while pending:
@@ -333,12 +380,15 @@ def _run_submitit(phase: list[tuple], report: SweepReport, options: SlurmOptions
                     error = job.exception()  # runs a debug job in-process, never opens pdb
                     if error is not None:
                         report.failed.append((label, _job_error_line(error)))
+                    else:
+                        results.append(job.result())
                     bar.update(1)
                 else:
                     still.append((job, label))
             pending = still
             if pending:
                 time.sleep(1.0)
+    return results
 
 
 def results_frame(specs: Iterable[RunSpec], store: ResultStore):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,106 @@ def test_show_figure_without_ipython_is_a_clear_error():
     shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert shown.returncode == 0, shown.stderr
     assert "show_figure displays in a notebook and needs IPython" in shown.stdout
+
+
+# ----------------------------------------------------------------- sweeps (items 7, 10, 11, 13)
+
+TWO_SWEEPS_SCRIPT = """
+import json, os, sys, time
+from pathlib import Path
+from dropkit.spec import RunSpec
+from dropkit.store import ResultStore
+from dropkit.sweep import sweep
+
+def slow_run(spec, store, *, data_root=None):
+    with open(os.path.join(sys.argv[1], "started.log"), "a") as log:
+        log.write(spec.cache_key + "\\n")
+    time.sleep(0.3)
+    store.write({**spec.to_dict(), "cache_key": spec.cache_key, "pid": os.getpid()})
+
+if __name__ == "__main__":
+    go = Path(sys.argv[1]) / "go"
+    (Path(sys.argv[1]) / f"ready-{os.getpid()}").touch()
+    while not go.exists():
+        time.sleep(0.01)
+    specs = [RunSpec("gaussian", "linear", "random", 0.5, seed=s) for s in range(8)]
+    report = sweep(specs, ResultStore(sys.argv[1], "smoke"), run_function=slow_run, progress=False)
+    print(json.dumps({"ran": report.ran, "found": report.found, "skipped": report.skipped}))
+"""
+
+
+def test_two_sweeps_on_one_store_compute_every_run_once_and_say_so(tmp_path):
+    """Item 10: 8 runs, two sweeps at once: 8 trainings in all, and honest reports."""
+    import json
+
+    script = tmp_path / "two_sweeps.py"
+    script.write_text(TWO_SWEEPS_SCRIPT)
+    root = tmp_path / "results"
+    root.mkdir()
+    processes = [subprocess.Popen([sys.executable, str(script), str(root)], cwd=ROOT,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+    deadline = time.monotonic() + 60
+    while len(list(root.glob("ready-*"))) < 2:  # both imported: start them together
+        assert time.monotonic() < deadline and all(p.poll() is None for p in processes)
+        time.sleep(0.01)
+    (root / "go").touch()
+    reports = []
+    for process in processes:
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+        reports.append(json.loads(out.strip().splitlines()[-1]))
+    started = (root / "started.log").read_text().split()
+    assert len(started) == len(set(started)) == 8  # no run computed twice
+    assert sum(r["ran"] for r in reports) == 8
+    assert all(r["ran"] + r["found"] + r["skipped"] == 8 for r in reports)
+    assert all(r["ran"] < 8 for r in reports)  # they shared the work
+    from dropkit.store import ResultStore
+
+    assert len(ResultStore(root, "smoke").rows()) == 8
+    assert not any((root / "smoke" / "locks").iterdir())  # every lock file removed on release
+
+
+def fake_run(spec, store, *, data_root=None):
+    store.write({**spec.to_dict(), "cache_key": spec.cache_key, "test_accuracy": spec.density})
+
+
+def test_a_resumed_sweep_reruns_a_row_whose_spec_was_edited(tmp_path):
+    """Item 11: the edited row is not counted as done."""
+    from dropkit.spec import RunSpec
+    from dropkit.store import ResultStore
+    from dropkit.sweep import sweep
+
+    store = ResultStore(tmp_path, "smoke")
+    specs = [RunSpec("gaussian", "linear", "random", 0.3, seed=s) for s in range(3)]
+    sweep(specs, store, run_function=fake_run, progress=False)
+    path = store.run_path(specs[1].cache_key)
+    path.write_text(path.read_text().replace('"density": 0.3', '"density": 0.5'))
+    with pytest.warns(UserWarning, match="spec fields hash to"):
+        report = sweep(specs, store, run_function=fake_run, progress=False)
+    assert (report.skipped, report.ran, report.found) == (2, 1, 0)
+    assert store.read(specs[1].cache_key)["density"] == 0.3
+
+
+def test_sweep_on_slurm_without_slurm_is_an_error(tmp_path, monkeypatch):
+    """Item 7: submitit's cluster detection would run everything here, silently."""
+    from dropkit.spec import RunSpec
+    from dropkit.store import ResultStore
+    from dropkit.sweep import SlurmOptions, sweep
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    store = ResultStore(tmp_path / "results", "smoke")
+    specs = [RunSpec("gaussian", "linear", "random", 0.5)]
+    for slurm in (None, SlurmOptions()):
+        with pytest.raises(RuntimeError, match="no Slurm here .sbatch is not on PATH"):
+            sweep(specs, store, executor="slurm", slurm=slurm, run_function=fake_run, progress=False)
+    assert not store.path.exists()
+
+
+@pytest.mark.parametrize("device", ["cpu\n", "cuda:0\n"])
+def test_a_device_with_a_trailing_newline_is_refused(device):
+    """Item 13 (the device pattern had the same ``re.match`` + ``$`` hole)."""
+    from dropkit.spec import RunSpec
+
+    with pytest.raises(ValueError, match="device="):
+        RunSpec("gaussian", "linear", "random", 0.5, device=device)
