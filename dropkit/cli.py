@@ -455,6 +455,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"dropkit {args.command}: interrupted (stored results are kept)", file=sys.stderr)
         return 130
+    except MemoryError:
+        print(f"{prefix} out of memory (are the inputs what you meant?)", file=sys.stderr)
+        return 1
     except (ValueError, OSError, RuntimeError, KeyError, NotImplementedError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"{prefix} {_one_line(message)}", file=sys.stderr)

@@ -397,3 +397,14 @@ def test_console_script_help_and_error_exit_codes(tmp_path):
         f"dropkit prune: error: --labels {tmp_path / 'none.npy'}: no such file"
     ]
     assert not (tmp_path / "k.npy").exists()
+
+
+def test_out_of_memory_is_one_line_and_writes_nothing(files, capsys, monkeypatch):
+    import dropkit.cli
+
+    def exhaust(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(dropkit.cli, "prune_indices", exhaust)
+    check_error(capsys, prune(files), "dropkit prune: error: out of memory")
+    assert not files["out"].exists()
