@@ -5,13 +5,17 @@ Layout under ``<root>/<profile>/``::
     runs/<cache_key>.json     one finished run (a flat JSON object, see :func:`dropkit.runner.run`)
     scores/<query_key>.npz    cached query-model outputs (float arrays), shared by every run
                               that needs the same query training
+    locks/<key>.lock          the per-run lock of a run or query training being computed
+                              (:meth:`ResultStore.lock`; removed on release, left behind
+                              unlocked by a killed process, never blocking)
 
 Crash safety: every file is written to a temporary file in the same directory, flushed with
 ``fsync`` and moved into place with :func:`os.replace`, which is atomic on POSIX file systems. A
 killed writer therefore leaves either the complete file or no file (plus, at worst, a hidden
 ``.*.tmp`` file that readers never look at). Two workers finishing the same run write the same
 name, so the store still holds exactly one row for it. A file that does not parse (truncated by a
-disk failure, edited by hand) is skipped with a :class:`UserWarning`, never read as a result.
+disk failure, edited by hand) is skipped with a :class:`UserWarning`, never read as a result;
+so is a row whose spec fields no longer hash to its file name (:func:`spec_key`).
 
 Safety: results are JSON, scores are ``.npz`` loaded with ``allow_pickle=False``; nothing in the
 store is ever unpickled.
