@@ -374,9 +374,8 @@ def _add_selection_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``dropkit`` argument parser (sub-commands prune, sweep, results)."""
-    from dropkit.profiles import EXPERIMENT_SETS, PROFILE_NAMES
-
     from dropkit import __version__
+    from dropkit.profiles import EXPERIMENT_SETS, PROFILE_NAMES
 
     parser = _Parser(prog="dropkit", description="Distributionally robust data pruning (DRoP).")
     parser.add_argument("--version", action="version", version=f"dropkit {__version__}")
@@ -417,7 +416,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "limited to the CPU count)")
     sweep.add_argument("--threads", type=int, help="torch threads per worker (default: the profile's)")
     sweep.add_argument("--results-dir", help=_RESULTS_DIR_HELP)
-    sweep.add_argument("--data-root", help="where the datasets are (default: $DROPKIT_DATA, system dirs)")
+    sweep.add_argument("--data-root", help="where the datasets are, and the only place "
+                       "searched when given (default: $DROPKIT_DATA, system dirs)")
     sweep.add_argument("--slurm-cluster", choices=("slurm", "local", "debug"),
                        help="submitit cluster (default: detect; local/debug run here, for testing)")
     sweep.add_argument("--slurm-partition", help="Slurm partition")
