@@ -32,7 +32,7 @@ from pathlib import Path
 
 from dropkit.profiles import check_profile
 
-#: Chapter notebook name -> ids of the paper figures it must publish (see dropkit.plots.show_figure).
+#: Chapter notebook name -> ids of the paper figures it must publish (see dropkit.publish.publish_figure).
 CHAPTERS: dict[str, tuple[str, ...]] = {
     "01_theory": ("3", "4a", "4b"),
     "02_bias_benchmark": ("1", "2", "10", "13", "14"),
@@ -111,7 +111,21 @@ def execute_chapter(root: Path, chapter: str, parameters: dict, *, kernel: str =
         progress_bar=False,
     )
     unexecuted.unlink()
+    remove_injected_parameters(executed)
     return executed
+
+
+def remove_injected_parameters(notebook: Path) -> None:
+    """Tag papermill's injected-parameters cell ``remove-cell``: the book does not show it, the
+    executed notebook keeps it (the parameters cell itself is folded by its ``hide-input`` tag)."""
+    import nbformat
+
+    book = nbformat.read(notebook, as_version=4)
+    for cell in book.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    nbformat.write(book, notebook)
 
 
 def build_book(root: Path | str = ".", profile: str = "default", *, chapters=None,
@@ -144,7 +158,7 @@ def build_book(root: Path | str = ".", profile: str = "default", *, chapters=Non
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dropkit.book", description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="default", help="smoke, default or paper (default: %(default)s)")
+    parser.add_argument("--profile", default="default", help="smoke, default, fast or paper (default: %(default)s)")
     parser.add_argument("--root", default=".", help="book root holding _config.yml (default: %(default)s)")
     parser.add_argument("--chapter", action="append", dest="chapters", help="execute only this chapter (repeatable)")
     parser.add_argument("--no-render", action="store_true", help="execute notebooks only")

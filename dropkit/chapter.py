@@ -24,12 +24,13 @@ from dropkit.profiles import Profile, check_profile, experiment_specs, get_profi
 class ChapterResults:
     """What :func:`chapter_results` returns.
 
-    frame: one row per run spec of the chapter, in spec order, with the ``label`` and ``color``
-        columns of :func:`dropkit.plots.labelled`.
-    specs: the chapter's :class:`dropkit.spec.RunSpec` s.
-    profile: the :class:`dropkit.profiles.Profile` they come from.
-    lines: what happened, in sentences (runs read vs computed, provenance, notes the runs
-        raised as warnings, each once); :meth:`print_lines` prints them.
+    Attributes:
+        frame: one row per run spec of the chapter, in spec order, with the ``label`` and ``color``
+            columns of :func:`dropkit.curves.labelled`.
+        specs: the chapter's :class:`dropkit.spec.RunSpec` s.
+        profile: the :class:`dropkit.profiles.Profile` they come from.
+        lines: what happened, in sentences (runs read vs computed, provenance, notes the runs
+            raised as warnings, each once); :meth:`print_lines` prints them.
     """
 
     frame: pd.DataFrame
@@ -84,7 +85,7 @@ def chapter_results(profile: str | Profile, experiment: str, *, dataset: str | N
         no row, and :class:`dropkit.sweep.SweepError` when a run failed (finished rows stay
         stored, so calling again resumes).
     """
-    from dropkit import claims, plots
+    from dropkit import claims, curves
     from dropkit.sweep import results_frame, sweep
     from dropkit.store import ResultStore
 
@@ -115,9 +116,118 @@ def chapter_results(profile: str | Profile, experiment: str, *, dataset: str | N
     if len(frame) != len(specs):
         raise RuntimeError(f"{len(specs) - len(frame)} of {len(specs)} runs have no stored row "
                            f"in {store.path}")
-    frame = plots.labelled(frame)
+    frame = curves.labelled(frame)
     found = f", {report.found} computed meanwhile by another process" if report.found else ""
     lines = [f"{len(specs)} runs: {stored_before} read from {store.path}, {report.ran} computed "
              f"now{found} ({report.seconds:.0f} s).", claims.provenance_sentence(frame)]
     lines += [f"Note from the runs: {note}" for note in sorted({str(w.message) for w in caught})]
     return ChapterResults(frame, specs, settings, tuple(lines))
+
+
+# --------------------------------------------------------------------------- the setting, once per chapter
+
+_SMOKE = ("Smoke profile: a {n}-sample subset and 2 epochs, to check that the chapter runs; its "
+          "numbers are not meant to be read.")
+_CIFAR_FAST = ("The fast profile: the paper's CIFAR-10/100 runs with a small residual network (resnet9, "
+               "16 epochs, batch 512) instead of VGG-16/19 for 160 epochs; its CIFAR accuracy was not "
+               "measured when the profile was written.")
+#: How each experiment set's runs differ from the paper's, per profile (one sentence or two).
+PAPER_DIFFERENCES: dict[str, dict[str, str]] = {
+    "bias_benchmark": {
+        "smoke": _SMOKE.format(n=3000),
+        "default": "The paper trains VGG-16/19 and ResNet-18/50 on CIFAR-10/100, TinyImageNet and ImageNet "
+                   "for 90-200 epochs on GPUs; here the real Fashion-MNIST and a small MLP trained on a CPU.",
+        "paper": "The paper's model-dataset pairs and schedules (Appendix A, Table 1).",
+        "fast": _CIFAR_FAST,
+    },
+    "drop_evaluation": {
+        "smoke": _SMOKE.format(n=3000),
+        "default": "The paper uses VGG-16/19 and ResNet-18/50 on CIFAR-10/100, TinyImageNet and ImageNet "
+                   "trained for 90-200 epochs on GPUs; here the real Fashion-MNIST and a small MLP trained "
+                   "on a CPU.",
+        "paper": "The paper's model-dataset pairs and schedules (Appendix A, Table 1).",
+        "fast": _CIFAR_FAST,
+    },
+    "cdbw": {
+        "smoke": _SMOKE.format(n=3000),
+        "default": "The paper uses VGG-19 on CIFAR-100 trained for 160 epochs on GPUs; here the real "
+                   "Fashion-MNIST (10 classes) and a small MLP trained on a CPU.",
+        "paper": "The paper's setting: VGG-19 on CIFAR-100 (Appendix A, Table 1).",
+        "fast": "The fast profile: CIFAR-100 with a small residual network (resnet9, 16 epochs, batch 512) "
+                "instead of VGG-19 for 160 epochs.",
+    },
+    "imbalanced": {
+        "smoke": _SMOKE.format(n=3000),
+        "default": "The paper uses ResNet-18 on long-tailed TinyImageNet (200 classes) trained for 200 epochs "
+                   "on GPUs; here long-tailed versions of the real Fashion-MNIST (10 classes) and a small MLP "
+                   "trained on a CPU.",
+        "paper": "The paper's setting: ResNet-18 on long-tailed TinyImageNet (Appendix A, Table 1).",
+        "fast": "The fast profile: long-tailed CIFAR-10 with a small residual network (resnet9, 16 epochs) "
+                "instead of ResNet-18 on long-tailed TinyImageNet.",
+    },
+    "waterbirds": {
+        "smoke": _SMOKE.format(n=2000),
+        "default": "The paper uses Waterbirds with an ImageNet-pretrained ResNet-50 fine-tuned for 300 epochs "
+                   "on GPUs; here the spurious-cue Fashion-MNIST variant (T-shirt/top vs Shirt, background cue "
+                   "aligned with the label for 95% of the training images, independent in test) and a small "
+                   "MLP trained from scratch on a CPU.",
+        "paper": "The paper's setting: Waterbirds, ImageNet-pretrained ResNet-50 (Appendix A, Table 1).",
+        "fast": "The fast profile keeps the paper's setting: Waterbirds, ImageNet-pretrained ResNet-50 "
+                "(Appendix A, Table 1).",
+    },
+    "pretraining_ablation": {
+        "smoke": _SMOKE.format(n=3000),
+        "default": "The paper uses VGG-19 on CIFAR-100 (160 epochs) and ResNet-18 on TinyImageNet (200 epochs) "
+                   "on GPUs with query models trained up to 32 epochs; here the real Fashion-MNIST and a small "
+                   "MLP trained on a CPU.",
+        "paper": "The paper's settings: VGG-19 on CIFAR-100 and ResNet-18 on TinyImageNet (Appendix A, Table 1).",
+        "fast": "The fast profile: CIFAR-100 with a small residual network (resnet9, 16 epochs, batch 512) "
+                "instead of VGG-19 and ResNet-18.",
+    },
+}
+
+
+def setting_paragraph(results: ChapterResults, experiment: str, *, dataset: str | None = None,
+                      model: str | None = None, notes=()) -> str:
+    """The chapter's setting in Markdown, stated once for all its figures: the runs
+    (:func:`dropkit.tables.setting_caption`), how they differ from the paper's
+    (:data:`PAPER_DIFFERENCES`; ``dataset``/``model`` overrides are named), any ``notes`` of the
+    chapter, then :attr:`ChapterResults.lines` (where the rows come from)."""
+    from dropkit.tables import setting_caption
+
+    if experiment not in PAPER_DIFFERENCES:
+        raise ValueError(f"experiment={experiment!r} has no setting text; known: {list(PAPER_DIFFERENCES)}")
+    profile = results.profile.name
+    difference = PAPER_DIFFERENCES[experiment].get(profile, f"Profile {profile}.")
+    if profile != "paper" and (model is not None or dataset is not None):
+        difference += f" Overridden here: dataset={dataset}, model={model}."
+    text = (f"**Setting** (profile `{profile}`, every figure and table of this chapter): "
+            f"{setting_caption(results.frame)}. {difference}")
+    return "\n\n".join([text, *notes, *(f"*{line}*" for line in results.lines)])
+
+
+def check_theory_parameters(*, dataset, model, densities, figure3_density, seeds, n_datasets,
+                            n_points, n_draws, seed, device, results_dir) -> None:
+    """The theory chapter's papermill parameters, else ``ValueError`` naming the bad one."""
+    if dataset != "gaussian-mixture":
+        raise ValueError(f"dataset={dataset!r}: this chapter only supports 'gaussian-mixture'")
+    if model != "threshold":
+        raise ValueError(f"model={model!r}: this chapter only supports 'threshold' (the rule 1{{x > t}})")
+    if not isinstance(densities, (list, tuple)) or not densities or not all(
+            isinstance(d, Real) and not isinstance(d, bool) and 0 < d <= 1 for d in densities):
+        raise ValueError(f"densities={densities!r} must be a non-empty list of numbers in (0, 1]")
+    if isinstance(figure3_density, bool) or not isinstance(figure3_density, Real) or not 0 < figure3_density <= 1:
+        raise ValueError(f"figure3_density={figure3_density!r} must be a number in (0, 1]")
+    if not isinstance(seeds, (list, tuple)) or not seeds or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        raise ValueError(f"seeds={seeds!r} must be a non-empty list of non-negative integers")
+    for name, value, minimum in (("n_datasets", n_datasets, 1), ("n_points", n_points, 2), ("n_draws", n_draws, 1)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed={seed!r} must be a non-negative integer")
+    _optional_text("device", device)
+    if device is None:
+        raise ValueError("device=None: give a device name such as 'cpu' (unused: numpy only)")
+    if not isinstance(results_dir, str) or not results_dir:
+        raise ValueError(f"results_dir={results_dir!r} must be a non-empty path (unused: nothing is written)")

@@ -2,8 +2,8 @@
 
 Every number here is computed from the tidy results table (one row per run, see
 :func:`dropkit.runner.run`) of **one** model-dataset pair; split a larger table with
-:func:`dropkit.plots.split_setups`. Curves are named as in the figures
-(:func:`dropkit.plots.method_label`: ``"Random"``, ``"EL2N"``, ``"Random+EL2NQ"``,
+:func:`dropkit.tables.split_setups`. Curves are named as in the figures
+(:func:`dropkit.curves.method_label`: ``"Random"``, ``"EL2N"``, ``"Random+EL2NQ"``,
 ``"EL2N+DRoP"``, ``"Random+DRoP"``, ``"Full dataset"``). Metrics are averaged over seeds.
 
 Each ``*_claim`` function returns one sentence whose verdict ("holds", "holds only in part",
@@ -29,12 +29,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dropkit.plots import (
-    FULL_DATASET,
-    METHOD_NAMES,
+from dropkit.curves import FULL_DATASET, METHOD_NAMES, labelled
+from dropkit.tables import (
     class_density_correlation,
     full_dataset_metric,
-    labelled,
     metric_by_density,
     min_samples_per_class,
 )
@@ -335,7 +333,7 @@ def provenance_sentence(frame) -> str:
 #
 # Chapters 04-07 compare curves beyond the plain protocols (e.g. "EL2N+CDB-W", "query 2 epochs"),
 # so the two functions below take the curve names from a ``curve`` column when there is one, else
-# from ``label`` (:func:`dropkit.plots.labelled`, which names the CDB-W and quota variants).
+# from ``label`` (:func:`dropkit.curves.labelled`, which names the CDB-W and quota variants).
 
 
 def curve_metrics(frame, density: float, metrics=tuple(_SUMMARY)) -> pd.DataFrame:

@@ -295,6 +295,9 @@ def _cmd_sweep(args) -> int:
     missing = sum(spec.cache_key not in stored for spec in specs)
     print(f"{profile.name}/{args.experiment}: {len(specs)} runs, {len(specs) - missing} stored, "
           f"{missing} to run -> {store.path}", flush=True)
+    if args.dry_run and missing:
+        _print_projection([spec for spec in specs if spec.cache_key not in stored], store,
+                          workers=workers, threads=threads, data_root=args.data_root)
     if args.dry_run or missing == 0:
         return 0
     slurm = None
@@ -308,10 +311,27 @@ def _cmd_sweep(args) -> int:
         )
     report = sweep(specs, store, executor=args.executor, workers=workers, threads=threads,
                    data_root=args.data_root, slurm=slurm, progress=not args.no_progress)
+    utilisation = ("" if report.cpu_utilisation is None else
+                   f", CPU utilisation {100 * report.cpu_utilisation:.0f}% of {workers} x {threads} cores")
     print(f"done: ran {report.ran}, found {report.found} computed by another process, "
-          f"skipped {report.skipped} stored, "
-          f"{report.seconds:.0f} s -> {store.path}")
+          f"skipped {report.skipped} stored, {report.seconds:.0f} s{utilisation} -> {store.path}")
     return 0
+
+
+def _print_projection(missing: list, store, *, workers: int, threads: int, data_root) -> None:
+    """The dry run's cost lines: FLOPs of the missing work, its floor, its projected wall time."""
+    from dropkit.cost import project_sweep
+
+    stored_queries = {spec.query_key for spec in missing
+                      if spec.needs_query and store.scores_path(spec.query_key).is_file()}
+    p = project_sweep(missing, workers=workers, threads=threads, stored_queries=stored_queries,
+                      data_root=data_root)
+    rates = ", ".join(f"{name} {rate / 1e9:.1f}" for name, rate in p.training_rates.items())
+    print(f"missing work: {p.runs} runs and {p.queries} query trainings, {p.flops / 1e12:.2f} TFLOP\n"
+          f"measured now: matmul {p.matmul_rate / 1e9:.1f} GFLOP/s per thread; training step "
+          f"GFLOP/s on {threads} thread(s): {rates}\n"
+          f"floor (every core multiplying matrices): {p.floor_seconds / 60:.1f} min; projected wall "
+          f"time on {workers} worker(s) x {threads} thread(s): {p.projected_seconds / 60:.1f} min")
 
 
 #: Shorter column headers of ``dropkit results`` (the run fields' names are long).
@@ -423,7 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--slurm-partition", help="Slurm partition")
     sweep.add_argument("--slurm-time", type=int, help="time limit per job, minutes")
     sweep.add_argument("--slurm-gpus", type=int, help="GPUs per job")
-    sweep.add_argument("--dry-run", action="store_true", help="only count stored and missing runs")
+    sweep.add_argument("--dry-run", action="store_true", help="only count stored and missing runs, and project the missing work's wall time "
+                            "from its FLOPs and rates measured now")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     sweep.set_defaults(handler=_cmd_sweep)
 

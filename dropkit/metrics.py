@@ -128,8 +128,9 @@ def robustness_summary(y_true, y_pred, num_classes: int) -> dict[str, float]:
         num_classes: ``K``.
 
     Returns:
-        ``{"accuracy": mean(y_true == y_pred), "worst_class": min r_k, "gap": max r_k - min r_k,
-        "std": population std of r_k}`` as floats in ``[0, 1]``.
+        A dict of floats in ``[0, 1]`` with the keys ``"accuracy"`` (the mean of
+        ``y_true == y_pred``), ``"worst_class"`` (min r_k), ``"gap"`` (max r_k - min r_k) and
+        ``"std"`` (the population std of r_k).
     """
     truth, pred = _check_pair(y_true, y_pred, num_classes)
     correct = (truth == pred).astype(np.float64)

@@ -57,20 +57,19 @@ def load_data(spec: RunSpec, data_root: str | os.PathLike | None):
 
 def _train_config(spec: RunSpec, *, epochs: int, drop_epochs: tuple[int, ...], seed: int,
                   augment: bool, cdbw: bool, **extra):
-    from dropkit.train import TrainConfig
+    """The ``dropkit.train.TrainConfig`` of one of the spec's trainings (query or final).
+
+    CUDA runs replay their training steps as CUDA graphs (:func:`dropkit.train.default_cuda_graphs`):
+    the same arithmetic with less launch overhead, so it is not part of the spec or its keys.
+    """
+    from dropkit.train import TrainConfig, default_cuda_graphs
 
     return TrainConfig(
         epochs=epochs, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay,
         batch_size=spec.batch_size, drop_epochs=drop_epochs, drop_factor=spec.drop_factor,
         augment=augment, cdbw=cdbw, seed=seed, device=spec.device, bf16=spec.bf16,
-        channels_last=spec.channels_last, cuda_graphs=_on_cuda(spec), **extra,
+        channels_last=spec.channels_last, cuda_graphs=default_cuda_graphs(spec.device), **extra,
     )
-
-
-def _on_cuda(spec: RunSpec) -> bool:
-    """CUDA runs replay their training steps as CUDA graphs (``TrainConfig.cuda_graphs``): the same
-    arithmetic with less launch overhead, so it is not part of the spec or its keys."""
-    return spec.device.startswith("cuda")
 
 
 def _model_for(spec: RunSpec, data, seed: int):
@@ -92,18 +91,13 @@ def _query_config(spec: RunSpec):
     Short runs (EL2N, GraNd, DRoP recalls): ``query_epochs`` each, ``query_seeds`` of them; full
     runs (Forgetting, Dynamic Uncertainty, CoreSet, SSP): ``epochs`` with the final model's
     schedule. Same optimiser as the final model, never augmented (Appendix A), CDB-W if
-    ``query_cdbw``.
+    ``query_cdbw``; seeds from :func:`dropkit.spec.query_seed`.
     """
     from dropkit.scores import QueryConfig
 
-    return QueryConfig(
-        epochs=spec.query_epochs, full_epochs=spec.epochs, num_seeds=spec.query_seeds,
-        seed=query_seed(spec), lr=spec.lr, momentum=spec.momentum,
-        weight_decay=spec.weight_decay, batch_size=spec.batch_size,
-        drop_epochs=spec.drop_epochs, drop_factor=spec.drop_factor, augment=False,
-        cdbw=spec.query_cdbw, device=spec.device, bf16=spec.bf16,
-        channels_last=spec.channels_last, cuda_graphs=_on_cuda(spec),
-    )
+    training = _train_config(spec, epochs=spec.query_epochs, drop_epochs=spec.drop_epochs,
+                             seed=query_seed(spec), augment=False, cdbw=spec.query_cdbw)
+    return QueryConfig(training, full_epochs=spec.epochs, num_seeds=spec.query_seeds)
 
 
 def query_outputs(spec: RunSpec, data, store: ResultStore | None = None, *,
@@ -183,7 +177,9 @@ def git_revision() -> str | None:
 def _device_name(device: str) -> str:
     import torch
 
-    if device.startswith("cuda") and torch.cuda.is_available():
+    from dropkit.train import is_cuda
+
+    if is_cuda(device) and torch.cuda.is_available():
         return torch.cuda.get_device_name(torch.device(device))
     return platform.processor() or platform.machine() or device
 
@@ -203,9 +199,11 @@ def run(spec: RunSpec, store: ResultStore | None = None, *,
     final epoch), ``test_accuracy``/``test_worst_class``/``test_gap``/``test_std`` (and ``val_``
     versions, see :func:`dropkit.metrics.robustness_summary`), for group data
     ``test_group_recalls``, ``test_worst_group``…, ``group_counts`` ([G] kept per group) and
-    ``query_val_group_recalls`` ([G], runs with a query model), ``final_epochs``, ``seconds`` (wall time of
-    the whole run, s), ``train_seconds``, ``device_name``, ``dropkit_version``, ``torch_version``,
-    ``numpy_version``, ``python_version``, ``git_revision``, ``finished_at`` (UTC ISO time).
+    ``query_val_group_recalls`` ([G], runs with a query model), ``final_epochs``, ``seconds`` (wall
+    time of the whole run, s), ``train_seconds``, ``device_name``, ``cpu_capability`` (the CPU
+    kernels torch used, e.g. ``"AVX2"``: other kernels may round sums differently),
+    ``dropkit_version``, ``torch_version``, ``numpy_version``, ``python_version``,
+    ``git_revision``, ``finished_at`` (UTC ISO time).
     """
     if not isinstance(spec, RunSpec):
         raise ValueError(f"spec must be a RunSpec, got {type(spec).__name__}")
@@ -267,6 +265,7 @@ def run(spec: RunSpec, store: ResultStore | None = None, *,
         seconds=time.perf_counter() - started,
         train_seconds=float(result.seconds),
         device_name=_device_name(spec.device),
+        cpu_capability=torch.backends.cpu.get_cpu_capability(),
         dropkit_version=__version__,
         torch_version=torch.__version__,
         numpy_version=np.__version__,

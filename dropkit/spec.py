@@ -74,6 +74,11 @@ DROP_UNITS: tuple[str, ...] = ("classes", "groups")
 #: existed keeps its key (the field's default is what those runs did).
 LATER_FIELD_DEFAULTS: dict[str, Any] = {"drop_over": "classes", "bf16": False,
                                          "channels_last": False}
+#: Fields that only shape the query training: they cannot change a run without one (full data,
+#: Random), so such a run's cache key leaves them out (:attr:`RunSpec.unused_fields`).
+QUERY_ONLY_FIELDS: tuple[str, ...] = ("query_epochs", "query_seeds", "query_cdbw")
+#: Fields that only shape DRoP's quotas: a protocol without DRoP quotas leaves them out of its key.
+QUOTA_ONLY_FIELDS: tuple[str, ...] = ("quota_rule", "min_per_class")
 #: The RunSpec fields that determine a query training (and so its scores): ``RunSpec.query_key``.
 QUERY_FIELDS: tuple[str, ...] = (
     "dataset", "dataset_options", "train_subset", "imbalance_factor", "model",
@@ -341,15 +346,33 @@ class RunSpec:
             kwargs["dataset_options"] = tuple(tuple(pair) for pair in kwargs["dataset_options"])
         return cls(**kwargs)
 
+    @property
+    def unused_fields(self) -> tuple[str, ...]:
+        """Fields that cannot change this run's numbers, so its cache key leaves them out: the
+        query fields (:data:`QUERY_ONLY_FIELDS`) of a run without a query model (full data,
+        Random) and the quota fields (:data:`QUOTA_ONLY_FIELDS`) of a protocol without DRoP
+        quotas. Specs that differ only in these fields are one run."""
+        unused: tuple[str, ...] = ()
+        if not self.needs_query:
+            unused += QUERY_ONLY_FIELDS
+        if self.protocol not in RECALL_PROTOCOLS:
+            unused += QUOTA_ONLY_FIELDS
+        return unused
+
     def _key_fields(self) -> dict[str, Any]:
-        """:meth:`to_dict` without the :data:`LATER_FIELD_DEFAULTS` fields left at their default."""
+        """:meth:`to_dict` without :attr:`unused_fields` and without the
+        :data:`LATER_FIELD_DEFAULTS` fields left at their default."""
+        unused = self.unused_fields
         return {name: value for name, value in self.to_dict().items()
-                if not (name in LATER_FIELD_DEFAULTS and value == LATER_FIELD_DEFAULTS[name])}
+                if name not in unused
+                and not (name in LATER_FIELD_DEFAULTS and value == LATER_FIELD_DEFAULTS[name])}
 
     @property
     def cache_key(self) -> str:
-        """sha256 (64 hex chars) of the canonical JSON of every field: the run's identity.
+        """sha256 (64 hex chars) of the canonical JSON of every field that can change the run's
+        numbers: the run's identity.
 
+        :attr:`unused_fields` are left out (a full-data run does not depend on the query length).
         Fields added after schema version 1 (:data:`LATER_FIELD_DEFAULTS`) count only when they
         differ from their default, so adding one never changes the keys of stored runs.
         """

@@ -2,16 +2,20 @@
 
 :func:`sweep` runs the specs whose rows are missing, skipping stored ones, on a local process pool
 (``executor="local"``) or on Slurm through ``submitit`` (``executor="slurm"``). Query trainings
-shared by several specs run first, once each. Each run (:func:`dropkit.runner.run`) writes its
+shared by several specs run once each. Locally, work is handed out by its critical path
+(:mod:`dropkit.schedule`): the longest chains (a long query training and the final runs waiting
+for it) start first, query-free runs (full data, Random) fill the workers meanwhile, and a final
+run starts as soon as its own query is stored; on Slurm the queries go first as one job array,
+longest first, then the runs. Each run (:func:`dropkit.runner.run`) writes its
 own row atomically as soon as it finishes, so a sweep killed at any moment (even with SIGKILL)
-resumes where it stopped, without lost, duplicated or corrupt rows.
+resumes where it stopped, without lost, duplicated or corrupt rows. :func:`results_frame` reads
+the stored rows of a list of specs back as a table.
 
 Two sweeps on one store share the work: a run (and a query training) is computed under the
 store's per-run lock (:meth:`dropkit.store.ResultStore.lock`), so it is never computed twice. A
 run that another process is computing is first passed over, then waited for once the sweep's
-other runs are done; the report counts it as ``found``, not as ``ran``. The lock dies with its
-process, so a killed sweep never blocks another. :func:`results_frame` reads
-the stored rows of a list of specs back as a table.
+other work is done; the report counts it as ``found``, not as ``ran``. The lock dies with its
+process, so a killed sweep never blocks another.
 
 This module does not import torch at import time: worker processes set their thread counts first.
 """
@@ -19,9 +23,11 @@ This module does not import torch at import time: worker processes set their thr
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import multiprocessing
 import os
 import re
+import resource
 import shutil
 import sys
 import time
@@ -32,7 +38,9 @@ from typing import Any
 
 import numpy as np
 
+from dropkit.cost import Passes, final_passes, query_passes
 from dropkit.runner import load_data, query_outputs, run
+from dropkit.schedule import Job, ReadyQueue
 from dropkit.spec import RunSpec, check_choice, check_int
 from dropkit.store import ResultStore
 
@@ -74,7 +82,11 @@ class SlurmOptions:
 class SweepReport:
     """What a sweep did: ``total`` distinct specs, ``skipped`` (stored before it started),
     ``ran`` (computed and stored by this sweep), ``found`` (stored meanwhile by another process:
-    not computed here), ``failed`` ([(label, one-line error)]) and ``seconds`` of wall time."""
+    not computed here), ``failed`` ([(label, one-line error)]), ``seconds`` of wall time, and for
+    local sweeps
+    ``cpu_seconds`` (user + system CPU time of the sweep process and its workers) and
+    ``cpu_utilisation`` (``cpu_seconds / (seconds * workers * threads)``: 1.0 = every core the
+    sweep was given was busy all the time; None for Slurm sweeps, whose CPU time is elsewhere)."""
 
     total: int
     skipped: int
@@ -82,6 +94,8 @@ class SweepReport:
     found: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    cpu_seconds: float | None = None
+    cpu_utilisation: float | None = None
 
 
 class SweepError(RuntimeError):
@@ -250,36 +264,25 @@ def sweep(
     root, profile = str(store.root), store.profile
     data = None if data_root is None else str(data_root)
 
-    tasks: list[tuple[list[tuple], str]] = []  # phases of (callable, args, label)
-    if run_function is None:
-        by_query: dict[str, RunSpec] = {}
-        for spec in missing:
-            if spec.needs_query and spec.query_key not in by_query:
-                if store.load_scores(spec.query_key) is None:
-                    by_query[spec.query_key] = spec
-        if by_query:
-            tasks.append(([(_query_task, (s, root, profile, data),
-                            f"query {s.method} seed={s.seed}") for s in by_query.values()],
-                          "query models"))
-    tasks.append(([(_run_task, (function, s, root, profile, data, False), s.label())
-                   for s in missing], "runs"))
-
-    outcomes: dict[str, str] = {}  # cache key -> "ran", "found" or "busy"
+    tasks = _tasks(missing, store, function, data, with_queries=run_function is None)
+    outcomes: dict[str, str] = {}  # cache key -> "ran", "found" or "busy" (see _run_task)
+    cpu_before = _cpu_seconds()
     try:
-        while tasks:
-            phase, description = tasks.pop(0)
-            results = _run_phase(phase, report, executor=executor, workers=workers,
-                                 threads=threads, progress=progress, description=description,
-                                 slurm=slurm, store=store)
-            outcomes.update(result for result in results if isinstance(result, tuple))
-            if report.failed:
-                break
-            busy = [spec for spec in missing if outcomes.get(spec.cache_key) == "busy"]
-            if busy and description == "runs":  # first pass over: now wait for them, once
-                tasks.append(([(_run_task, (function, s, root, profile, data, True), s.label())
-                               for s in busy], "runs another process is computing"))
+        _run_tasks(tasks, report, outcomes, executor=executor, workers=workers, threads=threads,
+                   progress=progress, slurm=slurm, store=store)
+        busy = [task for task in tasks if outcomes.get(task.job.key) == "busy"]
+        if busy and not report.failed:  # passed over while another process held them: wait now
+            waiting = [dataclasses.replace(task, args=task.args[:-1] + (True,)) for task in busy]
+            _run_tasks(waiting, report, outcomes, executor=executor, workers=workers,
+                       threads=threads, progress=progress, slurm=slurm, store=store)
     finally:
         report.seconds = time.perf_counter() - started
+        if executor == "local":
+            report.cpu_seconds = _cpu_seconds() - cpu_before
+            report.cpu_utilisation = report.cpu_seconds / max(report.seconds * workers * threads, 1e-9)
+            if progress:
+                print(f"sweep: {report.seconds:.0f} s wall, CPU utilisation {100 * report.cpu_utilisation:.0f}% "
+                      f"of {workers} worker(s) x {threads} thread(s)", file=sys.stderr, flush=True)
     stored = store.keys()
     report.ran = sum(outcomes.get(spec.cache_key) == "ran" and spec.cache_key in stored
                      for spec in missing)
@@ -301,54 +304,128 @@ def _progress_bar(total: int, description: str, enabled: bool):
     return tqdm(total=total, desc=description, disable=not enabled, unit="run", dynamic_ncols=True)
 
 
-def _run_phase(phase: list[tuple], report: SweepReport, *, executor: str, workers: int,
-               threads: int, progress: bool, description: str, slurm: SlurmOptions | None,
-               store: ResultStore) -> list:
-    """Run one phase's ``(task, args, label)`` entries; returns the results of the tasks that
-    succeeded (a failure is recorded in ``report.failed`` and stops the phase)."""
+def _run_tasks(tasks: list["_Task"], report: SweepReport, outcomes: dict, *, executor: str,
+               workers: int, threads: int, progress: bool, slurm: SlurmOptions | None,
+               store: ResultStore) -> None:
+    """Run ``tasks`` locally or on Slurm (queries first, as one job array, then the runs);
+    the runs' ``(cache_key, outcome)`` results go to ``outcomes``."""
     if executor == "local":
-        return _run_local(phase, report, workers=workers, threads=threads, progress=progress,
-                          description=description)
-    return _run_submitit(phase, report, slurm or SlurmOptions(), store=store, threads=threads,
-                         progress=progress, description=description)
+        _run_local(tasks, report, outcomes, workers=workers, threads=threads, progress=progress)
+        return
+    for phase, description in (([t for t in tasks if t.job.key.startswith("query:")], "query models"),
+                               ([t for t in tasks if not t.job.key.startswith("query:")], "runs")):
+        if phase and not report.failed:
+            _run_submitit([(t.function, t.args, t.label) for t in _by_level(phase)], report,
+                          outcomes, slurm or SlurmOptions(), store=store, threads=threads,
+                          progress=progress, description=description)
 
 
-def _run_local(phase: list[tuple], report: SweepReport, *, workers: int, threads: int,
-               progress: bool, description: str) -> list:
-    results = []
-    with _progress_bar(len(phase), description, progress) as bar:
+def _record(outcomes: dict, result) -> None:
+    """Keep a run task's ``(cache_key, outcome)`` result (query tasks return a plain key)."""
+    if isinstance(result, tuple):
+        outcomes[result[0]] = result[1]
+
+
+def _run_local(tasks: list["_Task"], report: SweepReport, outcomes: dict, *, workers: int,
+               threads: int, progress: bool) -> None:
+    """Run ``tasks`` on ``workers`` processes (this one if 1), highest level first, each once its
+    query is done; stop handing out work at the first failure (running tasks finish)."""
+    queue = ReadyQueue(task.job for task in tasks)
+    by_key = {task.job.key: task for task in tasks}
+    with _progress_bar(len(tasks), "queries and runs", progress) as bar:
         if workers == 1:
             _set_threads(threads)
-            for task, args, label in phase:
+            while (job := queue.pop()) is not None:
+                task = by_key[job.key]
                 try:
-                    results.append(task(*args))
+                    _record(outcomes, task.function(*task.args))
                 except Exception as err:
-                    report.failed.append((label, _one_line(err)))
-                    return results
+                    report.failed.append((task.label, _one_line(err)))
+                    return
+                queue.done(job.key)
                 bar.update(1)
-            return results
+            return
         context = multiprocessing.get_context("spawn")
         pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=workers, mp_context=context, initializer=_worker_init, initargs=(threads,)
         )
+        running: dict[concurrent.futures.Future, _Task] = {}
         try:
-            futures = {pool.submit(task, *args): label for task, args, label in phase}
-            for future in concurrent.futures.as_completed(futures):
-                error = future.exception()
-                if error is not None:
-                    report.failed.append((futures[future], _one_line(error)))
-                    for other in futures:
-                        other.cancel()
-                    break
-                results.append(future.result())
-                bar.update(1)
+            while len(queue) and not report.failed:
+                while len(running) < workers and (job := queue.pop()) is not None:
+                    task = by_key[job.key]
+                    running[pool.submit(task.function, *task.args)] = task
+                finished, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in finished:
+                    task = running.pop(future)
+                    error = future.exception()
+                    if error is not None:
+                        report.failed.append((task.label, _one_line(error)))
+                        continue
+                    _record(outcomes, future.result())
+                    queue.done(task.job.key)
+                    bar.update(1)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-    return results
 
 
-def _run_submitit(phase: list[tuple], report: SweepReport, options: SlurmOptions, *,
-                  store: ResultStore, threads: int, progress: bool, description: str) -> list:
+@dataclass(frozen=True)
+class _Task:
+    """One unit of sweep work: its scheduling job, the callable and arguments, a label."""
+
+    job: Job
+    function: Callable
+    args: tuple
+    label: str
+
+
+def relative_cost(passes: Passes) -> float:
+    """A scheduling cost from sample passes: a training pass counts as 3 forward passes."""
+    return 3.0 * passes.train + passes.forward
+
+
+def _tasks(missing: list[RunSpec], store: ResultStore, function: Callable, data_root: str | None,
+           *, with_queries: bool) -> list[_Task]:
+    """The query trainings (one per query key not stored) and runs of ``missing``, as tasks whose
+    jobs' costs are sample passes per training sample of the spec's data (``train_subset`` when
+    set, else 1: runs on one dataset compare exactly, across datasets roughly)."""
+    root, profile = str(store.root), store.profile
+    tasks: dict[str, _Task] = {}
+    stored_queries: set[str] = set()
+    for spec in missing:
+        size = spec.train_subset or 1
+        after: tuple[str, ...] = ()
+        if with_queries and spec.needs_query:
+            key = f"query:{spec.query_key}"
+            if key not in tasks and key not in stored_queries:
+                if store.load_scores(spec.query_key) is None:
+                    tasks[key] = _Task(Job(key, relative_cost(query_passes(spec, size, 0))), _query_task,
+                                       (spec, root, profile, data_root), f"query {spec.method} seed={spec.seed}")
+                else:
+                    stored_queries.add(key)
+            if key in tasks:
+                after = (key,)
+        job = Job(spec.cache_key, relative_cost(final_passes(spec, size, 0)), after)
+        tasks[spec.cache_key] = _Task(job, _run_task, (function, spec, root, profile, data_root, False),
+                                      spec.label())
+    return list(tasks.values())
+
+
+def _by_level(tasks: list[_Task]) -> list[_Task]:
+    """``tasks`` (no dependencies among them) in dispatch order, highest level first."""
+    queue = ReadyQueue(task.job for task in tasks)
+    by_key = {task.job.key: task for task in tasks}
+    return [by_key[job.key] for job in iter(queue.pop, None)]
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its finished child processes."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _run_submitit(phase: list[tuple], report: SweepReport, outcomes: dict, options: SlurmOptions,
+                  *, store: ResultStore, threads: int, progress: bool, description: str) -> None:
     import submitit
 
     folder = options.folder or str(store.path / "submitit")
@@ -370,7 +447,6 @@ def _run_submitit(phase: list[tuple], report: SweepReport, options: SlurmOptions
         columns = list(zip(*[args + (threads,) for args, _ in entries]))
         submitted = executor.map_array(task, *columns)
         jobs.extend(zip(submitted, [label for _, label in entries]))
-    results = []
     with _progress_bar(len(jobs), description, progress) as bar:
         pending = list(jobs)
         while pending:
@@ -381,28 +457,36 @@ def _run_submitit(phase: list[tuple], report: SweepReport, options: SlurmOptions
                     if error is not None:
                         report.failed.append((label, _job_error_line(error)))
                     else:
-                        results.append(job.result())
+                        _record(outcomes, job.result())
                     bar.update(1)
                 else:
                     still.append((job, label))
             pending = still
             if pending:
                 time.sleep(1.0)
-    return results
 
 
 def results_frame(specs: Iterable[RunSpec], store: ResultStore):
     """The stored rows of ``specs`` as a DataFrame (one row per stored spec, specs' order).
 
     Specs without a stored row are left out; compare ``len`` with the number of specs to check.
+    Specs that share a cache key (they differ only in :attr:`RunSpec.unused_fields`) are one
+    run and give one row, showing the first such spec's values of those fields.
     """
     import pandas as pd
 
-    order = {spec.cache_key: index for index, spec in enumerate(_check_specs(specs))}
+    unique = _check_specs(specs)
+    order = {spec.cache_key: index for index, spec in enumerate(unique)}
     frame = store.frame()
     if frame.empty:
         return pd.DataFrame()
     frame = frame[frame["cache_key"].isin(order)]
     positions = frame["cache_key"].map(order)
-    return frame.iloc[np.argsort(positions.to_numpy(), kind="stable")].reset_index(drop=True)
+    frame = frame.iloc[np.argsort(positions.to_numpy(), kind="stable")].reset_index(drop=True)
+    # A field that cannot change a run's numbers is not in its key: one stored row serves specs
+    # that differ in it, and the row shows the value of the spec asked for.
+    by_key = {spec.cache_key: spec for spec in unique}
+    for name in sorted({name for spec in unique for name in spec.unused_fields}):
+        frame[name] = [getattr(by_key[key], name) for key in frame["cache_key"]]
+    return frame
 

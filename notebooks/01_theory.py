@@ -14,7 +14,7 @@
 # %% [markdown]
 # # Theory: pruning a mixture of two Gaussians
 #
-# Section 3 of the paper studies the simplest setting in which pruning can bias a classifier:
+# Section 3 of the paper {cite:p}`vysogorets2025drop` studies the simplest setting in which pruning can bias a classifier:
 # two classes on the real line, $x \mid y \sim \mathcal N(\mu_y, \sigma_y^2)$ with
 # $\mu_0 < \mu_1$ and $\sigma_0 < \sigma_1$ (class 1 is the *harder*, heavier-tailed class), and
 # threshold rules $\hat y_t(x) = \mathbf 1\{x > t\}$. The class risks are
@@ -31,7 +31,7 @@
 # the library and draws. The empirical risk minimiser (ERM) of a sample is computed exactly
 # (sort and cumulative sums), not on a grid.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 profile = "default"
 dataset = "gaussian-mixture"
 model = "threshold"
@@ -45,13 +45,13 @@ n_points = 400
 n_draws = 2000  # Figure 4a: number of (sigma0, sigma1, phi0) draws
 seed = 0  # Figure 4a's draws
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from IPython.display import display
 
-from dropkit.plots import show_figure
+from dropkit import curves, plots, publish
+from dropkit.chapter import check_theory_parameters
 from dropkit.profiles import check_profile
 from dropkit.theory import (
     GaussianMixture,
@@ -67,34 +67,23 @@ from dropkit.theory import (
 )
 
 check_profile(profile)
-if dataset != "gaussian-mixture":
-    raise ValueError(f"dataset={dataset!r}: this chapter only supports 'gaussian-mixture'")
-if model != "threshold":
-    raise ValueError(f"model={model!r}: this chapter only supports 'threshold' (the rule 1{{x > t}})")
-if not isinstance(densities, (list, tuple)) or not densities or not all(
-    isinstance(d, (int, float)) and not isinstance(d, bool) and 0 < d <= 1 for d in densities
-):
-    raise ValueError(f"densities={densities!r} must be a non-empty list of numbers in (0, 1]")
-if not isinstance(figure3_density, (int, float)) or not 0 < figure3_density <= 1:
-    raise ValueError(f"figure3_density={figure3_density!r} must be a number in (0, 1]")
-if not isinstance(seeds, (list, tuple)) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
-    raise ValueError(f"seeds={seeds!r} must be a non-empty list of non-negative integers")
-for name, value, minimum in (("n_datasets", n_datasets, 1), ("n_points", n_points, 2), ("n_draws", n_draws, 1)):
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
-if not isinstance(seed, int) or seed < 0:
-    raise ValueError(f"seed={seed!r} must be a non-negative integer")
-if not isinstance(device, str) or not device:
-    raise ValueError(f"device={device!r} must be a device name such as 'cpu' (unused: numpy only)")
-if not isinstance(results_dir, str) or not results_dir:
-    raise ValueError(f"results_dir={results_dir!r} must be a non-empty path (unused: nothing is written)")
+check_theory_parameters(dataset=dataset, model=model, densities=densities, figure3_density=figure3_density,
+                        seeds=seeds, n_datasets=n_datasets, n_points=n_points, n_draws=n_draws, seed=seed,
+                        device=device, results_dir=results_dir)
 if profile == "smoke":
     n_draws = min(n_draws, 500)
-
+curves.use_book_theme()
 mixture = GaussianMixture(mu0=-1.0, mu1=1.0, sigma0=0.5, sigma1=1.0, phi0=0.5)  # Figure 3's mixture
 params = mixture.params  # (mu0, mu1, sigma0, sigma1)
 total_datasets = n_datasets * len(seeds)
-plt.rcParams.update({"figure.dpi": 100, "axes.grid": True, "grid.alpha": 0.3})
+
+# %% tags=["remove-input"]
+publish.show_markdown(
+    f"**Setting** (profile `{profile}`): the mixture $\\mu_0 = -1$, $\\mu_1 = 1$, $\\sigma_0 = 0.5$, "
+    f"$\\sigma_1 = 1$, $\\phi_0 = \\phi_1$; {total_datasets} datasets of {n_points} points (seeds "
+    f"{', '.join(map(str, seeds))}) for Figures 3 and 4b, pruned to $d = {figure3_density:g}$ in Figure 3 and "
+    f"to $d \\in \\{{{', '.join(f'{d:g}' for d in densities)}\\}}$ in Figure 4b; {n_draws} random mixtures "
+    f"(seed {seed}) for Figure 4a.")
 
 # %% [markdown]
 # ## The optimal thresholds of Figure 3's mixture
@@ -108,26 +97,28 @@ t_star = average_optimal_threshold(*params, 1.0)
 t_hat = worst_class_optimal_threshold(*params)
 star_risks = class_risks(t_star, *params)
 hat_risks = class_risks(t_hat, *params)
-print(f"t*(1) = {t_star:.4f}   R0[t*(1)] = {100 * star_risks[0]:.1f}%   R1[t*(1)] = {100 * star_risks[1]:.1f}%")
-print(f"t̂     = {t_hat:.4f}   R0(t̂) = {100 * hat_risks[0]:.1f}%   R1(t̂) = {100 * hat_risks[1]:.1f}%")
+publish.show_markdown(publish.bullet_list([
+    f"$t^*(1) = {t_star:.4f}$: $R_0 = {100 * star_risks[0]:.1f}\\%$, $R_1 = {100 * star_risks[1]:.1f}\\%$",
+    f"$\\hat t = {t_hat:.4f}$: $R_0 = {100 * hat_risks[0]:.1f}\\%$, $R_1 = {100 * hat_risks[1]:.1f}\\%$",
+]))
 
 # %% [markdown]
 # ## Figure 3: how three pruning procedures move the ERM
 #
-# We draw datasets of `n_points` points from the mixture, prune each to density $d = 50\%$ and fit
-# the exact ERM threshold $T(D_i')$ to each pruned dataset; $\overline T$ is their average.
+# We draw datasets of `n_points` points from the mixture, prune each to density $d$ and fit the
+# exact ERM threshold $T(D_i')$ to each pruned dataset; $\overline T$ is their average.
 #
-# * **Left** — random pruning within classes with the worst-class optimal proportions
+# * **Random, Eq. 5** — random pruning within classes with the worst-class optimal proportions
 #   $d_0 N_0 \sigma_1 = d_1 N_1 \sigma_0$ (Eq. 5). $\overline T$ should land near $\hat t$.
-# * **Middle** — the supervised SSP variant of Section 3: remove, irrespective of class, the
-#   points within a margin $M$ of their class mean. It prunes the easy (narrow) class harder, yet
-#   on the interval between the two margins the pruned risk is proportional to the original one
-#   (Appendix B.3), so the ERM stays near $t^*(N_0/N_1)$. With only a few hundred points the
-#   ERM is, however, unstable: the hole SSP cuts around $\mu_0$ creates a second, almost equally
-#   good threshold left of it, which some datasets pick (ticks on the x-axis mark each
-#   dataset's ERM; the table at the end also gives the median).
-# * **Right** — random pruning within classes with the class counts SSP kept: the class-
-#   conditional independence is restored and $\overline T$ moves towards $\hat t$.
+# * **SSP** — the supervised SSP variant {cite:p}`sorscher2022beyond` of Section 3: remove,
+#   irrespective of class, the points within a margin $M$ of their class mean. It prunes the easy
+#   (narrow) class harder, yet on the interval between the two margins the pruned risk is
+#   proportional to the original one (Appendix B.3), so the ERM stays near $t^*(N_0/N_1)$. With
+#   only a few hundred points the ERM is, however, unstable: the hole SSP cuts around $\mu_0$
+#   creates a second, almost equally good threshold left of it, which some datasets pick (ticks on
+#   the x-axis mark each dataset's ERM; the table at the end also gives the median).
+# * **Random with SSP's class counts** — the class-conditional independence is restored and
+#   $\overline T$ moves towards $\hat t$.
 #
 # Histograms pool all pruned datasets (average count per dataset per bin).
 
@@ -144,50 +135,26 @@ figure3 = {
     for strategy in figure3_strategies
 }
 full_data = simulate_pruning(mixture, "none", density=1.0, n_datasets=n_datasets, n_points=n_points, seed=seeds)
-
-
-def draw_pruned_histograms(ax, simulation, title):
-    """Average per-dataset histogram of each class after pruning, with t*(1), t̂ and the mean ERM."""
-    bins = np.linspace(-3.0, 4.0, 57)
-    weight = 1.0 / len(simulation.kept_x)
-    x = np.concatenate(simulation.kept_x)
-    y = np.concatenate(simulation.kept_y)
-    for label, color in ((0, "tab:blue"), (1, "tab:orange")):
-        ax.hist(x[y == label], bins=bins, weights=np.full(np.sum(y == label), weight), alpha=0.55,
-                color=color, label=f"class {label}")
-    ax.axvline(t_star, color="tab:red", linestyle="--", label=f"$t^*(1)$ = {t_star:.2f}")
-    ax.axvline(t_hat, color="tab:green", linestyle=":", linewidth=2, label=f"$\\hat t$ = {t_hat:.2f}")
-    ax.axvline(simulation.mean_threshold, color="black", label=f"$\\overline{{T}}$ = {simulation.mean_threshold:.2f}")
-    finite = simulation.thresholds[np.isfinite(simulation.thresholds)]
-    ax.vlines(finite, 0, 0.08, transform=ax.get_xaxis_transform(), color="purple", linewidth=1.5,
-              label="$T(D_i')$ per dataset")
-    r0, r1 = class_risks(simulation.mean_threshold, *params)
-    kept = simulation.kept_sizes.mean(axis=0)
-    ax.set_title(f"{title}\nkept {kept[0]:.0f} / {kept[1]:.0f};  "
-                 f"$R_0(\\overline{{T}})$={100 * r0:.1f}%, $R_1(\\overline{{T}})$={100 * r1:.1f}%", fontsize=10)
-    ax.set_xlabel("x")
-    ax.set_xlim(bins[0], bins[-1])
-    ax.legend(fontsize=8, loc="upper right")
-
-
-fig, axes = plt.subplots(1, 3, figsize=(15, 4), sharey=True)
+fig, axes = plt.subplots(3, 1, figsize=(9, 11), sharex=True, layout="constrained")
 for ax, (strategy, title) in zip(axes, figure3_strategies.items()):
-    draw_pruned_histograms(ax, figure3[strategy], title)
-axes[0].set_ylabel("points per dataset per bin")
-fig.tight_layout()
-show_figure(
-    fig,
-    "3",
-    f"Reproduces paper Figure 3: pruning the Gaussian mixture mu0=-1, mu1=1, sigma0=0.5, sigma1=1, "
-    f"phi0=phi1 to density d={100 * figure3_density:.0f}%. Left: random pruning with class proportions "
-    f"n0/n1=sigma0/sigma1 (Eq. 5); middle: SSP (remove points within a margin of their class mean); "
-    f"right: random pruning with SSP's class counts. {total_datasets} datasets of {n_points} points "
-    f"(seeds {seeds}); T-bar is the average exact ERM over the pruned datasets; dashed t*(1), dotted t-hat. "
-    f"Ticks: ERM of each pruned dataset. Profile {profile}; same sizes as the paper.",
-)
+    plots.draw_pruned_histograms(ax, figure3[strategy], mixture, title)
+publish.publish_figure("paper-figure-3", fig)
+
+# %% [markdown]
+# ```{glue:figure} paper-figure-3
+# :name: paper-figure-3
+# :alt: Reproduction of paper Figure 3
+#
+# The Gaussian mixture pruned by three procedures: per-dataset histograms of the two classes, the
+# optimal thresholds $t^*(1)$ (dashed) and $\hat t$ (dotted), the mean ERM $\overline T$ (solid)
+# and each pruned dataset's ERM (ticks) (paper Figure 3).
+# ```
+
+# %%
 ssp_left = int(np.sum(figure3["ssp"].thresholds < mixture.mu0))
-print(f"SSP: the ERM falls left of mu0 in {ssp_left} of {total_datasets} datasets; "
-      f"median ERM {np.median(figure3['ssp'].thresholds):.3f} vs {np.median(full_data.thresholds):.3f} on the full data")
+publish.show_markdown(
+    f"SSP: the ERM falls left of $\\mu_0$ in {ssp_left} of {total_datasets} datasets; median ERM "
+    f"{np.median(figure3['ssp'].thresholds):.3f} against {np.median(full_data.thresholds):.3f} on the full data.")
 
 # %% [markdown]
 # ## Figure 4a: error-based versus variance-based class densities
@@ -209,33 +176,32 @@ valid = ~invalid
 variance_based = variance_based_density_ratio(sigma0[valid], sigma1[valid], prior_ratio[valid])
 error_based = error_based_density_ratio(mixture.mu0, mixture.mu1, sigma0[valid], sigma1[valid], prior_ratio[valid])
 
-fig, ax = plt.subplots(figsize=(6, 5))
+fig, ax = plt.subplots(figsize=(7, 5.6), layout="constrained")
 points = ax.scatter(variance_based, error_based, c=np.log10(sigma1[valid] / sigma0[valid]), s=8, cmap="viridis")
-# Axis range: the central 98% of both ratios (log scale); points beyond it are counted in the caption.
+# Axis range: the central 98% of both ratios (log scale); points beyond it are counted below.
 log_ratios = np.log10(np.concatenate([variance_based, error_based]))
 low, high = 10.0 ** (np.percentile(log_ratios, [1, 99]) + np.array([-0.5, 0.5]))
 outside = int(np.sum((variance_based < low) | (variance_based > high) | (error_based < low) | (error_based > high)))
 ax.plot([low, high], [low, high], color="black", linewidth=1, label="equal ratios")
-ax.set_xlim(low, high)
-ax.set_ylim(low, high)
-ax.set_xscale("log")
-ax.set_yscale("log")
-ax.set_xlabel("variance-based $d_0/d_1 = (\\sigma_0/\\sigma_1)(\\phi_1/\\phi_0)$ (Eq. 5)")
-ax.set_ylabel("error-based $d_0/d_1 = R_0[t^*]/R_1[t^*]$ (DRoP)")
+ax.set(xlim=(low, high), ylim=(low, high), xscale="log", yscale="log",
+       xlabel="variance-based $d_0/d_1 = (\\sigma_0/\\sigma_1)(\\phi_1/\\phi_0)$ (Eq. 5)",
+       ylabel="error-based $d_0/d_1 = R_0[t^*]/R_1[t^*]$ (DRoP)")
 fig.colorbar(points, label="$\\log_{10}(\\sigma_1/\\sigma_0)$")
 ax.legend()
-fig.tight_layout()
-show_figure(
-    fig,
-    "4a",
-    f"Reproduces paper Figure 4a: DRoP's error-based class-density ratio R0[t*]/R1[t*] against the "
-    f"worst-class optimal ratio of Eq. 5, for {n_draws} draws of sigma0<sigma1 log-uniform on [1e-2, 1e2] "
-    f"and phi0~U[0,1] (seed {seed}), mu0=-1, mu1=1; {int(valid.sum())} draws satisfy Appendix B.1's "
-    f"conditions and are shown ({outside} of them fall outside the plotted range). "
-    f"Colour: log10(sigma1/sigma0). Profile {profile}.",
-)
+publish.publish_figure("paper-figure-4a", fig)
+publish.show_markdown(f"{int(valid.sum())} of {n_draws} draws satisfy Appendix B.1's conditions and are "
+                      f"shown; {outside} of them fall outside the plotted range.")
 
 # %% [markdown]
+# ```{glue:figure} paper-figure-4a
+# :name: paper-figure-4a
+# :alt: Reproduction of paper Figure 4a
+#
+# DRoP's error-based class-density ratio $R_0[t^*]/R_1[t^*]$ against the worst-class optimal
+# ratio of Eq. 5 for random mixtures with $\sigma_0 < \sigma_1$; colour: $\log_{10}(\sigma_1/\sigma_0)$,
+# black line: equal ratios (paper Figure 4a).
+# ```
+#
 # The closer the points lie to the diagonal, the better class errors stand in for class
 # variances; the agreement is best when $\sigma_1/\sigma_0$ is small (dark points). The few
 # far-off points are draws with heavily overlapping classes ($\sigma \gg \mu_1 - \mu_0$) and
@@ -253,19 +219,22 @@ figure4b = {
     density: simulate_pruning(mixture, "random-drop", density=density, n_datasets=n_datasets, n_points=n_points, seed=seeds)
     for density in densities
 }
-fig, axes = plt.subplots(1, len(densities), figsize=(5 * len(densities), 4), sharey=True, squeeze=False)
-for ax, (density, simulation) in zip(axes[0], figure4b.items()):
-    draw_pruned_histograms(ax, simulation, f"Random with DRoP quotas, d = {100 * density:.0f}%")
-axes[0][0].set_ylabel("points per dataset per bin")
-fig.tight_layout()
-show_figure(
-    fig,
-    "4b",
-    f"Reproduces paper Figure 4b: random pruning within classes with DRoP quotas (recalls 1-R_k[t*(N0/N1)]) "
-    f"at densities {', '.join(f'{100 * d:.0f}%' for d in densities)}, same mixture as Figure 3; "
-    f"{total_datasets} datasets of {n_points} points (seeds {seeds}); T-bar is the average exact ERM. "
-    f"Profile {profile}.",
-)
+fig, axes = plt.subplots(len(densities), 1, figsize=(9, 3.7 * len(densities)), sharex=True, squeeze=False,
+                         layout="constrained")
+for ax, (density, simulation) in zip(axes[:, 0], figure4b.items()):
+    title = f"Random with DRoP quotas, $d$ = {100 * density:.0f}%"
+    plots.draw_pruned_histograms(ax, simulation, mixture, title)
+publish.publish_figure("paper-figure-4b", fig)
+
+# %% [markdown]
+# ```{glue:figure} paper-figure-4b
+# :name: paper-figure-4b
+# :alt: Reproduction of paper Figure 4b
+#
+# Random pruning within classes with DRoP's quotas (recalls $1 - R_k[t^*(N_0/N_1)]$) on the mixture
+# of {numref}`paper-figure-3`, one panel per density; lines as in {numref}`paper-figure-3`
+# (paper Figure 4b).
+# ```
 
 # %% [markdown]
 # ## Summary
@@ -274,10 +243,10 @@ show_figure(
 # mixture (average risk with $\phi_0 = \phi_1$), next to the two optimal thresholds. The median
 # ERM shows how far single outlying datasets pull the mean.
 
-# %%
+# %% tags=["hide-input"]
 rows = [
-    {"setting": "optimum: t*(1)", "density": 1.0, "threshold": t_star},
-    {"setting": "optimum: t̂", "density": 1.0, "threshold": t_hat},
+    {"setting": "optimum: $t^*(1)$", "density": 1.0, "threshold": t_star},
+    {"setting": "optimum: $\\hat t$", "density": 1.0, "threshold": t_hat},
 ]
 simulations = [("full data", full_data)]
 simulations += [(f"Fig. 3: {strategy}", sim) for strategy, sim in figure3.items()]
@@ -292,4 +261,4 @@ table["R0 %"] = 100 * risks[:, 0]
 table["R1 %"] = 100 * risks[:, 1]
 table["average risk %"] = 100 * average_risk(table["threshold"].to_numpy(), *params, mixture.phi0)
 table["worst-class risk %"] = table[["R0 %", "R1 %"]].max(axis=1)
-display(table.round(3))
+publish.show_markdown(publish.markdown_table(table, "Thresholds and class risks of every setting", decimals=3))

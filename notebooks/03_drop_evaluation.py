@@ -14,15 +14,15 @@
 # %% [markdown]
 # # DRoP: distributionally robust pruning
 #
-# Section 4 of the paper proposes **DRoP**: train a query model on the full dataset, measure the
-# recall $r_k$ of every class on a held-out validation split, and give class $k$ the density
-# $d_k \propto 1 - r_k$ (Algorithm 1: classes that would need $d_k > 1$ keep everything and
-# their excess is redistributed), so that the hardest classes keep the most samples. Which
-# samples each class keeps is then decided *randomly* (**Random+DRoP**), as the Gaussian-mixture
-# analysis of the theory chapter suggests.
+# Section 4 of the paper {cite:p}`vysogorets2025drop` proposes **DRoP**: train a query model on
+# the full dataset, measure the recall $r_k$ of every class on a held-out validation split, and
+# give class $k$ the density $d_k \propto 1 - r_k$ (Algorithm 1: classes that would need
+# $d_k > 1$ keep everything and their excess is redistributed), so that the hardest classes keep
+# the most samples. Which samples each class keeps is then decided *randomly* (**Random+DRoP**),
+# as the Gaussian-mixture analysis of {doc}`01_theory` suggests.
 #
-# For a pruning score (the *Strategy*: EL2N, GraNd or Forgetting) the paper compares five
-# protocols at every density $d$:
+# For a pruning score (the *Strategy*: EL2N, GraNd {cite:p}`paul2021deep` or Forgetting
+# {cite:p}`toneva2019empirical`) the paper compares five protocols at every density $d$:
 #
 # * **Strategy** — keep the top-scoring $dN$ samples overall;
 # * **Random+StrategyQ** — keep as many samples per class as the Strategy does, chosen at random;
@@ -37,7 +37,7 @@
 # The runs come from `dropkit.profiles.experiment_specs(profile, "drop_evaluation")`; the
 # `default` profile's rows ship in `results/default/`, so rendering the book only reads them.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 profile = "default"
 dataset = None  # None: the profile's dataset(s) for this experiment (default: fashion-mnist)
 model = None  # None: the profile's model (default: mlp)
@@ -50,16 +50,14 @@ workers = None  # None: the profile's local worker processes, limited by the CPU
 data_root = None  # None: the datasets' default locations ($DROPKIT_DATA, system directories)
 reference = 0.5  # the density of the "what we see" table (the closest density present is used)
 
-# %%
+# %% tags=["hide-input"]
 import dataclasses
 
-from IPython.display import Markdown, display
-
-from dropkit import claims, plots
-from dropkit.chapter import chapter_results, check_reference
-from dropkit.plots import show_figure
+from dropkit import claims, curves, plots, publish, tables
+from dropkit.chapter import chapter_results, check_reference, setting_paragraph
 from dropkit.profiles import check_profile, get_profile
 
+EXPERIMENT = "drop_evaluation"
 STRATEGIES = ("el2n", "grand", "forgetting")
 if strategy is not None and strategy not in STRATEGIES:
     raise ValueError(f"strategy={strategy!r} must be None (the profile's strategies) or one of {', '.join(STRATEGIES)}")
@@ -68,82 +66,83 @@ settings = get_profile(check_profile(profile))
 if strategy is not None:  # the Strategy is not part of a run's spec: the same rows, fewer runs
     settings = dataclasses.replace(
         settings, setups=tuple(dataclasses.replace(s, strategies=(strategy,)) for s in settings.setups))
-results = chapter_results(settings, "drop_evaluation", dataset=dataset, model=model, densities=densities,
+
+# %% tags=["remove-stderr"]
+curves.use_book_theme()
+results = chapter_results(settings, EXPERIMENT, dataset=dataset, model=model, densities=densities,
                           seeds=seeds, device=device, results_dir=results_dir, workers=workers,
                           data_root=data_root, progress=True)
-results.print_lines()
 frame = results.frame
-
-panels = plots.by_strategy(frame)
+panels = tables.by_strategy(frame)
 used = list(dict.fromkeys(panels["strategy"]))
-names = [plots.METHOD_NAMES[s] for s in used]
 CURVES = ["Random", "Random+DRoP"]
 for method in used:
-    CURVES += [plots.method_label(p, method) for p in ("strategy", "random+strategyq", "strategy+drop")]
-SETTING = plots.setting_caption(frame)
-DIFFERENCE = {
-    "smoke": "Smoke profile: a 3000-sample subset and 2 epochs, to check that the chapter runs; "
-             "its numbers are not meant to be read.",
-    "default": "The paper uses VGG-16/19 and ResNet-18/50 on CIFAR-10/100, TinyImageNet and "
-               "ImageNet trained for 90-200 epochs on GPUs; here the real Fashion-MNIST and a "
-               "small MLP trained on a CPU.",
-    "paper": "The paper's model-dataset pairs and schedules (Appendix A, Table 1).",
-    "fast": "The fast profile: the paper's CIFAR-10/100 runs with a small residual network (resnet9, 16 epochs, batch 512) instead of VGG-16/19 for 160 epochs; its CIFAR accuracy was not measured when the profile was written.",
-}[profile]
-if profile != "paper" and (model is not None or dataset is not None):
-    DIFFERENCE += f" Overridden here: dataset={dataset}, model={model}."
+    CURVES += [curves.method_label(p, method) for p in ("strategy", "random+strategyq", "strategy+drop")]
+
+# %% tags=["remove-input"]
+publish.show_markdown(setting_paragraph(results, EXPERIMENT, dataset=dataset, model=model))
 
 # %% [markdown]
 # ## Average and worst-class accuracy (Figure 5)
 #
-# One row per Strategy. Left and middle: average and worst-class test accuracy against density
-# (mean over seeds, bands min/max over seeds; dashed: full dataset). Right: average against
-# worst-class accuracy, one point per density (larger markers for larger densities).
+# One block per Strategy: average and worst-class test accuracy against density, then average
+# against worst-class accuracy, one point per density (larger markers for larger densities).
 
 # %%
-fig = plots.plot_density_curves(panels, ("test_accuracy", "test_worst_class"), tradeoff=True, row="panel",
-                                labels=CURVES)
-show_figure(
-    fig, "5",
-    f"Reproduces paper Figure 5 (the paper: EL2N on CIFAR-10, GraNd and Forgetting on CIFAR-100 and "
-    f"TinyImageNet, EL2N on ImageNet): average accuracy and worst-class accuracy against density, and "
-    f"average against worst-class accuracy, for Strategy = {', '.join(names)} with Random+StrategyQ, "
-    f"Strategy+DRoP, Random+DRoP and Random; lines are means over seeds, bands min/max over seeds, "
-    f"dashed line (star) the full dataset. Data: {SETTING}. {DIFFERENCE} Profile {profile}.",
-)
+fig = plots.plot_density_curves(panels, ("test_accuracy", "test_worst_class"),
+                                tradeoff=True, row="panel", labels=CURVES)
+publish.publish_figure("paper-figure-5", fig)
+
+# %% [markdown]
+# ```{glue:figure} paper-figure-5
+# :name: paper-figure-5
+# :alt: Reproduction of paper Figure 5
+#
+# Average and worst-class accuracy against density $d$, and average against worst-class accuracy,
+# for each Strategy with Random+StrategyQ, Strategy+DRoP, Random+DRoP and Random; bands span the
+# seeds, the dashed line and the star are the full dataset (paper Figure 5).
+# ```
 
 # %% [markdown]
 # ## Which classes does DRoP keep? (Figure 6)
 #
-# Left: DRoP's class densities sorted from the most to the least kept class at each dataset
-# density (dotted: the uniform density $d$), with the minimum samples per class at $d = 10\%$.
-# Right: full-dataset class accuracy against class density. DRoP keeps the hard classes, so the
-# correlation should be strongly negative (compare with Figure 13 of the benchmark chapter).
+# DRoP's class densities sorted from the most to the least kept class at each dataset density
+# (dotted: the uniform density $d$), with the minimum samples per class at the lowest density;
+# then full-dataset class accuracy against class density. DRoP keeps the hard classes, so the
+# correlation should be strongly negative: compare with the plain methods in
+# {numref}`paper-figure-13` of {doc}`02_bias_benchmark`.
 
 # %%
 fig = plots.plot_class_profile(frame, claims.DROP_LABEL)
-show_figure(
-    fig, "6",
-    f"Reproduces paper Figure 6: Random+DRoP's sorted class densities at each density with the minimum "
-    f"samples per class at the lowest density (left) and full-dataset class accuracy against class "
-    f"density with the Pearson correlation across classes averaged over the densities 0.1, 0.3, 0.5, "
-    f"0.7, 0.9 present (right). DRoP quotas from the validation recalls of the EL2N query models; class "
-    f"densities averaged over seeds. Data: {SETTING}. {DIFFERENCE} Profile {profile}.",
-)
+publish.publish_figure("paper-figure-6", fig)
+
+# %% [markdown]
+# ```{glue:figure} paper-figure-6
+# :name: paper-figure-6
+# :alt: Reproduction of paper Figure 6
+#
+# Random+DRoP: sorted class densities $d_k$ at each density, and full-dataset class accuracy
+# against $d_k$ with the correlation across classes averaged over densities; quotas from the
+# validation recalls of the EL2N query models (paper Figure 6).
+# ```
 
 # %% [markdown]
 # ## Other measures of class robustness (Figure 11)
 
 # %%
-fig = plots.plot_density_curves(panels, ("test_worst_class", "test_gap", "test_std"), row="panel",
-                                labels=CURVES)
-show_figure(
-    fig, "11",
-    f"Reproduces paper Figure 11: worst-class accuracy, max-min gap and standard deviation of the class "
-    f"accuracies against density for Strategy = {', '.join(names)} and the same protocols as Figure 5; "
-    f"mean over seeds with min/max bands; dashed: full dataset. Data: {SETTING}. {DIFFERENCE} "
-    f"Profile {profile}.",
-)
+fig = plots.plot_density_curves(panels, ("test_worst_class", "test_gap", "test_std"),
+                                row="panel", labels=CURVES)
+publish.publish_figure("paper-figure-11", fig)
+
+# %% [markdown]
+# ```{glue:figure} paper-figure-11
+# :name: paper-figure-11
+# :alt: Reproduction of paper Figure 11
+#
+# Worst-class accuracy, gap $\max_k r_k - \min_k r_k$ and standard deviation of the class
+# accuracies against density $d$ for each Strategy and the protocols of {numref}`paper-figure-5`
+# (paper Figure 11).
+# ```
 
 # %% [markdown]
 # ## All four metrics with EL2N as the Strategy (Figure 12)
@@ -153,15 +152,19 @@ show_figure(
 
 # %%
 shown = "el2n" if "el2n" in used else used[0]
-fig = plots.plot_density_curves(panels[panels["strategy"] == shown], tuple(plots.METRICS), row="panel",
-                                labels=CURVES)
-show_figure(
-    fig, "12",
-    f"Reproduces paper Figure 12 (the paper: ResNet-50 on ImageNet with EL2N as Strategy): average "
-    f"accuracy, worst-class accuracy, max-min gap and standard deviation of the class accuracies against "
-    f"density with {plots.METHOD_NAMES[shown]} as Strategy; mean over seeds with min/max bands; dashed: "
-    f"full dataset. Data: {SETTING}. {DIFFERENCE} Profile {profile}.",
-)
+fig = plots.plot_density_curves(panels[panels["strategy"] == shown], tuple(curves.METRICS),
+                                row="panel", labels=CURVES)
+publish.publish_figure("paper-figure-12", fig)
+
+# %% [markdown]
+# ```{glue:figure} paper-figure-12
+# :name: paper-figure-12
+# :alt: Reproduction of paper Figure 12
+#
+# Average accuracy, worst-class accuracy, gap and standard deviation of the class accuracies
+# against density $d$ for one Strategy (named above the panels) and its protocols (paper
+# Figure 12).
+# ```
 
 # %% [markdown]
 # ## What we see
@@ -169,14 +172,14 @@ show_figure(
 # Computed from the results above, one table per Strategy: at the reference density, the
 # average, worst-class, gap and standard deviation of the class accuracies (mean over seeds),
 # the density at which each protocol's worst-class accuracy peaks and the class-accuracy /
-# class-density correlation (Figures 6 and 13). The sentences below each table state whether the
-# paper's claims hold on these numbers; the verdicts are chosen by `dropkit.claims`.
+# class-density correlation ({numref}`paper-figure-6` and {numref}`paper-figure-13`). The
+# sentences below each table state whether the paper's claims hold on these numbers; the
+# verdicts are the rules of `dropkit.claims`.
 
-# %%
+# %% tags=["hide-input"]
 for title, rows in panels.groupby("panel", sort=False):
     at = claims.reference_density(rows, reference)
-    display(Markdown(f"**{title}**, reference density d = {at:g}"))
-    display(claims.drop_table(rows, at).round(2))
-    display(Markdown(claims.drop_claim(rows, at)))
-    display(Markdown(claims.drop_peak_claim(rows)))
-    display(Markdown(claims.drop_correlation_claim(rows)))
+    publish.show_markdown(
+        publish.markdown_table(claims.drop_table(rows, at), f"{title}: protocols at $d = {at:g}$"),
+        publish.bullet_list([claims.drop_claim(rows, at), claims.drop_peak_claim(rows),
+                             claims.drop_correlation_claim(rows)]))

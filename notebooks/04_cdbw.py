@@ -14,12 +14,12 @@
 # %% [markdown]
 # # DRoP against a distributionally robust loss: CDB-W
 #
-# Section 4 of the paper compares DRoP with one cost-sensitive method from the distributionally
-# robust optimisation literature, **CDB-W** (class-wise difficulty-based weighting, Sinha et al.
-# 2022): at every epoch $t$ it measures the class recalls $r_{k,t}$ on the validation split and
-# weighs the loss of every sample of class $k$ by $w_{k,t} = 1 - r_{k,t}$ — the same
-# proportions DRoP uses for its class densities. With EL2N as the pruning score, the paper tests
-# whether such a robust optimiser helps pruning in two ways:
+# Section 4 of the paper {cite:p}`vysogorets2025drop` compares DRoP with one cost-sensitive
+# method from the distributionally robust optimisation literature, **CDB-W** (class-wise
+# difficulty-based weighting, {cite:t}`sinha2022class`): at every epoch $t$ it measures the class
+# recalls $r_{k,t}$ on the validation split and weighs the loss of every sample of class $k$ by
+# $w_{k,t} = 1 - r_{k,t}$ — the same proportions DRoP uses for its class densities. With EL2N as
+# the pruning score, the paper tests whether such a robust optimiser helps pruning in two ways:
 #
 # * **EL2N+CDB-W** — the final model is trained with CDB-W on the EL2N-pruned dataset;
 # * **CDB-W+EL2N** — the EL2N scores come from query models trained with CDB-W;
@@ -27,16 +27,16 @@
 # (CDB-W's weights at epoch $t$ come from the recalls after epoch $t-1$, so its first epoch is
 # unweighted: with one-epoch query models CDB-W+EL2N would coincide with EL2N. The paper's query
 # models train 16 epochs; the query models of this chapter train at least 2, all protocols
-# alike), and compares them with
-# **Random+DRoP**, **EL2N+DRoP** and plain **EL2N**, and with CDB-W on the
-# full dataset. The paper (VGG-19 on CIFAR-100, Figure 7) finds that CDB-W on the full dataset
-# improves the worst class, but by less than Random+DRoP at $d = 0.5$; that EL2N+CDB-W keeps
-# EL2N's bias; and that CDB-W+EL2N is among the most biased protocols of the study.
+# alike), and compares them with **Random+DRoP**, **EL2N+DRoP** and plain **EL2N**, and with
+# CDB-W on the full dataset. The paper (VGG-19 on CIFAR-100, Figure 7) finds that CDB-W on the
+# full dataset improves the worst class, but by less than Random+DRoP at $d = 0.5$; that
+# EL2N+CDB-W keeps EL2N's bias; and that CDB-W+EL2N is among the most biased protocols of the
+# study.
 #
 # The runs come from `dropkit.profiles.experiment_specs(profile, "cdbw")`; the `default`
 # profile's rows ship in `results/default/`, so rendering the book only reads them.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 profile = "default"
 dataset = None  # None: the profile's dataset for this experiment (default: fashion-mnist)
 model = None  # None: the profile's model (default: mlp)
@@ -48,35 +48,21 @@ workers = None  # None: the profile's local worker processes, limited by the CPU
 data_root = None  # None: the datasets' default locations ($DROPKIT_DATA, system directories)
 reference = 0.5  # the density of the "what we see" table (the closest density present is used)
 
-# %%
-import pandas as pd
-from IPython.display import display
-
-from dropkit import claims, plots
-from dropkit.chapter import chapter_results, check_reference
-from dropkit.plots import show_figure
+# %% tags=["remove-stderr"]
+from dropkit import claims, curves, plots, publish, tables
+from dropkit.chapter import chapter_results, check_reference, setting_paragraph
 
 EXPERIMENT = "cdbw"
+curves.use_book_theme()
 check_reference(reference)
 results = chapter_results(profile, EXPERIMENT, dataset=dataset, model=model, densities=densities,
                           seeds=seeds, device=device, results_dir=results_dir, workers=workers,
                           data_root=data_root, progress=True)
-results.print_lines()
 frame = results.frame
-
-CDBW_FULL = plots.CDBW_FULL_DATASET
+CDBW_FULL = curves.CDBW_FULL_DATASET
 CURVES = ["Random+DRoP", "EL2N+DRoP", "EL2N", "EL2N+CDB-W", "CDB-W+EL2N"]
-SETTING = plots.setting_caption(frame)
-DIFFERENCE = {
-    "smoke": "Smoke profile: a 3000-sample subset and 2 epochs, to check that the chapter runs; "
-             "its numbers are not meant to be read.",
-    "default": "The paper uses VGG-19 on CIFAR-100 trained for 160 epochs on GPUs; here the real "
-               "Fashion-MNIST (10 classes) and a small MLP trained on a CPU.",
-    "paper": "The paper's setting: VGG-19 on CIFAR-100 (Appendix A, Table 1).",
-    "fast": "The fast profile: CIFAR-100 with a small residual network (resnet9, 16 epochs, batch 512) instead of VGG-19 for 160 epochs.",
-}[profile]
-if profile != "paper" and (model is not None or dataset is not None):
-    DIFFERENCE += f" Overridden here: dataset={dataset}, model={model}."
+
+# %% tags=["remove-input"]
 # CDB-W weighs each epoch's loss by the previous epoch's validation recalls, so its first epoch is
 # unweighted: a one-epoch CDB-W query model is the plain query model, and CDB-W+EL2N would equal
 # EL2N. The profiles' cdbw set therefore trains its query models at least 2 epochs
@@ -87,52 +73,51 @@ plain = frame[frame["label"] == "EL2N"].set_index(key)["test_accuracy"]
 robust = frame[frame["label"] == "CDB-W+EL2N"].set_index(key)["test_accuracy"]
 IDENTICAL = bool(len(plain) and plain.sort_index().equals(robust.reindex(plain.index).sort_index()))
 if QUERY_EPOCHS == [1]:
-    DIFFERENCE += (" The query models train 1 epoch, and CDB-W's first epoch is unweighted (its weights "
-                   "come from the previous epoch's validation recalls), so here CDB-W+EL2N is the same "
-                   "as EL2N" + (" (identical results; its curve hides EL2N's)." if IDENTICAL else "."))
-elif QUERY_EPOCHS:
-    DIFFERENCE += (f" All query models of this chapter train {', '.join(map(str, QUERY_EPOCHS))} epochs (at "
-                   "least 2, so that CDB-W's weights act in the CDB-W query models).")
-print(f"CDB-W+EL2N query models train {', '.join(map(str, QUERY_EPOCHS))} epoch(s); CDB-W+EL2N results "
-      f"{'are identical to' if IDENTICAL else 'differ from'} EL2N's.")
-
+    note = ("The query models train 1 epoch, and CDB-W's first epoch is unweighted, so here CDB-W+EL2N is "
+            "the same as EL2N" + (" (identical results; its curve hides EL2N's)." if IDENTICAL else "."))
+else:
+    note = (f"All CDB-W+EL2N query models of this chapter train {', '.join(map(str, QUERY_EPOCHS))} epochs (at "
+            "least 2, so that CDB-W's weights act in the CDB-W query models); CDB-W+EL2N's results "
+            f"{'are identical to' if IDENTICAL else 'differ from'} EL2N's.")
+publish.show_markdown(setting_paragraph(results, EXPERIMENT, dataset=dataset, model=model, notes=[note]))
 
 # %% [markdown]
 # ## Average accuracy and class robustness against density (Figure 7)
-#
-# Mean over seeds with min/max bands; dashed black: the full dataset with standard training;
-# dotted purple: the full dataset trained with CDB-W.
 
 # %%
-fig = plots.plot_density_curves(frame, tuple(plots.METRICS), labels=CURVES)
-show_figure(
-    fig, "7",
-    f"Reproduces paper Figure 7 (the paper: VGG-19 on CIFAR-100): average accuracy, worst-class accuracy, "
-    f"max-min gap and standard deviation of the class accuracies against density for Random+DRoP, "
-    f"EL2N+DRoP, EL2N, EL2N+CDB-W (CDB-W when training the final model on the EL2N-pruned data) and "
-    f"CDB-W+EL2N (EL2N scores from CDB-W query models); lines are means over seeds, bands min/max over "
-    f"seeds; dashed: full dataset, dotted: full dataset trained with CDB-W. Data: {SETTING}. "
-    f"{DIFFERENCE} Profile {profile}.",
-)
+fig = plots.plot_density_curves(frame, tuple(curves.METRICS), labels=CURVES)
+publish.publish_figure("paper-figure-7", fig)
+
+# %% [markdown]
+# ```{glue:figure} paper-figure-7
+# :name: paper-figure-7
+# :alt: Reproduction of paper Figure 7
+#
+# Average accuracy, worst-class accuracy, gap and standard deviation of the class accuracies
+# against density $d$ for the DRoP and CDB-W protocols; bands span the seeds, dashed black: the
+# full dataset, dotted green: the full dataset trained with CDB-W (paper Figure 7).
+# ```
 
 # %% [markdown]
 # ## What we see
 #
 # Computed from the results above: at the reference density, the mean over seeds of the four
-# metrics for every curve (full-dataset rows at density 1), and whether the paper's three
-# observations hold on these numbers (verdicts chosen by `dropkit.claims.comparison_claim`).
+# metrics for every curve (full-dataset rows at density 1), and whether the paper's
+# observations hold on these numbers (verdicts: the rule of `dropkit.claims.comparison_claim`).
 
-# %%
+# %% tags=["hide-input"]
 at = claims.reference_density(frame[frame["protocol"] != "none"], reference)
 table = claims.curve_metrics(frame, at)
-with pd.option_context("display.precision", 2, "display.width", 200, "display.max_columns", 20):
-    print(f"{plots.setup_title(frame['dataset'].iloc[0], frame['model'].iloc[0])}, d = {at:g}")
-    display(table)
-print(claims.comparison_claim(table, "worst-class (%)", CDBW_FULL, [plots.FULL_DATASET],
-                              "CDB-W on the full dataset raises the worst-class accuracy"))
-print(claims.comparison_claim(table, "worst-class (%)", "Random+DRoP", [CDBW_FULL],
-                              f"Random+DRoP at d = {at:g} beats CDB-W on the full dataset"))
-print(claims.comparison_claim(table, "worst-class (%)", "EL2N+DRoP", ["EL2N+CDB-W"],
-                              "EL2N+DRoP is more robust than EL2N+CDB-W"))
-print(claims.comparison_claim(table, "worst-class (%)", "Random+DRoP", ["EL2N+CDB-W", "CDB-W+EL2N", "EL2N"],
-                              "Random+DRoP is more robust than EL2N with or without CDB-W"))
+title = curves.setup_title(frame["dataset"].iloc[0], frame["model"].iloc[0])
+publish.show_markdown(
+    publish.markdown_table(table, f"{title}: every curve at $d = {at:g}$"),
+    publish.bullet_list([
+        claims.comparison_claim(table, "worst-class (%)", CDBW_FULL, [curves.FULL_DATASET],
+                                "CDB-W on the full dataset raises the worst-class accuracy"),
+        claims.comparison_claim(table, "worst-class (%)", "Random+DRoP", [CDBW_FULL],
+                                f"Random+DRoP at d = {at:g} beats CDB-W on the full dataset"),
+        claims.comparison_claim(table, "worst-class (%)", "EL2N+DRoP", ["EL2N+CDB-W"],
+                                "EL2N+DRoP is more robust than EL2N+CDB-W"),
+        claims.comparison_claim(table, "worst-class (%)", "Random+DRoP", ["EL2N+CDB-W", "CDB-W+EL2N", "EL2N"],
+                                "Random+DRoP is more robust than EL2N with or without CDB-W"),
+    ]))

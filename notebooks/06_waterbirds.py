@@ -15,13 +15,13 @@
 # # Group robustness: a spurious cue
 #
 # Most robustness research asks for good accuracy on every *group* of the data, not only every
-# class. The paper's example is Waterbirds (Sagawa et al., 2020): the label (land bird or water
+# class. The paper's example is Waterbirds {cite:p}`sagawa2020distributionally`: the label (land bird or water
 # bird) is spuriously correlated with the background (land or water) in training, so models learn
 # the background and fail on the two minority groups. With the original setup (an
 # ImageNet-pretrained ResNet-50), the paper reports that Random+DRoP and EL2N+DRoP markedly improve
-# the worst-group accuracy and the other group metrics (Figure 9).
+# the worst-group accuracy and the other group metrics (Figure 9 of {cite:t}`vysogorets2025drop`).
 #
-# Offline, this chapter uses a Waterbirds-like variant of the real Fashion-MNIST
+# Offline, this chapter uses a Waterbirds-like variant of the real Fashion-MNIST {cite:p}`xiao2017fashion`
 # (`spurious-fashion-mnist` in `dropkit.data`): the task is T-shirt/top against Shirt, and a grey
 # background level (the *cue*) agrees with the label for 95% of the training images of each
 # class, while in validation and test the cue is independent of the label. The four groups are
@@ -46,7 +46,7 @@
 # The runs come from `dropkit.profiles.experiment_specs(profile, "waterbirds")`; the `default`
 # profile's rows ship in `results/default/`.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 profile = "default"
 dataset = None  # None: the profile's dataset for this experiment (default: spurious-fashion-mnist; paper: waterbirds)
 model = None  # None: the profile's model (default: mlp)
@@ -59,83 +59,62 @@ data_root = None  # None: the datasets' default locations ($DROPKIT_DATA, system
 reference = 0.5  # the density of the "what we see" table (the closest density present is used)
 pretrained_path = None  # paper profile only: a local ImageNet ResNet-50 state_dict file
 
-# %%
+# %% tags=["remove-stderr"]
 import numpy as np
 import pandas as pd
-from IPython.display import display
 
-from dropkit import claims, plots
-from dropkit.chapter import chapter_results, check_reference
-from dropkit.plots import show_figure
+from dropkit import claims, curves, plots, publish
+from dropkit.chapter import chapter_results, check_reference, setting_paragraph
 
 EXPERIMENT = "waterbirds"
+curves.use_book_theme()
 check_reference(reference)
 results = chapter_results(profile, EXPERIMENT, dataset=dataset, model=model, densities=densities,
                           seeds=seeds, device=device, results_dir=results_dir, workers=workers,
                           data_root=data_root, pretrained_path=pretrained_path, progress=True)
-results.print_lines()
 frame = results.frame
-
-CDBW_FULL = plots.CDBW_FULL_DATASET
+CDBW_FULL = curves.CDBW_FULL_DATASET
 CURVES = ["Random", "Random+DRoP", "EL2N", "EL2N+DRoP", "Random+DRoP (group quotas)", "EL2N+DRoP (group quotas)"]
-GROUP_METRICS = {
-    "test_accuracy": "average test accuracy",
-    "test_worst_group": "worst-group accuracy",
-    "test_group_gap": "max - min group accuracy",
-    "test_group_std": "std of group accuracies",
-    "test_worst_class": "worst-class accuracy",
-}
+GROUP_METRICS = {"test_accuracy": curves.METRICS["test_accuracy"], **curves.GROUP_METRICS,
+                 "test_worst_class": curves.METRICS["test_worst_class"]}
+
+# %% tags=["remove-input"]
 missing = [m for m in GROUP_METRICS if m not in frame]
 if missing:
     raise RuntimeError(f"the runs hold no group metrics {missing}: is {sorted(set(frame['dataset']))} a group dataset?")
-SETTING = plots.setting_caption(frame)
-DIFFERENCE = {
-    "smoke": "Smoke profile: a 2000-sample subset and 2 epochs, to check that the chapter runs; "
-             "its numbers are not meant to be read.",
-    "default": "The paper uses Waterbirds with an ImageNet-pretrained ResNet-50 fine-tuned for 300 "
-               "epochs on GPUs; here the spurious-cue Fashion-MNIST variant (T-shirt/top vs Shirt, "
-               "background cue aligned with the label for 95% of the training images, independent "
-               "in test) and a small MLP trained from scratch on a CPU.",
-    "paper": "The paper's setting: Waterbirds, ImageNet-pretrained ResNet-50 (Appendix A, Table 1).",
-    "fast": "The fast profile keeps the paper's setting: Waterbirds, ImageNet-pretrained ResNet-50 (Appendix A, Table 1).",
-}[profile]
-if profile != "paper" and (model is not None or dataset is not None):
-    DIFFERENCE += f" Overridden here: dataset={dataset}, model={model}."
 K = int(frame["num_classes"].iloc[0])
 CLASS_NAMES = list(frame["class_names"].iloc[0])
 GROUP_NAMES = [f"{CLASS_NAMES[g // K]}, cue {g % K}{' (aligned)' if g % K == g // K else ''}"
                for g in range(len(frame["test_group_recalls"].dropna().iloc[0]))]
-
+publish.show_markdown(setting_paragraph(results, EXPERIMENT, dataset=dataset, model=model))
 
 # %% [markdown]
 # ## Worst-group accuracy and the other group metrics (Figure 9)
-#
-# Mean over seeds with min/max bands; dashed black: the full dataset; dotted purple: the full
-# dataset trained with CDB-W (class weights, as in the paper).
 
 # %%
-fig = plots.plot_density_curves(frame, tuple(GROUP_METRICS), labels=CURVES, panel_size=(4.0, 3.6))
-show_figure(
-    fig, "9",
-    f"Reproduces paper Figure 9 (the paper: ResNet-50 on Waterbirds): average accuracy, worst-group "
-    f"accuracy, max-min gap and standard deviation of the group accuracies (groups = label x cue) and "
-    f"worst-class accuracy against density for Random, Random+DRoP, EL2N and EL2N+DRoP with DRoP quotas "
-    f"over classes (the paper's Algorithm 1, from the EL2N query models' class recalls), and both DRoP "
-    f"protocols with quotas over the four groups (from the same query models' group recalls; marked "
-    f"'group quotas'); lines are means over seeds, bands "
-    f"min/max over seeds; dashed: full dataset, dotted: full dataset trained with CDB-W. Data: {SETTING}. "
-    f"{DIFFERENCE} Profile {profile}.",
-)
+fig = plots.plot_density_curves(frame, tuple(GROUP_METRICS), labels=CURVES)
+publish.publish_figure("paper-figure-9", fig)
+
+# %% [markdown]
+# ```{glue:figure} paper-figure-9
+# :name: paper-figure-9
+# :alt: Reproduction of paper Figure 9
+#
+# Average accuracy, worst-group accuracy, gap and standard deviation of the group accuracies
+# (groups = label $\times$ cue) and worst-class accuracy against density $d$, for DRoP with quotas
+# over classes (Algorithm 1) and over groups (dashed); black dashed: the full dataset, dotted
+# green: the full dataset trained with CDB-W (paper Figure 9).
+# ```
 
 # %% [markdown]
 # ## What we see
 #
 # Computed from the results above: at the reference density, the mean over seeds of the group
 # metrics and of every group's accuracy for every curve (full-dataset rows at density 1), the
-# training samples each group kept, and whether the paper's observation holds on these numbers (verdicts chosen by
-# `dropkit.claims.comparison_claim`).
+# training samples each group kept, and whether the paper's observation holds on these numbers
+# (verdicts: the rule of `dropkit.claims.comparison_claim`).
 
-# %%
+# %% tags=["hide-input"]
 at = claims.reference_density(frame, reference)
 table = claims.curve_metrics(frame, at, tuple(GROUP_METRICS))
 table = table.rename(columns={m: f"{name} (%)" for m, name in GROUP_METRICS.items()})
@@ -151,23 +130,22 @@ for curve, rows in frame[np.isclose(frame["density"], at)].groupby("label", sort
         kept[curve] = np.stack([np.asarray(v, dtype=float) for v in rows["group_counts"]]).mean(axis=0)
 kept_table = pd.DataFrame.from_dict(kept, orient="index", columns=GROUP_NAMES)
 kept_table.index.name = "curve"
-with pd.option_context("display.precision", 2, "display.width", 200, "display.max_columns", 20):
-    print(f"{plots.setup_title(frame['dataset'].iloc[0], frame['model'].iloc[0])}, d = {at:g}")
-    display(table)
-    print("Test accuracy of every group (%):")
-    display(group_table)
-    if not kept_table.empty:
-        print(f"Training samples kept per group at d = {at:g} (mean over seeds):")
-        display(kept_table.round(1))
-for first in ("Random+DRoP", "EL2N+DRoP"):
-    print(claims.comparison_claim(table, "worst-group accuracy (%)", first, ["Random", "EL2N", plots.FULL_DATASET],
-                                  f"{first} improves the worst-group accuracy over Random, EL2N and the full dataset"))
+title = curves.setup_title(frame["dataset"].iloc[0], frame["model"].iloc[0])
+verdicts = [claims.comparison_claim(table, "worst-group accuracy (%)", first, ["Random", "EL2N", curves.FULL_DATASET],
+                                    f"{first} improves the worst-group accuracy over Random, EL2N and the full dataset")
+            for first in ("Random+DRoP", "EL2N+DRoP")]
 for first in ("Random+DRoP", "EL2N+DRoP"):
     grouped = f"{first} (group quotas)"
     if grouped in table.index and first in table.index:
         by_group, by_class = (float(table.loc[c, "worst-group accuracy (%)"]) for c in (grouped, first))
-        print(f"{first}: worst-group accuracy {by_group:.1f} with quotas over groups, {by_class:.1f} with quotas "
-              f"over classes: group quotas {'raise' if by_group > by_class else 'do not raise'} it here (the "
-              f"paper does not say which quotas it used).")
-print(claims.comparison_claim(table, "worst-group accuracy (%)", "Random+DRoP", [CDBW_FULL],
-                              "Random+DRoP is more robust than CDB-W on the full dataset"))
+        verdicts.append(f"{first}: worst-group accuracy {by_group:.1f} with quotas over groups, {by_class:.1f} "
+                        f"with quotas over classes: group quotas {'raise' if by_group > by_class else 'do not raise'} "
+                        f"it here (the paper does not say which quotas it used).")
+verdicts.append(claims.comparison_claim(table, "worst-group accuracy (%)", "Random+DRoP", [CDBW_FULL],
+                                        "Random+DRoP is more robust than CDB-W on the full dataset"))
+parts = [publish.markdown_table(table, f"{title}: group metrics of every curve at $d = {at:g}$"),
+         publish.markdown_table(group_table, f"Test accuracy of every group (%) at $d = {at:g}$")]
+if not kept_table.empty:
+    parts.append(publish.markdown_table(kept_table, f"Training samples kept per group at $d = {at:g}$ (mean over seeds)",
+                                        decimals=1))
+publish.show_markdown(*parts, publish.bullet_list(verdicts))

@@ -2,12 +2,18 @@
 
 The build runs on a copy of the book sources in a temporary directory (so a developer's
 ``book/generated`` from ``make book`` is never overwritten), executes every chapter with
-papermill, renders with ``jupyter-book build -W``, then
+papermill, renders with ``jupyter-book build -W`` (an unresolved ``{numref}``, ``{doc}`` or
+``{cite}`` fails the build), then
 
-- checks every chapter's HTML holds every paper figure it promises (``dropkit.book.CHAPTERS``),
-  as an embedded PNG with a caption naming the paper figure;
-- loads every rendered page in headless Chromium and checks that no image is broken and no page
-  shows a Python traceback.
+- checks every chapter's HTML holds every paper figure it promises (``dropkit.book.CHAPTERS``)
+  as a numbered figure with the stable anchor ``paper-figure-<id>``, a PNG file that links to
+  itself at full size, and a caption naming the paper figure;
+- checks every internal link of every page points to an existing page and anchor;
+- loads every rendered page in headless Chromium at a 1400-px window **with networking
+  disabled**, and checks that no image is broken, every formula was typeset by the local
+  MathJax (no raw TeX left in the text), no panel of any figure is narrower than
+  ``MIN_PANEL_PX`` CSS pixels, and no page shows papermill's injected cell, a stderr block, an
+  error output or a Python traceback.
 """
 
 from __future__ import annotations
@@ -48,34 +54,64 @@ def test_toc_lists_exactly_the_book_chapters():
         assert (ROOT / "notebooks" / f"{chapter}.py").is_file()
 
 
-def test_every_chapter_has_a_parameters_cell_first():
+def test_every_chapter_has_a_folded_parameters_cell_first():
     for chapter in CHAPTERS:
         text = (ROOT / "notebooks" / f"{chapter}.py").read_text()
         cells = re.split(r"^# %%", text, flags=re.M)[1:]
         code_cells = [c for c in cells if not c.lstrip(" ").startswith("[markdown]")]
         assert code_cells, f"{chapter} has no code cell"
-        assert 'tags=["parameters"]' in code_cells[0].splitlines()[0], f"{chapter}: first code cell is not tagged parameters"
+        assert 'tags=["parameters", "hide-input"]' in code_cells[0].splitlines()[0], \
+            f"{chapter}: first code cell is not tagged parameters + hide-input"
         for name in ("profile", "device", "results_dir", "seeds"):
             assert re.search(rf"^{name}\s*=", code_cells[0], flags=re.M), f"{chapter}: no {name} parameter"
 
 
-def test_every_paper_figure_is_in_the_html(rendered_book):
+MIN_PANEL_PX = 330
+WINDOW = (1400, 1000)
+
+
+def _pages(rendered_book: Path) -> list[Path]:
+    return sorted(p for p in rendered_book.rglob("*.html")
+                  if "_static" not in p.parts and p.name not in ("search.html", "genindex.html", "py-modindex.html"))
+
+
+def test_every_paper_figure_is_a_numbered_myst_figure(rendered_book):
     for chapter, figures in CHAPTERS.items():
         page = rendered_book / GENERATED_DIR / f"{chapter}.html"
         assert page.is_file(), f"{page} was not rendered"
         html = page.read_text()
         for figure in figures:
             match = re.search(
-                rf'<figure id="paper-figure-{re.escape(figure)}"[^>]*>\s*<img src="data:image/png;base64,([A-Za-z0-9+/=]{{1000,}})"'
-                rf'.*?<figcaption>(.*?)</figcaption>',
-                html, flags=re.S)
-            assert match, f"{chapter}: paper figure {figure} is missing or has no embedded PNG"
+                rf'<figure class="[^"]*" id="paper-figure-{re.escape(figure)}">\s*'
+                rf'<a class="reference internal image-reference" href="([^"]+\.png)">\s*<img[^>]*src="([^"]+\.png)"'
+                rf'.*?<figcaption>(.*?)</figcaption>', html, flags=re.S)
+            assert match, f"{chapter}: paper figure {figure} is missing, not a MyST figure or not linked"
+            link, source, caption = match.groups()
+            assert link == source and (page.parent / source).is_file(), f"{chapter}: figure {figure} image"
+            assert re.search(r'<span class="caption-number">Fig\. [0-9]+ </span>', caption), \
+                f"{chapter}: figure {figure} is not numbered"
             number = re.match(r"[0-9]+", figure).group(0)
-            assert f"Paper Figure {number}" in match.group(2)
+            assert f"paper Figure {number}" in " ".join(caption.split()), f"{chapter}: caption of {figure} names no paper figure"
+        assert "data:image/png;base64" not in html
         assert "Traceback (most recent call last)" not in html
 
 
-def test_pages_render_in_a_browser(rendered_book):
+def test_every_internal_link_resolves(rendered_book):
+    ids_of = {}
+    for page in _pages(rendered_book):
+        for href in re.findall(r'<a [^>]*href="([^"]+)"', page.read_text()):
+            if re.match(r"[a-z]+:", href) or href.startswith("//"):
+                continue
+            path, _, anchor = href.partition("#")
+            target = (page.parent / path).resolve() if path else page
+            assert target.exists(), f"{page.name}: link {href} points to no file"
+            if anchor and target.suffix == ".html":
+                if target not in ids_of:
+                    ids_of[target] = set(re.findall(r'\bid="([^"]+)"', target.read_text()))
+                assert anchor in ids_of[target], f"{page.name}: link {href} points to no anchor"
+
+
+def _offline_chromium():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -86,47 +122,79 @@ def test_pages_render_in_a_browser(rendered_book):
     options.binary_location = chromium
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--allow-file-access-from-files"):
+                 "--no-first-run", "--allow-file-access-from-files", f"--window-size={WINDOW[0]},{WINDOW[1]}",
+                 # networking off: every http(s) request goes to a closed local port, no name resolves
+                 "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
+                 "--host-resolver-rules=MAP * ~NOTFOUND"):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    pages = sorted(p for p in rendered_book.rglob("*.html") if "_static" not in p.parts and p.name not in ("search.html", "genindex.html"))
-    assert any(p.name == "index.html" for p in pages)
+    return webdriver.Chrome(service=Service(driver_path), options=options)
+
+
+# The page's reading text: code blocks (whose strings may hold TeX) and MathJax's own output left out.
+_READING_TEXT = """
+const copy = document.querySelector('main') ? document.querySelector('main').cloneNode(true) : document.body.cloneNode(true);
+copy.querySelectorAll('pre, script, style, mjx-container, mjx-assistive-mml').forEach(e => e.remove());
+return copy.textContent;
+"""
+# Sphinx writes every formula between \( \) or \[ \] (MathJax removes them when it typesets);
+# a $...$ holding a TeX command is dollar math that MyST did not parse.
+_RAW_TEX = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$[^$\n]*\\[a-zA-Z]+[^$\n]*\$")
+
+
+def test_pages_read_well_in_an_offline_browser(rendered_book):
+    from PIL import Image
     from selenium.webdriver.support.ui import WebDriverWait
 
+    from dropkit.publish import PANEL_COLUMNS_KEY
+
+    driver = _offline_chromium()
+    pages = _pages(rendered_book)
     try:
         driver.get((rendered_book / "index.html").as_uri())  # a redirect to the intro page
         WebDriverWait(driver, 20).until(lambda d: d.current_url.endswith("book/intro.html"))
         pages = [p for p in pages if p.name != "index.html" or p.parent != rendered_book]
+        typeset_pages = 0
         for page in pages:
             driver.get(page.as_uri())
             WebDriverWait(driver, 20).until(lambda d: d.execute_script("return document.readyState") == "complete")
+            typeset = driver.execute_async_script(
+                "const done = arguments[arguments.length - 1];"
+                "if (!window.MathJax || !MathJax.startup) { done(document.querySelectorAll('.math').length ? 'no MathJax' : 'none'); }"
+                "else { MathJax.startup.promise.then(() => done(document.querySelectorAll('mjx-container').length)); }")
+            assert typeset != "no MathJax", f"{page.name}: MathJax did not load offline"
+            typeset_pages += isinstance(typeset, int) and typeset > 0
+            raw = _RAW_TEX.findall(driver.execute_script(_READING_TEXT))
+            assert not raw, f"{page.name}: raw TeX {raw[:5]} left in the text"
             broken = driver.execute_script(
                 "return Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0))"
                 ".map(i => i.src.slice(0, 80));")
             assert broken == [], f"{page.name}: broken images {broken}"
             text = driver.execute_script("return document.body.innerText;")
             assert "Traceback (most recent call last)" not in text, f"{page.name} shows a traceback"
-            errors = driver.execute_script(
-                "return document.querySelectorAll('.output.error, .output.traceback').length;")
-            assert errors == 0, f"{page.name} shows {errors} error outputs"
-        for chapter, figures in CHAPTERS.items():
-            driver.get((rendered_book / GENERATED_DIR / f"{chapter}.html").as_uri())
-            for figure in figures:
-                width = driver.execute_script(
-                    f"return document.querySelector('#paper-figure-{figure} img').naturalWidth;")
-                assert width > 100, f"{chapter}: figure {figure} image is {width}px wide"
+            assert "# Parameters" not in text, f"{page.name} shows papermill's injected cell"
+            shown = driver.execute_script(
+                "return ['.output.error', '.output.traceback', '.output.stderr', '.tag_injected-parameters']"
+                ".map(s => document.querySelectorAll(s).length);")
+            assert shown == [0, 0, 0, 0], f"{page.name}: error/traceback/stderr/injected cells {shown}"
+            for src, width in driver.execute_script(
+                    "return Array.from(document.querySelectorAll('figure img')).map(i => [i.src, i.clientWidth]);"):
+                path = Path(src.removeprefix("file://"))
+                columns = int(Image.open(path).text.get(PANEL_COLUMNS_KEY, "1"))
+                assert width / columns >= MIN_PANEL_PX, \
+                    f"{page.name}: {path.name} shows {columns} panels side by side in {width} px"
+        assert typeset_pages >= len(CHAPTERS), f"formulas typeset on only {typeset_pages} pages"
     finally:
         driver.quit()
 
 
-def test_chapters_describe_every_profile():
-    """A chapter that looks a text up by profile (``{...}[profile]``) has an entry for each one,
-    so ``-p profile <any known profile>`` never fails with a KeyError."""
-    from dropkit.profiles import PROFILE_NAMES
+def test_every_chapter_setting_describes_every_profile():
+    """Each experiment set's setting text has an entry for every profile, so ``-p profile
+    <any known profile>`` never falls back to a bare profile name."""
+    from dropkit.chapter import PAPER_DIFFERENCES
+    from dropkit.profiles import EXPERIMENT_SETS, PROFILE_NAMES
 
+    for experiment in EXPERIMENT_SETS:
+        if experiment in PAPER_DIFFERENCES:
+            assert set(PAPER_DIFFERENCES[experiment]) == set(PROFILE_NAMES), experiment
     for chapter in CHAPTERS:
-        text = (ROOT / "notebooks" / f"{chapter}.py").read_text()
-        if "}[profile]" not in text:
-            continue
-        for name in PROFILE_NAMES:
-            assert f'"{name}":' in text, f"{chapter} has no text for profile {name!r}"
+        assert "}[profile]" not in (ROOT / "notebooks" / f"{chapter}.py").read_text()

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from dropkit.runner import run
-from dropkit.spec import LATER_FIELD_DEFAULTS, QUERY_FIELDS, SCHEMA_VERSION, RunSpec, full_dataset_spec
+from dropkit.spec import (LATER_FIELD_DEFAULTS, QUERY_FIELDS, QUERY_ONLY_FIELDS, QUOTA_ONLY_FIELDS, SCHEMA_VERSION,
+                          RunSpec, full_dataset_spec)
 from dropkit.sweep import SlurmOptions, SweepError, results_frame, sweep
 from dropkit.store import ResultStore
 
@@ -60,7 +61,8 @@ CHANGED = {
     "channels_last": True,
 }
 #: Fields whose changed value needs another field changed too (compared with that spec).
-CHANGED_WITH = {"drop_over": {"protocol": "strategy+drop"}}
+CHANGED_WITH = {"drop_over": {"protocol": "strategy+drop"}, "quota_rule": {"protocol": "strategy+drop"},
+                "min_per_class": {"protocol": "strategy+drop"}}
 
 
 def test_changed_covers_every_field_but_the_schema_version():
@@ -84,13 +86,33 @@ def test_fields_added_later_keep_the_keys_of_earlier_runs_at_their_default():
     # written before ``drop_over`` existed keeps its key, and a stored row that lacks the field
     # rebuilds to the same spec.
     old_fields = {k: v for k, v in BASE.to_dict().items() if k not in LATER_FIELD_DEFAULTS}
-    canonical = json.dumps(old_fields, sort_keys=True, separators=(",", ":"))
+    keyed = {k: v for k, v in old_fields.items() if k not in BASE.unused_fields}
+    canonical = json.dumps(keyed, sort_keys=True, separators=(",", ":"))
     assert BASE.cache_key == hashlib.sha256(canonical.encode()).hexdigest()
     assert RunSpec.from_dict(old_fields) == BASE
     drop = dataclasses.replace(BASE, protocol="strategy+drop")
     groups = dataclasses.replace(drop, drop_over="groups")
     assert groups.cache_key != drop.cache_key
     assert groups.query_key == drop.query_key  # one query training serves both quota units
+
+
+def test_fields_a_protocol_does_not_use_stay_out_of_its_key():
+    full = full_dataset_spec(BASE)
+    random = dataclasses.replace(BASE, protocol="random", method=None)
+    for spec in (full, random):
+        same = dataclasses.replace(spec, query_epochs=5, query_seeds=3, query_cdbw=True,
+                                   quota_rule="counts", min_per_class=4)
+        assert same != spec and same.cache_key == spec.cache_key
+        assert spec.unused_fields == QUERY_ONLY_FIELDS + QUOTA_ONLY_FIELDS
+    # a score protocol uses its query fields but no quota fields
+    assert dataclasses.replace(BASE, quota_rule="counts").cache_key == BASE.cache_key
+    assert dataclasses.replace(BASE, query_epochs=2).cache_key != BASE.cache_key
+    drop = dataclasses.replace(BASE, protocol="random+drop")
+    assert drop.unused_fields == ()
+    for name, value in (("query_epochs", 2), ("quota_rule", "counts"), ("min_per_class", 1)):
+        assert dataclasses.replace(drop, **{name: value}).cache_key != drop.cache_key, name
+    # the query training's key is untouched by the rule
+    assert dataclasses.replace(BASE, quota_rule="counts").query_key == BASE.query_key
 
 
 def test_drop_over_groups_only_for_drop_protocols():
@@ -587,7 +609,7 @@ def test_speed_options_reach_the_query_and_final_training_configs():
     for spec, expected in ((BASE, False), (fast, True)):
         final = _train_config(spec, epochs=spec.epochs, drop_epochs=spec.drop_epochs, seed=0,
                               augment=False, cdbw=False)
-        query = _query_config(spec)
+        query = _query_config(spec).training
         assert final.bf16 == final.channels_last == query.bf16 == query.channels_last == expected
         assert not final.cuda_graphs and not query.cuda_graphs   # BASE and fast run on the CPU
 
@@ -598,6 +620,6 @@ def test_cuda_specs_train_with_cuda_graphs_without_changing_their_keys():
     on_gpu = dataclasses.replace(BASE, device="cuda")
     final = _train_config(on_gpu, epochs=on_gpu.epochs, drop_epochs=on_gpu.drop_epochs, seed=0,
                           augment=False, cdbw=False)
-    assert final.cuda_graphs and _query_config(on_gpu).cuda_graphs
+    assert final.cuda_graphs and _query_config(on_gpu).training.cuda_graphs
     assert _query_config(on_gpu).train_config(full=True).cuda_graphs
     assert "graph" not in json.dumps(dataclasses.asdict(on_gpu))

@@ -53,15 +53,17 @@ def test_notebooks_show_the_sweep_progress_bar():
             assert progress and getattr(progress[0], "value", None) is True, chapter
 
 
-def test_show_figure_without_ipython_is_a_clear_error():
+def test_publishing_without_ipython_is_a_clear_error():
+    """Item 18: IPython is a dependency of the book extra, not of the library."""
     code = ("import sys; sys.modules['IPython'] = None; sys.modules['IPython.display'] = None\n"
             "import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt\n"
-            "from dropkit.plots import show_figure\n"
-            "try:\n    show_figure(plt.figure(), '1', 'x')\n"
-            "except ImportError as e:\n    print(e)\n")
+            "from dropkit.publish import publish_figure, show_markdown\n"
+            "for call in (lambda: publish_figure('x', plt.figure()), lambda: show_markdown('x')):\n"
+            "    try:\n        call()\n"
+            "    except ImportError as e:\n        print(e)\n")
     shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert shown.returncode == 0, shown.stderr
-    assert "show_figure displays in a notebook and needs IPython" in shown.stdout
+    assert shown.stdout.count("publishing into a notebook needs IPython (pip install 'dropkit[book]')") == 2
 
 
 # ----------------------------------------------------------------- sweeps (items 7, 10, 11, 13)

@@ -1,5 +1,5 @@
-"""dropkit.plots: figure HTML, curve names/colours, the table maths behind the result figures,
-and what the figures draw (checked on the artists, against hand-computed values)."""
+"""dropkit.curves, tables, plots and publish: curve names/colours, the table maths behind the
+result figures, what the figures draw and how they are published (checked on the artists, against hand-computed values)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from dropkit import plots  # noqa: E402
+from dropkit import curves, plots, publish, tables  # noqa: E402
 
 
 def make_row(protocol, method, density, seed, recalls, counts, sizes=(100, 100, 100), dataset="fashion-mnist",
@@ -49,25 +49,28 @@ def frame():
     return pd.DataFrame(rows)
 
 
-# --------------------------------------------------------------------------- figure HTML
+# --------------------------------------------------------------------------- publishing
 
 
-def test_figure_html_embeds_png_id_and_escaped_caption():
-    fig, ax = plt.subplots()
-    ax.plot([0, 1], [0, 1])
-    html = plots.figure_html(fig, "1-tradeoff", "a < b & c")
+def test_figure_png_records_the_panels_side_by_side():
+    import io
+
+    from PIL import Image
+
+    fig = plots._grid_figure(3, (4.6, 3.4), ["one block"])[0]
+    png = publish.figure_png(fig)
     plt.close(fig)
-    assert html.startswith('<figure id="paper-figure-1-tradeoff"')
-    assert re.search(r'src="data:image/png;base64,[A-Za-z0-9+/=]{100,}"', html)
-    assert "<strong>Paper Figure 1 (1-tradeoff).</strong> a &lt; b &amp; c" in html
+    image = Image.open(io.BytesIO(png))
+    assert image.text[publish.PANEL_COLUMNS_KEY] == "2"  # 3 panels: 2 + 1 on two rows
+    assert image.width > 1000  # saved at 1.5x the displayed resolution
 
 
-@pytest.mark.parametrize("bad", ["", "Figure 1", "1_a", "a1"])
-def test_figure_html_rejects_bad_ids(bad):
-    fig = plt.figure()
-    with pytest.raises(ValueError, match="paper_figure"):
-        plots.figure_html(fig, bad, "caption")
-    plt.close(fig)
+def test_markdown_table_is_a_titled_myst_table():
+    table = pd.DataFrame({"accuracy (%)": [91.234, 80.0], "seeds": [3, 3]},
+                         index=pd.Index(["Random", "EL2N"], name="curve"))
+    text = publish.markdown_table(table, "At $d = 0.5$")
+    assert text.startswith("```{table} At $d = 0.5$\n") and text.endswith("\n```")
+    assert "| Random" in text and "91.23" in text and "91.234" not in text
 
 
 # --------------------------------------------------------------------------- names and colours
@@ -83,44 +86,55 @@ def test_figure_html_rejects_bad_ids(bad):
     ("strategy+drop", "forgetting", "Forgetting+DRoP"),
 ])
 def test_method_label(protocol, method, label):
-    assert plots.method_label(protocol, method) == label
+    assert curves.method_label(protocol, method) == label
 
 
 def test_method_label_rejects_unknown_protocol_and_method():
     with pytest.raises(ValueError, match="protocol='bogus'"):
-        plots.method_label("bogus")
+        curves.method_label("bogus")
     with pytest.raises(ValueError, match="method=None"):
-        plots.method_label("strategy", None)
+        curves.method_label("strategy", None)
     with pytest.raises(ValueError, match="method='l2'"):
-        plots.method_label("strategy+drop", "l2")
+        curves.method_label("strategy+drop", "l2")
 
 
-def test_colours_are_distinct_within_each_chapter():
-    benchmark = [("none", None), ("random", None)] + [("strategy", m) for m in plots.METHOD_NAMES]
-    evaluation = [("none", None), ("random", None), ("random+drop", "el2n"), ("strategy", "el2n"),
-                  ("random+strategyq", "el2n"), ("strategy+drop", "el2n")]
-    for curves in (benchmark, evaluation):
-        colours = [plots.method_color(p, m) for p, m in curves]
-        assert len(set(colours)) == len(colours)
-    # the same curve always gets the same colour
-    assert plots.method_color("strategy", "el2n") == plots.METHOD_COLORS["el2n"]
-    assert plots.method_color("random+drop", "grand") == plots.method_color("random+drop", "el2n")
+def test_no_colour_means_two_things_in_the_book():
+    """Every curve name of every chapter has its own colour, the same in every chapter."""
+    names = {curves.FULL_DATASET: curves.method_color("none"), "Random": curves.method_color("random"),
+             "Random+DRoP": curves.method_color("random+drop", "el2n")}
+    for method in curves.METHOD_NAMES:
+        for protocol in ("strategy", "random+strategyq", "strategy+drop"):
+            names[curves.method_label(protocol, method)] = curves.method_color(protocol, method)
+    names.update(curves.VARIANT_COLORS)
+    per_colour = {}
+    for name, colour in names.items():
+        per_colour.setdefault(colour, set()).add(name.split("Random+")[-1].split("+DRoP")[0] if "Q" in name
+                                                 else name)
+    # Random+<Strategy>Q and <Strategy>+DRoP share their protocol's colour whatever the Strategy;
+    # every other colour names exactly one curve.
+    protocol_colours = {curves.PROTOCOL_COLORS["random+strategyq"], curves.PROTOCOL_COLORS["strategy+drop"]}
+    for colour, owners in per_colour.items():
+        if colour not in protocol_colours:
+            assert len(owners) == 1, f"colour {colour} means {sorted(owners)}"
+    assert curves.method_color("strategy", "el2n") == curves.METHOD_COLORS["el2n"]
+    assert curves.method_color("random+drop", "grand") == curves.method_color("random+drop", "el2n")
+    assert curves.curve_style("Random+DRoP (rule counts)") == "--" and curves.curve_style("EL2N") == "-"
 
 
 def test_labelled_adds_label_and_colour_and_names_missing_columns(frame):
-    out = plots.labelled(frame)
+    out = curves.labelled(frame)
     assert list(out["label"].unique()) == ["Full dataset", "Random", "EL2N"]
-    assert set(out.loc[out["label"] == "EL2N", "color"]) == {"tab:blue"}
+    assert set(out.loc[out["label"] == "EL2N", "color"]) == {curves.METHOD_COLORS["el2n"]}
     assert "label" not in frame  # the input is not modified
     with pytest.raises(ValueError, match="seed"):
-        plots.labelled(frame.drop(columns=["seed"]))
+        curves.labelled(frame.drop(columns=["seed"]))
 
 
 # --------------------------------------------------------------------------- table maths
 
 
 def test_metric_by_density_mean_min_max_over_seeds(frame):
-    table = plots.metric_by_density(frame, "test_worst_class")
+    table = tables.metric_by_density(frame, "test_worst_class")
     assert set(table["label"]) == {"Random", "EL2N"}  # the full dataset is not a curve
     random_01 = table[(table["label"] == "Random") & (table["density"] == 0.1)].iloc[0]
     assert random_01["mean"] == pytest.approx(0.4)
@@ -130,63 +144,63 @@ def test_metric_by_density_mean_min_max_over_seeds(frame):
     el2n = table[table["label"] == "EL2N"].sort_values("density")
     np.testing.assert_allclose(el2n["mean"], [0.15, 0.4])
     with pytest.raises(ValueError, match="metric='test_bogus'"):
-        plots.metric_by_density(frame, "test_bogus")
+        tables.metric_by_density(frame, "test_bogus")
 
 
 def test_full_dataset_metric(frame):
-    full = plots.full_dataset_metric(frame, "test_worst_class")
+    full = tables.full_dataset_metric(frame, "test_worst_class")
     assert full == pytest.approx({"mean": 0.65, "min": 0.6, "max": 0.7, "seeds": 2})
-    assert plots.full_dataset_metric(frame[frame["protocol"] != "none"], "test_accuracy") is None
+    assert tables.full_dataset_metric(frame[frame["protocol"] != "none"], "test_accuracy") is None
 
 
 def test_tables_refuse_mixed_model_dataset_pairs(frame):
     other = frame.assign(dataset="cifar10")
     mixed = pd.concat([frame, other], ignore_index=True)
     with pytest.raises(ValueError, match="split_setups"):
-        plots.metric_by_density(mixed)
-    setups = plots.split_setups(mixed)
+        tables.metric_by_density(mixed)
+    setups = tables.split_setups(mixed)
     assert [title for title, _ in setups] == ["fashion-mnist, MLP", "cifar10, MLP"]
     assert all(len(rows) == len(frame) for _, rows in setups)
 
 
 def test_mean_class_densities_and_min_spc(frame):
-    densities = plots.mean_class_densities(frame, "Random")
+    densities = tables.mean_class_densities(frame, "Random")
     assert list(densities) == [0.1, 0.5]
     np.testing.assert_allclose(densities[0.1], [0.095, 0.10, 0.105])
     np.testing.assert_allclose(densities[0.5], [0.49, 0.50, 0.51])
-    assert plots.min_samples_per_class(frame, "Random", 0.1) == 9
-    assert plots.min_samples_per_class(frame, "EL2N", 0.1) == 0
-    assert plots.min_samples_per_class(frame, "EL2N", 0.5) == 30
+    assert tables.min_samples_per_class(frame, "Random", 0.1) == 9
+    assert tables.min_samples_per_class(frame, "EL2N", 0.1) == 0
+    assert tables.min_samples_per_class(frame, "EL2N", 0.5) == 30
     with pytest.raises(ValueError, match="density=0.3"):
-        plots.min_samples_per_class(frame, "EL2N", 0.3)
+        tables.min_samples_per_class(frame, "EL2N", 0.3)
     with pytest.raises(ValueError, match="label='CoreSet'"):
-        plots.mean_class_densities(frame, "CoreSet")
+        tables.mean_class_densities(frame, "CoreSet")
 
 
 def test_full_dataset_class_accuracy(frame):
-    np.testing.assert_allclose(plots.full_dataset_class_accuracy(frame), [0.65, 0.8, 0.95])
+    np.testing.assert_allclose(tables.full_dataset_class_accuracy(frame), [0.65, 0.8, 0.95])
     with pytest.raises(ValueError, match="full-dataset"):
-        plots.full_dataset_class_accuracy(frame[frame["protocol"] != "none"])
+        tables.full_dataset_class_accuracy(frame[frame["protocol"] != "none"])
 
 
 def test_pearson_exact_values():
-    assert plots.pearson([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
-    assert plots.pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
-    assert plots.pearson([1, 2, 3], [1, 3, 2]) == pytest.approx(0.5)
-    assert np.isnan(plots.pearson([1, 2, 3], [5, 5, 5]))
+    assert tables.pearson([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
+    assert tables.pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert tables.pearson([1, 2, 3], [1, 3, 2]) == pytest.approx(0.5)
+    assert np.isnan(tables.pearson([1, 2, 3], [5, 5, 5]))
     with pytest.raises(ValueError, match="same length"):
-        plots.pearson([1, 2], [1, 2, 3])
+        tables.pearson([1, 2], [1, 2, 3])
 
 
 def test_correlation_densities_prefers_the_paper_levels():
-    assert plots.correlation_densities([0.2, 0.3, 0.5, 0.6]) == (0.3, 0.5)
-    assert plots.correlation_densities([0.2, 0.4]) == (0.2, 0.4)  # none of the paper's: all present
+    assert tables.correlation_densities([0.2, 0.3, 0.5, 0.6]) == (0.3, 0.5)
+    assert tables.correlation_densities([0.2, 0.4]) == (0.2, 0.4)  # none of the paper's: all present
 
 
 def test_class_density_correlation_averages_per_density_values(frame):
-    mean_r, per_density = plots.class_density_correlation(frame, "EL2N")
+    mean_r, per_density = tables.class_density_correlation(frame, "EL2N")
     accuracy = np.array([0.65, 0.8, 0.95])
-    r01 = plots.pearson(accuracy, [0.01, 0.10, 0.19])
+    r01 = tables.pearson(accuracy, [0.01, 0.10, 0.19])
     assert per_density[0.1] == pytest.approx(r01)
     assert per_density[0.5] == pytest.approx(1.0)  # 0.3, 0.5, 0.7: linear in the accuracy
     assert mean_r == pytest.approx((r01 + 1.0) / 2)
@@ -194,7 +208,7 @@ def test_class_density_correlation_averages_per_density_values(frame):
     even = frame.copy()
     even.loc[(even["protocol"] == "random") & (even["density"] == 0.5), "class_counts"] = pd.Series(
         [[50, 50, 50]] * 2, index=even.index[(even["protocol"] == "random") & (even["density"] == 0.5)])
-    mean_r, per_density = plots.class_density_correlation(even, "Random")
+    mean_r, per_density = tables.class_density_correlation(even, "Random")
     assert np.isnan(per_density[0.5])
     assert mean_r == pytest.approx(per_density[0.1])
 
@@ -211,7 +225,7 @@ def test_density_curves_draw_means_bands_and_the_full_dataset(frame):
     np.testing.assert_allclose(lines["Random"].get_xdata(), [0.1, 0.5])
     np.testing.assert_allclose(lines["Random"].get_ydata(), [0.4, 0.5])
     np.testing.assert_allclose(lines["Full dataset"].get_ydata(), [0.65, 0.65])
-    assert lines["EL2N"].get_color() == "tab:blue"
+    assert lines["EL2N"].get_color() == curves.METHOD_COLORS["el2n"]
     bands = [c for c in worst.collections if c.get_paths()]
     random_band = bands[0].get_paths()[0].vertices
     assert random_band[:, 1].min() == pytest.approx(0.3) and random_band[:, 1].max() == pytest.approx(0.5)
@@ -225,7 +239,7 @@ def test_density_curves_draw_means_bands_and_the_full_dataset(frame):
 
 def test_density_curves_one_row_per_setup_or_column(frame):
     mixed = pd.concat([frame, frame.assign(dataset="cifar10")], ignore_index=True)
-    fig = plots.plot_density_curves(mixed, tuple(plots.METRICS))
+    fig = plots.plot_density_curves(mixed, tuple(curves.METRICS))
     assert len(fig.axes) == 8
     assert [s.get_suptitle() for s in fig.subfigs] == ["fashion-mnist, MLP", "cifar10, MLP"]
     assert fig.subfigs[1].axes[0].get_title() == "average test accuracy"
@@ -260,7 +274,7 @@ def test_sorted_class_densities_and_min_spc_in_title(frame):
 def test_class_accuracy_vs_density_reports_mean_correlation(frame):
     fig = plots.plot_class_accuracy_vs_density(frame, ["EL2N"])
     (ax,) = fig.axes
-    mean_r, _ = plots.class_density_correlation(frame, "EL2N")
+    mean_r, _ = tables.class_density_correlation(frame, "EL2N")
     assert ax.get_title() == f"EL2N: mean corr = {mean_r:+.2f}"
     points = np.concatenate([c.get_offsets() for c in ax.collections])
     assert points.shape == (6, 2)  # 3 classes x 2 densities
@@ -284,27 +298,27 @@ def test_by_strategy_repeats_the_shared_rows_in_every_panel():
                              ("random+strategyq", "el2n"), ("strategy+drop", "el2n"),
                              ("strategy", "forgetting"), ("strategy+drop", "forgetting")]:
         rows.append(make_row(protocol, method, 0.5, 0, [0.5, 0.7, 0.9], [50, 50, 50]))
-    panels = plots.by_strategy(pd.DataFrame(rows))
+    panels = tables.by_strategy(pd.DataFrame(rows))
     assert list(dict.fromkeys(panels["panel"])) == ["fashion-mnist, MLP; Strategy = EL2N",
                                                      "fashion-mnist, MLP; Strategy = Forgetting"]
     el2n = panels[panels["strategy"] == "el2n"]
     assert list(el2n["label"]) == ["Full dataset", "Random", "Random+DRoP", "EL2N", "Random+EL2NQ", "EL2N+DRoP"]
     forgetting = panels[panels["strategy"] == "forgetting"]
     assert list(forgetting["label"]) == ["Full dataset", "Random", "Random+DRoP", "Forgetting", "Forgetting+DRoP"]
-    only = plots.by_strategy(pd.DataFrame(rows), ["forgetting"])
+    only = tables.by_strategy(pd.DataFrame(rows), ["forgetting"])
     assert set(only["strategy"]) == {"forgetting"}
     with pytest.raises(ValueError, match="grand"):
-        plots.by_strategy(pd.DataFrame(rows), ["grand"])
+        tables.by_strategy(pd.DataFrame(rows), ["grand"])
 
 
 def test_setting_caption_describes_the_runs(frame):
     frame = frame.assign(num_train=300, epochs=10, batch_size=256, lr=0.05, query_epochs=1, query_seeds=5)
     frame["drop_epochs"] = [[5, 8]] * len(frame)
-    assert plots.setting_caption(frame) == (
+    assert tables.setting_caption(frame) == (
         "fashion-mnist, MLP (300 training samples), 10 epochs (LR x0.2 at epochs 5, 8), batch 256, LR 0.05; "
         "2 seeds (0, 1); densities 0.1, 0.5; EL2N/GraNd/DRoP query models trained 1 epoch and averaged "
         "over 5 query seeds")
-    bare = plots.setting_caption(frame[frame["protocol"] != "strategy"].drop(columns=["epochs", "lr"]))
+    bare = tables.setting_caption(frame[frame["protocol"] != "strategy"].drop(columns=["epochs", "lr"]))
     assert bare == "fashion-mnist, MLP (300 training samples), batch 256; 2 seeds (0, 1); densities 0.1, 0.5"
 
 
@@ -319,15 +333,15 @@ def test_class_grids_wrap_after_max_columns(frame):
 
 
 def test_tradeoff_table_and_zoom_window(frame):
-    table = plots.tradeoff_table(frame)
+    table = tables.tradeoff_table(frame)
     random_05 = table[(table["label"] == "Random") & (table["density"] == 0.5)].iloc[0]
     assert random_05["accuracy"] == pytest.approx(0.7) and random_05["worst_class"] == pytest.approx(0.5)
     # points within 0.12 of the full dataset's 0.8 average accuracy: Random at 0.5 (0.7) and EL2N at 0.5 (2/3)
-    window = plots.zoom_window(table, 0.8, 0.65, margin=0.14)
+    window = tables.zoom_window(table, 0.8, 0.65, margin=0.14)
     pad_x, pad_y = 0.1 * (0.65 - 0.4), 0.1 * (0.8 - 2 / 3)
     assert window == pytest.approx((0.4 - pad_x, 0.65 + pad_x, 2 / 3 - pad_y, 0.8 + pad_y))
-    assert plots.zoom_window(table, 0.8, 0.65, margin=0.05) is None  # no point that close
-    assert plots.zoom_window(table, 0.8, 0.65, margin=1.0) is None  # every point: nothing to zoom
+    assert tables.zoom_window(table, 0.8, 0.65, margin=0.05) is None  # no point that close
+    assert tables.zoom_window(table, 0.8, 0.65, margin=1.0) is None  # every point: nothing to zoom
     fig = plots.plot_density_curves(frame, (), tradeoff=True, zoom=0.14)
     full, zoomed = fig.axes
     assert zoomed.get_xlim() == pytest.approx(window[:2]) and zoomed.get_ylim() == pytest.approx(window[2:])
@@ -352,7 +366,7 @@ def test_tradeoff_table_and_zoom_window(frame):
     (dict(protocol="strategy", method="el2n", quota_rule="counts"), "EL2N"),  # no quotas: no rule
 ])
 def test_curve_label_names_the_variants(kwargs, label):
-    assert plots.curve_label(**kwargs) == label
+    assert curves.curve_label(**kwargs) == label
 
 
 def test_variants_get_their_own_curves_and_the_cdbw_baseline_a_dotted_line(frame):
@@ -362,13 +376,14 @@ def test_variants_get_their_own_curves_and_the_cdbw_baseline_a_dotted_line(frame
         {**make_row("random+drop", "el2n", 0.5, 0, [0.6, 0.7, 0.8], [60, 50, 40]), "quota_rule": "counts"},
         {**make_row("random+drop", "el2n", 0.5, 1, [0.6, 0.7, 0.8], [60, 50, 40]), "quota_rule": "paper"},
     ])
-    both = plots.labelled(pd.concat([frame, extra], ignore_index=True))
+    both = curves.labelled(pd.concat([frame, extra], ignore_index=True))
     assert list(both["label"].iloc[-4:]) == ["CDB-W (full dataset)"] * 2 + ["Random+DRoP (rule counts)", "Random+DRoP"]
-    assert list(both["color"].iloc[-4:-1]) == ["tab:purple"] * 2 + ["tab:orange"]
+    assert list(both["color"].iloc[-4:-1]) == [curves.VARIANT_COLORS["CDB-W (full dataset)"]] * 2 + [
+        curves.VARIANT_COLORS["Random+DRoP (rule counts)"]]
     # The plain full dataset stays the dashed baseline; CDB-W's full dataset is not mixed into it.
-    assert plots.full_dataset_metric(both, "test_worst_class")["mean"] == pytest.approx(0.65)
-    assert plots.full_dataset_metric(both, "test_worst_class", plots.CDBW_FULL_DATASET)["mean"] == pytest.approx(0.75)
-    np.testing.assert_allclose(plots.full_dataset_class_accuracy(both), [0.65, 0.8, 0.95])
+    assert tables.full_dataset_metric(both, "test_worst_class")["mean"] == pytest.approx(0.65)
+    assert tables.full_dataset_metric(both, "test_worst_class", curves.CDBW_FULL_DATASET)["mean"] == pytest.approx(0.75)
+    np.testing.assert_allclose(tables.full_dataset_class_accuracy(both), [0.65, 0.8, 0.95])
     fig = plots.plot_density_curves(both, ("test_worst_class",))
     lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
     np.testing.assert_allclose(lines["CDB-W (full dataset)"].get_ydata(), [0.75, 0.75])
@@ -388,7 +403,7 @@ def test_query_length_curves_one_line_per_density():
                              "query_epochs": query_epochs})
     rows.append({**make_row("none", None, 1.0, 0, [0.9] * 3, [100] * 3), "query_epochs": 1})
     frame = pd.DataFrame(rows)
-    table = plots.metric_by_query_length(frame, "test_accuracy")
+    table = tables.metric_by_query_length(frame, "test_accuracy")
     assert list(table["query_epochs"]) == [1, 2, 4, 1, 2, 4]
     np.testing.assert_allclose(table["mean"].iloc[:3], [0.56, 0.57, 0.59])  # 0.54 + 0.01 q + 0.01
     np.testing.assert_allclose(table["max"] - table["min"], 0.02)
@@ -403,3 +418,17 @@ def test_query_length_curves_one_line_per_density():
     plt.close(fig)
     with pytest.raises(ValueError, match="no pruned runs"):
         plots.plot_query_length_curves(frame[frame["protocol"] == "none"])
+
+
+def test_result_figures_show_at_most_two_panels_side_by_side(frame):
+    """Two panels fill the book's text column at a readable size; four metrics become 2 x 2."""
+    for fig in (plots.plot_density_curves(frame, tuple(curves.METRICS), tradeoff=True),
+                plots.plot_sorted_class_densities(frame, ["Random", "EL2N"]),
+                plots.plot_class_profile(frame, "EL2N")):
+        assert publish.panel_columns(fig) <= plots.MAX_COLUMNS
+        plt.close(fig)
+    fig = plots.plot_density_curves(frame, tuple(curves.METRICS))
+    assert publish.panel_columns(fig) == 2 and len(fig.axes) == 4
+    assert all("%" in ax.yaxis.get_major_formatter()(0.5, 0) for ax in fig.axes)
+    assert {ax.get_xlabel() for ax in fig.axes} == {plots.DENSITY_AXIS}
+    plt.close(fig)

@@ -20,6 +20,7 @@ from dropkit.scores import (
     per_sample_grad_norms, random_scores, ssp_from_embeddings,
 )
 from dropkit.select import select
+from dropkit.train import TrainConfig
 
 torch.set_num_threads(1)
 
@@ -520,7 +521,7 @@ def test_random_scores_are_seeded_uniform():
 
 
 def test_query_config_validates_and_builds_train_configs():
-    q = QueryConfig(epochs=2, num_seeds=1, drop_epochs=(1, 15))
+    q = QueryConfig(TrainConfig(epochs=2, drop_epochs=(1, 15)), num_seeds=1)
     assert q.full_length == 20
     assert q.train_config(full=False).drop_epochs == (1,)
     full = q.train_config(full=True, seed=4, record_per_sample=True)
@@ -529,6 +530,8 @@ def test_query_config_validates_and_builds_train_configs():
         QueryConfig(num_seeds=0)
     with pytest.raises(ValueError, match="never_learned"):
         QueryConfig(never_learned="inf")
+    with pytest.raises(ValueError, match="training must be a TrainConfig"):
+        QueryConfig(2)  # the training options live in its TrainConfig only
     with pytest.raises(ValueError, match="method"):
         compute_scores("el2m", None, model="mlp")
 
@@ -548,7 +551,7 @@ def test_compute_scores_short_queries_el2n_and_grand(fashion_subset):
     from dropkit.train import predict_logits
 
     data, indices = fashion_subset
-    query = QueryConfig(epochs=1, num_seeds=2, seed=3)
+    query = QueryConfig(TrainConfig(epochs=1, seed=3), num_seeds=2)
     el2n = compute_scores("el2n", data, model="mlp", query=query, train_indices=indices, progress=False)
     assert isinstance(el2n, ScoreResult) and el2n.scores.shape == (2000,) and len(el2n.models) == 2
     assert el2n.val_recalls.shape == (10,) and np.all((0 <= el2n.val_recalls) & (el2n.val_recalls <= 1))
@@ -572,7 +575,7 @@ def test_compute_scores_full_queries(fashion_subset):
     from dropkit.train import embeddings
 
     data, indices = fashion_subset
-    query = QueryConfig(epochs=1, full_epochs=3, window=2, seed=1)
+    query = QueryConfig(TrainConfig(epochs=1, seed=1), full_epochs=3, window=2)
     forget = compute_scores("forgetting", data, model="mlp", query=query, train_indices=indices, progress=False)
     (run,) = forget.runs
     assert run.correct.shape == (3, 2000)
@@ -581,7 +584,7 @@ def test_compute_scores_full_queries(fashion_subset):
     np.testing.assert_array_equal(du.scores, dynamic_uncertainty_from_probs(du.runs[0].target_prob, window=2))
     assert du.scores.max() > 0
 
-    query = QueryConfig(epochs=1, full_epochs=1, seed=1)
+    query = QueryConfig(TrainConfig(epochs=1, seed=1), full_epochs=1)
     coreset = compute_scores("coreset", data, model="mlp", query=query, train_indices=indices[:600], progress=False)
     emb = embeddings(coreset.models[0], data.x_train[indices[:600]], data=data)
     np.testing.assert_array_equal(coreset.scores, coreset_scores_from_order(k_center_greedy(emb, 600), 600))
@@ -592,7 +595,7 @@ def test_compute_scores_full_queries(fashion_subset):
 
 def test_compute_scores_random_trains_nothing(fashion_subset):
     data, indices = fashion_subset
-    result = compute_scores("random", data, model="mlp", query=QueryConfig(seed=5), train_indices=indices)
+    result = compute_scores("random", data, model="mlp", query=QueryConfig(TrainConfig(seed=5)), train_indices=indices)
     assert result.val_recalls is None and result.models == []
     np.testing.assert_array_equal(result.scores, random_scores(2000, 5))
     assert set(METHODS) == {"random", "el2n", "grand", "forgetting", "dynamic_uncertainty", "coreset", "ssp"}
@@ -651,7 +654,7 @@ def cuda_grand_matches_loop(build_model):
 @cuda
 def test_compute_scores_on_cuda(fashion_subset):
     data, indices = fashion_subset
-    query = QueryConfig(epochs=1, full_epochs=1, num_seeds=1, device="cuda")
+    query = QueryConfig(TrainConfig(epochs=1, device="cuda"), full_epochs=1, num_seeds=1)
     for method in ("el2n", "grand", "coreset", "forgetting"):
         result = compute_scores(method, data, model="cnn", query=query, train_indices=indices[:1000], progress=False)
         assert result.scores.shape == (1000,) and np.isfinite(result.scores).all()

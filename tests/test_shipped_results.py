@@ -2,10 +2,20 @@
 provenance, and reproduce: a few of the cheapest stored specs are re-run here on the CPU and must
 give exactly the stored per-class recalls, class counts and metrics (CPU determinism with one
 torch thread, as the sweep runs them), including one run with DRoP quotas over groups and one
-CoreSet run (its k-center order must keep every stored run's kept set)."""
+CoreSet run (its k-center order must keep every stored run's kept set).
+
+The shipped rows were computed with PyTorch's AVX2 CPU kernels; AVX-512 kernels round some sums
+differently (on an AVX-512 machine a fresh run differs in the last digits of a recall, or in a
+class count of a near-tied selection). So the re-runs happen in a fresh interpreter with
+``ATEN_CPU_CAPABILITY=avx2``, the kernels the rows were computed with (recorded in new rows as
+``cpu_capability``)."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,6 +36,35 @@ REPRODUCED = (
 )
 PROVENANCE = ("seconds", "train_seconds", "device_name", "dropkit_version", "torch_version", "numpy_version",
               "python_version", "git_revision", "finished_at")
+
+
+#: The CPU kernels the shipped rows were computed with (``torch.backends.cpu.get_cpu_capability()``),
+#: for rows from before the ``cpu_capability`` column; the sweeps of the shipped rows pin
+#: ``ATEN_CPU_CAPABILITY=avx2`` so that every row reproduces on any x86-64 machine with AVX2.
+SHIPPED_CPU_CAPABILITY = "AVX2"
+_RERUN = """
+import json, sys
+import torch
+torch.set_num_threads(1)  # the sweep runs every spec with one torch thread
+from dropkit.runner import run
+from dropkit.spec import RunSpec
+from dropkit.store import ResultStore
+assert torch.backends.cpu.get_cpu_capability() == sys.argv[3], torch.backends.cpu.get_cpu_capability()
+spec = RunSpec.from_dict(json.loads(sys.argv[1]))
+run(spec, ResultStore(sys.argv[2], "default"))
+"""
+
+
+def rerun(stored: dict, root: Path) -> dict:
+    """Run the spec of a stored row in a fresh interpreter on the shipped rows' CPU kernels;
+    returns the new row as read back from its JSON file."""
+    spec = RunSpec.from_dict(stored)
+    assert spec.cache_key == stored["cache_key"]
+    capability = stored.get("cpu_capability", SHIPPED_CPU_CAPABILITY)
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": capability.lower()}
+    subprocess.run([sys.executable, "-c", _RERUN, json.dumps(spec.to_dict()), str(root), capability],
+                   check=True, env=env, cwd=ROOT)
+    return ResultStore(root, "default").read(spec.cache_key)
 
 
 #: Every chapter's experiment set (chapters 02-07).
@@ -53,8 +92,9 @@ def test_every_chapter_is_shipped_complete_and_nothing_else():
         wanted.update({spec.cache_key: spec for spec in specs})
     assert set(rows) == set(wanted), f"{len(set(rows) - set(wanted))} shipped rows belong to no chapter"
     for key, row in rows.items():
-        assert RunSpec.from_dict(row) == wanted[key]
+        assert RunSpec.from_dict(row).cache_key == key == wanted[key].cache_key  # every field that counts
         assert not row["git_revision"].endswith("-dirty"), "shipped rows must come from committed code"
+        assert row.get("cpu_capability", SHIPPED_CPU_CAPABILITY) == SHIPPED_CPU_CAPABILITY, key
         assert all(row.get(name) is not None for name in PROVENANCE), key
     group_rows = [r for r in rows.values() if r["dataset"] == "spurious-fashion-mnist"]
     assert group_rows and all(sum(r["group_counts"]) == r["num_kept"] for r in group_rows)
@@ -70,6 +110,7 @@ def test_every_run_of_both_chapters_is_shipped_with_provenance(shipped):
         assert all(row.get(name) is not None for name in PROVENANCE), row["cache_key"]
         assert row["seconds"] > 0 and row["train_seconds"] > 0
         assert not row["git_revision"].endswith("-dirty"), "shipped rows must come from committed code"
+        assert row.get("cpu_capability", SHIPPED_CPU_CAPABILITY) == SHIPPED_CPU_CAPABILITY, key
         assert RunSpec.from_dict(row).cache_key == row["cache_key"]
 
 
@@ -88,60 +129,31 @@ def cheapest(shipped: dict[str, dict]) -> list[dict]:
 
 @pytest.mark.slow
 def test_cheapest_shipped_runs_reproduce_exactly(shipped, tmp_path):
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the sweep runs every spec with one torch thread
-    try:
-        store = ResultStore(tmp_path, "default")
-        for stored in cheapest(shipped):
-            spec = RunSpec.from_dict(stored)
-            assert spec.cache_key == stored["cache_key"]
-            run(spec, store)
-            fresh = store.read(spec.cache_key)  # through JSON, like the shipped row
-            for name in REPRODUCED:
-                assert fresh[name] == stored[name], f"{spec.label()}: {name} differs"
-    finally:
-        torch.set_num_threads(threads)
+    for stored in cheapest(shipped):
+        fresh = rerun(stored, tmp_path)
+        for name in REPRODUCED:
+            assert fresh[name] == stored[name], f"{RunSpec.from_dict(stored).label()}: {name} differs"
+        assert fresh["cpu_capability"] == stored.get("cpu_capability", SHIPPED_CPU_CAPABILITY)
 
 
 @pytest.mark.slow
 def test_a_shipped_group_quota_run_reproduces_exactly(tmp_path):
-    import torch
-
     rows = [r for r in SHIPPED.rows() if r.get("drop_over") == "groups" and r["protocol"] == "random+drop"
             and r["seed"] == 0]
     assert rows, "no shipped Random+DRoP run with quotas over groups"
     stored = min(rows, key=lambda r: r["density"])
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        spec = RunSpec.from_dict(stored)
-        fresh = run(spec, ResultStore(tmp_path, "default"))
-        fresh = ResultStore(tmp_path, "default").read(spec.cache_key)
-        for name in (*REPRODUCED, "group_counts", "query_val_group_recalls", "test_group_recalls",
-                     "test_worst_group"):
-            assert fresh[name] == stored[name], f"{spec.label()}: {name} differs"
-    finally:
-        torch.set_num_threads(threads)
+    fresh = rerun(stored, tmp_path)
+    for name in (*REPRODUCED, "group_counts", "query_val_group_recalls", "test_group_recalls",
+                 "test_worst_group"):
+        assert fresh[name] == stored[name], f"{RunSpec.from_dict(stored).label()}: {name} differs"
 
 
 @pytest.mark.slow
 def test_a_shipped_coreset_run_reproduces_exactly(shipped, tmp_path):
     # CoreSet's greedy k-center order is computed by the pruned, blocked search; rewrites of it may
     # reorder float near-ties, but must keep every run's kept set, so the stored row reproduces.
-    import torch
-
     stored = min((r for r in shipped.values() if r["method"] == "coreset" and r["seed"] == 0),
                  key=lambda r: r["density"])
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        spec = RunSpec.from_dict(stored)
-        store = ResultStore(tmp_path, "default")
-        run(spec, store)
-        fresh = store.read(spec.cache_key)
-        for name in REPRODUCED:
-            assert fresh[name] == stored[name], f"{spec.label()}: {name} differs"
-    finally:
-        torch.set_num_threads(threads)
+    fresh = rerun(stored, tmp_path)
+    for name in REPRODUCED:
+        assert fresh[name] == stored[name], f"{RunSpec.from_dict(stored).label()}: {name} differs"

@@ -16,8 +16,9 @@ from dropkit.data import DataSplits, FolderSplits, load_dataset
 from dropkit.models import build_model
 from dropkit.train import (
     CDBW_MIN_WEIGHT, TrainConfig, augment_batch, cdbw_class_weights, embeddings, epoch_batches,
-    learning_rate, main, paper_drop_epochs, predict_logits, train,
+    learning_rate, predict_logits, train,
 )
+from dropkit.train.__main__ import main, paper_drop_epochs
 
 torch.set_num_threads(1)
 
@@ -305,8 +306,8 @@ def test_streamed_folder_data_trains_exactly_like_in_memory_data(bands):
     np.testing.assert_array_equal(streamed.test_pred, in_memory.test_pred)
 
 
-class RecordingGraphedStep(train_module._GraphedStep):
-    """_GraphedStep that remembers its instances and the batch sizes it was called with."""
+class RecordingGraphedStep(train_module.GraphedStep):
+    """GraphedStep that remembers its instances and the batch sizes it was called with."""
 
     instances: list = []
 
@@ -323,7 +324,7 @@ class RecordingGraphedStep(train_module._GraphedStep):
 def test_cuda_graph_path_on_cpu_trains_bit_identically_through_static_buffers(bands, monkeypatch):
     # 90 samples in batches of 32: two full batches through the static buffers, and a ragged
     # 26-sample batch run eagerly; a learning-rate drop, CDB-W weights changed in place, records.
-    monkeypatch.setattr(train_module, "_GraphedStep", RecordingGraphedStep)
+    monkeypatch.setattr(train_module, "GraphedStep", RecordingGraphedStep)
     RecordingGraphedStep.instances = []
     config = TrainConfig(epochs=3, batch_size=32, drop_epochs=(2,), augment=True, cdbw=True,
                          record_per_sample=True, seed=3)
@@ -347,7 +348,7 @@ def test_train_step_sums_and_records_are_updated_in_place(bands):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     normalizer = train_module.Normalizer.for_data(bands, torch.device("cpu"))
     config = TrainConfig(record_per_sample=True)
-    step = train_module._TrainStep(model, optimizer, normalizer, config, 3, 96, 16, torch.device("cpu"))
+    step = train_module.TrainStep(model, optimizer, normalizer, config, 3, 96, 16, torch.device("cpu"))
     buffers = [step.loss_sum, step.hit_sum, step.correct, step.target_prob, step.class_weights]
     pointers = [t.data_ptr() for t in buffers]
     step(torch.arange(16), bands.x_train[:16], bands.y_train[:16])
@@ -364,7 +365,7 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA de
 
 @cuda
 def test_cuda_graphs_capture_once_per_learning_rate_and_match_eager_steps(bands, monkeypatch):
-    monkeypatch.setattr(train_module, "_GraphedStep", RecordingGraphedStep)
+    monkeypatch.setattr(train_module, "GraphedStep", RecordingGraphedStep)
     RecordingGraphedStep.instances = []
     flags = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
              torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)

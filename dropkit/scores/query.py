@@ -11,7 +11,7 @@ recalls so DRoP can reuse them without a second query training.
 * ``random``: no training; seeded uniform scores.
 
 The paper uses 10% of the final training length for the short runs and 5 seeds
-(``QueryConfig(epochs=E // 10, full_epochs=E, num_seeds=5)``).  Short runs follow the prefix of
+(``QueryConfig(TrainConfig(epochs=E // 10), full_epochs=E, num_seeds=5)``).  Short runs follow the prefix of
 the final learning-rate schedule (drop epochs at or after ``epochs`` do not happen in them).
 CoreSet and SSP use the penultimate-layer embeddings (``model.embed``) of the fully trained query
 model; CoreSet starts its greedy order at the first training sample.
@@ -26,6 +26,7 @@ compared with (the paper's setting: the short EL2N/GraNd-style query, e.g.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -40,6 +41,7 @@ from dropkit.scores.forgetting import NEVER_LEARNED_RULES, forgetting_from_corre
 from dropkit.scores.grand import per_sample_grad_norms
 from dropkit.scores.ssp import ssp_from_embeddings
 from dropkit.scores.uniform import random_scores
+from dropkit.train import Normalizer, TrainConfig, default_loader_workers, train
 
 METHODS: tuple[str, ...] = ("random", "el2n", "grand", "forgetting", "dynamic_uncertainty",
                             "coreset", "ssp")
@@ -51,44 +53,33 @@ FULL_QUERY_METHODS: tuple[str, ...] = ("forgetting", "dynamic_uncertainty", "cor
 class QueryConfig:
     """How query models are trained and scores computed.
 
-    epochs: length of each short query run (EL2N, GraNd; the paper: 10% of the final length).
+    training: the :class:`dropkit.train.TrainConfig` of the query runs (optimiser, schedule,
+        device, speed options: every training option is declared there, once). Its ``epochs`` is
+        the length of each short query run (EL2N, GraNd; the paper: 10% of the final length), its
+        ``seed`` the first run's, its ``drop_epochs`` epochs of the full-length schedule (a short
+        run keeps those before its end); ``cdbw=True`` trains CDB-W query models (the paper's
+        "CDB-W+EL2N"). ``record_per_sample`` and ``eval_every_epoch`` are set per run.
     full_epochs: length of the full query run (Forgetting, Dynamic Uncertainty, CoreSet, SSP);
-        None = ``10 * epochs``.
+        None = ``10 * training.epochs``.
     num_seeds: short query runs, seeds ``seed, seed + 1, ...``; their scores and validation
         recalls are averaged (paper: 5).  The full run uses ``seed``.  ``random`` uses ``seed``.
-    lr, momentum, weight_decay, batch_size, drop_epochs, drop_factor, augment, cdbw, device,
-    bf16, channels_last, compile, cuda_graphs: as in :class:`dropkit.train.TrainConfig`; ``drop_epochs`` are
-        epochs of the full-length schedule.  ``cdbw=True`` trains CDB-W query models (the paper's
-        "CDB-W+EL2N").
     window: Dynamic Uncertainty window J (He et al.: 10).
     never_learned: Forgetting score of never-learned samples, "most" (default) or "zero"
         (see :mod:`dropkit.scores.forgetting`).
     score_batch_size: samples per batch when computing logits, gradients and embeddings.
     """
 
-    epochs: int = 10
+    training: TrainConfig = TrainConfig()
     full_epochs: int | None = None
     num_seeds: int = 5
-    seed: int = 0
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    batch_size: int = 256
-    drop_epochs: tuple[int, ...] = ()
-    drop_factor: float = 0.2
-    augment: bool = False
-    cdbw: bool = False
-    device: str = "cpu"
-    bf16: bool = False
-    channels_last: bool = False
-    compile: bool = False
-    cuda_graphs: bool = False
     window: int = 10
     never_learned: str = "most"
     score_batch_size: int = 256
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "num_seeds", "score_batch_size", "window"):
+        if not isinstance(self.training, TrainConfig):
+            raise ValueError(f"training must be a TrainConfig, got {type(self.training).__name__}")
+        for name in ("num_seeds", "score_batch_size", "window"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name}={value!r} must be a positive integer")
@@ -96,32 +87,27 @@ class QueryConfig:
                                              or isinstance(self.full_epochs, bool)
                                              or self.full_epochs < 1):
             raise ValueError(f"full_epochs={self.full_epochs!r} must be a positive integer or None")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ValueError(f"seed={self.seed!r} must be a non-negative integer")
+        seed = self.training.seed
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"seed={seed!r} must be a non-negative integer")
         if self.window < 2:
             raise ValueError(f"window={self.window!r} must be >= 2")
         if self.never_learned not in NEVER_LEARNED_RULES:
             raise ValueError(f"never_learned={self.never_learned!r} is not one of {NEVER_LEARNED_RULES}")
-        object.__setattr__(self, "drop_epochs", tuple(self.drop_epochs))
-        self.train_config(full=True)  # validates the shared training fields early
 
     @property
     def full_length(self) -> int:
         """Epochs of the full-length query run."""
-        return self.full_epochs if self.full_epochs is not None else 10 * self.epochs
+        return self.full_epochs if self.full_epochs is not None else 10 * self.training.epochs
 
-    def train_config(self, *, full: bool, seed: int | None = None, record_per_sample: bool = False):
+    def train_config(self, *, full: bool, seed: int | None = None,
+                     record_per_sample: bool = False) -> TrainConfig:
         """The :class:`dropkit.train.TrainConfig` of one query run (short unless ``full``)."""
-        from dropkit.train import TrainConfig
-
-        epochs = self.full_length if full else self.epochs
-        return TrainConfig(
-            epochs=epochs, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
-            batch_size=self.batch_size, drop_epochs=tuple(d for d in self.drop_epochs if d < epochs),
-            drop_factor=self.drop_factor, augment=self.augment, cdbw=self.cdbw,
-            seed=self.seed if seed is None else seed, device=self.device,
-            channels_last=self.channels_last, bf16=self.bf16, compile=self.compile,
-            cuda_graphs=self.cuda_graphs,
+        epochs = self.full_length if full else self.training.epochs
+        return dataclasses.replace(
+            self.training, epochs=epochs,
+            drop_epochs=tuple(d for d in self.training.drop_epochs if d < epochs),
+            seed=self.training.seed if seed is None else seed,
             record_per_sample=record_per_sample, eval_every_epoch=False,
         )
 
@@ -152,8 +138,6 @@ def _raw_batches(data, indices: np.ndarray, batch_size: int) -> Iterator[tuple[t
             idx = torch.from_numpy(indices[start:start + batch_size])
             yield data.x_train[idx], data.y_train[idx]
     else:  # a folder-scale dataset: stream the subset through a DataLoader
-        from dropkit.train import default_loader_workers
-
         subset = torch.utils.data.Subset(data.train, indices.tolist())
         loader = torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False,
                                              num_workers=default_loader_workers())
@@ -162,8 +146,6 @@ def _raw_batches(data, indices: np.ndarray, batch_size: int) -> Iterator[tuple[t
 
 def _per_sample(fn, model: nn.Module, data, indices: np.ndarray, query: QueryConfig) -> torch.Tensor:
     """``cat(fn(model, normalised x, y))`` over the training rows ``indices`` (on the CPU)."""
-    from dropkit.train import Normalizer
-
     device = next(model.parameters()).device
     normalizer = Normalizer.for_data(data, device)
     was_training = model.training
@@ -219,8 +201,6 @@ def compute_scores(method: str, data, *, model: str | nn.Module, query: QueryCon
     Returns:
         :class:`ScoreResult` with ``scores`` in ``train_indices`` order.
     """
-    from dropkit.train import train
-
     _check_method(method)
     if not isinstance(query, QueryConfig):
         raise ValueError(f"query must be a QueryConfig, got {type(query).__name__}")
@@ -229,7 +209,7 @@ def compute_scores(method: str, data, *, model: str | nn.Module, query: QueryCon
     indices = _train_indices(data, train_indices)
     n = len(indices)
     if method == "random":
-        return ScoreResult(random_scores(n, query.seed), None, [], method)
+        return ScoreResult(random_scores(n, query.training.seed), None, [], method)
 
     def run(seed: int, *, full: bool, record: bool = False):
         module = copy.deepcopy(model) if isinstance(model, nn.Module) else model
@@ -241,7 +221,7 @@ def compute_scores(method: str, data, *, model: str | nn.Module, query: QueryCon
     if method in SHORT_QUERY_METHODS:
         runs, total = [], np.zeros(n, dtype=np.float64)
         for i in range(query.num_seeds):
-            result = run(query.seed + i, full=False)
+            result = run(query.training.seed + i, full=False)
             runs.append(result)
             if method == "el2n":
                 k = int(data.num_classes)
@@ -254,7 +234,7 @@ def compute_scores(method: str, data, *, model: str | nn.Module, query: QueryCon
         scores = total / query.num_seeds
     else:
         record = method in ("forgetting", "dynamic_uncertainty")
-        result = run(query.seed, full=True, record=record)
+        result = run(query.training.seed, full=True, record=record)
         runs = [result]
         if method == "forgetting":
             scores = forgetting_from_correct(result.correct, never_learned=query.never_learned)
@@ -266,7 +246,7 @@ def compute_scores(method: str, data, *, model: str | nn.Module, query: QueryCon
                 labels = data.y_train[torch.from_numpy(indices)]
                 scores = ssp_from_embeddings(emb, labels).double().numpy()
             else:
-                order = k_center_greedy(emb.to(query.device), n, first=0)
+                order = k_center_greedy(emb.to(query.training.device), n, first=0)
                 scores = coreset_scores_from_order(order, n)
     val_recalls = np.mean([r.val_recalls for r in runs], axis=0)
     scores = np.asarray(scores, dtype=np.float64)

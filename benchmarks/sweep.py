@@ -1,0 +1,87 @@
+"""A representative sub-sweep from scratch: its wall time against the machine's floor, and CPU use.
+
+The sub-sweep is one chapter's experiment set at one density and one seed (default: the
+``default`` profile's bias benchmark at d = 0.1, seed 0: the full-data run, Random, and every
+score method's query training and final run, 11 runs), run by ``dropkit.sweep.sweep`` into a
+fresh temporary store with the profile's workers and threads, as ``dropkit sweep`` would.
+
+* **Floor**: the sub-sweep's FLOPs (``dropkit.cost``: every query and final training's sample
+  passes times the model's FLOPs per forward and training pass, counted with
+  ``FlopCounterMode``) divided by ``workers x threads`` times the float32 matrix-product rate of
+  one thread in the MLP's largest layer shape (batch x 784 @ 784 x 512), measured in this run
+  before the sweep starts. No schedule on this machine can beat it: it assumes every core does
+  nothing but matrix products at that rate all the time.
+* **Wall**: the sweep's measured wall time. **Utilisation**: the CPU time of the sweep and its
+  workers over ``wall x workers x threads`` (``SweepReport.cpu_utilisation``).
+
+    python benchmarks/sweep.py            # the default sub-sweep (about 3 minutes on 2 cores)
+    python benchmarks/sweep.py --quick    # CI: the smoke profile, seconds
+
+The last lines are ``sweep_floor_over_wall: <floor / wall>x (target 0.77x)`` (0.77 = 1/1.3:
+wall within 1.3x of the floor) and ``sweep_cpu_utilisation: <u>x (target 0.95x)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TARGETS = {"sweep_floor_over_wall": 1 / 1.3, "sweep_cpu_utilisation": 0.95}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", default="default")
+    parser.add_argument("--experiment", default="bias_benchmark")
+    parser.add_argument("--densities", default="0.1", help="comma-separated (default %(default)s)")
+    parser.add_argument("--seeds", default="0", help="comma-separated (default %(default)s)")
+    parser.add_argument("--workers", type=int, default=None, help="default: the profile's")
+    parser.add_argument("--threads", type=int, default=None, help="default: the profile's")
+    parser.add_argument("--quick", action="store_true", help="CI: the smoke profile at one density")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.profile, args.densities = "smoke", "0.3"
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import os
+
+    from dropkit.cost import matmul_rate, sweep_jobs
+    from dropkit.profiles import experiment_specs, get_profile
+    from dropkit.store import ResultStore
+    from dropkit.sweep import sweep
+
+    profile = get_profile(args.profile)
+    specs = experiment_specs(profile, args.experiment,
+                             densities=[float(d) for d in args.densities.split(",")],
+                             seeds=[int(s) for s in args.seeds.split(",")])
+    threads = args.threads or min(profile.threads, os.cpu_count() or 1)
+    workers = args.workers or max(1, min(profile.workers, (os.cpu_count() or 1) // threads))
+    batch = specs[0].batch_size
+    flops = sum(job.cost for job in sweep_jobs(specs)[0])
+    rate = matmul_rate(1, shape=(batch, 784, 512), seconds=1.0)
+    floor = flops / (rate * workers * threads)
+    print(f"{profile.name}/{args.experiment} at densities {args.densities}, seeds {args.seeds}: "
+          f"{len(specs)} runs, {flops / 1e12:.2f} TFLOP; {workers} worker(s) x {threads} thread(s); "
+          f"matmul rate {rate / 1e9:.1f} GFLOP/s per thread ({batch} x 784 @ 784 x 512, float32); "
+          f"floor {floor:.1f} s", flush=True)
+    with tempfile.TemporaryDirectory() as root:
+        started = time.perf_counter()
+        report = sweep(specs, ResultStore(root, profile.name), workers=workers, threads=threads,
+                       progress=False)
+        wall = time.perf_counter() - started
+    print(f"sweep: ran {report.ran} runs in {wall:.1f} s wall ({wall / floor:.2f}x the floor), "
+          f"CPU {report.cpu_seconds:.0f} s, utilisation {100 * report.cpu_utilisation:.1f}%")
+    print(f"sweep_floor_over_wall: {floor / wall:.2f}x (target {TARGETS['sweep_floor_over_wall']:.2f}x)")
+    print(f"sweep_cpu_utilisation: {report.cpu_utilisation:.2f}x (target {TARGETS['sweep_cpu_utilisation']:.2f}x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,274 @@
+"""What a run costs before it runs: sample passes, FLOPs, and the machine's measured rates.
+
+A run's work is counted in *sample passes*: one training pass is a forward and a backward pass of
+one sample, one forward pass is an evaluation or scoring pass. Multiplying each by the model's
+FLOPs per sample (both counted by ``torch.utils.flop_counter.FlopCounterMode`` on the real
+forward and backward pass: matrix products and convolutions, a multiply-add being 2 FLOPs; the
+backward pass computes no gradient for the input images, so a training pass of the MLP is about
+2.25 forward passes, not 3) gives the run's FLOPs; dividing by a rate measured on the spot gives
+seconds.
+
+* :func:`query_passes` / :func:`final_passes`: the passes of a spec's query training (EL2N/GraNd:
+  ``query_seeds`` short runs of ``query_epochs`` plus one scoring pass each; Forgetting, Dynamic
+  Uncertainty, CoreSet, SSP: one full-length run of ``epochs``; all followed by validation and
+  test evaluation) and of its final training (``round(density * N)`` samples for
+  ``final_epochs``, then validation and test). GraNd's per-sample gradients are counted as one
+  training pass per sample; CoreSet's k-center greedy is not counted (it is not a network pass).
+* :func:`model_flops`: FLOPs of one sample's forward pass and of one training pass;
+  :meth:`Passes.flops` turns passes into FLOPs.
+* :func:`matmul_rate`: FLOP/s of float32 matrix products on this machine with the given torch
+  threads, measured for ``seconds``: the *floor* of a sweep is its FLOPs at this rate.
+* :func:`sweep_jobs` / :func:`project_sweep`: the FLOPs of a sweep's missing query trainings and
+  runs, its floor at the matrix rate, and its projected wall time under the sweep's own schedule
+  at the measured training rates (what ``dropkit sweep --dry-run`` prints).
+* :func:`training_rate`: FLOP/s of the real training step of a model (SGD, the given batch size),
+  measured on random data: what a run actually gets; its ratio to :func:`matmul_rate` is the
+  step's efficiency (on one thread of the 2-core AVX-512 development machine: the MLP's step
+  runs at about the rate of a 512 x 512 product, the small conv net's at about a third).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dropkit.spec import RunSpec
+
+__all__ = ["Passes", "ModelFlops", "query_passes", "final_passes", "model_flops", "matmul_rate",
+           "training_rate", "SweepProjection", "sweep_jobs", "project_sweep"]
+
+_SHORT_QUERY_METHODS = ("el2n", "grand")
+
+
+@dataclass(frozen=True)
+class Passes:
+    """train: training sample passes (forward + backward); forward: forward-only sample passes."""
+
+    train: float = 0.0
+    forward: float = 0.0
+
+    def __add__(self, other: "Passes") -> "Passes":
+        return Passes(self.train + other.train, self.forward + other.forward)
+
+    def flops(self, model: "ModelFlops") -> float:
+        """The passes' FLOPs for a model with per-sample costs ``model``."""
+        return self.train * model.train + self.forward * model.forward
+
+
+@dataclass(frozen=True)
+class ModelFlops:
+    """FLOPs per sample of one forward pass and of one training pass (forward + backward)."""
+
+    forward: float
+    train: float
+
+
+def query_passes(spec: "RunSpec", num_train: int, num_eval: int) -> Passes:
+    """Sample passes of ``spec``'s query training (zero for a spec without one).
+
+    num_train: training-set size N after subset/long tail; num_eval: validation + test samples.
+    """
+    if not spec.needs_query:
+        return Passes()
+    if spec.method in _SHORT_QUERY_METHODS:
+        runs, epochs = spec.query_seeds, spec.query_epochs
+        scoring = Passes(train=num_train) if spec.method == "grand" else Passes(forward=num_train)
+    else:
+        runs, epochs = 1, spec.epochs
+        scoring = Passes(forward=num_train) if spec.method in ("coreset", "ssp") else Passes()
+    one_run = Passes(train=epochs * num_train, forward=num_eval) + scoring
+    return Passes(runs * one_run.train, runs * one_run.forward)
+
+
+def final_passes(spec: "RunSpec", num_train: int, num_eval: int) -> Passes:
+    """Sample passes of ``spec``'s final training: ``round(density * N)`` samples for
+    ``final_epochs`` epochs (augmentation does not change the count), then one evaluation pass
+    over validation and test."""
+    kept = num_train if spec.protocol == "none" else max(1, round(spec.density * num_train))
+    return Passes(train=spec.final_epochs * kept, forward=num_eval)
+
+
+def model_flops(model, input_shape: tuple[int, ...], num_classes: int) -> ModelFlops:
+    """FLOPs per sample of ``model`` (an ``nn.Module``) on inputs ``[*input_shape]``.
+
+    Counted by ``torch.utils.flop_counter.FlopCounterMode`` on a batch of 2 (batch norm needs more
+    than one sample): the forward pass in evaluation mode, and a training pass (forward, cross
+    entropy, backward with no gradient for the input) in training mode. Elementwise work is not
+    counted. Gradients are cleared afterwards and the model's mode restored; batch-norm running
+    statistics move by one batch of zeros, so pass a throwaway copy where that matters.
+    """
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.flop_counter import FlopCounterMode
+
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    x = torch.zeros(2, *input_shape, device=device)
+    y = torch.zeros(2, dtype=torch.long, device=device) % num_classes
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(x)
+        forward = counter.get_total_flops() / 2
+        model.train()
+        with FlopCounterMode(display=False) as counter:
+            F.cross_entropy(model(x), y).backward()
+        train = counter.get_total_flops() / 2
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+    return ModelFlops(forward=float(forward), train=float(train))
+
+
+def _rate(step, flops_per_step: float, seconds: float) -> float:
+    step()  # warm-up: first-call allocations and kernel selection
+    done, started = 0, time.perf_counter()
+    while True:
+        step()
+        done += 1
+        elapsed = time.perf_counter() - started
+        if elapsed >= seconds:
+            return done * flops_per_step / elapsed
+
+
+def matmul_rate(threads: int = 1, *, shape: tuple[int, int, int] = (512, 512, 512),
+                seconds: float = 0.5) -> float:
+    """float32 FLOP/s of ``[m, k] @ [k, n]`` products (``shape = (m, k, n)``) on ``threads`` torch
+    threads, measured for about ``seconds``: the matrix floor of a run on that many threads."""
+    import torch
+
+    m, k, n = shape
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        generator = torch.Generator().manual_seed(0)
+        a = torch.randn(m, k, generator=generator)
+        b = torch.randn(k, n, generator=generator)
+        out = torch.empty(m, n)
+        return _rate(lambda: torch.mm(a, b, out=out), 2.0 * m * k * n, seconds)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def training_rate(model, input_shape: tuple[int, ...], num_classes: int, *, batch_size: int,
+                  threads: int = 1, seconds: float = 1.0) -> float:
+    """FLOP/s (counted as :func:`model_flops`'s training pass per sample) of SGD steps
+    of ``model`` on random float32 batches of ``batch_size`` on ``threads`` torch threads; the
+    model is trained on noise, so pass a throwaway copy."""
+    import torch
+    import torch.nn.functional as F
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        flops = model_flops(model, input_shape, num_classes).train * batch_size
+        generator = torch.Generator().manual_seed(0)
+        x = torch.randn(batch_size, *input_shape, generator=generator)
+        y = torch.randint(0, num_classes, (batch_size,), generator=generator)
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+        model.train()
+
+        def step():
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), y).backward()
+            optimizer.step()
+
+        return _rate(step, flops, seconds)
+    finally:
+        torch.set_num_threads(previous)
+
+
+# --------------------------------------------------------------------------- whole sweeps
+
+
+@dataclass(frozen=True)
+class SweepProjection:
+    """What the missing work of a sweep costs on this machine.
+
+    queries, runs: query trainings and final runs still to compute; flops: their FLOPs;
+    matmul_rate: measured float32 FLOP/s per thread (see :func:`matmul_rate`); floor_seconds:
+    ``flops / (matmul_rate * workers * threads)``, no schedule can beat it; training_rates: model
+    name -> measured FLOP/s of its training step on ``threads`` threads; projected_seconds: the
+    wall time of the sweep's own schedule (:func:`dropkit.schedule.simulated_wall`) with every
+    job taking its FLOPs at its model's training rate.
+    """
+
+    queries: int
+    runs: int
+    flops: float
+    matmul_rate: float
+    floor_seconds: float
+    training_rates: dict
+    projected_seconds: float
+
+
+def sweep_jobs(specs, *, stored_queries=frozenset(), data_root=None) -> tuple[list, dict]:
+    """The jobs (:class:`dropkit.schedule.Job`, cost in FLOPs) of running every spec in ``specs``
+    and each distinct query training among them once (those whose query key is in
+    ``stored_queries`` excepted), and spec cache key or ``"query:<query key>"`` -> model name.
+
+    Loads each distinct training set once (``dropkit.runner.load_data``) for its sizes and builds
+    each model once to count its FLOPs.
+    """
+    from dropkit.models import build_model
+    from dropkit.runner import load_data
+    from dropkit.schedule import Job
+
+    sizes: dict = {}
+    flops: dict = {}
+    jobs: dict = {}
+    models: dict = {}
+    for spec in specs:
+        data_key = (spec.dataset, spec.dataset_options, spec.train_subset, spec.imbalance_factor)
+        if data_key not in sizes:
+            data = load_data(spec, data_root)
+            sizes[data_key] = (data.num_train, len(data.y_val) + len(data.y_test), data.input_shape,
+                               data.num_classes)
+        num_train, num_eval, input_shape, num_classes = sizes[data_key]
+        model_key = (spec.model, input_shape, num_classes)
+        if model_key not in flops:
+            network = build_model(spec.model, num_classes=num_classes, input_shape=input_shape)
+            flops[model_key] = model_flops(network, input_shape, num_classes)
+        after: tuple = ()
+        if spec.needs_query and spec.query_key not in stored_queries:
+            key = f"query:{spec.query_key}"
+            if key not in jobs:
+                jobs[key] = Job(key, query_passes(spec, num_train, num_eval).flops(flops[model_key]))
+                models[key] = model_key
+            after = (key,)
+        if spec.cache_key not in jobs:
+            jobs[spec.cache_key] = Job(spec.cache_key,
+                                       final_passes(spec, num_train, num_eval).flops(flops[model_key]), after)
+            models[spec.cache_key] = model_key
+    return list(jobs.values()), models
+
+
+def project_sweep(specs, *, workers: int, threads: int, stored_queries=frozenset(),
+                  data_root=None, seconds: float = 0.5) -> SweepProjection:
+    """Project the wall time of running ``specs`` (the missing runs of a sweep) on this machine:
+    FLOPs from :func:`sweep_jobs`, rates measured now for about ``seconds`` each."""
+    import copy
+
+    from dropkit.models import build_model
+    from dropkit.schedule import Job, simulated_wall
+
+    jobs, models = sweep_jobs(specs, stored_queries=stored_queries, data_root=data_root)
+    total = sum(job.cost for job in jobs)
+    rate = matmul_rate(1, seconds=seconds)
+    rates = {}
+    for model_key in sorted(set(models.values()), key=str):
+        name, input_shape, num_classes = model_key
+        batch = next(s.batch_size for s in specs if s.model == name)
+        network = build_model(name, num_classes=num_classes, input_shape=input_shape)
+        rates[model_key] = training_rate(copy.deepcopy(network), input_shape, num_classes,
+                                         batch_size=batch, threads=threads, seconds=seconds)
+    timed = [Job(job.key, job.cost / rates[models[job.key]], job.after) for job in jobs]
+    return SweepProjection(
+        queries=sum(job.key.startswith("query:") for job in jobs),
+        runs=sum(not job.key.startswith("query:") for job in jobs),
+        flops=total, matmul_rate=rate, floor_seconds=total / (rate * workers * threads),
+        training_rates={key[0]: value for key, value in rates.items()},
+        projected_seconds=simulated_wall(timed, workers),
+    )

@@ -1,0 +1,150 @@
+"""The configuration of one training run and what it returns: :class:`TrainConfig`, the step
+schedule (:func:`learning_rate`), CDB-W class weights, :class:`TrainResult`, and the one test of a
+CUDA run (:func:`is_cuda`)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+CDBW_MIN_WEIGHT = 1e-3        # floor on 1 - r_k before renormalisation: no class ever weighs 0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of one training run.
+
+    epochs: number of passes over the training subset. lr: initial learning rate.
+    drop_epochs: 0-based epoch indices from which the learning rate is multiplied by
+    ``drop_factor`` once more (Table 1's "80/120" with 160 epochs is ``(80, 120)``).
+    augment: random <= 4 px shifts (zero padding) and horizontal flips, per sample, on the device.
+    cdbw: CDB-W class weights from the previous epoch's validation recalls.
+    device: torch device string ("cpu", "cuda", "cuda:1").
+    channels_last / bf16 / compile: speed options (NHWC memory format, bfloat16 autocast on CPU or
+    CUDA, ``torch.compile``). cuda_graphs: on CUDA, replay every full-size training step (forward,
+    backward, optimiser step, on-device metric sums) as one captured CUDA graph instead of launching
+    its ~200 kernels one by one from Python; the graph is captured after a few eager steps and again
+    at each learning-rate change, the epoch's last, smaller batch runs eagerly, and a capture that
+    fails falls back to eager steps with a warning. Same arithmetic as the eager loop. On the CPU
+    the same static-buffer step runs without capture (so CPU tests exercise it). Not combinable
+    with ``compile``. record_per_sample: keep per-epoch per-sample correctness and target
+    probability of the training forward pass. eval_every_epoch: measure validation and test recalls
+    after every epoch (otherwise after the last one only; CDB-W still evaluates validation each epoch).
+    """
+
+    epochs: int = 10
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 256
+    drop_epochs: tuple[int, ...] = ()
+    drop_factor: float = 0.2
+    augment: bool = False
+    cdbw: bool = False
+    seed: int = 0
+    device: str = "cpu"
+    channels_last: bool = False
+    bf16: bool = False
+    compile: bool = False
+    cuda_graphs: bool = False
+    record_per_sample: bool = False
+    eval_every_epoch: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ValueError(f"epochs={self.epochs!r} must be a positive integer")
+        if not self.lr > 0 or not math.isfinite(self.lr):
+            raise ValueError(f"lr={self.lr!r} must be a positive number")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum={self.momentum!r} must lie in [0, 1)")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay={self.weight_decay!r} must be >= 0")
+        if not isinstance(self.batch_size, int) or self.batch_size < 2:
+            raise ValueError(f"batch_size={self.batch_size!r} must be an integer >= 2 (BatchNorm needs 2 samples)")
+        drops = tuple(self.drop_epochs)
+        if any(not isinstance(e, int) or e < 1 for e in drops) or list(drops) != sorted(set(drops)):
+            raise ValueError(f"drop_epochs={self.drop_epochs!r} must be strictly increasing positive integers")
+        object.__setattr__(self, "drop_epochs", drops)
+        if not 0 < self.drop_factor <= 1:
+            raise ValueError(f"drop_factor={self.drop_factor!r} must lie in (0, 1]")
+        try:
+            torch.device(self.device)
+        except RuntimeError as error:
+            raise ValueError(f"device={self.device!r} is not a torch device: {error}") from None
+        if self.cuda_graphs and self.compile:
+            raise ValueError("cuda_graphs=True and compile=True exclude each other: torch.compile "
+                             "manages its own graphs (mode='reduce-overhead'); choose one")
+
+
+def is_cuda(device: str | torch.device) -> bool:
+    """Whether ``device`` ("cpu", "cuda", "cuda:1", a ``torch.device``) is a CUDA device: the one
+    place dropkit decides whether a run is a CUDA run."""
+    return torch.device(device).type == "cuda"
+
+
+def default_cuda_graphs(device: str | torch.device, compile: bool = False) -> bool:
+    """``TrainConfig.cuda_graphs`` of the runner's trainings and of ``python -m dropkit.train``
+    when not given: on for a CUDA device (the same arithmetic with less launch overhead, so it is
+    part of no run's identity), off on the CPU and with ``compile`` (which excludes it)."""
+    return is_cuda(device) and not compile
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train`.
+
+    history: one row per epoch (0-based ``epoch``, ``lr``, mean unweighted ``train_loss``,
+    ``train_accuracy`` of the training forward pass, ``val_accuracy``, ``test_accuracy``,
+    ``val_worst_recall``, ``test_worst_recall`` (NaN when not evaluated that epoch),
+    ``train_seconds`` (the training pass alone) and ``seconds`` (the epoch with evaluation)).
+    val_recalls / test_recalls: per-class recalls ``[K]`` after the final epoch;
+    val_pred / test_pred: final predictions ``[n_val]`` / ``[n_test]`` (int64).
+    val_recalls_per_epoch / test_recalls_per_epoch: ``[E, K]`` (NaN rows where not evaluated).
+    correct / target_prob: ``[E, n]`` bool / float32 when ``record_per_sample``, columns in
+    ``train_indices`` order, else None. seconds: wall time of the whole run.
+    """
+
+    model: nn.Module
+    history: pd.DataFrame
+    val_recalls: np.ndarray
+    test_recalls: np.ndarray
+    val_pred: np.ndarray
+    test_pred: np.ndarray
+    correct: np.ndarray | None
+    target_prob: np.ndarray | None
+    seconds: float
+    val_recalls_per_epoch: np.ndarray
+    test_recalls_per_epoch: np.ndarray
+    train_indices: np.ndarray
+
+
+def learning_rate(config: TrainConfig, epoch: int) -> float:
+    """Learning rate of 0-based ``epoch``: ``lr * drop_factor ** #{d in drop_epochs: d <= epoch}``."""
+    if epoch < 0:
+        raise ValueError(f"epoch={epoch!r} must be >= 0")
+    drops = sum(1 for d in config.drop_epochs if d <= epoch)
+    return config.lr * config.drop_factor ** drops
+
+
+def cdbw_class_weights(val_recalls: Sequence[float] | np.ndarray) -> np.ndarray:
+    """CDB-W class weights ``[K]`` from validation recalls ``r`` ``[K]`` (values in [0, 1]).
+
+    ``w_k = max(1 - r_k, CDBW_MIN_WEIGHT)``, then rescaled to mean 1 so the loss keeps its scale on
+    balanced data; the floor keeps every class (and so every batch) at a positive weight even when
+    all recalls are 1. A NaN recall (class absent from the validation split) counts as 0 (weight 1
+    before rescaling).
+    """
+    recalls = np.asarray(val_recalls, dtype=np.float64)
+    if recalls.ndim != 1 or recalls.size == 0:
+        raise ValueError(f"val_recalls must be a non-empty 1-D array, got shape {recalls.shape}")
+    finite = recalls[np.isfinite(recalls)]
+    if np.any((finite < 0) | (finite > 1)):
+        raise ValueError(f"val_recalls must lie in [0, 1], got min {finite.min()} max {finite.max()}")
+    weights = np.maximum(1.0 - np.nan_to_num(recalls, nan=0.0), CDBW_MIN_WEIGHT)
+    return weights / weights.mean()

@@ -1,0 +1,60 @@
+"""Cost model of a sweep: exact pass counts, exact FLOPs of a linear network, positive rates."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from dropkit.cost import ModelFlops, Passes, final_passes, matmul_rate, model_flops, query_passes, training_rate
+from dropkit.spec import RunSpec
+
+
+def _spec(**fields):
+    base = dict(dataset="fashion-mnist", model="mlp", epochs=10, drop_epochs=(5, 8), query_epochs=2,
+                query_seeds=5)
+    base.update(fields)
+    return RunSpec(**base)
+
+
+def test_pass_counts_follow_the_protocol():
+    n, n_eval = 1000, 200
+    full = _spec(protocol="none", density=1.0)
+    assert query_passes(full, n, n_eval) == Passes()
+    assert final_passes(full, n, n_eval) == Passes(train=10 * 1000, forward=200)
+    el2n = _spec(protocol="strategy", method="el2n", density=0.3)
+    assert final_passes(el2n, n, n_eval) == Passes(train=10 * 300, forward=200)
+    # 5 short runs of 2 epochs, each scored once and evaluated once
+    assert query_passes(el2n, n, n_eval) == Passes(train=5 * 2 * 1000, forward=5 * (1000 + 200))
+    grand = _spec(protocol="strategy", method="grand", density=0.3)
+    assert query_passes(grand, n, n_eval) == Passes(train=5 * (2 * 1000 + 1000), forward=5 * 200)
+    forgetting = _spec(protocol="strategy", method="forgetting", density=0.3)
+    assert query_passes(forgetting, n, n_eval) == Passes(train=10 * 1000, forward=200)
+    scaled = _spec(protocol="random", density=0.5, epoch_scaling=True)
+    assert final_passes(scaled, n, n_eval) == Passes(train=20 * 500, forward=200)
+
+
+def test_linear_network_flops_are_exact():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 3))
+    flops = model_flops(model, (3, 2, 2), num_classes=3)
+    forward = 2 * (12 * 8 + 8 * 4 + 4 * 3)
+    # backward: weight gradients of every layer, input gradients of all but the first
+    assert flops == ModelFlops(forward=forward, train=forward + forward + 2 * (8 * 4 + 4 * 3))
+    assert Passes(train=10, forward=5).flops(flops) == 10 * flops.train + 5 * forward
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_measured_rates_are_positive_and_restore_threads():
+    threads = torch.get_num_threads()
+    assert matmul_rate(1, shape=(64, 32, 16), seconds=0.05) > 0
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    assert training_rate(model, (2, 2), 3, batch_size=8, seconds=0.05) > 0
+    assert torch.get_num_threads() == threads
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_library_models_have_positive_flops(name):
+    from dropkit.models import build_model
+
+    flops = model_flops(build_model(name, num_classes=10, input_shape=(1, 28, 28)), (1, 28, 28), 10)
+    assert 0 < flops.forward < flops.train <= 3 * flops.forward

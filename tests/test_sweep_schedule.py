@@ -1,0 +1,95 @@
+"""The sweep hands out work by its critical path and reports its CPU utilisation."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import dropkit.sweep as sweep_module
+from dropkit.spec import RunSpec
+from dropkit.store import ResultStore
+from dropkit.sweep import sweep
+
+
+def _spec(protocol: str, density: float, method: str | None = None) -> RunSpec:
+    return RunSpec("fashion-mnist", "mlp", protocol, density, method=method, epochs=10, drop_epochs=(5, 8),
+                   query_epochs=1, query_seeds=5, train_subset=1000)
+
+
+def test_long_chains_first_query_free_runs_fill_and_runs_follow_their_own_query(tmp_path, monkeypatch):
+    calls: list[str] = []
+
+    def fake_query(spec, root, profile, data_root, threads=None):
+        calls.append(f"query {spec.method}")
+
+    def fake_final(function, spec, root, profile, data_root, wait=False, threads=None):
+        calls.append(f"run {spec.method or spec.protocol} {spec.density:g}")
+        ResultStore(root, profile).write({**spec.to_dict(), "cache_key": spec.cache_key})
+        return spec.cache_key, "ran"  # _run_task's result: (key, "ran" | "found" | "busy")
+
+    monkeypatch.setattr(sweep_module, "_query_task", fake_query)
+    monkeypatch.setattr(sweep_module, "_run_task", fake_final)
+    specs = [_spec("strategy", 0.1, "el2n"), _spec("random", 0.5), _spec("none", 1.0),
+             _spec("strategy", 0.9, "forgetting")]
+    report = sweep(specs, ResultStore(tmp_path, "smoke"), progress=False)
+    # costs in training-sample passes x 3 (+ forward passes): query forgetting 10 epochs = 30,
+    # its run 9 epochs = 27 (level 57); full data 30; query el2n 5 x 1 epoch + 5 scoring passes = 20,
+    # its run 1 epoch = 3 (level 23); random 5 epochs = 15.
+    assert calls == ["query forgetting", "run none 1", "run forgetting 0.9", "query el2n", "run random 0.5",
+                     "run el2n 0.1"]
+    assert (report.ran, report.skipped) == (4, 0)
+
+
+def _busy_run(spec, store, *, data_root=None):
+    """Burns about 0.3 s of CPU, then writes its row."""
+    end = time.process_time() + 0.3
+    while time.process_time() < end:
+        pass
+    store.write({**spec.to_dict(), "cache_key": spec.cache_key})
+
+
+def _idle_run(spec, store, *, data_root=None):
+    time.sleep(0.3)
+    store.write({**spec.to_dict(), "cache_key": spec.cache_key})
+
+
+def test_local_sweep_reports_cpu_time_and_utilisation(tmp_path):
+    specs = [RunSpec("gaussian", "linear", "random", 0.5, seed=s) for s in range(3)]
+    busy = sweep(specs, ResultStore(tmp_path / "busy", "smoke"), run_function=_busy_run, progress=False)
+    idle = sweep(specs, ResultStore(tmp_path / "idle", "smoke"), run_function=_idle_run, progress=False)
+    assert busy.cpu_seconds >= 0.9                      # three runs burnt 0.3 s of CPU each
+    assert busy.cpu_utilisation == pytest.approx(busy.cpu_seconds / busy.seconds)  # 1 worker x 1 thread
+    assert idle.cpu_utilisation < 0.5 < busy.cpu_utilisation
+    assert idle.seconds >= 0.9 and idle.cpu_seconds < 0.5
+
+
+def test_a_full_data_run_is_trained_once_for_every_query_length(tmp_path):
+    from dropkit.spec import full_dataset_spec
+    from dropkit.sweep import results_frame
+
+    calls = []
+
+    def counting_run(spec, store, *, data_root=None):
+        calls.append(spec.query_epochs)
+        store.write({**spec.to_dict(), "cache_key": spec.cache_key, "test_accuracy": 0.5})
+
+    base = full_dataset_spec(_spec("random+drop", 0.5, "el2n"))
+    specs = [RunSpec.from_dict({**base.to_dict(), "query_epochs": q}) for q in (1, 2, 5)]
+    store = ResultStore(tmp_path, "smoke")
+    report = sweep(specs, store, run_function=counting_run, progress=False)
+    assert (report.total, report.ran, len(calls)) == (1, 1, 1)
+    frame = results_frame(specs[1:], store)
+    assert list(frame["query_epochs"]) == [2]  # the row shows the spec asked for
+
+
+def test_dry_run_projects_the_missing_work(tmp_path, capsys):
+    from dropkit.cli import main
+
+    code = main(["sweep", "--profile", "smoke", "--experiment", "pretraining_ablation", "--dry-run",
+                 "--results-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "missing work: " in out and " TFLOP" in out
+    assert "floor (every core multiplying matrices): " in out and "projected wall time on 1 worker(s)" in out
+    assert not (tmp_path / "smoke" / "runs").exists() or not any((tmp_path / "smoke" / "runs").iterdir())
