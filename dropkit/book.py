@@ -14,11 +14,17 @@ Usage::
 
     python -m dropkit.book --profile default          # what ``make book`` runs
     python -m dropkit.book --profile smoke --root /tmp/copy-of-repo
+    python -m dropkit.book --profile smoke --chapter 03_drop_evaluation -p strategy el2n
+
+A parameter that a chapter's ``parameters`` cell does not define is refused before anything runs
+(papermill itself only warns about it and runs the chapter with its own values).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import json
 import subprocess
 import sys
 import time
@@ -39,6 +45,45 @@ CHAPTERS: dict[str, tuple[str, ...]] = {
 }
 
 GENERATED_DIR = Path("book") / "generated"
+
+
+def chapter_parameters(root: Path | str, chapter: str) -> tuple[str, ...]:
+    """Names assigned in the cell tagged ``parameters`` of ``notebooks/<chapter>.py``, in order."""
+    import jupytext
+
+    source = Path(root) / "notebooks" / f"{chapter}.py"
+    if not source.is_file():
+        raise FileNotFoundError(f"chapter source {source} does not exist")
+    cells = [cell for cell in jupytext.read(source).cells
+             if "parameters" in cell.metadata.get("tags", ())]
+    if not cells:
+        raise ValueError(f"chapter {chapter} has no cell tagged 'parameters'")
+    names = []
+    for node in ast.parse(cells[0].source).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+        names += [t.id for t in targets if isinstance(t, ast.Name) and t.id not in names]
+    return tuple(names)
+
+
+def check_parameters(root: Path | str, chapters, parameters: dict) -> None:
+    """``ValueError`` naming the first parameter that a chapter's ``parameters`` cell lacks."""
+    for chapter in chapters:
+        known = chapter_parameters(root, chapter)
+        unknown = [name for name in parameters if name not in known]
+        if unknown:
+            raise ValueError(f"parameter {unknown[0]!r} is not a parameter of chapter {chapter} "
+                             f"(its parameters: {', '.join(known)})")
+
+
+def parse_value(text: str):
+    """A ``-p NAME VALUE`` value: JSON (``5``, ``0.5``, ``[0, 1]``, ``null``), ``None``/``True``/
+    ``False`` as in Python, anything else as a string."""
+    if text in ("None", "True", "False"):
+        return {"None": None, "True": True, "False": False}[text]
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
 def execute_chapter(root: Path, chapter: str, parameters: dict, *, kernel: str = "python3") -> Path:
@@ -97,6 +142,7 @@ def build_book(root: Path | str = ".", profile: str = "default", *, chapters=Non
     if unknown:
         raise ValueError(f"chapters={unknown} are not book chapters; known: {list(CHAPTERS)}")
     params = {"profile": profile, **(parameters or {})}
+    check_parameters(root, chapters, params)  # every chapter, before any runs
     for chapter in chapters:
         start = time.perf_counter()
         print(f"[book] executing {chapter} (profile={profile})", flush=True)
@@ -117,9 +163,17 @@ def main(argv=None) -> int:
     parser.add_argument("--root", default=".", help="book root holding _config.yml (default: %(default)s)")
     parser.add_argument("--chapter", action="append", dest="chapters", help="execute only this chapter (repeatable)")
     parser.add_argument("--no-render", action="store_true", help="execute notebooks only")
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                        metavar=("NAME", "VALUE"), help="a chapter parameter (repeatable); must be "
+                        "defined in the parameters cell of every chapter executed")
     args = parser.parse_args(argv)
+    parameters = {name: parse_value(value) for name, value in args.parameter}
+    if "profile" in parameters:
+        print("error: set the profile with --profile, not -p profile", file=sys.stderr)
+        return 2
     try:
-        index = build_book(args.root, args.profile, chapters=args.chapters, render=not args.no_render)
+        index = build_book(args.root, args.profile, chapters=args.chapters, parameters=parameters,
+                           render=not args.no_render)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -117,8 +117,9 @@ def chapter_results(profile: str | Profile, experiment: str, *, dataset: str | N
         raise RuntimeError(f"{len(specs) - len(frame)} of {len(specs)} runs have no stored row "
                            f"in {store.path}")
     frame = curves.labelled(frame)
+    found = f", {report.found} computed meanwhile by another process" if report.found else ""
     lines = [f"{len(specs)} runs: {stored_before} read from {store.path}, {report.ran} computed "
-             f"now ({report.seconds:.0f} s).", claims.provenance_sentence(frame)]
+             f"now{found} ({report.seconds:.0f} s).", claims.provenance_sentence(frame)]
     lines += [f"Note from the runs: {note}" for note in sorted({str(w.message) for w in caught})]
     return ChapterResults(frame, specs, settings, tuple(lines))
 

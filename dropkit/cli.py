@@ -48,6 +48,10 @@ def read_vector(path: str, option: str) -> np.ndarray:
     suffix = file.suffix.lower()
     try:
         if suffix == ".npy":
+            with open(file, "rb") as handle:
+                if handle.read(6) != b"\x93NUMPY":
+                    raise ValueError(f"{option} {path}: not a NumPy .npy file (no .npy header); "
+                                     "name a text file .csv or .txt")
             array = np.load(file, allow_pickle=False)
         elif suffix in (".csv", ".txt"):
             try:
@@ -71,7 +75,9 @@ def read_vector(path: str, option: str) -> np.ndarray:
     return array
 
 
-def _check_output(path: str, force: bool) -> Path:
+def _check_output(path: str, force: bool, inputs: dict) -> Path:
+    """``--output`` as a Path, checked before anything is computed; ``inputs`` maps the input
+    options (``--labels`` ...) to their paths (or None), none of which may be overwritten."""
     out = Path(path)
     if out.suffix.lower() not in (".npy", ".csv"):
         raise ValueError(f"--output {path}: use a .npy or .csv file name")
@@ -81,6 +87,10 @@ def _check_output(path: str, force: bool) -> Path:
         raise FileExistsError(f"--output {path} already exists; pass --force to overwrite it")
     if not out.parent.is_dir():
         raise FileNotFoundError(f"--output {path}: directory {out.parent} does not exist")
+    for option, source in inputs.items():
+        if source is not None and out.exists() and Path(source).exists() and out.samefile(source):
+            raise ValueError(f"--output {path} is the {option} input file; choose another output "
+                             "name (--force never overwrites an input)")
     return out
 
 
@@ -93,7 +103,10 @@ def write_indices(path: Path, indices: np.ndarray) -> None:
         np.save(buffer, np.asarray(indices, dtype=np.int64), allow_pickle=False)
     else:
         np.savetxt(buffer, np.asarray(indices, dtype=np.int64), fmt="%d")
-    atomic_write_bytes(path, buffer.getvalue())
+    try:
+        atomic_write_bytes(path, buffer.getvalue())
+    except OSError as err:  # not the temporary file's name: the option the user gave
+        raise OSError(f"--output {path}: cannot write ({err.strerror or type(err).__name__})") from None
 
 
 def prune_indices(labels, density: float, *, scores=None, recalls=None, quotas: str | None = None,
@@ -154,30 +167,47 @@ def prune_indices(labels, density: float, *, scores=None, recalls=None, quotas: 
     return np.asarray(keep, dtype=np.int64), protocol
 
 
+#: Largest class or group id ``dropkit prune`` accepts: ids are expected dense (0..K-1), and
+#: per-class counts take K integers of memory.
+MAX_CLASS_ID = 2**20 - 1
+
+
+def _read_ids(path: str, option: str) -> np.ndarray:
+    from dropkit.quotas import as_labels
+
+    ids = as_labels(read_vector(path, option), option)
+    if int(ids.max()) > MAX_CLASS_ID:
+        raise ValueError(f"{option} holds id {int(ids.max())}; expected dense ids 0..K-1 with "
+                         f"K <= {MAX_CLASS_ID + 1}")
+    return ids
+
+
 def _cmd_prune(args) -> int:
-    from dropkit.quotas import as_labels, check_density
+    from dropkit.quotas import check_density, check_kept
 
     density = check_density(args.density, "--density")
     if args.seed < 0:
         raise ValueError(f"--seed {args.seed} must be a non-negative integer")
-    output = _check_output(args.output, args.force)
-    labels = as_labels(read_vector(args.labels, "--labels"), "--labels")
+    output = _check_output(args.output, args.force, {"--labels": args.labels, "--scores": args.scores,
+                                                     "--recalls": args.recalls, "--groups": args.groups})
+    labels = _read_ids(args.labels, "--labels")
+    check_kept(len(labels), density, "--density")
     scores = None if args.scores is None else read_vector(args.scores, "--scores")
     recalls = None if args.recalls is None else read_vector(args.recalls, "--recalls")
-    groups = None if args.groups is None else as_labels(read_vector(args.groups, "--groups"), "--groups")
+    groups = None if args.groups is None else _read_ids(args.groups, "--groups")
     units, unit, flag = (labels, "class", "--labels") if groups is None else (groups, "group", "--groups")
-    if recalls is not None and len(recalls) <= int(units.max()):
-        raise ValueError(f"--recalls has {len(recalls)} {'classes' if groups is None else 'groups'} "
-                         f"but {flag} holds {unit} {int(units.max())}")
+    if recalls is not None and len(recalls) != int(units.max()) + 1:
+        count = int(units.max()) + 1
+        raise ValueError(f"--recalls has {len(recalls)} values but {flag} holds {unit} ids "
+                         f"0..{count - 1}: expected one recall per {unit} ({count} values)")
     keep, protocol = prune_indices(labels, density, scores=scores, recalls=recalls,
                                    quotas=args.quotas, groups=groups, seed=args.seed)
-    write_indices(output, keep)
-    num_classes = max(int(labels.max()) + 1, 0 if recalls is None or groups is not None else len(recalls))
-    counts = np.bincount(labels[keep], minlength=num_classes)
+    counts = np.bincount(labels[keep], minlength=int(labels.max()) + 1)
     line = (f"kept {len(keep)} of {len(labels)} samples (density {density:g}, {protocol}"
             f"{', quotas over groups' if groups is not None else ''}); per class {counts.tolist()}")
     if groups is not None:
         line += f"; per group {np.bincount(groups[keep], minlength=len(recalls)).tolist()}"
+    write_indices(output, keep)  # last: every check and count above can fail, nothing written
     print(f"{line} -> {output}")
     return 0
 
@@ -212,10 +242,29 @@ def _parse_overrides(items) -> dict:
 
 
 def _store(args):
+    """The profile's store under ``--results-dir`` (default: :func:`dropkit.store.default_results_dir`)."""
     from dropkit.profiles import check_profile
-    from dropkit.store import ResultStore
+    from dropkit.store import ResultStore, default_results_dir
 
-    return ResultStore(args.results_dir, check_profile(args.profile))
+    root = default_results_dir() if args.results_dir is None else args.results_dir
+    return ResultStore(root, check_profile(args.profile))
+
+
+def _positive_option(value: int | None, option: str) -> int | None:
+    if value is not None and value < 1:
+        raise ValueError(f"{option} {value} must be a positive integer (omit it for the profile's)")
+    return value
+
+
+def _check_slurm_available(args) -> None:
+    """``--executor slurm`` with cluster detection on a machine without Slurm would silently run
+    every job here (submitit's fallback): refuse it instead."""
+    import shutil
+
+    if args.executor == "slurm" and args.slurm_cluster is None and shutil.which("sbatch") is None:
+        raise RuntimeError("--executor slurm: no Slurm here (sbatch is not on PATH); run on a Slurm "
+                           "login node, use --executor local, or --slurm-cluster local to test "
+                           "the submitit path on this machine")
 
 
 def _specs(args) -> list:
@@ -235,6 +284,9 @@ def _cmd_sweep(args) -> int:
     from dropkit.profiles import get_profile
 
     profile = get_profile(args.profile)
+    _positive_option(args.workers, "--workers")
+    _positive_option(args.threads, "--threads")
+    _check_slurm_available(args)
     specs = _specs(args)
     store = _store(args)
     threads = args.threads or min(profile.threads, os.cpu_count() or 1)
@@ -261,8 +313,8 @@ def _cmd_sweep(args) -> int:
                    data_root=args.data_root, slurm=slurm, progress=not args.no_progress)
     utilisation = ("" if report.cpu_utilisation is None else
                    f", CPU utilisation {100 * report.cpu_utilisation:.0f}% of {workers} x {threads} cores")
-    print(f"done: ran {report.ran}, skipped {report.skipped} stored, "
-          f"{report.seconds:.0f} s{utilisation} -> {store.path}")
+    print(f"done: ran {report.ran}, found {report.found} computed by another process, "
+          f"skipped {report.skipped} stored, {report.seconds:.0f} s{utilisation} -> {store.path}")
     return 0
 
 
@@ -282,6 +334,13 @@ def _print_projection(missing: list, store, *, workers: int, threads: int, data_
           f"time on {workers} worker(s) x {threads} thread(s): {p.projected_seconds / 60:.1f} min")
 
 
+#: Shorter column headers of ``dropkit results`` (the run fields' names are long).
+_SHORT_HEADERS = {"imbalance_factor": "imbalance", "quota_rule": "rule", "query_epochs": "q.epochs",
+                  "query_cdbw": "q.cdbw", "query_seeds": "q.seeds", "min_per_class": "min/class",
+                  "train_subset": "subset", "drop_over": "quotas over", "dataset_options": "options",
+                  "pretrained_path": "weights", "epoch_scaling": "scaled"}
+
+
 def _cmd_results(args) -> int:
     import pandas as pd
 
@@ -293,18 +352,34 @@ def _cmd_results(args) -> int:
     if keys is not None and not frame.empty:
         frame = frame[frame["cache_key"].isin(keys)]
     if frame.empty:
-        print(f"no results stored in {store.path}"
-              + ("" if args.experiment is None else f" for experiment {args.experiment}"))
-        return 0
-    table = summary_table(frame)
-    with pd.option_context("display.max_rows", None, "display.width", 200,
-                           "display.float_format", "{:.4f}".format):
-        print(table.to_string(index=False))
+        raise FileNotFoundError(
+            f"no results stored in {store.runs_dir}"
+            + ("" if args.experiment is None else f" for experiment {args.experiment}")
+            + ("" if args.results_dir is not None else
+               " (the default results directory; pass --results-dir or set DROPKIT_RESULTS)"))
+    from dropkit.store import SUMMARY_METRICS
+
+    percent = set(SUMMARY_METRICS.values())
+    with pd.option_context("display.max_rows", None, "display.width", 10_000):
+        for dataset, rows in frame.groupby(frame["dataset"].astype(str) if "dataset" in frame
+                                           else pd.Series("-", index=frame.index), sort=True):
+            table = summary_table(rows).drop(columns="dataset", errors="ignore")
+            formats = {name: ("{:.1f}".format if name in percent else "{:g}".format)
+                       for name in table if pd.api.types.is_float_dtype(table[name])}
+            print(f"{dataset} ({len(rows)} runs; test metrics in %, mean over seeds):")
+            print(table.rename(columns=_SHORT_HEADERS).to_string(
+                index=False, formatters={_SHORT_HEADERS.get(k, k): f for k, f in formats.items()},
+                na_rep="-"))
+            print()
     print(f"{len(frame)} runs in {store.path}")
     return 0
 
 
 # --------------------------------------------------------------------------- parser
+
+
+_RESULTS_DIR_HELP = ("results root (default: $DROPKIT_RESULTS, else the results/ folder of the "
+                     "dropkit checkout in use, else ./results)")
 
 
 def _add_selection_arguments(parser: argparse.ArgumentParser) -> None:
@@ -319,9 +394,11 @@ def _add_selection_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``dropkit`` argument parser (sub-commands prune, sweep, results)."""
+    from dropkit import __version__
     from dropkit.profiles import EXPERIMENT_SETS, PROFILE_NAMES
 
     parser = _Parser(prog="dropkit", description="Distributionally robust data pruning (DRoP).")
+    parser.add_argument("--version", action="version", version=f"dropkit {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
@@ -358,8 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--workers", type=int, help="local worker processes (default: the profile's, "
                        "limited to the CPU count)")
     sweep.add_argument("--threads", type=int, help="torch threads per worker (default: the profile's)")
-    sweep.add_argument("--results-dir", default="results", help="results root (default: %(default)s)")
-    sweep.add_argument("--data-root", help="where the datasets are (default: $DROPKIT_DATA, system dirs)")
+    sweep.add_argument("--results-dir", help=_RESULTS_DIR_HELP)
+    sweep.add_argument("--data-root", help="where the datasets are, and the only place "
+                       "searched when given (default: $DROPKIT_DATA, system dirs)")
     sweep.add_argument("--slurm-cluster", choices=("slurm", "local", "debug"),
                        help="submitit cluster (default: detect; local/debug run here, for testing)")
     sweep.add_argument("--slurm-partition", help="Slurm partition")
@@ -378,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--experiment", choices=tuple(EXPERIMENT_SETS),
                          help="only the runs of this experiment set (with the options below)")
     _add_selection_arguments(results)
-    results.add_argument("--results-dir", default="results", help="results root (default: %(default)s)")
+    results.add_argument("--results-dir", help=_RESULTS_DIR_HELP)
     results.set_defaults(handler=_cmd_results)
     return parser
 
@@ -398,6 +476,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"dropkit {args.command}: interrupted (stored results are kept)", file=sys.stderr)
         return 130
+    except MemoryError:
+        print(f"{prefix} out of memory (are the inputs what you meant?)", file=sys.stderr)
+        return 1
     except (ValueError, OSError, RuntimeError, KeyError, NotImplementedError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"{prefix} {_one_line(message)}", file=sys.stderr)

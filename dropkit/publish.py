@@ -37,6 +37,18 @@ def figure_png(fig) -> bytes:
     return buffer.getvalue()
 
 
+def _book_import(module: str, name: str):
+    """``name`` from ``module``, a package of the ``book`` extra (IPython, myst_nb), or a clear
+    ImportError: the library itself does not need them, only publishing into a notebook does."""
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ImportError:
+        raise ImportError(f"publishing into a notebook needs {module.split('.')[0]} (pip install "
+                          "'dropkit[book]'); outside a notebook use figure_png(fig)") from None
+
+
 def publish_figure(name: str, fig) -> None:
     """Glue ``fig`` under ``name`` for a ``{glue:figure}`` directive and close it.
 
@@ -45,8 +57,8 @@ def publish_figure(name: str, fig) -> None:
     book by convention (``paper-figure-3``, ``paper-figure-4a`` ...).
     """
     import matplotlib.pyplot as plt
-    from IPython.display import Image
-    from myst_nb import glue
+
+    Image, glue = _book_import("IPython.display", "Image"), _book_import("myst_nb", "glue")
 
     if not isinstance(name, str) or not name:
         raise ValueError(f"name={name!r} must be a non-empty string")
@@ -82,6 +94,6 @@ def bullet_list(sentences) -> str:
 
 def show_markdown(*parts: str) -> None:
     """Display Markdown (MyST) text in a notebook: the book renders it as part of the page."""
-    from IPython.display import Markdown, display
-
+    Markdown = _book_import("IPython.display", "Markdown")
+    display = _book_import("IPython.display", "display")
     display(Markdown("\n\n".join(parts)))

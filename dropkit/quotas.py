@@ -76,9 +76,24 @@ def check_num_classes(num_classes: int, name: str = "num_classes") -> int:
     return int(num_classes)
 
 
-def kept_total(num_samples: int, density: float) -> int:
+def kept_total(num_samples: int, density: float, name: str = "density") -> int:
     """Samples kept out of ``num_samples`` at ``density``: Python's ``round(density * N)``."""
-    return int(round(check_density(density) * num_samples))
+    return int(round(check_density(density, name) * num_samples))
+
+
+def check_kept(num_samples: int, density: float, name: str = "density") -> int:
+    """:func:`kept_total`, but ``ValueError`` (naming ``name``) when it rounds to 0 samples of a
+    non-empty set: a selection that keeps nothing is never what a density in ``(0, 1]`` asks for."""
+    total = kept_total(num_samples, density, name)
+    if total == 0 and num_samples > 0:
+        raise ValueError(f"{name}={density!r} keeps round({density!r} * {num_samples}) = 0 of "
+                         f"{num_samples} samples; use a density of at least 1/{num_samples}")
+    return total
+
+
+def _short(value, limit: int = 60) -> str:
+    text = repr(value.tolist() if isinstance(value, np.ndarray) else value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _as_class_sizes(class_sizes) -> np.ndarray:
@@ -104,7 +119,10 @@ def _as_class_sizes(class_sizes) -> np.ndarray:
 
 
 def _as_recalls(recalls, num_classes: int) -> np.ndarray:
-    values = np.asarray(recalls, dtype=np.float64)
+    values = np.asarray(recalls)
+    if values.dtype.kind == "b" or values.dtype.kind not in "iuf":
+        raise ValueError(f"recalls must be real numbers in [0, 1], got {_short(recalls)}")
+    values = values.astype(np.float64)
     if values.shape != (num_classes,):
         raise ValueError(
             f"recalls must have one entry per class (shape ({num_classes},) like class_sizes), "

@@ -16,7 +16,7 @@ import numbers
 
 import numpy as np
 
-from dropkit.quotas import as_labels, kept_total
+from dropkit.quotas import as_labels, check_kept
 
 
 def _as_scores(scores, num_samples: int) -> np.ndarray:
@@ -87,7 +87,8 @@ def select(labels, density: float, *, quotas=None, scores=None, seed: int = 0) -
 
     Args:
         labels: ``[N]`` non-negative integer class ids.
-        density: fraction of samples kept, in ``(0, 1]``; ``M = round(density * N)``.
+        density: fraction of samples kept, in ``(0, 1]``; ``M = round(density * N)``, which
+            must be at least 1 (``ValueError`` otherwise: an empty selection is never wanted).
         quotas: optional ``[K]`` integer counts per class (``K`` > the largest label) with
             ``quotas[k] <=`` the size of class ``k`` (so a class absent from ``labels`` can only
             have quota 0) and ``sum(quotas) == round(density * N)``, e.g. from
@@ -101,7 +102,7 @@ def select(labels, density: float, *, quotas=None, scores=None, seed: int = 0) -
     y = as_labels(labels, "labels")
     if len(y) == 0:
         raise ValueError("labels is empty: there is nothing to select from")
-    total = kept_total(len(y), density)
+    total = check_kept(len(y), density)
     rng = np.random.default_rng(_check_seed(seed))
     random_rank = rng.permutation(len(y))
     if scores is None:

@@ -101,7 +101,7 @@ QUERY_FIELDS: tuple[str, ...] = (
     "cdbw_weights", "du_window", "epochs", "drop_epochs", "drop_factor", "lr", "momentum", "batch_size", "weight_decay",
     "device", "bf16", "channels_last", "schema_version",
 )  # fmt: skip
-_DEVICE_PATTERN = re.compile(r"^(cpu|cuda(:[0-9]+)?|mps)$")
+_DEVICE_PATTERN = re.compile(r"cpu|cuda(:[0-9]+)?|mps")  # fullmatch: "cpu\n" is no device
 
 
 @functools.cache
@@ -346,7 +346,7 @@ class RunSpec:
             raise ValueError(f"momentum={self.momentum!r} must be in [0, 1)")
         put("batch_size", check_int("batch_size", self.batch_size, minimum=2))
         put("weight_decay", _finite_float("weight_decay", self.weight_decay, low=0.0))
-        if not isinstance(self.device, str) or not _DEVICE_PATTERN.match(self.device):
+        if not isinstance(self.device, str) or not _DEVICE_PATTERN.fullmatch(self.device):
             raise ValueError(f"device={self.device!r} must be 'cpu', 'cuda', 'cuda:N' or 'mps'")
         if self.schema_version != SCHEMA_VERSION:
             raise ValueError(

@@ -5,13 +5,17 @@ Layout under ``<root>/<profile>/``::
     runs/<cache_key>.json     one finished run (a flat JSON object, see :func:`dropkit.runner.run`)
     scores/<query_key>.npz    cached query-model outputs (float arrays), shared by every run
                               that needs the same query training
+    locks/<key>.lock          the per-run lock of a run or query training being computed
+                              (:meth:`ResultStore.lock`; removed on release, left behind
+                              unlocked by a killed process, never blocking)
 
 Crash safety: every file is written to a temporary file in the same directory, flushed with
 ``fsync`` and moved into place with :func:`os.replace`, which is atomic on POSIX file systems. A
 killed writer therefore leaves either the complete file or no file (plus, at worst, a hidden
 ``.*.tmp`` file that readers never look at). Two workers finishing the same run write the same
 name, so the store still holds exactly one row for it. A file that does not parse (truncated by a
-disk failure, edited by hand) is skipped with a :class:`UserWarning`, never read as a result.
+disk failure, edited by hand) is skipped with a :class:`UserWarning`, never read as a result;
+so is a row whose spec fields no longer hash to its file name (:func:`spec_key`).
 
 Safety: results are JSON, scores are ``.npz`` loaded with ``allow_pickle=False``; nothing in the
 store is ever unpickled.
@@ -19,6 +23,8 @@ store is ever unpickled.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import io
 import json
 import math
@@ -26,22 +32,24 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["ResultStore", "KEY_PATTERN", "atomic_write_bytes", "summary_table"]
+__all__ = ["ResultStore", "KEY_PATTERN", "atomic_write_bytes", "default_results_dir", "spec_key",
+           "summary_table"]
 
 #: A cache key is the hex sha256 of a run's canonical spec (see ``RunSpec.cache_key``).
-KEY_PATTERN = re.compile(r"^[0-9a-f]{64}$")
-_PROFILE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+#: Use it with ``fullmatch`` (``$`` in ``re.match`` would also accept a trailing newline).
+KEY_PATTERN = re.compile(r"[0-9a-f]{64}")
+_PROFILE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def _check_key(key: str, name: str = "cache_key") -> str:
-    if not isinstance(key, str) or not KEY_PATTERN.match(key):
+    if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
         raise ValueError(f"{name}={key!r} is not a 64-character lowercase hex sha256 digest")
     return key
 
@@ -72,10 +80,31 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (``/proc/self/status``)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read it by setting it, then restore it at once
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` atomically: temp file in the same directory, fsync, replace."""
+    """Write ``payload`` to ``path`` atomically: temp file in the same directory, fsync, replace.
+
+    The file gets the mode an ordinary ``open(path, "w")`` would give it (``0o666`` less the
+    umask), not the ``0o600`` of :func:`tempfile.mkstemp`, so a shared results directory stays
+    readable by its group.
+    """
+    path = Path(path)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
             handle.flush()
@@ -100,6 +129,44 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
         os.close(dir_fd)
 
 
+def _run_spec_class():
+    """:class:`RunSpec`, imported late (its module imports this one)."""
+    from dropkit.spec import RunSpec
+
+    return RunSpec
+
+
+def spec_key(row: Mapping[str, Any]) -> str | None:
+    """The cache key that the spec fields of a result row hash to, or None if it has none.
+
+    A row written by ``run`` holds every :class:`RunSpec` field, so this equals the key it was
+    stored under unless a field was edited afterwards. Raises ``ValueError``/``TypeError`` when
+    the row has spec fields that do not make a valid spec. Rows of custom run functions with no
+    spec field at all are not checked (None).
+    """
+    spec_class = _run_spec_class()
+    names = {spec_field.name for spec_field in dataclasses.fields(spec_class)}
+    if not names & row.keys():
+        return None
+    return spec_class.from_dict(row).cache_key
+
+
+def default_results_dir() -> Path:
+    """The results root used when none is given (the ``dropkit`` command's ``--results-dir``).
+
+    ``$DROPKIT_RESULTS`` when set; else the ``results/`` folder of the source checkout this
+    package is imported from (the folder above ``dropkit/`` that holds ``pyproject.toml``), so a
+    checkout finds its results from any working directory; else (an installed package)
+    ``./results`` of the working directory. Returned absolute, so messages name it exactly.
+    """
+    if os.environ.get("DROPKIT_RESULTS"):
+        return Path(os.environ["DROPKIT_RESULTS"]).absolute()
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "results").is_dir():
+        return checkout / "results"
+    return Path("results").absolute()
+
+
 class ResultStore:
     """Results of one profile under ``root/profile``.
 
@@ -112,7 +179,7 @@ class ResultStore:
     """
 
     def __init__(self, root: str | os.PathLike, profile: str):
-        if not isinstance(profile, str) or not _PROFILE_PATTERN.match(profile):
+        if not isinstance(profile, str) or not _PROFILE_PATTERN.fullmatch(profile):
             raise ValueError(
                 f"profile={profile!r} cannot name a results directory "
                 "(use letters, digits, '_', '.', '-')"
@@ -183,7 +250,71 @@ class ResultStore:
                 stacklevel=3,
             )
             return None
+        try:
+            key = spec_key(row)
+        except (TypeError, ValueError) as err:
+            warnings.warn(f"ignoring result file {path}: its spec fields are not a valid run "
+                          f"({' '.join(str(err).split())}); the run counts as missing", stacklevel=3)
+            return None
+        if key is not None and key != path.stem:
+            warnings.warn(
+                f"ignoring result file {path}: its spec fields hash to {key}, not to its file "
+                "name (edited after it was written?); the run counts as missing", stacklevel=3,
+            )
+            return None
         return row
+
+    # ------------------------------------------------------------------ per-run locks
+    def lock_path(self, key: str) -> Path:
+        """Path of the lock file of a run (``cache_key``) or query training (``query_key``)."""
+        return self.path / "locks" / f"{_check_key(key, 'key')}.lock"
+
+    @contextlib.contextmanager
+    def lock(self, key: str, *, wait: bool = True) -> Iterator[bool]:
+        """Hold the exclusive per-run lock of ``key`` (a cache or query key) in a ``with`` block.
+
+        Yields True once this process holds the lock; with ``wait=False`` it yields False at once
+        when another process holds it (the block then must not compute the run). A process that
+        gets the lock should look for the row again: the holder it waited for may have stored it.
+
+        The lock is an ``fcntl.flock`` on ``<store>/locks/<key>.lock``: the kernel releases it
+        when its process dies (even by SIGKILL), so a killed sweep never leaves a lock that
+        blocks. The file is removed on release. Across machines it holds where the shared file
+        system supports ``flock`` (NFSv4, Lustre mounted with ``flock``).
+        """
+        import fcntl
+
+        path = self.lock_path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise PermissionError(f"results directory {path.parent} is not writable "
+                                  f"({err.strerror or type(err).__name__})") from None
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                os.close(fd)
+                yield False
+                return
+            except BaseException:
+                os.close(fd)
+                raise
+            try:  # the previous holder may have removed the file we waited on: lock the new one
+                if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        try:
+            yield True
+        finally:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            os.close(fd)
 
     def read(self, cache_key: str) -> dict | None:
         """The stored row for ``cache_key``, or None if absent or unreadable (with a warning)."""
@@ -195,7 +326,7 @@ class ResultStore:
     def _run_files(self) -> list[Path]:
         if not self.runs_dir.is_dir():
             return []
-        return sorted(p for p in self.runs_dir.glob("*.json") if KEY_PATTERN.match(p.stem))
+        return sorted(p for p in self.runs_dir.glob("*.json") if KEY_PATTERN.fullmatch(p.stem))
 
     def keys(self) -> set[str]:
         """Cache keys of every complete, valid row in the store (unreadable files excluded)."""
@@ -268,35 +399,60 @@ class ResultStore:
 
 #: Columns always shown by :func:`summary_table` (when present), in this order.
 SUMMARY_KEYS: tuple[str, ...] = ("dataset", "model", "protocol", "method", "density")
-#: Spec-like columns shown only when they vary across the rows summarised.
-_VARYING_KEYS: tuple[str, ...] = (
-    "imbalance_factor", "cdbw", "query_cdbw", "query_epochs", "quota_rule", "min_per_class",
-    "train_subset", "epochs", "device",
-)
-_METRICS: tuple[str, ...] = ("test_accuracy", "test_worst_class", "test_gap", "test_worst_group")
+#: Run fields averaged over (never configuration keys).
+_AVERAGED_KEYS: tuple[str, ...] = ("seed", "schema_version")
+#: Test metrics (fractions in the rows) -> their percent columns in :func:`summary_table`.
+SUMMARY_METRICS: dict[str, str] = {
+    "test_accuracy": "acc %", "test_worst_class": "worst class %", "test_gap": "gap %",
+    "test_worst_group": "worst group %",
+}
+
+
+def _cell(value: Any, default: Any = None) -> Any:
+    """A groupable table cell: missing -> the field's default (or "-"), lists/dicts -> JSON text."""
+    if value is None or (isinstance(value, float) and value != value):
+        value = default
+    if value is None:
+        return "-"
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(_plain(value), sort_keys=True, separators=(",", ":"))
+    return value
 
 
 def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean over seeds of the test metrics, one row per configuration.
+    """Mean over seeds of the test metrics, in percent, one row per configuration.
+
+    A configuration is every run field except the seed: two runs that differ in any other spec
+    field (``drop_over``, ``epochs``, ``dataset_options`` ...) are never averaged together. A
+    field missing from older rows counts as its default (e.g. ``drop_over="classes"``).
 
     Args:
         frame: rows of :meth:`ResultStore.frame` (one per run).
 
     Returns:
-        Columns: the configuration keys (:data:`SUMMARY_KEYS` plus the spec columns that vary),
-        ``runs`` (number of seeds), and for each available test metric (accuracy, worst-class
-        accuracy, max-min gap, worst-group accuracy) its mean over seeds; metrics are fractions
-        in [0, 1]. Empty input gives an empty table.
+        Columns: :data:`SUMMARY_KEYS`, then the other run fields that vary across ``frame``,
+        ``runs`` (number of seeds), and the mean over seeds of each available test metric as a
+        percentage (:data:`SUMMARY_METRICS`: ``acc %``, ``worst class %``, ``gap %`` (max -
+        min class accuracy, percentage points), ``worst group %``). Empty input gives an empty
+        table.
     """
     if frame.empty:
         return pd.DataFrame()
-    keys = [k for k in SUMMARY_KEYS if k in frame]
-    keys += [k for k in _VARYING_KEYS if k in frame and frame[k].astype(str).nunique() > 1]
-    table = frame[keys].copy()
-    for key in keys:  # None/NaN (e.g. method of a random run) must form a group, not vanish
-        table[key] = frame[key].map(lambda v: "-" if v is None or v != v else v)
-    metrics = [m for m in _METRICS if m in frame]
-    table[metrics] = frame[metrics]
+    fields = dataclasses.fields(_run_spec_class())
+    defaults = {f.name: None if f.default is dataclasses.MISSING else f.default for f in fields}
+    names = [k for k in SUMMARY_KEYS if k in frame]
+    names += [f.name for f in fields if f.name in frame and f.name not in names + list(_AVERAGED_KEYS)]
+    table = pd.DataFrame(index=frame.index)
+    for name in names:
+        table[name] = [_cell(value, defaults.get(name)) for value in frame[name]]
+    keys = [k for k in names if k in SUMMARY_KEYS or table[k].astype(str).nunique() > 1]
+    table = table[keys]
+    metrics = {m: label for m, label in SUMMARY_METRICS.items()
+               if m in frame and frame[m].notna().any()}
+    for metric, label in metrics.items():
+        table[label] = 100.0 * pd.to_numeric(frame[metric], errors="coerce")
     table["runs"] = 1
-    aggregations = {"runs": ("runs", "sum"), **{m: (m, "mean") for m in metrics}}
-    return table.groupby(keys, sort=True).agg(**aggregations).reset_index()
+    aggregations = {"runs": ("runs", "sum"), **{label: (label, "mean") for label in metrics.values()}}
+    summary = table.groupby(keys, sort=False).agg(**aggregations).reset_index()
+    mixed = lambda column: column if column.map(type).nunique() == 1 else column.astype(str)  # noqa: E731
+    return summary.sort_values(keys, key=mixed, kind="stable").reset_index(drop=True)

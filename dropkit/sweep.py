@@ -11,16 +11,24 @@ own row atomically as soon as it finishes, so a sweep killed at any moment (even
 resumes where it stopped, without lost, duplicated or corrupt rows. :func:`results_frame` reads
 the stored rows of a list of specs back as a table.
 
+Two sweeps on one store share the work: a run (and a query training) is computed under the
+store's per-run lock (:meth:`dropkit.store.ResultStore.lock`), so it is never computed twice. A
+run that another process is computing is first passed over, then waited for once the sweep's
+other work is done; the report counts it as ``found``, not as ``ran``. The lock dies with its
+process, so a killed sweep never blocks another.
+
 This module does not import torch at import time: worker processes set their thread counts first.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import multiprocessing
 import os
 import re
 import resource
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -72,8 +80,10 @@ class SlurmOptions:
 
 @dataclass
 class SweepReport:
-    """What a sweep did: ``total`` distinct specs, ``skipped`` (already stored), ``ran``,
-    ``failed`` ([(label, one-line error)]), ``seconds`` of wall time, and for local sweeps
+    """What a sweep did: ``total`` distinct specs, ``skipped`` (stored before it started),
+    ``ran`` (computed and stored by this sweep), ``found`` (stored meanwhile by another process:
+    not computed here), ``failed`` ([(label, one-line error)]), ``seconds`` of wall time, and for
+    local sweeps
     ``cpu_seconds`` (user + system CPU time of the sweep process and its workers) and
     ``cpu_utilisation`` (``cpu_seconds / (seconds * workers * threads)``: 1.0 = every core the
     sweep was given was busy all the time; None for Slurm sweeps, whose CPU time is elsewhere)."""
@@ -81,6 +91,7 @@ class SweepReport:
     total: int
     skipped: int
     ran: int = 0
+    found: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     cpu_seconds: float | None = None
@@ -129,15 +140,25 @@ def _worker_init(threads: int) -> None:
 
 
 def _run_task(run_function: Callable, spec: RunSpec, root: str, profile: str,
-              data_root: str | None, threads: int | None = None) -> str:
-    """Executed in a worker (process, Slurm task): run one spec into the store, return its key."""
+              data_root: str | None, wait: bool = False,
+              threads: int | None = None) -> tuple[str, str]:
+    """Executed in a worker (process, Slurm task): run one spec into the store under its lock.
+
+    Returns ``(cache_key, outcome)``: ``"ran"`` (computed here), ``"found"`` (another process
+    stored it) or, with ``wait=False``, ``"busy"`` (another process holds its lock: not computed).
+    """
     if threads is not None:
         _set_threads(threads)
     store = ResultStore(root, profile)
-    if spec.cache_key in store:  # another worker finished it meanwhile
-        return spec.cache_key
-    run_function(spec, store, data_root=data_root)
-    return spec.cache_key
+    if spec.cache_key in store:
+        return spec.cache_key, "found"
+    with store.lock(spec.cache_key, wait=wait) as held:
+        if not held:
+            return spec.cache_key, "busy"
+        if spec.cache_key in store:  # the process that held the lock stored it
+            return spec.cache_key, "found"
+        run_function(spec, store, data_root=data_root)
+    return spec.cache_key, "ran"
 
 
 def _query_task(spec: RunSpec, root: str, profile: str, data_root: str | None,
@@ -147,7 +168,9 @@ def _query_task(spec: RunSpec, root: str, profile: str, data_root: str | None,
         _set_threads(threads)
     store = ResultStore(root, profile)
     if store.load_scores(spec.query_key) is None:
-        query_outputs(spec, load_data(spec, data_root), store)
+        with store.lock(spec.query_key):  # another sweep may be training the same query model
+            if store.load_scores(spec.query_key) is None:
+                query_outputs(spec, load_data(spec, data_root), store)
     return spec.query_key
 
 
@@ -223,6 +246,10 @@ def sweep(
         )
     if slurm is not None and not isinstance(slurm, SlurmOptions):
         raise ValueError(f"slurm must be a SlurmOptions, got {type(slurm).__name__}")
+    if executor == "slurm" and (slurm is None or slurm.cluster is None) and not shutil.which("sbatch"):
+        raise RuntimeError("executor='slurm': no Slurm here (sbatch is not on PATH) and "
+                           "SlurmOptions.cluster is None; submitit would silently run every job "
+                           "on this machine (use executor='local', or cluster='local' to test)")
     if data_root is not None and not Path(data_root).is_dir():
         raise FileNotFoundError(f"data_root={str(data_root)!r} is not a directory")
     unique = _check_specs(specs)
@@ -238,17 +265,16 @@ def sweep(
     data = None if data_root is None else str(data_root)
 
     tasks = _tasks(missing, store, function, data, with_queries=run_function is None)
+    outcomes: dict[str, str] = {}  # cache key -> "ran", "found" or "busy" (see _run_task)
     cpu_before = _cpu_seconds()
     try:
-        if executor == "local":
-            _run_local(tasks, report, workers=workers, threads=threads, progress=progress)
-        else:
-            for phase, description in (([t for t in tasks if t.job.key.startswith("query:")], "query models"),
-                                       ([t for t in tasks if not t.job.key.startswith("query:")], "runs")):
-                if phase and not report.failed:
-                    _run_submitit([(t.function, t.args, t.label) for t in _by_level(phase)], report,
-                                  slurm or SlurmOptions(), store=store, threads=threads,
-                                  progress=progress, description=description)
+        _run_tasks(tasks, report, outcomes, executor=executor, workers=workers, threads=threads,
+                   progress=progress, slurm=slurm, store=store)
+        busy = [task for task in tasks if outcomes.get(task.job.key) == "busy"]
+        if busy and not report.failed:  # passed over while another process held them: wait now
+            waiting = [dataclasses.replace(task, args=task.args[:-1] + (True,)) for task in busy]
+            _run_tasks(waiting, report, outcomes, executor=executor, workers=workers,
+                       threads=threads, progress=progress, slurm=slurm, store=store)
     finally:
         report.seconds = time.perf_counter() - started
         if executor == "local":
@@ -258,7 +284,9 @@ def sweep(
                 print(f"sweep: {report.seconds:.0f} s wall, CPU utilisation {100 * report.cpu_utilisation:.0f}% "
                       f"of {workers} worker(s) x {threads} thread(s)", file=sys.stderr, flush=True)
     stored = store.keys()
-    report.ran = sum(1 for spec in missing if spec.cache_key in stored)
+    report.ran = sum(outcomes.get(spec.cache_key) == "ran" and spec.cache_key in stored
+                     for spec in missing)
+    report.found = sum(outcomes.get(spec.cache_key) == "found" for spec in missing)
     if report.failed:
         label, message = report.failed[0]
         raise SweepError(
@@ -276,8 +304,30 @@ def _progress_bar(total: int, description: str, enabled: bool):
     return tqdm(total=total, desc=description, disable=not enabled, unit="run", dynamic_ncols=True)
 
 
-def _run_local(tasks: list["_Task"], report: SweepReport, *, workers: int, threads: int,
-               progress: bool) -> None:
+def _run_tasks(tasks: list["_Task"], report: SweepReport, outcomes: dict, *, executor: str,
+               workers: int, threads: int, progress: bool, slurm: SlurmOptions | None,
+               store: ResultStore) -> None:
+    """Run ``tasks`` locally or on Slurm (queries first, as one job array, then the runs);
+    the runs' ``(cache_key, outcome)`` results go to ``outcomes``."""
+    if executor == "local":
+        _run_local(tasks, report, outcomes, workers=workers, threads=threads, progress=progress)
+        return
+    for phase, description in (([t for t in tasks if t.job.key.startswith("query:")], "query models"),
+                               ([t for t in tasks if not t.job.key.startswith("query:")], "runs")):
+        if phase and not report.failed:
+            _run_submitit([(t.function, t.args, t.label) for t in _by_level(phase)], report,
+                          outcomes, slurm or SlurmOptions(), store=store, threads=threads,
+                          progress=progress, description=description)
+
+
+def _record(outcomes: dict, result) -> None:
+    """Keep a run task's ``(cache_key, outcome)`` result (query tasks return a plain key)."""
+    if isinstance(result, tuple):
+        outcomes[result[0]] = result[1]
+
+
+def _run_local(tasks: list["_Task"], report: SweepReport, outcomes: dict, *, workers: int,
+               threads: int, progress: bool) -> None:
     """Run ``tasks`` on ``workers`` processes (this one if 1), highest level first, each once its
     query is done; stop handing out work at the first failure (running tasks finish)."""
     queue = ReadyQueue(task.job for task in tasks)
@@ -288,7 +338,7 @@ def _run_local(tasks: list["_Task"], report: SweepReport, *, workers: int, threa
             while (job := queue.pop()) is not None:
                 task = by_key[job.key]
                 try:
-                    task.function(*task.args)
+                    _record(outcomes, task.function(*task.args))
                 except Exception as err:
                     report.failed.append((task.label, _one_line(err)))
                     return
@@ -312,6 +362,7 @@ def _run_local(tasks: list["_Task"], report: SweepReport, *, workers: int, threa
                     if error is not None:
                         report.failed.append((task.label, _one_line(error)))
                         continue
+                    _record(outcomes, future.result())
                     queue.done(task.job.key)
                     bar.update(1)
         finally:
@@ -356,7 +407,8 @@ def _tasks(missing: list[RunSpec], store: ResultStore, function: Callable, data_
             if key in tasks:
                 after += (key,)
         job = Job(spec.cache_key, relative_cost(final_passes(spec, size, 0)), after)
-        tasks[spec.cache_key] = _Task(job, _run_task, (function, spec, root, profile, data_root), spec.label())
+        tasks[spec.cache_key] = _Task(job, _run_task, (function, spec, root, profile, data_root, False),
+                                      spec.label())
     return list(tasks.values())
 
 
@@ -373,8 +425,8 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def _run_submitit(phase: list[tuple], report: SweepReport, options: SlurmOptions, *,
-                  store: ResultStore, threads: int, progress: bool, description: str) -> None:
+def _run_submitit(phase: list[tuple], report: SweepReport, outcomes: dict, options: SlurmOptions,
+                  *, store: ResultStore, threads: int, progress: bool, description: str) -> None:
     import submitit
 
     folder = options.folder or str(store.path / "submitit")
@@ -405,6 +457,8 @@ def _run_submitit(phase: list[tuple], report: SweepReport, options: SlurmOptions
                     error = job.exception()  # runs a debug job in-process, never opens pdb
                     if error is not None:
                         report.failed.append((label, _job_error_line(error)))
+                    else:
+                        _record(outcomes, job.result())
                     bar.update(1)
                 else:
                     still.append((job, label))

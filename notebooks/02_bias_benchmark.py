@@ -57,7 +57,7 @@ curves.use_book_theme()
 check_reference(reference)
 results = chapter_results(profile, EXPERIMENT, dataset=dataset, model=model, densities=densities,
                           seeds=seeds, device=device, results_dir=results_dir, workers=workers,
-                          data_root=data_root)
+                          data_root=data_root, progress=True)
 frame = results.frame
 CURVES = ["Random", *[curves.METHOD_NAMES[m] for m in results.profile.methods]]
 

@@ -74,7 +74,7 @@ if strategy is not None:  # the Strategy is not part of a run's spec: the same r
 curves.use_book_theme()
 results = chapter_results(settings, EXPERIMENT, dataset=dataset, model=model, densities=densities,
                           seeds=seeds, device=device, results_dir=results_dir, workers=workers,
-                          data_root=data_root)
+                          data_root=data_root, progress=True)
 frame = results.frame
 panels = tables.by_strategy(frame)
 used = list(dict.fromkeys(panels["strategy"]))

@@ -61,7 +61,7 @@ curves.use_book_theme()
 check_reference(reference)
 results = chapter_results(profile, EXPERIMENT, dataset=dataset, model=model, densities=densities,
                           seeds=seeds, device=device, results_dir=results_dir, workers=workers,
-                          data_root=data_root)
+                          data_root=data_root, progress=True)
 frame = results.frame
 CDBW_FULL = curves.CDBW_FULL_DATASET
 CURVES = ["Random+DRoP", "EL2N+DRoP", "EL2N", "EL2N+CDB-W", "CDB-W+EL2N"]

@@ -59,7 +59,7 @@ curves.use_book_theme()
 check_reference(reference)
 results = chapter_results(profile, EXPERIMENT, dataset=dataset, model=model, densities=densities,
                           seeds=seeds, device=device, results_dir=results_dir, workers=workers,
-                          data_root=data_root)
+                          data_root=data_root, progress=True)
 frame = results.frame
 frame["panel"] = [f"I = {f:g}" for f in frame["imbalance_factor"]]
 FACTORS = sorted({float(f) for f in frame["imbalance_factor"]})

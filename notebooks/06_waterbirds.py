@@ -71,7 +71,7 @@ curves.use_book_theme()
 check_reference(reference)
 results = chapter_results(profile, EXPERIMENT, dataset=dataset, model=model, densities=densities,
                           seeds=seeds, device=device, results_dir=results_dir, workers=workers,
-                          data_root=data_root, pretrained_path=pretrained_path)
+                          data_root=data_root, pretrained_path=pretrained_path, progress=True)
 frame = results.frame
 CDBW_FULL = curves.CDBW_FULL_DATASET
 CURVES = ["Random", "Random+DRoP", "EL2N", "EL2N+DRoP", "Random+DRoP (group quotas)", "EL2N+DRoP (group quotas)"]

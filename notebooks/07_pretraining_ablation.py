@@ -51,7 +51,7 @@ curves.use_book_theme()
 check_reference(reference)
 results = chapter_results(profile, EXPERIMENT, dataset=dataset, model=model, densities=densities,
                           seeds=seeds, device=device, results_dir=results_dir, workers=workers,
-                          data_root=data_root)
+                          data_root=data_root, progress=True)
 frame = results.frame
 pruned = frame[frame["protocol"] != "none"]
 QUERY_EPOCHS = sorted(float(q) for q in set(pruned["query_epochs"]))

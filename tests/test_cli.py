@@ -92,7 +92,7 @@ def test_prune_drop_quotas_over_groups(files, capsys):
     other = files["out"].with_name("other.npy")
     group_file = str(files["labels"].with_name("groups.npy"))
     for extra, message in (([], "--groups sets DRoP quotas over groups: it needs --recalls (per group)"),
-                           (["--recalls", str(files["recalls"])], "--recalls has 2 groups but --groups holds group 2")):
+                           (["--recalls", str(files["recalls"])], "--recalls has 2 values but --groups holds group ids 0..2: expected one recall per group (3 values)")):
         assert prune(files, "--groups", group_file, *extra, output=other) != 0
         assert message in capsys.readouterr().err
         assert not other.exists()
@@ -115,6 +115,39 @@ def test_force_overwrites(files):
     assert len(np.load(files["out"])) == 5
 
 
+@pytest.mark.parametrize("option", ["labels", "recalls"])
+def test_force_never_overwrites_an_input(files, capsys, option):
+    """Issue 14, item 4."""
+    before = files[option].read_bytes()
+    code = prune(files, "--recalls", str(files["recalls"]), "--force", output=files[option])
+    check_error(capsys, code, f"--output {files[option]} is the --{option} input file")
+    assert files[option].read_bytes() == before
+
+
+def test_an_unwritable_output_is_named_as_output(files, capsys, monkeypatch):
+    """Issue 14, item 5: the error names --output, not the temporary file."""
+    import dropkit.store
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", "/somewhere/.keep.npy.x1y2.tmp")
+
+    monkeypatch.setattr(dropkit.store.tempfile, "mkstemp", refuse)
+    check_error(capsys, prune(files), f"--output {files['out']}: cannot write (Permission denied)")
+    assert not files["out"].exists()
+    if Path("/proc").is_dir():
+        monkeypatch.undo()
+        check_error(capsys, prune(files, output=Path("/proc/out.npy")), "--output /proc/out.npy: cannot write")
+
+
+def test_version(capsys):
+    from dropkit import __version__
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"dropkit {__version__}"
+
+
 def check_error(capsys, code, match):
     """A failed command: non-zero status, exactly one stderr line matching, no traceback."""
     captured = capsys.readouterr()
@@ -135,6 +168,8 @@ def bad_files(tmp_path):
         "nan_scores.npy": np.array([1.0, np.nan] + [0.0] * 8),
         "bad_recalls.npy": np.array([0.5, 1.5]),
         "one_recall.npy": np.array([0.5]),
+        "three_recalls.npy": np.array([0.5, 0.5, 0.5]),
+        "huge_label.npy": np.array([0] * 9 + [10**12]),
         "matrix.npy": np.zeros((3, 4)),
     }.items():
         np.save(tmp_path / name, array)
@@ -144,6 +179,8 @@ def bad_files(tmp_path):
     (tmp_path / "labels.json").write_text("[0, 1]")
     made["labels.json"] = str(tmp_path / "labels.json")
     (tmp_path / "words.csv").write_text("a\nb\nc\n")
+    (tmp_path / "text.npy").write_text("0\n1\n0\n")
+    made["text.npy"] = str(tmp_path / "text.npy")
     made["words.csv"] = str(tmp_path / "words.csv")
     return made
 
@@ -162,7 +199,13 @@ PRUNE_ERRORS = [
     (["--scores", "{short_scores.npy}"], "--scores has 4 values but --labels has 10"),
     (["--scores", "{nan_scores.npy}"], "--scores holds 1 NaN/inf values"),
     (["--recalls", "{bad_recalls.npy}"], "--recalls must hold per-class recalls in [0, 1]"),
-    (["--recalls", "{one_recall.npy}"], "--recalls has 1 classes but --labels holds class 1"),
+    (["--recalls", "{one_recall.npy}"], "--recalls has 1 values but --labels holds class ids 0..1: "
+                                         "expected one recall per class (2 values)"),
+    # issue 14: each of these used to crash, write something, or pass silently
+    (["--labels", "{huge_label.npy}"], "--labels holds id 1000000000000; expected dense ids 0..K-1"),  # 1
+    (["--density", "0.001"], "--density=0.001 keeps round(0.001 * 10) = 0 of 10 samples"),  # 2
+    (["--recalls", "{three_recalls.npy}"], "--recalls has 3 values but --labels holds class ids 0..1"),  # 3
+    (["--labels", "{text.npy}"], "not a NumPy .npy file (no .npy header); name a text file .csv"),  # 17
     (["--quotas", "drop"], "--quotas drop needs --recalls"),
     (["--quotas", "strategy"], "--quotas strategy needs --scores"),
     (["--quotas", "fair"], "invalid choice"),
@@ -230,6 +273,9 @@ SWEEP_ERRORS = [
     (["--profile", "smoke", "--experiment", "cdbw", "--results-dir", "{file}/results"],
      "is not writable", 1),
     (["--profile", "paper", "--experiment", "waterbirds"], "pretrained_path", 1),
+    # issue 14, item 6: 0 is not "the default"
+    (["--profile", "smoke", "--experiment", "cdbw", "--workers", "0"], "--workers 0 must be a positive integer", 1),
+    (["--profile", "smoke", "--experiment", "cdbw", "--threads", "0"], "--threads 0 must be a positive integer", 1),
 ]
 
 
@@ -249,31 +295,89 @@ def test_sweep_bad_inputs_leave_the_store_unchanged(tmp_path, capsys, argv, matc
     assert store_snapshot(results) == before
 
 
-def test_results_of_an_empty_store(tmp_path, capsys):
-    assert main(["results", "--profile", "smoke", "--results-dir", str(tmp_path)]) == 0
-    assert "no results stored in" in capsys.readouterr().out
+def test_results_of_an_empty_store_is_an_error_naming_the_path(tmp_path, capsys):
+    assert main(["results", "--profile", "smoke", "--results-dir", str(tmp_path)]) == 1
+    check_error(capsys, 1, f"no results stored in {tmp_path / 'smoke' / 'runs'}")
+
+
+def test_sweep_on_slurm_without_slurm_is_an_error(tmp_path, capsys, monkeypatch):
+    """Issue 14, item 7: no silent local fallback of submitit's cluster detection."""
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch
+    code = main(["sweep", "--profile", "smoke", "--experiment", "cdbw", "--executor", "slurm",
+                 "--results-dir", str(tmp_path / "results"), "--no-progress"])
+    check_error(capsys, code, "--executor slurm: no Slurm here (sbatch is not on PATH)")
+    assert not (tmp_path / "results").exists()
+
+
+def test_results_dir_defaults_to_the_checkout_not_the_working_directory(tmp_path, monkeypatch):
+    """Issue 14, item 16: from any directory, the checkout's results/ (or $DROPKIT_RESULTS)."""
+    from dropkit.store import default_results_dir
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DROPKIT_RESULTS", raising=False)
+    assert default_results_dir() == root / "results"
+    shown = subprocess.run(dropkit_command() + ["results", "--profile", "default", "--experiment",
+                                                "cdbw"], capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    assert f"runs in {root / 'results' / 'default'}" in shown.stdout
+    monkeypatch.setenv("DROPKIT_RESULTS", str(tmp_path / "elsewhere"))
+    assert default_results_dir() == tmp_path / "elsewhere"
+    shown = subprocess.run(dropkit_command() + ["results", "--profile", "default"],
+                           capture_output=True, text=True)
+    assert shown.returncode == 1 and shown.stdout == ""
+    assert shown.stderr.strip() == (
+        f"dropkit results: error: no results stored in {tmp_path / 'elsewhere' / 'default' / 'runs'}"
+        " (the default results directory; pass --results-dir or set DROPKIT_RESULTS)")
 
 
 def test_results_prints_a_summary_and_warns_on_a_truncated_row(tmp_path, capsys):
     store = ResultStore(tmp_path, "smoke")
     for seed, accuracy in [(0, 0.8), (1, 0.6)]:
-        store.write({"cache_key": f"{seed:064x}", "dataset": "fashion-mnist", "model": "mlp",
-                     "protocol": "random", "method": None, "density": 0.5, "seed": seed,
-                     "test_accuracy": accuracy, "test_worst_class": accuracy - 0.3,
-                     "test_gap": 0.3})
+        store.write(spec_row("fashion-mnist", seed, test_accuracy=accuracy,
+                             test_worst_class=accuracy - 0.3, test_gap=0.3))
     broken = store.write({"cache_key": "f" * 64, "dataset": "x"})
     broken.write_text('{"cache_key": "ff')
     with pytest.warns(UserWarning, match="ignoring unreadable result file"):
         assert main(["results", "--profile", "smoke", "--results-dir", str(tmp_path)]) == 0
     captured = capsys.readouterr()
-    assert "0.7000" in captured.out and "0.4000" in captured.out  # means over the 2 seeds
+    assert "  70.0  " in captured.out and "  40.0  " in captured.out  # means over the 2 seeds, in %
     assert "2 runs in" in captured.out
     # From the console, the warning is one line on stderr.
     shown = subprocess.run(dropkit_command() + ["results", "--profile", "smoke", "--results-dir",
                                                 str(tmp_path)], capture_output=True, text=True)
-    assert shown.returncode == 0 and "0.7000" in shown.stdout
+    assert shown.returncode == 0 and "  70.0  " in shown.stdout
     lines = shown.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("dropkit: warning: ignoring unreadable result")
+
+
+def spec_row(dataset, seed, **metrics) -> dict:
+    from dropkit.spec import RunSpec
+
+    fields = {"model": "mlp", "protocol": "random", "density": 0.5,
+              **{k: metrics.pop(k) for k in list(metrics) if not k.startswith("test_")}}
+    spec = RunSpec(dataset=dataset, seed=seed, **fields)
+    return {**spec.to_dict(), "cache_key": spec.cache_key, **metrics}
+
+
+def test_results_never_average_different_configurations(tmp_path, capsys):
+    """Issue 14, item 15: class- and group-quota runs are two rows; percents; a narrow table."""
+    store = ResultStore(tmp_path, "smoke")
+    for seed in (0, 1):
+        for over, worst_group in (("classes", 0.379), ("groups", 0.484)):
+            store.write(spec_row("spurious-fashion-mnist", seed, protocol="random+drop",
+                                 method="el2n", drop_over=over, test_accuracy=0.7,
+                                 test_worst_class=0.6, test_gap=0.1, test_worst_group=worst_group))
+    store.write(spec_row("fashion-mnist", 0, test_accuracy=0.9, test_worst_class=0.7, test_gap=0.2))
+    assert main(["results", "--profile", "smoke", "--results-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    rows = [line for line in lines if "random+drop" in line]
+    assert len(rows) == 2
+    assert "classes" in rows[0] and rows[0].rstrip().endswith("37.9")
+    assert "groups" in rows[1] and rows[1].rstrip().endswith("48.4")
+    assert "43.1" not in out and max(map(len, lines)) <= 120
+    assert "fashion-mnist (1 runs; test metrics in %" in out
 
 
 def dropkit_command() -> list[str]:
@@ -293,3 +397,14 @@ def test_console_script_help_and_error_exit_codes(tmp_path):
         f"dropkit prune: error: --labels {tmp_path / 'none.npy'}: no such file"
     ]
     assert not (tmp_path / "k.npy").exists()
+
+
+def test_out_of_memory_is_one_line_and_writes_nothing(files, capsys, monkeypatch):
+    import dropkit.cli
+
+    def exhaust(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(dropkit.cli, "prune_indices", exhaust)
+    check_error(capsys, prune(files), "dropkit prune: error: out of memory")
+    assert not files["out"].exists()

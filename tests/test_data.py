@@ -150,7 +150,29 @@ def test_fashion_mnist_missing_says_how_to_get_it(tmp_path, monkeypatch):
         load_dataset("fashion-mnist", root=tmp_path / "nothing", download=False)
     message = str(error.value)
     assert "apt-get install dataset-fashion-mnist" in message and "DROPKIT_DATA" in message
-    assert str(tmp_path / "nothing") in message and str(tmp_path / "absent") in message
+    assert str(tmp_path / "nothing") in message and "nothing else is searched" in message
+    with pytest.raises(FileNotFoundError) as error:
+        load_dataset("fashion-mnist", download=False)
+    assert str(tmp_path / "absent") in str(error.value)
+
+
+@pytest.mark.parametrize("missing", [None, "t10k-labels-idx1-ubyte"])
+def test_a_wrong_fashion_mnist_root_is_an_error_not_a_fallback(tmp_path, monkeypatch, missing):
+    """Issue 14: an empty root, or one missing a file, never falls back to the system copy."""
+    system = tmp_path / "system"
+    fx.write_fashion_mnist(system)
+    monkeypatch.setattr(data.fashion_mnist, "FASHION_MNIST_SYSTEM_DIR", system)
+    monkeypatch.setenv("DROPKIT_DATA", str(system))
+    assert len(load_dataset("fashion-mnist", download=False).y_train) == 40  # the fallback exists
+    root = tmp_path / "mine"
+    root.mkdir()
+    if missing:
+        fx.write_fashion_mnist(root)
+        (root / f"{missing}.gz").unlink()
+    with pytest.raises(FileNotFoundError, match=r"root='.*mine' was given: nothing else is searched") as error:
+        load_dataset("fashion-mnist", root=root)
+    if missing:
+        assert f"{root} lacks {missing}" in str(error.value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -219,8 +241,14 @@ def test_missing_cifar_lists_where_it_looked(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError) as error:
         load_dataset("cifar100", root=tmp_path / "mine")
     message = str(error.value)
-    assert str(tmp_path / "mine" / "cifar-100-python") in message
-    assert str(tmp_path / "env") in message and "cs.toronto.edu" in message
+    assert str(tmp_path / "mine" / "cifar-100-python") in message and "cs.toronto.edu" in message
+    assert str(tmp_path / "env") not in message and "nothing else is searched" in message
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "env")):
+        load_dataset("cifar100")
+    fx.write_cifar100(tmp_path / "env")  # an explicit root never falls back to $DROPKIT_DATA
+    assert len(load_dataset("cifar100").y_train)
+    with pytest.raises(FileNotFoundError, match="nothing else is searched"):
+        load_dataset("cifar100", root=tmp_path / "mine")
 
 
 # --------------------------------------------------------------------------------------------

@@ -339,3 +339,9 @@ def test_more_density_never_unsaturates_a_class(problem, other_density, rule):
     low_densities = drop_densities(sizes, recalls, low, rule=rule)
     high_densities = drop_densities(sizes, recalls, high, rule=rule)
     assert np.all(high_densities >= low_densities - 1e-12)
+
+
+@pytest.mark.parametrize("recalls", [["a", "b", "c"], [0.5, None, 0.2], [True, False, True]])
+def test_non_numeric_recalls_name_recalls(recalls):
+    with pytest.raises(ValueError, match=r"^recalls must be real numbers in \[0, 1\], got \["):
+        drop_quotas([10, 10, 10], recalls, 0.5)

@@ -36,6 +36,14 @@ def test_el2n_of_a_uniform_predictor_has_the_closed_form(k):
     np.testing.assert_allclose(el2n_from_logits(logits, labels, k).numpy(), expected, rtol=1e-15)
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_el2n_refuses_non_finite_logits(bad):
+    logits = torch.zeros(4, 3)
+    logits[2, 1] = bad
+    with pytest.raises(ValueError, match=r"logits hold NaN or infinite values in 1 of 4 rows \(first: row 2\)"):
+        el2n_from_logits(logits, torch.tensor([0, 1, 2, 0]), 3)
+
+
 def test_el2n_of_a_perfect_model_is_zero():
     labels = torch.tensor([0, 3, 9, 9, 5])
     logits = 1000.0 * F.one_hot(labels, 10).double()  # softmax is exactly one-hot

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from dropkit.quotas import drop_quotas
@@ -139,6 +139,7 @@ def labelled_problems(draw):
     labels = np.searchsorted(present, labels)  # make every class non-empty
     recalls = draw(st.lists(st.floats(0, 0.99), min_size=len(present), max_size=len(present)))
     density = draw(st.floats(0.01, 1.0))
+    assume(round(density * len(labels)) >= 1)  # keeping nothing raises (issue 14)
     return labels, np.array(recalls), density
 
 
@@ -164,8 +165,16 @@ def test_drop_quotas_are_selected_exactly(problem, with_scores, seed):
        st.integers(0, 2**31))
 def test_global_top_score_invariant(scores, density, seed):
     scores = np.array(scores, dtype=float)
+    assume(round(density * len(scores)) >= 1)  # keeping nothing raises (issue 14)
     kept = select(np.zeros(len(scores), int), density, scores=scores, seed=seed)
     dropped = np.setdiff1d(np.arange(len(scores)), kept)
     assert len(kept) == round(density * len(scores))
     if len(kept) and len(dropped):
         assert scores[kept].min() >= scores[dropped].max()
+
+
+def test_a_density_that_keeps_nothing_is_an_error():
+    labels = np.arange(60) % 3
+    with pytest.raises(ValueError, match=r"density=0.001 keeps round\(0.001 \* 60\) = 0 of 60"):
+        select(labels, 0.001)
+    assert len(select(labels, 1 / 60)) == 1

@@ -19,7 +19,7 @@ def key_of(text: str) -> str:
 
 
 def make_row(name: str, **extra) -> dict:
-    row = {"cache_key": key_of(name), "name": name, "test_recalls": [0.5, 1.0], "density": 0.5}
+    row = {"cache_key": key_of(name), "name": name, "test_recalls": [0.5, 1.0], "fraction": 0.5}
     row.update(extra)
     return row
 
@@ -30,8 +30,8 @@ def test_round_trip_converts_numpy_and_nan(tmp_path):
         "a",
         test_recalls=np.array([0.25, np.nan, 1.0]),
         class_counts=np.array([3, 4], dtype=np.int64),
-        seed=np.int64(7),
-        drop_epochs=(5, 8),
+        count=np.int64(7),
+        milestones=(5, 8),
         worst=float("inf"),
     )
     path = store.write(row)
@@ -41,8 +41,8 @@ def test_round_trip_converts_numpy_and_nan(tmp_path):
     back = store.read(key_of("a"))
     assert back["test_recalls"] == [0.25, None, 1.0]
     assert back["class_counts"] == [3, 4]
-    assert back["seed"] == 7 and isinstance(back["seed"], int)
-    assert back["drop_epochs"] == [5, 8]
+    assert back["count"] == 7 and isinstance(back["count"], int)
+    assert back["milestones"] == [5, 8]
     assert back["worst"] is None
     assert key_of("a") in store and key_of("b") not in store
 
@@ -150,13 +150,13 @@ def test_unwritable_results_dir_is_a_clear_error_and_creates_nothing(tmp_path):
     assert store.frame().empty
 
 
-@pytest.mark.parametrize("profile", ["", "../up", "a/b", ".hidden", 3])
+@pytest.mark.parametrize("profile", ["", "../up", "a/b", ".hidden", 3, "smoke\n"])
 def test_bad_profile_name(tmp_path, profile):
     with pytest.raises(ValueError, match="profile="):
         ResultStore(tmp_path, profile)
 
 
-@pytest.mark.parametrize("key", ["abc", "G" * 64, key_of("x").upper(), None])
+@pytest.mark.parametrize("key", ["abc", "G" * 64, key_of("x").upper(), None, key_of("x") + "\n"])
 def test_bad_cache_key(tmp_path, key):
     store = ResultStore(tmp_path, "smoke")
     with pytest.raises(ValueError, match="cache_key"):
@@ -202,3 +202,91 @@ def test_pickled_npz_is_never_loaded(tmp_path):
         np.savez(handle, evil=np.array([object()], dtype=object))
     with pytest.warns(UserWarning, match="ignoring unreadable score cache"):
         assert store.load_scores(qkey) is None
+
+
+# ----------------------------------------------------------------- issue 14: a store that checks itself
+
+
+def spec_row(**fields) -> dict:
+    """A row as ``run`` writes it: every spec field, the cache key, a metric."""
+    from dropkit.spec import RunSpec
+
+    spec = RunSpec(dataset="gaussian", model="mlp", protocol="random", density=0.3, seed=0,
+                   epochs=1, device="cpu", **fields)
+    return {**spec.to_dict(), "cache_key": spec.cache_key, "test_accuracy": 0.5}
+
+
+def test_a_row_whose_spec_was_edited_is_reported_and_treated_as_missing(tmp_path):
+    store = ResultStore(tmp_path, "smoke")
+    row = spec_row()
+    path = store.write(row)
+    assert store.read(row["cache_key"]) is not None
+    path.write_text(path.read_text().replace('"density": 0.3', '"density": 0.5'))
+    with pytest.warns(UserWarning, match="spec fields hash to .* not to its file name"):
+        assert store.read(row["cache_key"]) is None
+    with pytest.warns(UserWarning, match="counts as missing"):
+        assert store.keys() == set() and store.frame().empty
+    path.write_text(path.read_text().replace('"density": 0.5', '"density": "lots"'))
+    with pytest.warns(UserWarning, match="spec fields are not a valid run"):
+        assert row["cache_key"] not in store
+
+
+def test_every_shipped_row_verifies_against_its_file_name():
+    from pathlib import Path
+
+    from dropkit.store import spec_key
+
+    runs = Path(__file__).resolve().parents[1] / "results" / "default" / "runs"
+    files = sorted(runs.glob("*.json"))
+    assert len(files) > 100
+    for file in files:
+        assert spec_key(json.loads(file.read_text())) == file.stem, file.name
+
+
+def test_files_get_the_umask_mode_not_0600(tmp_path):
+    store = ResultStore(tmp_path, "smoke")
+    old = os.umask(0o022)
+    try:
+        path = store.write(make_row("a"))
+        scores = store.save_scores(key_of("q"), {"scores": np.zeros(3)})
+        os.umask(0o077)
+        private = store.write(make_row("b"))
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert scores.stat().st_mode & 0o777 == 0o644
+    assert private.stat().st_mode & 0o777 == 0o600
+
+
+def _hold_lock(root, key, ready, release):
+    store = ResultStore(root, "smoke")
+    with store.lock(key) as held:
+        assert held
+        ready.set()
+        release.wait(30)
+
+
+def test_run_lock_excludes_other_processes_and_dies_with_its_holder(tmp_path):
+    store = ResultStore(tmp_path, "smoke")
+    key = key_of("a")
+    context = multiprocessing.get_context("spawn")
+    ready, release = context.Event(), context.Event()
+    holder = context.Process(target=_hold_lock, args=(tmp_path, key, ready, release))
+    holder.start()
+    try:
+        assert ready.wait(60)
+        with store.lock(key, wait=False) as held:
+            assert held is False  # another process computes it
+        holder.kill()  # SIGKILL: its flock dies with it
+        holder.join(30)
+        with store.lock(key, wait=False) as held:
+            assert held is True
+            assert store.lock_path(key).exists()
+        assert not store.lock_path(key).exists()  # removed on release
+        with store.lock(key) as held:  # and free again
+            assert held
+    finally:
+        release.set()
+        if holder.is_alive():
+            holder.kill()
+        holder.join(30)

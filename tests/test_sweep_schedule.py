@@ -23,9 +23,10 @@ def test_long_chains_first_query_free_runs_fill_and_runs_follow_their_own_query(
     def fake_query(spec, root, profile, data_root, threads=None):
         calls.append(f"query {spec.method}")
 
-    def fake_final(function, spec, root, profile, data_root, threads=None):
+    def fake_final(function, spec, root, profile, data_root, wait=False, threads=None):
         calls.append(f"run {spec.method or spec.protocol} {spec.density:g}")
         ResultStore(root, profile).write({**spec.to_dict(), "cache_key": spec.cache_key})
+        return spec.cache_key, "ran"  # _run_task's result: (key, "ran" | "found" | "busy")
 
     monkeypatch.setattr(sweep_module, "_query_task", fake_query)
     monkeypatch.setattr(sweep_module, "_run_task", fake_final)

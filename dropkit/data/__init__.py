@@ -28,8 +28,9 @@ Registry (:data:`DATASETS`, used through :func:`load_dataset`):
                            train only; groups = (label, cue)
 ========================== ====================================================================
 
-Data roots are searched in order: the ``root`` argument, then ``$DROPKIT_DATA`` (each also with
-the dataset's conventional sub-folder appended). :func:`long_tailed_indices` subsamples a
+Data roots: the ``root`` argument when given, and then nowhere else (a wrong root is an error
+naming it, never a silent fallback to another copy); without it ``$DROPKIT_DATA`` (each also with
+the dataset's conventional sub-folder appended), then the loader's own defaults. :func:`long_tailed_indices` subsamples a
 training set to the long-tailed profile of Cui et al. (2019).
 """
 
@@ -51,8 +52,8 @@ from dropkit.data.splits import (IMAGENET_MEAN, IMAGENET_STD, VALIDATION_SPLIT_S
 def load_dataset(name: str, *, root: str | os.PathLike | None = None, **options) -> DataSplits:
     """Load dataset ``name`` (a key of :data:`DATASETS`) with the loader's keyword ``options``.
 
-    ``root`` is where the files are (searched before ``$DROPKIT_DATA``); generated datasets
-    ignore it. Unknown names or options raise ValueError listing the valid ones.
+    ``root`` is where the files are (the only place searched when given; else
+    ``$DROPKIT_DATA`` and the loader's defaults); generated datasets ignore it. Unknown names or options raise ValueError listing the valid ones.
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(sorted(DATASETS))}")

@@ -89,8 +89,11 @@ def _fashion_mnist_arrays(root, download: bool):
     """(x_train [60000,1,28,28] uint8, y_train, x_test, y_test) as numpy, from the first
     directory holding all four IDX files."""
     searched = _candidate_dirs(root, ("fashion-mnist", "FashionMNIST/raw"))
-    searched += [FASHION_MNIST_SYSTEM_DIR, _fashion_mnist_cache_dir() / "FashionMNIST" / "raw"]
     download_note = "download=False"
+    if root is None:
+        searched += [FASHION_MNIST_SYSTEM_DIR, _fashion_mnist_cache_dir() / "FashionMNIST" / "raw"]
+    else:  # an explicit root is the only place searched, never a silent fallback
+        download, download_note = False, f"root={str(root)!r} was given: nothing else is searched"
     for attempt in range(2):
         for directory in searched:
             files = [_idx_file(directory, stem) for stem in _FASHION_MNIST_FILES]
@@ -114,6 +117,11 @@ def _fashion_mnist_arrays(root, download: bool):
         except Exception as error:  # no network, mirror down, ...
             download_note = f"torchvision download failed: {str(error).splitlines()[0]}"
             break
+    partial = [d for d in searched if any(_idx_file(d, stem) for stem in _FASHION_MNIST_FILES)]
+    if partial:
+        download_note += "; " + "; ".join(
+            f"{d} lacks " + ", ".join(s for s in _FASHION_MNIST_FILES if not _idx_file(d, s))
+            for d in partial)
     raise FileNotFoundError(
         "fashion-mnist: the four IDX files (" + ", ".join(f"{s}.gz" for s in _FASHION_MNIST_FILES)
         + f") were not found in any of: {', '.join(map(str, searched))} ({download_note}). "
@@ -123,9 +131,10 @@ def _fashion_mnist_arrays(root, download: bool):
 
 def load_fashion_mnist(root=None, *, download: bool = True) -> DataSplits:
     """Real Fashion-MNIST: train uint8 ``[60000, 1, 28, 28]``; val and test ``[5000, 1, 28, 28]``
-    each (500 per class). Searched: ``root`` (and ``root/fashion-mnist``), ``$DROPKIT_DATA``
-    (likewise), :data:`FASHION_MNIST_SYSTEM_DIR`, the torchvision cache, then (if ``download``)
-    torchvision's download into ``$DROPKIT_CACHE`` (default ``~/.cache/dropkit``)."""
+    each (500 per class). Searched: ``root`` (and ``root/fashion-mnist``) when given, and nothing
+    else (a wrong root is an error, not a fallback); without ``root``: ``$DROPKIT_DATA`` (likewise),
+    :data:`FASHION_MNIST_SYSTEM_DIR`, the torchvision cache, then (if ``download``) torchvision's
+    download into ``$DROPKIT_CACHE`` (default ``~/.cache/dropkit``)."""
     x_train, y_train, x_test, y_test = _fashion_mnist_arrays(root, download)
     return _image_splits("fashion-mnist", x_train, y_train, x_test, y_test, FASHION_MNIST_CLASSES)
 

@@ -16,7 +16,8 @@ def el2n_from_logits(logits: torch.Tensor, labels: torch.Tensor, num_classes: in
     """EL2N of each sample from its logits.
 
     Args:
-        logits: float ``[N, K]`` raw model outputs (pre-softmax).
+        logits: float ``[N, K]`` raw model outputs (pre-softmax), all finite (a NaN or infinite
+            logit raises ``ValueError``).
         labels: int ``[N]`` class ids in ``[0, K)``.
         num_classes: K. Always passed explicitly so a batch that happens to miss the last class
             still gets the right one-hot width; must equal ``logits.shape[1]``.
@@ -45,6 +46,11 @@ def el2n_from_logits(logits: torch.Tensor, labels: torch.Tensor, num_classes: in
                          f"[{int(labels.min())}, {int(labels.max())}]")
     if not logits.is_floating_point() or logits.dtype in (torch.float16, torch.bfloat16):
         logits = logits.float()
+    finite = torch.isfinite(logits).all(dim=1)
+    if not bool(finite.all()):  # softmax of NaN/inf is NaN: never a silent NaN score
+        bad = torch.nonzero(~finite).flatten()
+        raise ValueError(f"logits hold NaN or infinite values in {bad.numel()} of {len(logits)} "
+                         f"rows (first: row {int(bad[0])}); the query model diverged?")
     probs = torch.softmax(logits, dim=1)
     onehot = torch.nn.functional.one_hot(labels, num_classes).to(probs.dtype)
     return torch.linalg.vector_norm(probs - onehot, dim=1)
