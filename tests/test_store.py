@@ -286,7 +286,8 @@ def test_run_lock_excludes_other_processes_and_dies_with_its_holder(tmp_path):
         with store.lock(key) as held:  # and free again
             assert held
     finally:
-        release.set()
+        # Never set() the event after SIGKILL: the killed waiter leaves the event's condition
+        # waiting for an acknowledgement that never comes, and set() would block forever.
         if holder.is_alive():
             holder.kill()
         holder.join(30)
