@@ -1,10 +1,10 @@
 """The ``dropkit`` command.
 
-``dropkit prune``    labels (+ optional scores, validation recalls) in, sorted kept indices out:
-                     the practitioner's path, no training.
-``dropkit sweep``    run a book chapter's experiment set at a profile into the result store
-                     (resumable: stored runs are skipped).
-``dropkit results``  print a summary table of a profile's stored results.
+- ``dropkit prune``: labels (+ optional scores, validation recalls) in, sorted kept indices
+  out: the practitioner's path, no training.
+- ``dropkit sweep``: run a book chapter's experiment set at a profile into the result store
+  (resumable: stored runs are skipped).
+- ``dropkit results``: print a summary table of a profile's stored results.
 
 Every failure prints one line ``dropkit <command>: error: <what is wrong>`` on stderr and exits
 with a non-zero status (2 for a bad command line, 1 otherwise, 130 when interrupted).

@@ -10,33 +10,33 @@ hyperparameters, i.e. a row of the paper's Table 1), the seeds and densities, an
 experiment set (book chapter) uses. :func:`experiment_specs` turns (profile, experiment set,
 overrides) into the list of :class:`dropkit.spec.RunSpec` that chapter needs:
 
-======================  ==========================  ============================================
-experiment set          chapter                     runs per setup, seed and density
-======================  ==========================  ============================================
-``bias_benchmark``      02 (Figures 1, 2, 10, 13,   ``random``; ``strategy`` for every method of
-                        14)                         ``profile.methods``; + full dataset
-``drop_evaluation``     03 (Figures 5, 6, 11, 12)   ``random``, ``random+drop``; for each of the
-                                                    setup's ``strategies``: ``strategy``,
-                                                    ``random+strategyq``, ``strategy+drop``;
-                                                    + full dataset
-``cdbw``                04 (Figure 7)               ``random+drop``, EL2N ``strategy``,
-                                                    ``strategy+drop``, EL2N + CDB-W final model,
-                                                    CDB-W query model + EL2N; + full dataset with
-                                                    and without CDB-W; query models train at
-                                                    least :data:`CDBW_MIN_QUERY_EPOCHS` epochs
-``imbalanced``          05 (Figure 8)               for each imbalance factor: ``random+drop``
-                                                    with quota rule ``"paper"`` and with rule
-                                                    ``"counts"``, EL2N ``strategy``; + full
-                                                    dataset with and without CDB-W
-``waterbirds``          06 (Figure 9)               ``random``, ``random+drop``, EL2N ``strategy``
-                                                    and ``strategy+drop``, both DRoP protocols
-                                                    also with quotas over groups
-                                                    (``drop_over="groups"``); + full dataset with
-                                                    and without CDB-W (group data)
-``pretraining_ablation`` 07 (Figure 15)             ``random+drop`` for every query length of
-                                                    ``query_epoch_grid`` at
-                                                    ``ablation_densities``; + full dataset
-======================  ==========================  ============================================
+==========================  ==========================  ============================================
+experiment set              chapter                     runs per setup, seed and density
+==========================  ==========================  ============================================
+``bias_benchmark``          02 (Figures 1, 2, 10, 13,   ``random``; ``strategy`` for every method of
+                            14)                         ``profile.methods``; + full dataset
+``drop_evaluation``         03 (Figures 5, 6, 11, 12)   ``random``, ``random+drop``; for each of the
+                                                        setup's ``strategies``: ``strategy``,
+                                                        ``random+strategyq``, ``strategy+drop``;
+                                                        + full dataset
+``cdbw``                    04 (Figure 7)               ``random+drop``, EL2N ``strategy``,
+                                                        ``strategy+drop``, EL2N + CDB-W final model,
+                                                        CDB-W query model + EL2N; + full dataset with
+                                                        and without CDB-W; query models train at
+                                                        least :data:`CDBW_MIN_QUERY_EPOCHS` epochs
+``imbalanced``              05 (Figure 8)               for each imbalance factor: ``random+drop``
+                                                        with quota rule ``"paper"`` and with rule
+                                                        ``"counts"``, EL2N ``strategy``; + full
+                                                        dataset with and without CDB-W
+``waterbirds``              06 (Figure 9)               ``random``, ``random+drop``, EL2N ``strategy``
+                                                        and ``strategy+drop``, both DRoP protocols
+                                                        also with quotas over groups
+                                                        (``drop_over="groups"``); + full dataset with
+                                                        and without CDB-W (group data)
+``pretraining_ablation``    07 (Figure 15)              ``random+drop`` for every query length of
+                                                        ``query_epoch_grid`` at
+                                                        ``ablation_densities``; + full dataset
+==========================  ==========================  ============================================
 """
 
 from __future__ import annotations

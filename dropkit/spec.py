@@ -204,14 +204,17 @@ def _canonical_options(options) -> tuple[tuple[str, Any], ...]:
 class RunSpec:
     """Everything that can change a number of one run (data, pruning, query and final training).
 
-    Data:
+    The fields come in four groups: the data (``dataset`` to ``imbalance_factor``), the pruning
+    (``protocol`` to ``seed``), the query model (``query_epochs`` to ``du_window``, only for
+    protocols with a method) and the final training (SGD with momentum and a step schedule).
+
+    Attributes:
         dataset: a :data:`dropkit.data.DATASETS` name.
-        dataset_options: extra ``load_dataset`` options (e.g. spurious-cue strength), as a mapping
-            or pairs; stored as a sorted tuple of ``(name, value)`` pairs.
-        train_subset: keep a class-stratified random subset of this many training samples (fixed
-            seed 0, independent of ``seed``) before anything else; None = all (smoke profile).
+        dataset_options: extra ``load_dataset`` options (e.g. spurious-cue strength), as a
+            mapping or pairs; stored as a sorted tuple of ``(name, value)`` pairs.
+        train_subset: keep a class-stratified random subset of this many training samples
+            (fixed seed 0, independent of ``seed``) before anything else; None = all.
         imbalance_factor: ``I >= 1``; ``I > 1`` makes the training set long-tailed (Cui et al.).
-    Pruning:
         protocol: one of :data:`PROTOCOLS`; ``"none"`` trains on the full dataset (density 1).
         method: the score method (:data:`SCORE_METHODS`) for the score protocols and for
             ``strategy+drop``; for ``random+drop`` the method whose query model gives the DRoP
@@ -220,35 +223,43 @@ class RunSpec:
         quota_rule: ``"paper"`` (class density ∝ 1 − recall) or ``"counts"`` (authors' code).
         min_per_class: optional floor of samples per class for DRoP quotas (0 = paper).
         recall_query: where ``strategy+drop`` takes its class recalls (:data:`RECALL_QUERIES`):
-            ``"method"`` (the strategy's own query model) or ``"short"`` (the paper: DRoP's short
-            EL2N query models, those of ``random+drop``). Unused (left out of the key) for the
-            other protocols and for EL2N/GraNd, whose query model is the short one already.
-        drop_over: ``"classes"`` (the paper: quotas from class sizes and per-class query recalls)
-            or ``"groups"`` (group datasets only: quotas from group sizes and the query models'
-            per-group validation recalls, selection within each group).
+            ``"method"`` (the strategy's own query model) or ``"short"`` (the paper: DRoP's
+            short EL2N query models, those of ``random+drop``). Unused (left out of the key) for
+            the other protocols and for EL2N/GraNd, whose query model is the short one already.
+        drop_over: ``"classes"`` (the paper: quotas from class sizes and per-class query
+            recalls) or ``"groups"`` (group datasets only: quotas from group sizes and the query
+            models' per-group validation recalls, selection within each group).
         seed: seed of the selection and the final training; the query runs use seeds from
             :func:`query_seed` (``1000 + seed * query_seeds`` onwards).
-    Query model (only for protocols with a method):
-        query_epochs: training length of the EL2N/GraNd/DRoP query models in epochs (paper: 10%
-            of ``epochs``), a positive integer or a fraction of an epoch (e.g. 0.1: the first 10%
-            of the first epoch's batches; integral values are stored as ints, so keys stay
-            stable); Forgetting, Dynamic Uncertainty and CoreSet use a full ``epochs`` run.
+        query_epochs: training length of the EL2N/GraNd/DRoP query models in epochs (paper:
+            10% of ``epochs``), a positive integer or a fraction of an epoch (e.g. 0.1: the
+            first 10% of the first epoch's batches; integral values are stored as ints, so keys
+            stay stable); Forgetting, Dynamic Uncertainty and CoreSet use a full ``epochs`` run.
         query_seeds: number of query trainings averaged (paper: 5) for EL2N/GraNd/DRoP recalls.
         query_cdbw: train the query model(s) with CDB-W class weights.
         du_window: Dynamic Uncertainty's window J in epochs (He et al.: 10); with a 10-epoch
             query run J = 10 leaves one window, J = 5 gives 6 windows. Unused for other methods.
-    Final training (SGD, momentum, step schedule):
-        model, pretrained_path (ResNet-50 only; a local state_dict file), epochs, drop_epochs,
-        drop_factor, lr, momentum, batch_size, weight_decay, augment (shifts ≤ 4 px + flips),
-        cdbw (CDB-W class weights on the final model),
-        cdbw_weights: the CDB-W weight rule (:data:`CDBW_WEIGHTS`), for ``cdbw`` and ``query_cdbw``,
+        model: a :data:`dropkit.models.MODELS` name.
+        pretrained_path: ResNet-50 only: a local state_dict file; None = random initialisation.
+        epochs: final-training epochs (before optional epoch scaling).
+        drop_epochs: epochs at which the learning rate is multiplied by ``drop_factor``.
+        drop_factor: the step schedule's factor (paper: 0.2).
+        lr: initial learning rate of SGD.
+        momentum: SGD momentum (paper: 0.9).
+        batch_size: samples per SGD step.
+        weight_decay: L2 penalty of SGD.
+        augment: random shifts of at most 4 px and horizontal flips.
+        cdbw: CDB-W class weights on the final model.
+        cdbw_weights: the CDB-W weight rule (:data:`CDBW_WEIGHTS`), for ``cdbw`` and
+            ``query_cdbw``.
         epoch_scaling: train ``round(epochs / density)`` epochs (drop epochs scaled alike), as
             the authors' code does for small subsets; off by default.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
-        bf16, channels_last: bfloat16 autocast and NHWC memory format for the query and final
-            trainings (the GPU path's speed options, :class:`dropkit.train.TrainConfig`); they
-            change numbers slightly, so they are part of the run's identity. Off by default.
-    schema_version: :data:`SCHEMA_VERSION`; part of the cache key.
+        bf16: bfloat16 autocast for the query and final trainings (the GPU path's speed option,
+            :class:`dropkit.train.TrainConfig`); it changes numbers slightly, so it is part of
+            the run's identity. Off by default.
+        channels_last: NHWC memory format, likewise. Off by default.
+        schema_version: :data:`SCHEMA_VERSION`; part of the cache key.
     """
 
     dataset: str

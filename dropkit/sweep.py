@@ -51,12 +51,15 @@ __all__ = ["SlurmOptions", "SweepReport", "SweepError", "sweep", "results_frame"
 class SlurmOptions:
     """Options of ``executor="slurm"`` (passed to ``submitit.AutoExecutor``).
 
-    cluster: None = detect (Slurm when ``sbatch`` exists); ``"local"`` or ``"debug"`` run the
-        same job array on this machine (submitit's test executors).
-    partition: Slurm partition (None = cluster default).
-    time_min: time limit per job in minutes; gpus: GPUs per job; cpus: CPUs per job.
-    array_parallelism: how many array tasks may run at once.
-    folder: submitit's log folder (default ``<store>/submitit``).
+    Attributes:
+        cluster: None = detect (Slurm when ``sbatch`` exists); ``"local"`` or ``"debug"`` run
+            the same job array on this machine (submitit's test executors).
+        partition: Slurm partition (None = cluster default).
+        time_min: time limit per job in minutes.
+        gpus: GPUs per job.
+        cpus: CPUs per job.
+        array_parallelism: how many array tasks may run at once.
+        folder: submitit's log folder (default ``<store>/submitit``).
     """
 
     cluster: str | None = None

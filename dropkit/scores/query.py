@@ -53,20 +53,21 @@ FULL_QUERY_METHODS: tuple[str, ...] = ("forgetting", "dynamic_uncertainty", "cor
 class QueryConfig:
     """How query models are trained and scores computed.
 
-    training: the :class:`dropkit.train.TrainConfig` of the query runs (optimiser, schedule,
-        device, speed options: every training option is declared there, once). Its ``epochs`` is
-        the length of each short query run (EL2N, GraNd; the paper: 10% of the final length), its
-        ``seed`` the first run's, its ``drop_epochs`` epochs of the full-length schedule (a short
-        run keeps those before its end); ``cdbw=True`` trains CDB-W query models (the paper's
-        "CDB-W+EL2N"). ``record_per_sample`` and ``eval_every_epoch`` are set per run.
-    full_epochs: length of the full query run (Forgetting, Dynamic Uncertainty, CoreSet, SSP);
-        None = ``10 * training.epochs``.
-    num_seeds: short query runs, seeds ``seed, seed + 1, ...``; their scores and validation
-        recalls are averaged (paper: 5).  The full run uses ``seed``.  ``random`` uses ``seed``.
-    window: Dynamic Uncertainty window J (He et al.: 10).
-    never_learned: Forgetting score of never-learned samples, "most" (default) or "zero"
-        (see :mod:`dropkit.scores.forgetting`).
-    score_batch_size: samples per batch when computing logits, gradients and embeddings.
+    Attributes:
+        training: the :class:`dropkit.train.TrainConfig` of the query runs (optimiser, schedule,
+            device, speed options: every training option is declared there, once). Its ``epochs`` is
+            the length of each short query run (EL2N, GraNd; the paper: 10% of the final length),
+            its ``seed`` the first run's, its ``drop_epochs`` epochs of the full-length schedule (a
+            short run keeps those before its end); ``cdbw=True`` trains CDB-W query models (the
+            paper's "CDB-W+EL2N"). ``record_per_sample`` and ``eval_every_epoch`` are set per run.
+        full_epochs: length of the full query run (Forgetting, Dynamic Uncertainty, CoreSet, SSP);
+            None = ``10 * training.epochs``.
+        num_seeds: short query runs, seeds ``seed, seed + 1, ...``; their scores and validation
+            recalls are averaged (paper: 5).  The full run uses ``seed``.  ``random`` uses ``seed``.
+        window: Dynamic Uncertainty window J (He et al.: 10).
+        never_learned: Forgetting score of never-learned samples, "most" (default) or "zero" (see
+            :mod:`dropkit.scores.forgetting`).
+        score_batch_size: samples per batch when computing logits, gradients and embeddings.
     """
 
     training: TrainConfig = TrainConfig()
@@ -117,12 +118,14 @@ class QueryConfig:
 class ScoreResult:
     """Scores of one method and what produced them.
 
-    scores: float64 ``[n]`` in ``train_indices`` order, higher = more useful = kept first.
-    val_recalls: float64 ``[K]`` mean final validation recall of the query runs (None for
-        ``random``, which trains nothing).
-    models: the trained query models (one per run; empty for ``random``), in eval mode.
-    method: the scoring method. runs: the :class:`dropkit.train.TrainResult` of every query run
-        (histories, test recalls, per-sample records).
+    Attributes:
+        scores: float64 ``[n]`` in ``train_indices`` order, higher = more useful = kept first.
+        val_recalls: float64 ``[K]`` mean final validation recall of the query runs (None for
+            ``random``, which trains nothing).
+        models: the trained query models (one per run; empty for ``random``), in eval mode.
+        method: the scoring method.
+        runs: the :class:`dropkit.train.TrainResult` of every query run (histories, test
+            recalls, per-sample records).
     """
 
     scores: np.ndarray
