@@ -53,7 +53,8 @@ from dropkit.theory import GaussianMixture, figure4b_thresholds
 check_reference(reference)
 settings = get_profile(profile)
 frames = {experiment: chapter_results(settings, experiment, seeds=seeds, device=device,
-                                      results_dir=results_dir, workers=workers, data_root=data_root).frame
+                                      results_dir=results_dir, workers=workers, data_root=data_root,
+                                      progress=True).frame
           for experiment in EXPERIMENT_SETS}
 # chapter 01's Figure 4b with its default parameters: 10 datasets of 400 points, d = 0.75 and 0.5
 frames["theory"] = figure4b_thresholds(GaussianMixture(), (0.75, 0.5), n_datasets=10, n_points=400, seed=0)
