@@ -537,12 +537,16 @@ def scorecard(frames: Mapping[str, pd.DataFrame], claims, context: Context = Con
 
 
 def scorecard_markdown(table: pd.DataFrame, title: str) -> str:
-    """The scorecard as a MyST table: verdicts in bold, figures as ``{numref}`` links."""
+    """The scorecard as a MyST table: verdicts in bold, figures as ``{numref}`` links. To fit the
+    text column, the claim's id and what was measured follow its words in the first cell."""
     shown = table[["id", *COLUMNS]].copy()
     for column in shown.columns:  # a "|" inside a cell would end it
         shown[column] = [str(v).replace("|", "\\|") for v in shown[column]]
+    shown["claim"] = [f"{claim} *(`{id_}`; measured here: {measured})*"
+                      for claim, id_, measured in zip(shown["claim"], shown["id"], shown["measured here"])]
     shown["verdict"] = [f"**{v}**" for v in shown["verdict"]]
     shown["figure"] = [f"{{numref}}`{f}`" for f in shown["figure"]]
+    shown = shown.drop(columns=["id", "measured here"]).rename(columns={"ours (mean, 95 % CI)": "ours (95 % CI)"})
     body = shown.to_markdown(index=False, disable_numparse=True)
     return f"```{{table}} {title}\n{body}\n```"
 

@@ -66,6 +66,9 @@ def test_scorecard_rows_carry_the_rule_and_missing_runs_are_never_a_verdict():
         scorecard.scorecard({"drop_evaluation": frame}, [claim("drop-peak")])
     text = scorecard.scorecard_markdown(table, "t")
     assert "{numref}`paper-figure-5`" in text and "**holds**" in text
+    header = next(line for line in text.splitlines() if line.startswith("| claim"))
+    assert header.count("|") == 7  # six columns: the id and what was measured sit in the claim cell
+    assert "`drop-worst-gain`; measured here: " in text
 
 
 def test_registry_ids_are_unique_and_cover_the_issue_claims():
