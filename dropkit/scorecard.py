@@ -540,8 +540,8 @@ def scorecard_markdown(table: pd.DataFrame, title: str) -> str:
     """The scorecard as a MyST table: verdicts in bold, figures as ``{numref}`` links. To fit the
     text column, the claim's id and what was measured follow its words in the first cell."""
     shown = table[["id", *COLUMNS]].copy()
-    for column in shown.columns:  # a "|" inside a cell would end it
-        shown[column] = [str(v).replace("|", "\\|") for v in shown[column]]
+    for column in shown.columns:  # a "|" inside a cell would end it, a "*" (t*) start emphasis
+        shown[column] = [str(v).replace("|", "\\|").replace("*", "\\*") for v in shown[column]]
     shown["claim"] = [f"{claim} *(`{id_}`; measured here: {measured})*"
                       for claim, id_, measured in zip(shown["claim"], shown["id"], shown["measured here"])]
     shown["verdict"] = [f"**{v}**" for v in shown["verdict"]]
