@@ -213,7 +213,7 @@ def sweep_jobs(specs, *, stored_queries=frozenset(), data_root=None) -> tuple[li
     each model once to count its FLOPs.
     """
     from dropkit.models import build_model
-    from dropkit.runner import load_data
+    from dropkit.runner import load_data, query_specs
     from dropkit.schedule import Job
 
     sizes: dict = {}
@@ -232,12 +232,14 @@ def sweep_jobs(specs, *, stored_queries=frozenset(), data_root=None) -> tuple[li
             network = build_model(spec.model, num_classes=num_classes, input_shape=input_shape)
             flops[model_key] = model_flops(network, input_shape, num_classes)
         after: tuple = ()
-        if spec.needs_query and spec.query_key not in stored_queries:
-            key = f"query:{spec.query_key}"
+        for query in query_specs(spec):  # its own query training and that of its DRoP recalls
+            if query.query_key in stored_queries:
+                continue
+            key = f"query:{query.query_key}"
             if key not in jobs:
-                jobs[key] = Job(key, query_passes(spec, num_train, num_eval).flops(flops[model_key]))
+                jobs[key] = Job(key, query_passes(query, num_train, num_eval).flops(flops[model_key]))
                 models[key] = model_key
-            after = (key,)
+            after += (key,)
         if spec.cache_key not in jobs:
             jobs[spec.cache_key] = Job(spec.cache_key,
                                        final_passes(spec, num_train, num_eval).flops(flops[model_key]), after)

@@ -64,12 +64,12 @@ def rekey_store(store: ResultStore, *, dry_run: bool = False) -> RekeyReport:
     runs = store.path / "runs"
     paths = sorted(runs.glob("*.json"))
     rows = {path.stem: json.loads(path.read_text()) for path in paths}
-    occupant = {key: row for key, row in rows.items() if RunSpec.from_dict(row).cache_key == key}
+    keys = {name: RunSpec.from_dict(row).cache_key for name, row in rows.items()}  # under today's rule
+    occupant = {name: row for name, row in rows.items() if keys[name] == name}
     report.unchanged = len(occupant)
     for path in paths:
         row = rows[path.stem]
-        spec = RunSpec.from_dict(row)
-        old, new = path.stem, spec.cache_key
+        old, new = path.stem, keys[path.stem]
         if old == new:
             continue
         if new in occupant:

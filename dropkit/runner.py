@@ -31,7 +31,7 @@ from dropkit import __version__
 from dropkit.spec import RECALL_PROTOCOLS, SCORE_PROTOCOLS, RunSpec, query_seed
 from dropkit.store import ResultStore
 
-__all__ = ["load_data", "query_outputs", "recall_spec", "run"]
+__all__ = ["load_data", "query_outputs", "query_specs", "recall_spec", "run"]
 
 
 def load_data(spec: RunSpec, data_root: str | os.PathLike | None):
@@ -119,6 +119,14 @@ def recall_spec(spec: RunSpec) -> RunSpec:
         return spec
     return dataclasses.replace(spec, protocol="random+drop", method=DEFAULT_RECALL_METHOD,
                                recall_query="method")
+
+
+def query_specs(spec: RunSpec) -> tuple[RunSpec, ...]:
+    """The query trainings ``spec`` needs, each once: none without a query model, else its own
+    and, when it is another one, that of its DRoP recalls (:func:`recall_spec`)."""
+    if not spec.needs_query:
+        return ()
+    return tuple(dict.fromkeys([spec, recall_spec(spec)]))
 
 
 def query_outputs(spec: RunSpec, data, store: ResultStore | None = None, *,

@@ -38,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from dropkit.cost import Passes, final_passes, query_passes
-from dropkit.runner import load_data, query_outputs, recall_spec, run
+from dropkit.cost import ModelFlops, final_passes, query_passes
+from dropkit.runner import load_data, query_outputs, query_specs, run
 from dropkit.schedule import Job, ReadyQueue
 from dropkit.spec import LATER_FIELD_DEFAULTS, RunSpec, check_choice, check_int
 from dropkit.store import ResultStore
@@ -382,9 +382,8 @@ class _Task:
     label: str
 
 
-def relative_cost(passes: Passes) -> float:
-    """A scheduling cost from sample passes: a training pass counts as 3 forward passes."""
-    return 3.0 * passes.train + passes.forward
+#: Scheduling costs per sample: a training pass counts as 3 forward passes (no model is built).
+RELATIVE_FLOPS = ModelFlops(forward=1.0, train=3.0)
 
 
 def _tasks(missing: list[RunSpec], store: ResultStore, function: Callable, data_root: str | None,
@@ -398,18 +397,17 @@ def _tasks(missing: list[RunSpec], store: ResultStore, function: Callable, data_
     for spec in missing:
         size = spec.train_subset or 1
         after: tuple[str, ...] = ()
-        queried = dict.fromkeys([spec, recall_spec(spec)]) if with_queries and spec.needs_query else {}
-        for query in queried:  # the spec's query training and, if apart, that of its DRoP recalls
+        for query in query_specs(spec) if with_queries else ():
             key = f"query:{query.query_key}"
             if key not in tasks and key not in stored_queries:
                 if store.load_scores(query.query_key) is None:
-                    tasks[key] = _Task(Job(key, relative_cost(query_passes(query, size, 0))), _query_task,
+                    tasks[key] = _Task(Job(key, query_passes(query, size, 0).flops(RELATIVE_FLOPS)), _query_task,
                                        (query, root, profile, data_root), f"query {query.method} seed={query.seed}")
                 else:
                     stored_queries.add(key)
             if key in tasks:
                 after += (key,)
-        job = Job(spec.cache_key, relative_cost(final_passes(spec, size, 0)), after)
+        job = Job(spec.cache_key, final_passes(spec, size, 0).flops(RELATIVE_FLOPS), after)
         tasks[spec.cache_key] = _Task(job, _run_task, (function, spec, root, profile, data_root, False),
                                       spec.label())
     return list(tasks.values())

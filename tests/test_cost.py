@@ -58,3 +58,20 @@ def test_library_models_have_positive_flops(name):
 
     flops = model_flops(build_model(name, num_classes=10, input_shape=(1, 28, 28)), (1, 28, 28), 10)
     assert 0 < flops.forward < flops.train <= 3 * flops.forward
+
+
+def test_sweep_jobs_count_the_drop_recall_query_of_strategy_drop():
+    from dropkit.cost import sweep_jobs
+    from dropkit.runner import query_specs, recall_spec
+
+    spec = _spec(protocol="strategy+drop", method="forgetting", density=0.5, recall_query="short",
+                 train_subset=1000)
+    queries = query_specs(spec)
+    assert queries == (spec, recall_spec(spec)) and queries[1].method == "el2n"
+    jobs, _ = sweep_jobs([spec])
+    by_key = {job.key: job for job in jobs}
+    wanted = {f"query:{q.query_key}" for q in queries}
+    assert wanted <= set(by_key) and set(by_key[spec.cache_key].after) == wanted
+    jobs, _ = sweep_jobs([spec], stored_queries={queries[1].query_key})
+    assert {job.key for job in jobs} == {spec.cache_key, f"query:{spec.query_key}"}
+    assert query_specs(_spec(protocol="none", density=1.0)) == ()
