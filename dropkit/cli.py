@@ -272,7 +272,7 @@ def _specs(args) -> list:
     from dropkit.profiles import experiment_specs
 
     return experiment_specs(
-        args.profile, args.experiment, dataset=args.dataset, model=args.model,
+        args.profile, args.experiment, setup=args.setup, dataset=args.dataset, model=args.model,
         densities=None if args.densities is None else _parse_list(args.densities, float, "--densities"),
         seeds=None if args.seeds is None else _parse_list(args.seeds, int, "--seeds"),
         device=args.device, **_parse_overrides(args.set),
@@ -383,6 +383,7 @@ _RESULTS_DIR_HELP = ("results root (default: $DROPKIT_RESULTS, else the results/
 
 
 def _add_selection_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--setup", help="only the setup of this name, e.g. cnn-fashion-mnist")
     parser.add_argument("--dataset", help="only this dataset's setups")
     parser.add_argument("--model", help="replace the setups' model")
     parser.add_argument("--densities", help="comma-separated densities, e.g. 0.1,0.5,0.9")
