@@ -19,6 +19,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -271,12 +272,17 @@ def _specs(args) -> list:
     """The RunSpecs selected by --profile/--experiment and the selection options."""
     from dropkit.profiles import experiment_specs
 
-    return experiment_specs(
-        args.profile, args.experiment, setup=args.setup, dataset=args.dataset, model=args.model,
-        densities=None if args.densities is None else _parse_list(args.densities, float, "--densities"),
-        seeds=None if args.seeds is None else _parse_list(args.seeds, int, "--seeds"),
-        device=args.device, **_parse_overrides(args.set),
-    )
+    experiments = [args.experiment] if isinstance(args.experiment, str) else list(args.experiment)
+    specs: dict[str, Any] = {}
+    for experiment in experiments:  # runs shared by several experiment sets are listed once
+        for spec in experiment_specs(
+            args.profile, experiment, setup=args.setup, dataset=args.dataset, model=args.model,
+            densities=None if args.densities is None else _parse_list(args.densities, float, "--densities"),
+            seeds=None if args.seeds is None else _parse_list(args.seeds, int, "--seeds"),
+            device=args.device, **_parse_overrides(args.set),
+        ):
+            specs.setdefault(spec.cache_key, spec)
+    return list(specs.values())
 
 
 def _cmd_sweep(args) -> int:
@@ -293,7 +299,7 @@ def _cmd_sweep(args) -> int:
     workers = args.workers or max(1, min(profile.workers, (os.cpu_count() or 1) // threads))
     stored = store.keys()
     missing = sum(spec.cache_key not in stored for spec in specs)
-    print(f"{profile.name}/{args.experiment}: {len(specs)} runs, {len(specs) - missing} stored, "
+    print(f"{profile.name}/{'+'.join(args.experiment)}: {len(specs)} runs, {len(specs) - missing} stored, "
           f"{missing} to run -> {store.path}", flush=True)
     if args.dry_run and missing:
         _print_projection([spec for spec in specs if spec.cache_key not in stored], store,
@@ -430,7 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
         "skipped, so a killed sweep resumes where it stopped.",
     )
     sweep.add_argument("--profile", required=True, choices=PROFILE_NAMES)
-    sweep.add_argument("--experiment", required=True, choices=tuple(EXPERIMENT_SETS))
+    sweep.add_argument("--experiment", required=True, nargs="+", choices=tuple(EXPERIMENT_SETS),
+                       help="one or more experiment sets; their runs are scheduled together, "
+                       "each shared run once")
     _add_selection_arguments(sweep)
     sweep.add_argument("--executor", choices=("local", "slurm"), default="local")
     sweep.add_argument("--workers", type=int, help="local worker processes (default: the profile's, "

@@ -74,7 +74,8 @@ DROP_UNITS: tuple[str, ...] = ("classes", "groups")
 #: existed keeps its key (the field's default is what those runs did).
 LATER_FIELD_DEFAULTS: dict[str, Any] = {"drop_over": "classes", "bf16": False,
                                          "channels_last": False, "recall_query": "method",
-                                         "cdbw_weights": "floored", "du_window": 10}
+                                         "cdbw_weights": "floored", "du_window": 10,
+                                         "max_shift": 4}
 #: Where Strategy+DRoP takes its class recalls: ``"method"`` (the strategy's own query model; for
 #: Forgetting/Dynamic Uncertainty/CoreSet the full-length run) or ``"short"`` (the paper, Appendix
 #: F: "we used 10% of the full training cycle to train the query model for EL2N, GraNd, and DRoP",
@@ -248,7 +249,10 @@ class RunSpec:
         momentum: SGD momentum (paper: 0.9).
         batch_size: samples per SGD step.
         weight_decay: L2 penalty of SGD.
-        augment: random shifts of at most 4 px and horizontal flips.
+        augment: random shifts of at most ``max_shift`` px and horizontal flips on the final
+            training (query trainings are never augmented).
+        max_shift: the augmentation's largest shift in pixels along each axis (the paper's
+            CIFAR setting, Appendix A: 4; 2 suits 28-px Fashion-MNIST). Unused without augment.
         cdbw: CDB-W class weights on the final model.
         cdbw_weights: the CDB-W weight rule (:data:`CDBW_WEIGHTS`), for ``cdbw`` and
             ``query_cdbw``.
@@ -287,6 +291,7 @@ class RunSpec:
     batch_size: int = 256
     weight_decay: float = 5e-4
     augment: bool = False
+    max_shift: int = 4
     cdbw: bool = False
     cdbw_weights: str = "floored"
     du_window: int = 10
@@ -330,6 +335,7 @@ class RunSpec:
         check_choice("recall_query", self.recall_query, RECALL_QUERIES)
         check_choice("cdbw_weights", self.cdbw_weights, CDBW_WEIGHTS)
         put("du_window", check_int("du_window", self.du_window, minimum=2))
+        put("max_shift", check_int("max_shift", self.max_shift, minimum=0))
         query_epochs = _finite_float("query_epochs", self.query_epochs, low=0.0, low_open=True)
         put("query_epochs", int(query_epochs) if query_epochs.is_integer() else query_epochs)
         put("query_seeds", check_int("query_seeds", self.query_seeds))
@@ -394,7 +400,8 @@ class RunSpec:
         query fields (:data:`QUERY_ONLY_FIELDS`) of a run without a query model (full data,
         Random), the quota fields (:data:`QUOTA_ONLY_FIELDS`) of a protocol without DRoP
         quotas, ``recall_query`` where it changes nothing, the CDB-W fields of a run without
-        CDB-W and ``du_window`` of a method other than Dynamic Uncertainty. Specs that differ only in these fields are one run."""
+        CDB-W, ``du_window`` of a method other than Dynamic Uncertainty and ``max_shift``
+        without augmentation. Specs that differ only in these fields are one run."""
         unused: tuple[str, ...] = ()
         if not self.needs_query:
             unused += QUERY_ONLY_FIELDS
@@ -406,6 +413,8 @@ class RunSpec:
             unused += CDBW_ONLY_FIELDS
         if self.method != "dynamic_uncertainty":
             unused += ("du_window",)
+        if not self.augment:
+            unused += ("max_shift",)
         return unused
 
     def _key_fields(self) -> dict[str, Any]:

@@ -62,12 +62,14 @@ CHANGED = {
     "recall_query": "short",
     "cdbw_weights": "paper",
     "du_window": 5,
+    "max_shift": 2,
 }
 #: Fields whose changed value needs another field changed too (compared with that spec).
 CHANGED_WITH = {"drop_over": {"protocol": "strategy+drop"}, "quota_rule": {"protocol": "strategy+drop"},
                 "min_per_class": {"protocol": "strategy+drop"},
                 "recall_query": {"protocol": "strategy+drop", "method": "forgetting"},
-                "cdbw_weights": {"cdbw": True}, "du_window": {"method": "dynamic_uncertainty"}}
+                "cdbw_weights": {"cdbw": True}, "du_window": {"method": "dynamic_uncertainty"},
+                "max_shift": {"augment": True}}
 
 
 def test_changed_covers_every_field_but_the_schema_version():
@@ -113,7 +115,7 @@ def test_fields_a_protocol_does_not_use_stay_out_of_its_key():
     assert dataclasses.replace(BASE, quota_rule="counts").cache_key == BASE.cache_key
     assert dataclasses.replace(BASE, query_epochs=2).cache_key != BASE.cache_key
     drop = dataclasses.replace(BASE, protocol="random+drop")
-    assert drop.unused_fields == ("recall_query", "cdbw_weights", "du_window")
+    assert drop.unused_fields == ("recall_query", "cdbw_weights", "du_window", "max_shift")
     for name, value in (("query_epochs", 2), ("quota_rule", "counts"), ("min_per_class", 1)):
         assert dataclasses.replace(drop, **{name: value}).cache_key != drop.cache_key, name
     # the query training's key is untouched by the rule
@@ -650,6 +652,18 @@ def test_issue15_protocol_fields_stay_out_of_keys_where_they_change_nothing():
     assert dataclasses.replace(BASE, du_window=5).cache_key == BASE.cache_key
     du = dataclasses.replace(BASE, method="dynamic_uncertainty")
     assert dataclasses.replace(du, du_window=5).query_key != du.query_key
+
+
+def test_max_shift_changes_only_augmented_final_trainings():
+    assert dataclasses.replace(BASE, max_shift=2).cache_key == BASE.cache_key      # no augmentation
+    augmented = dataclasses.replace(BASE, augment=True)
+    assert augmented.max_shift == 4                                                # the paper's
+    shifted = dataclasses.replace(augmented, max_shift=2)
+    assert shifted.cache_key != augmented.cache_key
+    assert shifted.query_key == augmented.query_key == BASE.query_key              # queries never augment
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="max_shift"):
+            dataclasses.replace(augmented, max_shift=bad)
 
 
 def test_query_epochs_may_be_a_fraction_and_integral_values_keep_their_keys():

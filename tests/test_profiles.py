@@ -87,7 +87,9 @@ def test_smoke_profile_is_tiny():
 
 
 def test_smoke_bias_benchmark_specs():
-    specs = experiment_specs("smoke", "bias_benchmark")
+    both = experiment_specs("smoke", "bias_benchmark")
+    assert [s.model for s in both] == ["mlp"] * 13 + ["cnn"] * 7      # one block per setting
+    specs = experiment_specs("smoke", "bias_benchmark", setup="mlp-fashion-mnist")
     kinds = collections.Counter((s.protocol, s.method) for s in specs)
     assert kinds == {
         ("none", None): 1,
@@ -103,10 +105,17 @@ def test_smoke_bias_benchmark_specs():
     assert {s.density for s in specs if s.protocol != "none"} == {0.3, 0.7}
     # One query training per method serves both densities.
     assert len({s.query_key for s in specs if s.query_key}) == 5
+    # The convolutional setting runs the methods of its own list, with its augmentation.
+    cnn = experiment_specs("smoke", "bias_benchmark", setup="cnn-fashion-mnist")
+    assert collections.Counter((s.protocol, s.method) for s in cnn) == {
+        ("none", None): 1, ("random", None): 2, ("strategy", "el2n"): 2, ("strategy", "forgetting"): 2}
+    assert {(s.model, s.augment, s.max_shift, s.channels_last) for s in cnn} == {("cnn", True, 2, True)}
+    with pytest.raises(ValueError, match="setup='vgg'.*mlp-fashion-mnist, cnn-fashion-mnist"):
+        experiment_specs("smoke", "bias_benchmark", setup="vgg")
 
 
 def test_default_drop_evaluation_specs():
-    specs = experiment_specs("default", "drop_evaluation")
+    specs = experiment_specs("default", "drop_evaluation", setup="mlp-fashion-mnist")
     seeds = len(get_profile("default").seeds_for("drop_evaluation"))
     assert len(specs) == len({s.cache_key for s in specs}) == seeds * (5 * (2 + 2 * 3) + 1)
     kinds = collections.Counter((s.protocol, s.method) for s in specs)
@@ -121,6 +130,14 @@ def test_default_drop_evaluation_specs():
     assert {(s.protocol, s.method) for s in shared} == {
         ("none", None), ("random", None), ("strategy", "el2n"), ("strategy", "forgetting")
     }
+    # The CNN tier (issue 16): full, Random, EL2N, Forgetting, Random+EL2NQ, EL2N+DRoP, Random+DRoP
+    cnn = [s for name in ("bias_benchmark", "drop_evaluation")
+           for s in experiment_specs("default", name, setup="cnn-fashion-mnist")]
+    assert {(s.protocol, s.method) for s in cnn} == {
+        ("none", None), ("random", None), ("strategy", "el2n"), ("strategy", "forgetting"),
+        ("random+strategyq", "el2n"), ("strategy+drop", "el2n"), ("random+drop", "el2n")}
+    assert len({s.seed for s in cnn}) >= 5 and len({s.density for s in cnn} - {1.0}) >= 4
+    assert {s.model for s in experiment_specs("default", "drop_evaluation")} == {"mlp", "cnn"}
 
 
 def test_cdbw_imbalanced_waterbirds_and_ablation_sets():
@@ -133,7 +150,7 @@ def test_cdbw_imbalanced_waterbirds_and_ablation_sets():
     for profile, expected in (("smoke", 2), ("default", 2), ("paper", 16)):
         assert {s.query_epochs for s in experiment_specs(profile, "cdbw", seeds=[0])} == {expected}
     assert {s.query_epochs for s in experiment_specs("default", "cdbw", query_epochs=4)} == {4}
-    assert {s.query_epochs for s in experiment_specs("default", "drop_evaluation")} == {1}
+    assert {s.query_epochs for s in experiment_specs("default", "drop_evaluation", setup="mlp-fashion-mnist")} == {1}
     default = get_profile("default")
     imbalanced = experiment_specs(default, "imbalanced", seeds=[0])
     assert {s.imbalance_factor for s in imbalanced} == {2.0, 5.0, 20.0}
@@ -230,6 +247,10 @@ def test_fast_profile_runs_the_gpu_path_options_and_the_others_do_not():
     fast = experiment_specs("fast", "drop_evaluation", seeds=[0], densities=[0.5])
     assert {(s.bf16, s.channels_last) for s in fast} == {(True, True)}
     for profile in ("smoke", "default"):
-        assert {(s.bf16, s.channels_last) for s in experiment_specs(profile, "drop_evaluation")} == {(False, False)}
+        assert {(s.bf16, s.channels_last)
+                for s in experiment_specs(profile, "drop_evaluation", setup="mlp-fashion-mnist")} == {(False, False)}
+        # NHWC is the CPU CNN's speed option (about twice NCHW's throughput), fp32 as everywhere
+        assert {(s.bf16, s.channels_last)
+                for s in experiment_specs(profile, "drop_evaluation", setup="cnn-fashion-mnist")} == {(False, True)}
     paper = experiment_specs("paper", "drop_evaluation", seeds=[0], densities=[0.5])
     assert {(s.bf16, s.channels_last) for s in paper} == {(False, False)}  # the paper's fp32 runs

@@ -199,6 +199,27 @@ def test_augmentation_of_float_images_and_bad_shapes():
         augment_batch(torch.zeros(4, 8), torch.Generator())
 
 
+def test_max_shift_bounds_the_training_loops_shifts(bands, monkeypatch):
+    import dropkit.train as train_module
+
+    seen = []
+    real = train_module.augment_batch
+
+    def spy(x, generator, max_shift=99):
+        seen.append(max_shift)
+        return real(x, generator, max_shift)
+
+    monkeypatch.setattr(train_module, "augment_batch", spy)
+    config = TrainConfig(epochs=1, batch_size=64, augment=True, max_shift=2, seed=3)
+    shifted = train(bands, "cnn", config, progress=False)
+    assert seen and set(seen) == {2}
+    paper = train(bands, "cnn", TrainConfig(**{**config.__dict__, "max_shift": 4}), progress=False)
+    assert set(seen) == {2, 4}
+    assert not torch.equal(shifted.model.classifier.weight, paper.model.classifier.weight)
+    with pytest.raises(ValueError, match="max_shift"):
+        TrainConfig(max_shift=-1)
+
+
 def test_augment_needs_images(gaussian):
     with pytest.raises(ValueError, match="augment"):
         train(gaussian, "linear", TrainConfig(epochs=1, augment=True), progress=False)

@@ -1,7 +1,7 @@
 """One training run with the paper's protocol (Appendix A, Table 1).
 
 SGD with momentum, weight decay, a step schedule (learning rate x ``drop_factor`` from each drop
-epoch on) and cross-entropy; optional augmentation (random shifts of at most 4 px with zero padding
+epoch on) and cross-entropy; optional augmentation (random shifts of at most ``max_shift`` px, 4 by default, with zero padding
 and horizontal flips, for the final model only) and optional CDB-W class weights (Sinha et al.,
 2022). Per-class validation and test recalls are measured every epoch; per-sample correctness and
 target-class probability of the training forward pass can be recorded for Forgetting and Dynamic
@@ -143,7 +143,7 @@ def _train(data, model, config, *, train_indices, callbacks, progress, loader_wo
         epoch_bounds = bounds[:last_batches] if epoch == epochs - 1 else bounds
         for positions, xb, yb in train_set.batches(order, epoch_bounds):
             if config.augment:
-                xb = augment_batch(xb, generator)
+                xb = augment_batch(xb, generator, config.max_shift)
             run_step(positions, xb, yb)
         if config.record_per_sample:
             correct[epoch] = step.correct.cpu().numpy()
