@@ -1,10 +1,11 @@
 """Training throughput of ``dropkit.train`` against two conventional PyTorch loops, side by side.
 
-All loops train the same model (same seed, SGD settings, batch size, torch threads and, when
-``--augment`` is on, augmentation: random shifts of at most 4 px with zero padding and horizontal
-flips) on the same real data. By default every setting is the ``default`` profile's main training
-setup (``--profile``: model, batch size, learning rate, weight decay, augmentation, torch threads),
-so the ratios describe what the book's sweeps actually run:
+All loops train the same model (same seed, SGD settings, batch size, torch threads, memory format
+and, when ``--augment`` is on, augmentation: random shifts of at most ``--max-shift`` px with zero
+padding and horizontal flips) on the same real data. By default the script measures, one after the
+other, every training setup of the ``default`` profile's bias benchmark (the MLP and the CNN:
+model, batch size, learning rate, weight decay, augmentation and its shift, NHWC, torch threads;
+``--setup`` picks one), so the ratios describe what the book's sweeps actually run:
 
 * dropkit: the dataset is one uint8 tensor on the device, batches are sliced by a seeded
   permutation and augmented/normalised on whole batches (``dropkit.train.train``);
@@ -22,12 +23,12 @@ own, after a few untimed warm-up steps of a throwaway model. Images/s count trai
 is printed as a check that both loops learn alike. ``--channels-last``/``--bf16`` apply to both
 loops and add a plain (fp32, NCHW) dropkit run to compare speed and accuracy against.
 
-    python benchmarks/train_throughput.py            # full Fashion-MNIST, default profile, 1 epoch
+    python benchmarks/train_throughput.py            # full Fashion-MNIST, both setups, 1 epoch
     python benchmarks/train_throughput.py --quick    # CI: 4096 images, a few seconds
-    python benchmarks/train_throughput.py --model cnn --augment --channels-last --bf16
+    python benchmarks/train_throughput.py --setup cnn-fashion-mnist --bf16
 
-The last two lines are ``<model>_speedup_vs_dataloader: <ratio>x (target <t>x)`` and
-``<model>_speedup_vs_tensor_loop: <ratio>x (target 1x)`` (report only: at equal arithmetic a
+The script ends with two lines per setup, ``<model>_speedup_vs_dataloader: <ratio>x (target <t>x)``
+and ``<model>_speedup_vs_tensor_loop: <ratio>x (target 1x)`` (report only: at equal arithmetic a
 plain in-memory loop has no data-loading overhead left to remove).
 """
 
@@ -88,6 +89,7 @@ def run_dropkit(args, plain: bool = False) -> dict:
     data, indices = load_subset(args.dataset, args.train_size, args.seed)
     warm_up(args, data, args.channels_last and not plain, args.bf16 and not plain)
     config = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, augment=args.augment,
+                         max_shift=args.max_shift,
                          weight_decay=args.weight_decay, seed=args.seed, eval_every_epoch=False, device=args.device,
                          channels_last=args.channels_last and not plain, bf16=args.bf16 and not plain)
     result = train(data, args.model, config, train_indices=indices, progress=False)
@@ -151,7 +153,7 @@ def augmentation(args, data) -> list:
 
     if not args.augment:
         return []
-    return [transforms.RandomCrop(data.input_shape[-1], padding=4), transforms.RandomHorizontalFlip()]
+    return [transforms.RandomCrop(data.input_shape[-1], padding=args.max_shift), transforms.RandomHorizontalFlip()]
 
 
 def train_epochs(args, model, optimizer, batches, memory_format) -> tuple[float, float]:
@@ -255,8 +257,10 @@ def run_phase_in_subprocess(phase: str, argv: list[str]) -> dict:
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="default",
-                        help="take the main training setup's settings and the torch threads of this profile "
+                        help="take the training setups' settings and the torch threads of this profile "
                              "(default: %(default)s); the options below override them")
+    parser.add_argument("--setup", default=None,
+                        help="measure only this setup of the profile's bias benchmark (default: each of them)")
     parser.add_argument("--dataset", default=None)
     parser.add_argument("--model", default=None)
     parser.add_argument("--epochs", type=int, default=1)
@@ -265,55 +269,82 @@ def parse_args(argv=None):
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--weight-decay", type=float, default=None)
     parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                        help="random shifts + flips in every loop (default: the profile's setting)")
+                        help="random shifts + flips in every loop (default: the setup's setting)")
+    parser.add_argument("--max-shift", type=int, default=None, help="largest shift in px (default: the setup's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers of the DataLoader loop")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: the profile's)")
-    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                        help="NHWC memory format in every loop (default: the setup's setting)")
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--target", type=float, default=None, help="speedup target (default: 3 for mlp)")
     parser.add_argument("--quick", action="store_true", help="CI size: 4096 training images, 1 epoch")
     parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    apply_profile(args)
     if args.quick and args.train_size is None:
         args.train_size = 4096
     return args
 
 
-def apply_profile(args) -> None:
-    """Fill the options left unset from ``args.profile``'s main setup (the bias benchmark's)."""
+def setup_names(args) -> list[str]:
+    """The setups to measure: ``--setup``, else every setup of the profile's bias benchmark."""
+    from dropkit.profiles import get_profile
+
+    names = [setup.name for setup in get_profile(args.profile).setups_for("bias_benchmark")]
+    if args.setup is not None and args.setup not in names:
+        raise SystemExit(f"--setup {args.setup!r} is not a bias-benchmark setup of profile "
+                         f"{args.profile!r}; choose one of {', '.join(names)}")
+    return names if args.setup is None else [args.setup]
+
+
+def apply_setup(args, name: str):
+    """A copy of ``args`` with the options left unset taken from setup ``name`` of ``args.profile``."""
     from dropkit.profiles import get_profile
 
     profile = get_profile(args.profile)
-    setup = profile.setups_for("bias_benchmark")[0]
-    for name, value in (("dataset", setup.dataset), ("model", setup.model), ("batch_size", setup.batch_size),
-                        ("lr", setup.lr), ("weight_decay", setup.weight_decay), ("augment", setup.augment),
-                        ("threads", profile.threads)):
-        if getattr(args, name) is None:
-            setattr(args, name, value)
+    setup = profile.setup(name)
+    args = argparse.Namespace(**vars(args))
+    args.setup = name
+    for option, value in (("dataset", setup.dataset), ("model", setup.model), ("batch_size", setup.batch_size),
+                          ("lr", setup.lr), ("weight_decay", setup.weight_decay), ("augment", setup.augment),
+                          ("max_shift", setup.max_shift), ("channels_last", setup.channels_last),
+                          ("threads", profile.threads)):
+        if getattr(args, option) is None:
+            setattr(args, option, value)
+    return args
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    import torch
-
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
     if args.phase is not None:
+        import torch
+
+        args = apply_setup(args, args.setup)
+        torch.set_num_threads(args.threads)
         report = PHASES[args.phase](args)
         report["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         report["threads"] = torch.get_num_threads()
         print(json.dumps(report))
         return 0
+    ratio_lines = []
+    for name in setup_names(args):
+        ratio_lines += measure_setup(apply_setup(args, name), argv)
+    for line in ratio_lines:  # every setup's ratio lines together, at the end
+        print(line)
+    return 0
 
+
+def measure_setup(args, argv: list[str]) -> list[str]:
+    """Run every phase of one setup in its own subprocess, print the table; return its ratio lines."""
+    argv = [*argv, "--setup", args.setup] if "--setup" not in argv else argv
     phases = ["dropkit", "dataloader", "tensor-loop"] + (["dropkit-plain"] if args.channels_last or args.bf16 else [])
     reports = {phase: run_phase_in_subprocess(phase, argv) for phase in phases}
     options = "+".join(name for name, on in (("channels_last", args.channels_last), ("bf16", args.bf16)) if on)
-    print(f"{args.dataset}, model {args.model}, batch {args.batch_size}, lr {args.lr:g}, {args.epochs} epoch(s), "
-          f"train size {args.train_size or 'all'}, augmentation {'on' if args.augment else 'off'}, "
+    print(f"{args.setup}: {args.dataset}, model {args.model}, batch {args.batch_size}, lr {args.lr:g}, "
+          f"{args.epochs} epoch(s), train size {args.train_size or 'all'}, augmentation "
+          f"{f'on (shifts <= {args.max_shift} px, flips)' if args.augment else 'off'}, "
           f"threads {reports['dropkit']['threads']} (settings of profile {args.profile!r}), "
           f"options {options or 'fp32'}, device {args.device}, DataLoader workers {args.workers}")
     for phase, report in reports.items():
@@ -327,12 +358,12 @@ def main(argv=None) -> int:
         plain = reports["dropkit-plain"]
         print(f"{options} vs plain fp32 (dropkit): {dropkit['images_per_s'] / plain['images_per_s']:.2f}x images/s, "
               f"test accuracy {100 * dropkit['test_accuracy']:.2f}% vs {100 * plain['test_accuracy']:.2f}%")
+    print()
     target = args.target if args.target is not None else DEFAULT_TARGET.get(args.model, 1.0)
-    ratio = dropkit["images_per_s"] / reports["dataloader"]["images_per_s"]
-    print(f"{args.model}_speedup_vs_dataloader: {ratio:.2f}x (target {target:g}x)")
-    ratio = dropkit["images_per_s"] / reports["tensor-loop"]["images_per_s"]
-    print(f"{args.model}_speedup_vs_tensor_loop: {ratio:.2f}x (target 1x)")
-    return 0
+    loader_ratio = dropkit["images_per_s"] / reports["dataloader"]["images_per_s"]
+    tensor_ratio = dropkit["images_per_s"] / reports["tensor-loop"]["images_per_s"]
+    return [f"{args.model}_speedup_vs_dataloader: {loader_ratio:.2f}x (target {target:g}x)",
+            f"{args.model}_speedup_vs_tensor_loop: {tensor_ratio:.2f}x (target 1x)"]
 
 
 if __name__ == "__main__":

@@ -153,10 +153,11 @@ def matmul_rate(threads: int = 1, *, shape: tuple[int, int, int] = (512, 512, 51
 
 
 def training_rate(model, input_shape: tuple[int, ...], num_classes: int, *, batch_size: int,
-                  threads: int = 1, seconds: float = 1.0) -> float:
+                  threads: int = 1, seconds: float = 1.0, channels_last: bool = False) -> float:
     """FLOP/s (counted as :func:`model_flops`'s training pass per sample) of SGD steps
-    of ``model`` on random float32 batches of ``batch_size`` on ``threads`` torch threads; the
-    model is trained on noise, so pass a throwaway copy."""
+    of ``model`` on random float32 batches of ``batch_size`` on ``threads`` torch threads, in NHWC
+    memory format with ``channels_last`` (as the runs of such a spec train); the model is trained
+    on noise, so pass a throwaway copy."""
     import torch
     import torch.nn.functional as F
 
@@ -167,6 +168,9 @@ def training_rate(model, input_shape: tuple[int, ...], num_classes: int, *, batc
         generator = torch.Generator().manual_seed(0)
         x = torch.randn(batch_size, *input_shape, generator=generator)
         y = torch.randint(0, num_classes, (batch_size,), generator=generator)
+        if channels_last and x.ndim == 4:
+            model = model.to(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
         model.train()
 
@@ -227,7 +231,7 @@ def sweep_jobs(specs, *, stored_queries=frozenset(), data_root=None) -> tuple[li
             sizes[data_key] = (data.num_train, len(data.y_val) + len(data.y_test), data.input_shape,
                                data.num_classes)
         num_train, num_eval, input_shape, num_classes = sizes[data_key]
-        model_key = (spec.model, input_shape, num_classes)
+        model_key = (spec.model, input_shape, num_classes, spec.channels_last)
         if model_key not in flops:
             network = build_model(spec.model, num_classes=num_classes, input_shape=input_shape)
             flops[model_key] = model_flops(network, input_shape, num_classes)
@@ -261,16 +265,17 @@ def project_sweep(specs, *, workers: int, threads: int, stored_queries=frozenset
     rate = matmul_rate(1, seconds=seconds)
     rates = {}
     for model_key in sorted(set(models.values()), key=str):
-        name, input_shape, num_classes = model_key
+        name, input_shape, num_classes, channels_last = model_key
         batch = next(s.batch_size for s in specs if s.model == name)
         network = build_model(name, num_classes=num_classes, input_shape=input_shape)
         rates[model_key] = training_rate(copy.deepcopy(network), input_shape, num_classes,
-                                         batch_size=batch, threads=threads, seconds=seconds)
+                                         batch_size=batch, threads=threads, seconds=seconds,
+                                         channels_last=channels_last)
     timed = [Job(job.key, job.cost / rates[models[job.key]], job.after) for job in jobs]
     return SweepProjection(
         queries=sum(job.key.startswith("query:") for job in jobs),
         runs=sum(not job.key.startswith("query:") for job in jobs),
         flops=total, matmul_rate=rate, floor_seconds=total / (rate * workers * threads),
-        training_rates={key[0]: value for key, value in rates.items()},
+        training_rates={key[0] + (" (NHWC)" if key[3] else ""): value for key, value in rates.items()},
         projected_seconds=simulated_wall(timed, workers),
     )

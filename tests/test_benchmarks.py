@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGET_LINE = re.compile(r"^(?P<name>[A-Za-z0-9_.-]+): (?P<value>[0-9]+(\.[0-9]+)?)x \(target (?P<target>[0-9]+(\.[0-9]+)?)x\)$")
 
 EXPECTED = {
-    "train_throughput.py": {"mlp_speedup_vs_dataloader", "mlp_speedup_vs_tensor_loop"},
+    "train_throughput.py": {"mlp_speedup_vs_dataloader", "mlp_speedup_vs_tensor_loop",
+                            "cnn_speedup_vs_dataloader", "cnn_speedup_vs_tensor_loop"},
     "scores.py": {"grand_mlp_speedup", "grand_cnn_speedup"},
     "gpu.py": {"vgg16_dropkit_vs_dataloader", "fast_cifar10_sweep_within_1_gpu_hour"},
     "sweep.py": {"sweep_floor_over_wall", "sweep_cpu_utilisation"},

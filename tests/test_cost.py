@@ -52,6 +52,21 @@ def test_measured_rates_are_positive_and_restore_threads():
     assert torch.get_num_threads() == threads
 
 
+def test_training_rate_trains_in_the_specs_memory_format(monkeypatch):
+    from dropkit.models import build_model
+
+    seen = []
+    for channels_last in (False, True):
+        seen.clear()
+        model = build_model("cnn", num_classes=3, input_shape=(3, 8, 8))
+        real_forward = model.forward
+        monkeypatch.setattr(model, "forward", lambda x, f=real_forward: seen.append(
+            x.is_contiguous(memory_format=torch.channels_last)) or f(x))
+        training_rate(model, (3, 8, 8), 3, batch_size=4, seconds=0.01, channels_last=channels_last)
+        assert seen[-1] == channels_last   # the timed steps (the FLOP count runs first, in NCHW)
+        assert model.features[0].weight.is_contiguous(memory_format=torch.channels_last) == channels_last
+
+
 @pytest.mark.parametrize("name", ["mlp", "cnn"])
 def test_library_models_have_positive_flops(name):
     from dropkit.models import build_model
