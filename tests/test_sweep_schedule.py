@@ -20,8 +20,8 @@ def _spec(protocol: str, density: float, method: str | None = None) -> RunSpec:
 def test_long_chains_first_query_free_runs_fill_and_runs_follow_their_own_query(tmp_path, monkeypatch):
     calls: list[str] = []
 
-    def fake_query(spec, root, profile, data_root, threads=None):
-        calls.append(f"query {spec.method}")
+    def fake_query(group, root, profile, data_root, threads=None):
+        calls.append(f"query {group[0].method}")
 
     def fake_final(function, spec, root, profile, data_root, wait=False, threads=None):
         calls.append(f"run {spec.method or spec.protocol} {spec.density:g}")
