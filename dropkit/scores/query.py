@@ -44,7 +44,8 @@ from dropkit.scores.forgetting import NEVER_LEARNED_RULES, forgetting_from_corre
 from dropkit.scores.grand import per_sample_grad_norms
 from dropkit.scores.ssp import ssp_from_embeddings
 from dropkit.scores.uniform import random_scores
-from dropkit.train import Normalizer, TrainConfig, default_loader_workers, prefix_mismatch, train
+from dropkit.train import (PREFIX_FREE_FIELDS, Normalizer, TrainConfig, default_loader_workers, prefix_mismatch,
+                           train)
 
 METHODS: tuple[str, ...] = ("random", "el2n", "grand", "forgetting", "dynamic_uncertainty",
                             "coreset", "ssp")
@@ -236,14 +237,14 @@ def compute_scores(method: str, data, *, model: str | nn.Module, query: QueryCon
 
 def prefix_query_mismatch(short: QueryConfig, long: QueryConfig) -> str | None:
     """Why the short query runs of ``short`` are not prefixes of those of ``long`` (so cannot be
-    snapshots of them), or None when they are: every field but the training length
-    (``training.epochs``, ``training.last_epoch_fraction``) equal, so both have the same
-    ``num_seeds`` runs with the same seeds, and run ``i`` of ``short`` a prefix of run ``i`` of
-    ``long`` (:func:`dropkit.train.prefix_mismatch`; the drop epochs are the same full-length
-    schedule, cut at each run's end)."""
-    length = {"epochs": long.training.epochs, "last_epoch_fraction": long.training.last_epoch_fraction}
-    if dataclasses.replace(short, training=dataclasses.replace(short.training, **length)) != long:
-        return "they differ in more than the length of their short runs"
+    snapshots of them), or None when they are: every field but the training's length and drop
+    epochs (:data:`dropkit.train.PREFIX_FREE_FIELDS`) equal, so both have the same ``num_seeds``
+    runs with the same seeds, and run ``i`` of ``short`` a prefix of run ``i`` of ``long``
+    (:func:`dropkit.train.prefix_mismatch`: the same learning rate in every epoch of the shorter
+    run, as when both cut one full-length schedule at their ends)."""
+    free = {name: getattr(long.training, name) for name in PREFIX_FREE_FIELDS}
+    if dataclasses.replace(short, training=dataclasses.replace(short.training, **free)) != long:
+        return "they differ in more than the length and schedule of their short runs"
     for i in range(short.num_seeds):
         seed = short.training.seed + i
         reason = prefix_mismatch(short.train_config(full=False, seed=seed), long.train_config(full=False, seed=seed))
