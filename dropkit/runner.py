@@ -2,7 +2,8 @@
 
 Data flow of :func:`run`::
 
-    spec -> data (subset, long tail) -> query model(s) and scores (cached by ``spec.query_key``)
+    spec -> data (subset, long tail) -> query model(s) and scores (cached by ``spec.query_key``;
+            shorter query lengths of one training from its snapshots, :func:`query_groups`)
          -> class quotas + selection (``dropkit.protocols.keep_indices``) -> final training
          -> row (spec fields, per-class recalls, robustness summary, class counts, provenance)
 
