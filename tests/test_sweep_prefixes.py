@@ -144,3 +144,50 @@ def test_the_dry_run_counts_a_groups_training_once(root):
     stored, _ = sweep_jobs(specs, data_root=root, stored_queries={specs[2].query_key})
     (query,) = [job for job in stored if job.key.startswith("query:")]  # 2 epochs trained, 0.3 its snapshot
     assert query.key == f"query:{specs[1].query_key}"
+
+
+# --------------------------------------------------------------------------- the shipped rows
+
+#: Chapter 07's shipped rows were computed with PyTorch's AVX2 kernels, one torch thread (see
+#: tests/test_shipped_results.py): the group is swept in a fresh interpreter on those kernels.
+_GROUP_SWEEP = """
+import json, sys
+import torch
+torch.set_num_threads(1)
+import dropkit.scores.query as query_module
+from dropkit.spec import RunSpec
+from dropkit.store import ResultStore
+from dropkit.sweep import sweep
+assert torch.backends.cpu.get_cpu_capability() == "AVX2", torch.backends.cpu.get_cpu_capability()
+started, train = [], query_module.train
+query_module.train = lambda *a, **k: started.append(len(k["prefixes"])) or train(*a, **k)
+sweep([RunSpec.from_dict(d) for d in json.loads(sys.argv[1])], ResultStore(sys.argv[2], "default"), progress=False)
+print(json.dumps(started))
+"""
+
+
+@pytest.mark.slow
+def test_chapter_07s_shipped_rows_reproduce_from_one_group_training(tmp_path):
+    """Seed 0 at the lowest ablation density: the five query lengths (0.1-5 epochs, 5 query seeds
+    each) from 5 trainings instead of 25, and every stored number of the five rows as shipped."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    shipped = ResultStore(Path(__file__).resolve().parents[1] / "results", "default")
+    specs = [s for s in experiment_specs("default", "pretraining_ablation")
+             if s.seed == 0 and s.protocol == "random+drop" and s.density == 0.4]
+    assert sorted(s.query_epochs for s in specs) == [0.1, 0.3, 1, 2, 5]
+    stored = [shipped.read(spec.cache_key) for spec in specs]
+    assert all(row.get("cpu_capability", "AVX2") == "AVX2" for row in stored)
+    done = subprocess.run([sys.executable, "-c", _GROUP_SWEEP, json.dumps([s.to_dict() for s in specs]), str(tmp_path)],
+                          check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1],
+                          env={**os.environ, "ATEN_CPU_CAPABILITY": "avx2"})
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [4] * 5  # 5 query seeds, 4 snapshots each
+    for spec, row in zip(specs, stored, strict=True):
+        fresh = ResultStore(tmp_path, "default").read(spec.cache_key)
+        for name in ("cache_key", "query_key", "num_train", "class_sizes", *COMPUTED, "test_gap", "test_std",
+                     "val_worst_class", "val_gap", "val_std"):
+            assert fresh[name] == row[name], (spec.query_epochs, name)
