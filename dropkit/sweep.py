@@ -3,20 +3,21 @@
 :func:`sweep` runs the specs whose rows are missing, skipping stored ones, on a local process pool
 (``executor="local"``) or on Slurm through ``submitit`` (``executor="slurm"``). Query trainings
 shared by several specs run once each, and shorter short-query trainings that are prefixes of a
-longer one (:func:`dropkit.runner.query_groups`) are snapshots of it, not trainings. Locally, work is handed out by its critical path
-(:mod:`dropkit.schedule`): the longest chains (a long query training and the final runs waiting
-for it) start first, query-free runs (full data, Random) fill the workers meanwhile, and a final
-run starts as soon as its own query is stored; on Slurm the queries go first as one job array,
-longest first, then the runs. Each run (:func:`dropkit.runner.run`) writes its
-own row atomically as soon as it finishes, so a sweep killed at any moment (even with SIGKILL)
-resumes where it stopped, without lost, duplicated or corrupt rows. :func:`results_frame` reads
-the stored rows of a list of specs back as a table.
+longer one (:func:`dropkit.runner.query_groups`) are snapshots of it, not trainings. Locally,
+work is handed out by its critical path (:mod:`dropkit.schedule`): the longest chains (a long
+query training and the final runs waiting for it) start first, query-free runs (full data,
+Random) fill the workers meanwhile, and a final run starts as soon as its own query is stored;
+on Slurm the queries go first as one job array, longest first, then the runs. Each run
+(:func:`dropkit.runner.run`) writes its own row atomically as soon as it finishes, so a sweep
+killed at any moment (even with SIGKILL) resumes where it stopped, without lost, duplicated or
+corrupt rows. :func:`results_frame` reads the stored rows of a list of specs back as a table.
 
 Two sweeps on one store share the work: a run (and a query training) is computed under the
 store's per-run lock (:meth:`dropkit.store.ResultStore.lock`), so it is never computed twice. A
 run that another process is computing is first passed over, then waited for once the sweep's
-other work is done; the report counts it as ``found``, not as ``ran``. The lock dies with its
-process, so a killed sweep never blocks another.
+other work is done; the report counts it as ``found``, not as ``ran``. A group of query
+trainings is computed under the locks of all its query keys. The lock dies with its process, so
+a killed sweep never blocks another.
 
 This module does not import torch at import time: worker processes set their thread counts first.
 """
@@ -445,7 +446,8 @@ def _query_label(group: tuple[RunSpec, ...]) -> str:
     label = f"query {lead.method} seed={lead.seed}"
     if len(group) == 1:
         return label
-    return f"{label} epochs={lead.query_epochs:g} ({', '.join(f'{q.query_epochs:g}' for q in group[1:])} from its snapshots)"
+    shorter = ", ".join(f"{query.query_epochs:g}" for query in group[1:])
+    return f"{label} epochs={lead.query_epochs:g} ({shorter} from its snapshots)"
 
 
 def _by_level(tasks: list[_Task]) -> list[_Task]:

@@ -218,8 +218,8 @@ def compute_scores(method: str, data, *, model: str | nn.Module, query: QueryCon
     if method == "random":
         return ScoreResult(random_scores(n, query.training.seed), None, [], method)
     record = method in ("forgetting", "dynamic_uncertainty")
-    result = _train_query(data, model, query.train_config(full=True, seed=query.training.seed, record_per_sample=record),
-                          indices, progress)
+    config = query.train_config(full=True, seed=query.training.seed, record_per_sample=record)
+    result = _train_query(data, model, config, indices, progress)
     if method == "forgetting":
         scores = forgetting_from_correct(result.correct, never_learned=query.never_learned)
     elif method == "dynamic_uncertainty":
