@@ -331,7 +331,8 @@ def test_same_seed_identical_run_other_seed_different(bands):
     assert not torch.equal(other.model.classifier.weight, first.model.classifier.weight)
 
 
-def test_streamed_folder_data_trains_exactly_like_in_memory_data(bands):
+def _rgb_and_folder(bands):
+    """``bands`` as 3-channel in-memory splits and as the same images streamed from a dataset."""
     rgb = DataSplits(name="bands-rgb", **{f"{p}_{split}": getattr(bands, f"{p}_{split}").expand(-1, 3, -1, -1)
                                           if p == "x" else getattr(bands, f"{p}_{split}")
                                           for p in ("x", "y") for split in ("train", "val", "test")},
@@ -341,6 +342,11 @@ def test_streamed_folder_data_trains_exactly_like_in_memory_data(bands):
         name="bands-folder", train=tensors(rgb.x_train, rgb.y_train), val=tensors(rgb.x_val, rgb.y_val),
         test=tensors(rgb.x_test, rgb.y_test), y_train=rgb.y_train, y_val=rgb.y_val, y_test=rgb.y_test,
         num_classes=3, class_names=rgb.class_names, image_size=8, mean=rgb.mean, std=rgb.std)
+    return rgb, folder
+
+
+def test_streamed_folder_data_trains_exactly_like_in_memory_data(bands):
+    rgb, folder = _rgb_and_folder(bands)
     config = TrainConfig(epochs=2, batch_size=16, augment=True, record_per_sample=True)
     indices = np.arange(0, 96, 2)
     streamed = train(folder, "cnn", config, train_indices=indices, progress=False, loader_workers=0)
@@ -424,6 +430,16 @@ def test_a_prefix_snapshot_is_the_separate_shorter_training(bands, epochs, fract
     assert alone.prefixes == ()
     other = train(bands, "cnn", dataclasses.replace(short, seed=5), train_indices=indices, progress=False)
     assert not torch.equal(other.model.classifier.weight, snapshot.model.classifier.weight)
+
+
+def test_a_prefix_snapshot_of_streamed_folder_data_is_the_separate_shorter_training(bands):
+    _, folder = _rgb_and_folder(bands)
+    short = TrainConfig(epochs=2, last_epoch_fraction=0.4, **PREFIX_RUN)        # 4 of the 9 steps (3 batches of 16)
+    long = TrainConfig(epochs=3, **PREFIX_RUN)
+    indices = np.arange(0, 96, 2)
+    separate = train(folder, "cnn", short, train_indices=indices, progress=False, loader_workers=0)
+    together = train(folder, "cnn", long, train_indices=indices, progress=False, loader_workers=0, prefixes=[short])
+    _assert_same_result(together.prefixes[0], separate)
 
 
 def test_several_prefixes_of_one_training_and_one_at_its_very_end(bands):
