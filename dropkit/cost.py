@@ -34,10 +34,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from dropkit.spec import RunSpec
 
-__all__ = ["Passes", "ModelFlops", "query_passes", "final_passes", "model_flops", "matmul_rate",
-           "training_rate", "SweepProjection", "sweep_jobs", "project_sweep"]
+__all__ = ["Passes", "ModelFlops", "query_passes", "group_query_passes", "final_passes", "model_flops",
+           "matmul_rate", "training_rate", "SweepProjection", "sweep_jobs", "project_sweep"]
 
 _SHORT_QUERY_METHODS = ("el2n", "grand")
 
@@ -65,10 +67,12 @@ class ModelFlops:
     train: float
 
 
-def query_passes(spec: "RunSpec", num_train: int, num_eval: int) -> Passes:
+def query_passes(spec: "RunSpec", num_train: int, num_eval: int, *, trained: bool = True) -> Passes:
     """Sample passes of ``spec``'s query training (zero for a spec without one).
 
     num_train: training-set size N after subset/long tail; num_eval: validation + test samples.
+    ``trained=False``: without the training passes, for a query whose runs are snapshots of a
+    longer one's (:func:`group_query_passes`): their evaluation and scoring passes only.
     """
     if not spec.needs_query:
         return Passes()
@@ -78,8 +82,18 @@ def query_passes(spec: "RunSpec", num_train: int, num_eval: int) -> Passes:
     else:
         runs, epochs = 1, spec.epochs
         scoring = Passes(forward=num_train) if spec.method in ("coreset", "ssp") else Passes()
-    one_run = Passes(train=epochs * num_train, forward=num_eval) + scoring
+    one_run = Passes(train=epochs * num_train if trained else 0.0, forward=num_eval) + scoring
     return Passes(runs * one_run.train, runs * one_run.forward)
+
+
+def group_query_passes(group: "Sequence[RunSpec]", num_train: int, num_eval: int) -> Passes:
+    """Sample passes of a group of query trainings of ``dropkit.runner.query_groups``: the first
+    (longest) one's training, evaluation and scoring, and the others' evaluation and scoring of
+    its snapshots."""
+    passes = query_passes(group[0], num_train, num_eval)
+    for spec in group[1:]:
+        passes = passes + query_passes(spec, num_train, num_eval, trained=False)
+    return passes
 
 
 def final_passes(spec: "RunSpec", num_train: int, num_eval: int) -> Passes:
@@ -191,7 +205,9 @@ def training_rate(model, input_shape: tuple[int, ...], num_classes: int, *, batc
 class SweepProjection:
     """What the missing work of a sweep costs on this machine.
 
-    queries, runs: query trainings and final runs still to compute; flops: their FLOPs;
+    queries, runs: query trainings and final runs still to compute; snapshot_queries: further
+    missing queries that are snapshots of those trainings (``dropkit.runner.query_groups``), so
+    cost their evaluation and scoring only; flops: their FLOPs;
     matmul_rate: measured float32 FLOP/s per thread (see :func:`matmul_rate`); floor_seconds:
     ``flops / (matmul_rate * workers * threads)``, no schedule can beat it; training_rates: model
     name -> measured FLOP/s of its training step on ``threads`` threads; projected_seconds: the
@@ -206,20 +222,27 @@ class SweepProjection:
     floor_seconds: float
     training_rates: dict
     projected_seconds: float
+    snapshot_queries: int = 0
 
 
 def sweep_jobs(specs, *, stored_queries=frozenset(), data_root=None) -> tuple[list, dict]:
     """The jobs (:class:`dropkit.schedule.Job`, cost in FLOPs) of running every spec in ``specs``
     and each distinct query training among them once (those whose query key is in
-    ``stored_queries`` excepted), and spec cache key or ``"query:<query key>"`` -> model name.
+    ``stored_queries`` excepted; a group of prefixes, ``dropkit.runner.query_groups``, is one job
+    named by its longest query, :func:`group_query_passes`), and spec cache key or
+    ``"query:<query key>"`` -> model name.
 
     Loads each distinct training set once (``dropkit.runner.load_data``) for its sizes and builds
     each model once to count its FLOPs.
     """
     from dropkit.models import build_model
-    from dropkit.runner import load_data, query_specs
+    from dropkit.runner import load_data, query_groups, query_specs
     from dropkit.schedule import Job
 
+    specs = list(specs)
+    queries = [query for spec in specs for query in query_specs(spec) if query.query_key not in stored_queries]
+    groups = {f"query:{group[0].query_key}": group for group in query_groups(queries)}
+    job_of = {query.query_key: key for key, group in groups.items() for query in group}
     sizes: dict = {}
     flops: dict = {}
     jobs: dict = {}
@@ -237,16 +260,16 @@ def sweep_jobs(specs, *, stored_queries=frozenset(), data_root=None) -> tuple[li
             flops[model_key] = model_flops(network, input_shape, num_classes)
         after: tuple = ()
         for query in query_specs(spec):  # its own query training and that of its DRoP recalls
-            if query.query_key in stored_queries:
+            key = job_of.get(query.query_key)
+            if key is None:  # stored
                 continue
-            key = f"query:{query.query_key}"
             if key not in jobs:
-                jobs[key] = Job(key, query_passes(query, num_train, num_eval).flops(flops[model_key]))
+                jobs[key] = Job(key, group_query_passes(groups[key], num_train, num_eval).flops(flops[model_key]))
                 models[key] = model_key
             after += (key,)
         if spec.cache_key not in jobs:
-            jobs[spec.cache_key] = Job(spec.cache_key,
-                                       final_passes(spec, num_train, num_eval).flops(flops[model_key]), after)
+            jobs[spec.cache_key] = Job(spec.cache_key, final_passes(spec, num_train, num_eval).flops(flops[model_key]),
+                                       tuple(dict.fromkeys(after)))
             models[spec.cache_key] = model_key
     return list(jobs.values()), models
 
@@ -258,6 +281,7 @@ def project_sweep(specs, *, workers: int, threads: int, stored_queries=frozenset
     import copy
 
     from dropkit.models import build_model
+    from dropkit.runner import query_specs
     from dropkit.schedule import Job, simulated_wall
 
     jobs, models = sweep_jobs(specs, stored_queries=stored_queries, data_root=data_root)
@@ -272,8 +296,10 @@ def project_sweep(specs, *, workers: int, threads: int, stored_queries=frozenset
                                          batch_size=batch, threads=threads, seconds=seconds,
                                          channels_last=channels_last)
     timed = [Job(job.key, job.cost / rates[models[job.key]], job.after) for job in jobs]
+    queries = sum(job.key.startswith("query:") for job in jobs)
+    distinct = {query.query_key for spec in specs for query in query_specs(spec)} - set(stored_queries)
     return SweepProjection(
-        queries=sum(job.key.startswith("query:") for job in jobs),
+        queries=queries, snapshot_queries=len(distinct) - queries,
         runs=sum(not job.key.startswith("query:") for job in jobs),
         flops=total, matmul_rate=rate, floor_seconds=total / (rate * workers * threads),
         training_rates={key[0] + (" (NHWC)" if key[3] else ""): value for key, value in rates.items()},

@@ -2,7 +2,8 @@
 
 Data flow of :func:`run`::
 
-    spec -> data (subset, long tail) -> query model(s) and scores (cached by ``spec.query_key``)
+    spec -> data (subset, long tail) -> query model(s) and scores (cached by ``spec.query_key``;
+            shorter query lengths of one training from its snapshots, :func:`query_groups`)
          -> class quotas + selection (``dropkit.protocols.keep_indices``) -> final training
          -> row (spec fields, per-class recalls, robustness summary, class counts, provenance)
 
@@ -20,7 +21,7 @@ import os
 import platform
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,8 @@ from dropkit import __version__
 from dropkit.spec import RECALL_PROTOCOLS, SCORE_PROTOCOLS, RunSpec, query_seed
 from dropkit.store import ResultStore
 
-__all__ = ["load_data", "query_outputs", "query_specs", "recall_spec", "run"]
+__all__ = ["load_data", "query_group_outputs", "query_groups", "query_outputs", "query_specs", "recall_spec",
+           "run"]
 
 
 def load_data(spec: RunSpec, data_root: str | os.PathLike | None):
@@ -129,6 +131,30 @@ def query_specs(spec: RunSpec) -> tuple[RunSpec, ...]:
     return tuple(dict.fromkeys([spec, recall_spec(spec)]))
 
 
+def query_groups(queries: Iterable[RunSpec]) -> list[tuple[RunSpec, ...]]:
+    """The distinct query trainings of ``queries`` (specs that need one, e.g. from
+    :func:`query_specs`; one per ``query_key``, the first given), grouped into what is trained
+    together, in order of first appearance.
+
+    A group holds every short query (EL2N, GraNd) with one :attr:`RunSpec.query_prefix_key`,
+    longest ``query_epochs`` first: only the first is trained, the others are snapshots of its
+    runs (:func:`query_group_outputs`). That is exact: their query runs have the same seeds and
+    differ in length only, and both keep the drop epochs of one schedule that fall before their
+    ends, so every epoch of the shorter runs has the same learning rate in both
+    (``dropkit.train.prefix_mismatch`` is None, checked again when the group is computed). Any
+    other query is a group of its own.
+    """
+    groups: dict[str, list[RunSpec]] = {}
+    for spec in queries:
+        if not spec.needs_query:
+            raise ValueError(f"{spec.label()}: protocol {spec.protocol!r} uses no query model")
+        family = spec.query_prefix_key or spec.query_key
+        members = groups.setdefault(family, [])
+        if all(member.query_key != spec.query_key for member in members):
+            members.append(spec)
+    return [tuple(sorted(members, key=lambda member: -member.query_epochs)) for members in groups.values()]
+
+
 def query_outputs(spec: RunSpec, data, store: ResultStore | None = None, *,
                   progress: bool = False) -> dict[str, np.ndarray]:
     """Scores (float64 ``[N_train]``, higher = keep), query validation recalls (``[K]``) and, for
@@ -138,21 +164,66 @@ def query_outputs(spec: RunSpec, data, store: ResultStore | None = None, *,
     Cached in ``store`` under ``spec.query_key``: the first spec that needs a query training
     computes it, every other density/protocol of the same query training reads it.
     """
-    if not spec.needs_query:
-        raise ValueError(f"protocol {spec.protocol!r} uses no query model")
-    key = spec.query_key
-    needed = {"scores", "val_recalls"}
-    if data.num_groups:
-        needed.add("val_group_recalls")
-    if store is not None:
-        cached = store.load_scores(key)
-        if cached is not None and needed <= set(cached):
-            if cached["scores"].shape == (data.num_train,):
-                return cached
-    from dropkit.scores import compute_scores
+    return query_group_outputs((spec,), data, store, progress=progress)[spec.query_key]
 
-    result = compute_scores(spec.method, data, model=_model_for(spec, data, query_seed(spec)),
-                            query=_query_config(spec), progress=progress)
+
+def query_group_outputs(group: Sequence[RunSpec], data, store: ResultStore | None = None, *,
+                        progress: bool = False) -> dict[str, dict[str, np.ndarray]]:
+    """:func:`query_outputs` of every spec of ``group`` (a group of :func:`query_groups`), by
+    ``query_key``: those cached in ``store`` are read, the others computed with one training per
+    query seed, that of the longest among them, the shorter ones' from its snapshots
+    (``dropkit.scores.compute_prefix_scores``), each as its own training would give it, and
+    stored under its own ``query_key``.
+    """
+    group = tuple(group)
+    if not group:
+        raise ValueError("group is empty")
+    for spec in group:
+        if not spec.needs_query:
+            raise ValueError(f"protocol {spec.protocol!r} uses no query model")
+    if len(group) > 1 and (group[0].query_prefix_key is None
+                           or any(spec.query_prefix_key != group[0].query_prefix_key for spec in group)):
+        raise ValueError("group: these query trainings differ in more than the length of short query runs "
+                         "(see query_groups)")
+    outputs: dict[str, dict[str, np.ndarray]] = {}
+    missing: list[RunSpec] = []
+    for spec in group:
+        cached = _cached_outputs(spec, data, store)
+        if cached is not None:
+            outputs[spec.query_key] = cached
+        elif all(other.query_key != spec.query_key for other in missing):
+            missing.append(spec)
+    if not missing:
+        return outputs
+    from dropkit.scores import compute_prefix_scores, compute_scores
+
+    lead = max(missing, key=lambda spec: spec.query_epochs)
+    model = _model_for(lead, data, query_seed(lead))
+    if len(missing) == 1:
+        results = (compute_scores(lead.method, data, model=model, query=_query_config(lead), progress=progress),)
+    else:
+        results = compute_prefix_scores(lead.method, data, model=model, progress=progress,
+                                        queries=[_query_config(spec) for spec in missing])
+    for spec, result in zip(missing, results, strict=True):
+        outputs[spec.query_key] = _outputs(result, data)
+        if store is not None:
+            store.save_scores(spec.query_key, outputs[spec.query_key])
+    return outputs
+
+
+def _cached_outputs(spec: RunSpec, data, store: ResultStore | None) -> dict[str, np.ndarray] | None:
+    """The query outputs of ``spec`` cached in ``store``, if complete for ``data``."""
+    if store is None:
+        return None
+    needed = {"scores", "val_recalls"} | ({"val_group_recalls"} if data.num_groups else set())
+    cached = store.load_scores(spec.query_key)
+    if cached is not None and needed <= set(cached) and cached["scores"].shape == (data.num_train,):
+        return cached
+    return None
+
+
+def _outputs(result, data) -> dict[str, np.ndarray]:
+    """The stored query outputs of a ``dropkit.scores.ScoreResult`` (see :func:`query_outputs`)."""
     outputs = {
         "scores": np.asarray(result.scores, dtype=np.float64),
         "val_recalls": np.asarray(result.val_recalls, dtype=np.float64),
@@ -164,8 +235,6 @@ def query_outputs(spec: RunSpec, data, store: ResultStore | None = None, *,
         outputs["val_group_recalls"] = np.mean(
             [group_recalls(y_val, r.val_pred, groups_val, data.num_groups) for r in result.runs],
             axis=0)
-    if store is not None:
-        store.save_scores(key, outputs)
     return outputs
 
 

@@ -454,6 +454,24 @@ class RunSpec:
         return _digest({name: full[name] for name in QUERY_FIELDS if name in full})
 
     @property
+    def query_prefix_key(self) -> str | None:
+        """sha256 of the :attr:`query_key` fields but ``query_epochs``, for a spec whose query model
+        is the short one (EL2N, GraNd: :data:`SHORT_QUERY_METHODS`); None for any other spec.
+
+        Specs that share it have query trainings that differ in length only: the same data, model,
+        method, seed and ``query_seeds`` (so the same run seeds, :func:`query_seed`), optimiser,
+        schedule, CDB-W, device and speed options. Every short query run keeps the drop epochs of
+        the one schedule ``drop_epochs`` that fall before its end, so in each epoch of the shorter
+        run both have the same learning rate: the shorter trainings are prefixes of the longest
+        (``dropkit.train.prefix_mismatch``), and ``dropkit.runner.query_groups`` takes them from
+        it.
+        """
+        if self.method not in SHORT_QUERY_METHODS:
+            return None
+        full = self._key_fields()
+        return _digest({name: full[name] for name in QUERY_FIELDS if name in full and name != "query_epochs"})
+
+    @property
     def final_epochs(self) -> int:
         """Final-training epochs after optional epoch scaling."""
         if not self.epoch_scaling:

@@ -2,20 +2,22 @@
 
 :func:`sweep` runs the specs whose rows are missing, skipping stored ones, on a local process pool
 (``executor="local"``) or on Slurm through ``submitit`` (``executor="slurm"``). Query trainings
-shared by several specs run once each. Locally, work is handed out by its critical path
-(:mod:`dropkit.schedule`): the longest chains (a long query training and the final runs waiting
-for it) start first, query-free runs (full data, Random) fill the workers meanwhile, and a final
-run starts as soon as its own query is stored; on Slurm the queries go first as one job array,
-longest first, then the runs. Each run (:func:`dropkit.runner.run`) writes its
-own row atomically as soon as it finishes, so a sweep killed at any moment (even with SIGKILL)
-resumes where it stopped, without lost, duplicated or corrupt rows. :func:`results_frame` reads
-the stored rows of a list of specs back as a table.
+shared by several specs run once each, and shorter short-query trainings that are prefixes of a
+longer one (:func:`dropkit.runner.query_groups`) are snapshots of it, not trainings. Locally,
+work is handed out by its critical path (:mod:`dropkit.schedule`): the longest chains (a long
+query training and the final runs waiting for it) start first, query-free runs (full data,
+Random) fill the workers meanwhile, and a final run starts as soon as its own query is stored;
+on Slurm the queries go first as one job array, longest first, then the runs. Each run
+(:func:`dropkit.runner.run`) writes its own row atomically as soon as it finishes, so a sweep
+killed at any moment (even with SIGKILL) resumes where it stopped, without lost, duplicated or
+corrupt rows. :func:`results_frame` reads the stored rows of a list of specs back as a table.
 
 Two sweeps on one store share the work: a run (and a query training) is computed under the
 store's per-run lock (:meth:`dropkit.store.ResultStore.lock`), so it is never computed twice. A
 run that another process is computing is first passed over, then waited for once the sweep's
-other work is done; the report counts it as ``found``, not as ``ran``. The lock dies with its
-process, so a killed sweep never blocks another.
+other work is done; the report counts it as ``found``, not as ``ran``. A group of query
+trainings is computed under the locks of all its query keys. The lock dies with its process, so
+a killed sweep never blocks another.
 
 This module does not import torch at import time: worker processes set their thread counts first.
 """
@@ -23,6 +25,7 @@ This module does not import torch at import time: worker processes set their thr
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import multiprocessing
 import os
@@ -38,8 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from dropkit.cost import ModelFlops, final_passes, query_passes
-from dropkit.runner import load_data, query_outputs, query_specs, run
+from dropkit.cost import ModelFlops, final_passes, group_query_passes
+from dropkit.runner import load_data, query_group_outputs, query_groups, query_specs, run
 from dropkit.schedule import Job, ReadyQueue
 from dropkit.spec import LATER_FIELD_DEFAULTS, RunSpec, check_choice, check_int
 from dropkit.store import ResultStore
@@ -164,17 +167,22 @@ def _run_task(run_function: Callable, spec: RunSpec, root: str, profile: str,
     return spec.cache_key, "ran"
 
 
-def _query_task(spec: RunSpec, root: str, profile: str, data_root: str | None,
+def _query_task(group: tuple[RunSpec, ...], root: str, profile: str, data_root: str | None,
                 threads: int | None = None) -> str:
-    """Executed in a worker: compute (or find) the query outputs of ``spec`` in the store."""
+    """Executed in a worker: compute (or find) the query outputs of a group of
+    :func:`dropkit.runner.query_groups` in the store (one training per query seed for the whole
+    group), under the locks of all its query keys."""
     if threads is not None:
         _set_threads(threads)
     store = ResultStore(root, profile)
-    if store.load_scores(spec.query_key) is None:
-        with store.lock(spec.query_key):  # another sweep may be training the same query model
-            if store.load_scores(spec.query_key) is None:
-                query_outputs(spec, load_data(spec, data_root), store)
-    return spec.query_key
+    keys = sorted({spec.query_key for spec in group})  # one order for every process: no deadlock
+    if any(store.load_scores(key) is None for key in keys):
+        with contextlib.ExitStack() as held:
+            for key in keys:  # another sweep may be training some of the same query models
+                held.enter_context(store.lock(key))
+            if any(store.load_scores(key) is None for key in keys):
+                query_group_outputs(group, load_data(group[0], data_root), store)
+    return group[0].query_key
 
 
 def _one_line(error: BaseException) -> str:
@@ -226,7 +234,8 @@ def sweep(
         progress: show a tqdm progress bar.
         run_function: replaces :func:`run` (same signature ``f(spec, store, data_root=...)``);
             must be importable by name for worker processes. With the default, query trainings
-            shared by several specs are computed first, once each.
+            shared by several specs are computed first, once each (a group of prefixes by one
+            training, :func:`dropkit.runner.query_groups`).
 
     Returns:
         A :class:`SweepReport`.
@@ -388,29 +397,57 @@ RELATIVE_FLOPS = ModelFlops(forward=1.0, train=3.0)
 
 def _tasks(missing: list[RunSpec], store: ResultStore, function: Callable, data_root: str | None,
            *, with_queries: bool) -> list[_Task]:
-    """The query trainings (one per query key not stored) and runs of ``missing``, as tasks whose
-    jobs' costs are sample passes per training sample of the spec's data (``train_subset`` when
-    set, else 1: runs on one dataset compare exactly, across datasets roughly)."""
+    """The query trainings (one per group of :func:`dropkit.runner.query_groups` among the query
+    keys not stored: shorter query trainings come from snapshots of the longest) and runs of
+    ``missing``, as tasks whose jobs' costs are sample passes per training sample of the spec's
+    data (``train_subset`` when set, else 1: runs on one dataset compare exactly, across datasets
+    roughly)."""
     root, profile = str(store.root), store.profile
+    queries = _missing_queries(missing, store) if with_queries else []
+    groups = {f"query:{group[0].query_key}": group for group in query_groups(queries)}
+    task_of = {query.query_key: key for key, group in groups.items() for query in group}
     tasks: dict[str, _Task] = {}
-    stored_queries: set[str] = set()
     for spec in missing:
         size = spec.train_subset or 1
         after: tuple[str, ...] = ()
         for query in query_specs(spec) if with_queries else ():
-            key = f"query:{query.query_key}"
-            if key not in tasks and key not in stored_queries:
-                if store.load_scores(query.query_key) is None:
-                    tasks[key] = _Task(Job(key, query_passes(query, size, 0).flops(RELATIVE_FLOPS)), _query_task,
-                                       (query, root, profile, data_root), f"query {query.method} seed={query.seed}")
-                else:
-                    stored_queries.add(key)
-            if key in tasks:
-                after += (key,)
-        job = Job(spec.cache_key, final_passes(spec, size, 0).flops(RELATIVE_FLOPS), after)
+            key = task_of.get(query.query_key)
+            if key is None:  # stored
+                continue
+            if key not in tasks:
+                group = groups[key]
+                tasks[key] = _Task(Job(key, group_query_passes(group, size, 0).flops(RELATIVE_FLOPS)), _query_task,
+                                   (group, root, profile, data_root), _query_label(group))
+            after += (key,)
+        job = Job(spec.cache_key, final_passes(spec, size, 0).flops(RELATIVE_FLOPS), tuple(dict.fromkeys(after)))
         tasks[spec.cache_key] = _Task(job, _run_task, (function, spec, root, profile, data_root, False),
                                       spec.label())
     return list(tasks.values())
+
+
+def _missing_queries(missing: list[RunSpec], store: ResultStore) -> list[RunSpec]:
+    """The query trainings of ``missing`` whose outputs are not stored, each once, in order."""
+    queries: dict[str, RunSpec] = {}
+    stored: set[str] = set()
+    for spec in missing:
+        for query in query_specs(spec):
+            key = query.query_key
+            if key not in queries and key not in stored:
+                if store.load_scores(key) is None:
+                    queries[key] = query
+                else:
+                    stored.add(key)
+    return list(queries.values())
+
+
+def _query_label(group: tuple[RunSpec, ...]) -> str:
+    """E.g. ``query el2n seed=0``, ``query el2n seed=0 epochs=5 (0.1, 1, 2 from its snapshots)``."""
+    lead = group[0]
+    label = f"query {lead.method} seed={lead.seed}"
+    if len(group) == 1:
+        return label
+    shorter = ", ".join(f"{query.query_epochs:g}" for query in group[1:])
+    return f"{label} epochs={lead.query_epochs:g} ({shorter} from its snapshots)"
 
 
 def _by_level(tasks: list[_Task]) -> list[_Task]:

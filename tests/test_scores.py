@@ -4,6 +4,7 @@ small end-to-end ``compute_scores`` per method family on real Fashion-MNIST."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -15,12 +16,12 @@ from torch import nn
 import torch.nn.functional as F
 
 from dropkit.scores import (
-    METHODS, QueryConfig, ScoreResult, compute_scores, coreset_scores_from_order,
+    METHODS, QueryConfig, ScoreResult, compute_prefix_scores, compute_scores, coreset_scores_from_order,
     dynamic_uncertainty_from_probs, el2n_from_logits, forgetting_from_correct, k_center_greedy,
-    per_sample_grad_norms, random_scores, ssp_from_embeddings,
+    per_sample_grad_norms, prefix_query_mismatch, random_scores, ssp_from_embeddings,
 )
 from dropkit.select import select
-from dropkit.train import TrainConfig
+from dropkit.train import TrainConfig, train
 
 torch.set_num_threads(1)
 
@@ -569,6 +570,67 @@ def test_compute_scores_short_queries_el2n_and_grand(fashion_subset):
     assert spearmanr(grand.scores, el2n.scores).statistic > 0.7  # GraNd ~ EL2N (Paul et al.)
     again = compute_scores("grand", data, model="mlp", query=query, train_indices=indices, progress=False)
     np.testing.assert_array_equal(again.scores, grand.scores)
+
+
+# --------------------------------------------------------------------------- prefix snapshots
+
+
+@pytest.fixture(scope="module")
+def tiny_fashion_mnist(tmp_path_factory):
+    """The IDX test files of ``tests/dataset_fixtures.py``: 80 training images, 20 validation."""
+    import dataset_fixtures as fx
+    from dropkit.data import load_dataset
+
+    root = tmp_path_factory.mktemp("fm")
+    fx.write_fashion_mnist(root / "fashion-mnist", n_train=80, n_test=40, seed=3)
+    return load_dataset("fashion-mnist", root=root, download=False)
+
+
+def _query(epochs: float, **training) -> QueryConfig:
+    """A short query of ``epochs`` as dropkit.runner builds it (ceil(q) epochs, the last one cut),
+    batches of 8 (10 per epoch: 0.3 epoch = 3 steps), the final model's drops at 5 and 8."""
+    whole = math.ceil(epochs)
+    options = dict(epochs=whole, last_epoch_fraction=float(epochs - whole + 1), batch_size=8, drop_epochs=(5, 8),
+                   seed=11) | training
+    return QueryConfig(TrainConfig(**options), full_epochs=10, num_seeds=2, score_batch_size=16)
+
+
+@pytest.mark.parametrize("method", ["el2n", "grand"])
+def test_prefix_scores_equal_those_of_separate_shorter_query_trainings(tiny_fashion_mnist, method, monkeypatch):
+    import dropkit.scores.query as query_module
+
+    trainings = []
+    monkeypatch.setattr(query_module, "train", lambda *a, **k: trainings.append(k["prefixes"]) or train(*a, **k))
+    lengths = (0.3, 5, 2)                                         # a fraction of an epoch, whole epochs
+    together = compute_prefix_scores(method, tiny_fashion_mnist, model="mlp", queries=[_query(q) for q in lengths],
+                                     progress=False)
+    assert len(trainings) == 2 and all(len(prefixes) == 2 for prefixes in trainings)  # one per query seed
+    for length, result in zip(lengths, together, strict=True):
+        separate = compute_scores(method, tiny_fashion_mnist, model="mlp", query=_query(length), progress=False)
+        assert np.array_equal(result.scores, separate.scores), length
+        assert np.array_equal(result.val_recalls, separate.val_recalls), length
+        for snapshot, run in zip(result.runs, separate.runs, strict=True):
+            assert np.array_equal(snapshot.val_pred, run.val_pred) and np.array_equal(snapshot.test_pred, run.test_pred)
+            assert len(snapshot.history) == math.ceil(length) and not snapshot.model.training
+    assert len(trainings) == 2 + 3 * 2
+    assert not np.array_equal(together[0].scores, together[2].scores)  # the lengths do differ
+
+
+@pytest.mark.parametrize("short, long, fragment", [
+    (_query(2, drop_epochs=(1, 8)), _query(5), "learning rate of epoch 1 differs"),
+    (_query(2, seed=12), _query(5), "more than the length"),
+    (_query(2, lr=0.05), _query(5), "more than the length"),
+    (dataclasses.replace(_query(2), num_seeds=3), _query(5), "more than the length"),
+    (_query(2, batch_size=16), _query(5), "more than the length"),
+])
+def test_query_trainings_that_are_not_prefixes_are_refused(tiny_fashion_mnist, short, long, fragment):
+    assert fragment in prefix_query_mismatch(short, long)
+    with pytest.raises(ValueError, match="queries\\[0\\] is not a prefix of queries\\[1\\]"):
+        compute_prefix_scores("el2n", tiny_fashion_mnist, model="mlp", queries=[short, long], progress=False)
+    assert prefix_query_mismatch(_query(2, drop_epochs=(1, 8)), _query(5, drop_epochs=(1, 8))) is None  # one schedule
+    assert prefix_query_mismatch(_query(2, drop_epochs=(2, 8)), _query(5, drop_epochs=(3,))) is None  # same rates
+    with pytest.raises(ValueError, match="only the short query runs"):
+        compute_prefix_scores("forgetting", tiny_fashion_mnist, model="mlp", queries=[_query(1)], progress=False)
 
 
 def test_compute_scores_full_queries(fashion_subset):

@@ -20,8 +20,8 @@ def _spec(protocol: str, density: float, method: str | None = None) -> RunSpec:
 def test_long_chains_first_query_free_runs_fill_and_runs_follow_their_own_query(tmp_path, monkeypatch):
     calls: list[str] = []
 
-    def fake_query(spec, root, profile, data_root, threads=None):
-        calls.append(f"query {spec.method}")
+    def fake_query(group, root, profile, data_root, threads=None):
+        calls.append(f"query {group[0].method}")
 
     def fake_final(function, spec, root, profile, data_root, wait=False, threads=None):
         calls.append(f"run {spec.method or spec.protocol} {spec.density:g}")
@@ -91,5 +91,7 @@ def test_dry_run_projects_the_missing_work(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert "missing work: " in out and " TFLOP" in out
+    # query lengths 0.5, 1 and 2 of one seed: one training, the shorter two its snapshots
+    assert "4 runs and 1 query trainings (and 2 shorter ones as their snapshots)" in out
     assert "floor (every core multiplying matrices): " in out and "projected wall time on 1 worker(s)" in out
     assert not (tmp_path / "smoke" / "runs").exists() or not any((tmp_path / "smoke" / "runs").iterdir())

@@ -5,6 +5,7 @@ Fashion-MNIST."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 
 import numpy as np
@@ -16,7 +17,7 @@ from dropkit.data import DataSplits, FolderSplits, load_dataset
 from dropkit.models import build_model
 from dropkit.train import (
     CDBW_MIN_WEIGHT, TrainConfig, augment_batch, cdbw_class_weights, embeddings, epoch_batches,
-    learning_rate, predict_logits, train,
+    learning_rate, predict_logits, prefix_mismatch, train, training_steps,
 )
 from dropkit.train.__main__ import main, paper_drop_epochs
 
@@ -330,7 +331,8 @@ def test_same_seed_identical_run_other_seed_different(bands):
     assert not torch.equal(other.model.classifier.weight, first.model.classifier.weight)
 
 
-def test_streamed_folder_data_trains_exactly_like_in_memory_data(bands):
+def _rgb_and_folder(bands):
+    """``bands`` as 3-channel in-memory splits and as the same images streamed from a dataset."""
     rgb = DataSplits(name="bands-rgb", **{f"{p}_{split}": getattr(bands, f"{p}_{split}").expand(-1, 3, -1, -1)
                                           if p == "x" else getattr(bands, f"{p}_{split}")
                                           for p in ("x", "y") for split in ("train", "val", "test")},
@@ -340,6 +342,11 @@ def test_streamed_folder_data_trains_exactly_like_in_memory_data(bands):
         name="bands-folder", train=tensors(rgb.x_train, rgb.y_train), val=tensors(rgb.x_val, rgb.y_val),
         test=tensors(rgb.x_test, rgb.y_test), y_train=rgb.y_train, y_val=rgb.y_val, y_test=rgb.y_test,
         num_classes=3, class_names=rgb.class_names, image_size=8, mean=rgb.mean, std=rgb.std)
+    return rgb, folder
+
+
+def test_streamed_folder_data_trains_exactly_like_in_memory_data(bands):
+    rgb, folder = _rgb_and_folder(bands)
     config = TrainConfig(epochs=2, batch_size=16, augment=True, record_per_sample=True)
     indices = np.arange(0, 96, 2)
     streamed = train(folder, "cnn", config, train_indices=indices, progress=False, loader_workers=0)
@@ -385,6 +392,96 @@ def test_cuda_graph_path_on_cpu_trains_bit_identically_through_static_buffers(ba
     assert x_static.shape == (32, 1, 8, 8) and x_static.dtype == torch.uint8
     assert len(set(positions.tolist())) == 32 and set(positions.tolist()) <= set(range(90))
     assert torch.equal(y_static, bands.y_train[positions])
+
+
+# --------------------------------------------------------------------------- prefix snapshots
+
+
+def _assert_same_result(first, second):
+    """Everything a training returns but its timings is equal, bit for bit."""
+    _assert_same_run(first, second)
+    assert first.history.columns.tolist() == second.history.columns.tolist()
+    for name in ("val_recalls", "test_recalls", "val_pred", "val_recalls_per_epoch", "test_recalls_per_epoch",
+                 "train_indices"):
+        np.testing.assert_array_equal(getattr(first, name), getattr(second, name), err_msg=name)
+    buffers1, buffers2 = dict(first.model.named_buffers()), dict(second.model.named_buffers())
+    assert buffers1.keys() == buffers2.keys() and any("running_mean" in k for k in buffers1)  # BatchNorm
+
+
+#: 90 of the 96 band images in batches of 16: 6 batches per epoch, the last one of 10 samples.
+PREFIX_RUN = dict(batch_size=16, augment=True, cdbw=True, record_per_sample=True, eval_every_epoch=False, seed=4)
+
+
+@pytest.mark.parametrize("epochs, fraction", [(1, 0.3), (2, 1.0), (3, 0.5)])
+def test_a_prefix_snapshot_is_the_separate_shorter_training(bands, epochs, fraction):
+    # 0.3 epoch: the first round(1.8) = 2 batches of epoch 0; 2 epochs: 12 steps, 2.5 epochs: 15 of the
+    # 4.5-epoch training's 27 steps. The long run drops the rate at epoch 3, after the shorter ones'
+    # ends (a 3-epoch prefix, 2.5 epochs, still trains epoch 2 at the first rate: no drop for it).
+    indices = np.arange(90)
+    long = TrainConfig(epochs=5, last_epoch_fraction=0.5, drop_epochs=(3,), **PREFIX_RUN)
+    short = TrainConfig(epochs=epochs, last_epoch_fraction=fraction, **PREFIX_RUN)
+    separate = train(bands, "cnn", short, train_indices=indices, progress=False)
+    together = train(bands, "cnn", long, train_indices=indices, progress=False, prefixes=[short])
+    (snapshot,) = together.prefixes
+    _assert_same_result(snapshot, separate)
+    assert len(snapshot.history) == epochs and snapshot.correct.shape == (epochs, 90)
+    alone = train(bands, "cnn", long, train_indices=indices, progress=False)
+    _assert_same_result(together, alone)                   # taking snapshots changes nothing
+    assert alone.prefixes == ()
+    other = train(bands, "cnn", dataclasses.replace(short, seed=5), train_indices=indices, progress=False)
+    assert not torch.equal(other.model.classifier.weight, snapshot.model.classifier.weight)
+
+
+def test_a_prefix_snapshot_of_streamed_folder_data_is_the_separate_shorter_training(bands):
+    _, folder = _rgb_and_folder(bands)
+    short = TrainConfig(epochs=2, last_epoch_fraction=0.4, **PREFIX_RUN)        # 4 of the 9 steps (3 batches of 16)
+    long = TrainConfig(epochs=3, **PREFIX_RUN)
+    indices = np.arange(0, 96, 2)
+    separate = train(folder, "cnn", short, train_indices=indices, progress=False, loader_workers=0)
+    together = train(folder, "cnn", long, train_indices=indices, progress=False, loader_workers=0, prefixes=[short])
+    _assert_same_result(together.prefixes[0], separate)
+
+
+def test_several_prefixes_of_one_training_and_one_at_its_very_end(bands):
+    long = TrainConfig(epochs=2, batch_size=32, seed=1)
+    prefixes = [TrainConfig(epochs=1, last_epoch_fraction=0.4, batch_size=32, seed=1),
+                long, TrainConfig(epochs=1, batch_size=32, seed=1)]
+    together = train(bands, "mlp", long, progress=False, prefixes=prefixes)
+    for prefix, snapshot in zip(prefixes, together.prefixes, strict=True):
+        _assert_same_run(snapshot, train(bands, "mlp", prefix, progress=False))
+    _assert_same_run(together.prefixes[1], together)
+    assert together.prefixes[1].model is not together.model  # a copy, not the training's own model
+
+
+@pytest.mark.parametrize("short, long, fragment", [
+    (dict(epochs=2), dict(epochs=5, drop_epochs=(1,)), "learning rate of epoch 1 differs"),
+    (dict(epochs=3, drop_epochs=(2,)), dict(epochs=5), "learning rate of epoch 2 differs"),
+    (dict(epochs=3, drop_epochs=(2,)), dict(epochs=5, drop_epochs=(1, 2)), "learning rate of epoch 1"),
+    (dict(epochs=3), dict(epochs=2), "longer"),
+    (dict(epochs=2, last_epoch_fraction=0.6), dict(epochs=2, last_epoch_fraction=0.5), "longer"),
+    (dict(epochs=1, seed=1), dict(epochs=2), "differ in seed"),
+    (dict(epochs=1, lr=0.05), dict(epochs=2), "differ in lr"),
+    (dict(epochs=1, batch_size=16), dict(epochs=2), "differ in batch_size"),
+    (dict(epochs=1, augment=False), dict(epochs=2, augment=True), "differ in augment"),
+    (dict(epochs=1, record_per_sample=True), dict(epochs=2), "differ in record_per_sample"),
+])
+def test_a_training_that_breaks_the_prefix_condition_is_not_snapshotted(bands, short, long, fragment):
+    short, long = TrainConfig(**short), TrainConfig(**long)
+    assert fragment in prefix_mismatch(short, long)
+    with pytest.raises(ValueError, match="prefixes\\[0\\] is not a prefix"):
+        train(bands, "mlp", long, progress=False, prefixes=[short])
+
+
+@pytest.mark.parametrize("short, long", [
+    (dict(epochs=2), dict(epochs=5, drop_epochs=(2, 4))),               # drops at or after the end
+    (dict(epochs=3, drop_epochs=(1,)), dict(epochs=5, drop_epochs=(1, 3))),
+    (dict(epochs=2, last_epoch_fraction=0.5), dict(epochs=2, last_epoch_fraction=0.5)),
+    (dict(epochs=1, last_epoch_fraction=0.9), dict(epochs=2, last_epoch_fraction=0.1)),
+])
+def test_prefix_condition_holds(short, long):
+    assert prefix_mismatch(TrainConfig(**short), TrainConfig(**long)) is None
+    for batches in range(1, 12):                          # the steps of a prefix come first for any B
+        assert training_steps(TrainConfig(**short), batches) <= training_steps(TrainConfig(**long), batches)
 
 
 def test_train_step_sums_and_records_are_updated_in_place(bands):

@@ -12,7 +12,10 @@ recalls so DRoP can reuse them without a second query training.
 
 The paper uses 10% of the final training length for the short runs and 5 seeds
 (``QueryConfig(TrainConfig(epochs=E // 10), full_epochs=E, num_seeds=5)``).  Short runs follow the prefix of
-the final learning-rate schedule (drop epochs at or after ``epochs`` do not happen in them).
+the final learning-rate schedule (drop epochs at or after ``epochs`` do not happen in them), so
+the short runs of two lengths of one query are the same trainings up to the shorter length:
+:func:`compute_prefix_scores` trains the longest and takes the shorter ones as snapshots of it
+(:func:`prefix_query_mismatch` states when).
 CoreSet and SSP use the penultimate-layer embeddings (``model.embed``) of the fully trained query
 model; CoreSet starts its greedy order at the first training sample.
 
@@ -28,7 +31,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -41,7 +44,8 @@ from dropkit.scores.forgetting import NEVER_LEARNED_RULES, forgetting_from_corre
 from dropkit.scores.grand import per_sample_grad_norms
 from dropkit.scores.ssp import ssp_from_embeddings
 from dropkit.scores.uniform import random_scores
-from dropkit.train import Normalizer, TrainConfig, default_loader_workers, train
+from dropkit.train import (PREFIX_FREE_FIELDS, Normalizer, TrainConfig, default_loader_workers, prefix_mismatch,
+                           train)
 
 METHODS: tuple[str, ...] = ("random", "el2n", "grand", "forgetting", "dynamic_uncertainty",
                             "coreset", "ssp")
@@ -205,53 +209,120 @@ def compute_scores(method: str, data, *, model: str | nn.Module, query: QueryCon
     Returns:
         :class:`ScoreResult` with ``scores`` in ``train_indices`` order.
     """
+    _check_arguments(method, query, model)
+    if method in SHORT_QUERY_METHODS:
+        return compute_prefix_scores(method, data, model=model, queries=(query,), train_indices=train_indices,
+                                     progress=progress)[0]
+    indices = _train_indices(data, train_indices)
+    n = len(indices)
+    if method == "random":
+        return ScoreResult(random_scores(n, query.training.seed), None, [], method)
+    record = method in ("forgetting", "dynamic_uncertainty")
+    config = query.train_config(full=True, seed=query.training.seed, record_per_sample=record)
+    result = _train_query(data, model, config, indices, progress)
+    if method == "forgetting":
+        scores = forgetting_from_correct(result.correct, never_learned=query.never_learned)
+    elif method == "dynamic_uncertainty":
+        scores = dynamic_uncertainty_from_probs(result.target_prob, window=query.window)
+    else:
+        emb = _per_sample(_embed, result.model, data, indices, query)
+        if method == "ssp":
+            labels = data.y_train[torch.from_numpy(indices)]
+            scores = ssp_from_embeddings(emb, labels).double().numpy()
+        else:
+            order = k_center_greedy(emb.to(query.training.device), n, first=0)
+            scores = coreset_scores_from_order(order, n)
+    return _score_result(method, scores, [result], n)
+
+
+def prefix_query_mismatch(short: QueryConfig, long: QueryConfig) -> str | None:
+    """Why the short query runs of ``short`` are not prefixes of those of ``long`` (so cannot be
+    snapshots of them), or None when they are: every field but the training's length and drop
+    epochs (:data:`dropkit.train.PREFIX_FREE_FIELDS`) equal, so both have the same ``num_seeds``
+    runs with the same seeds, and run ``i`` of ``short`` a prefix of run ``i`` of ``long``
+    (:func:`dropkit.train.prefix_mismatch`: the same learning rate in every epoch of the shorter
+    run, as when both cut one full-length schedule at their ends)."""
+    free = {name: getattr(long.training, name) for name in PREFIX_FREE_FIELDS}
+    if dataclasses.replace(short, training=dataclasses.replace(short.training, **free)) != long:
+        return "they differ in more than the length and schedule of their short runs"
+    for i in range(short.num_seeds):
+        seed = short.training.seed + i
+        reason = prefix_mismatch(short.train_config(full=False, seed=seed), long.train_config(full=False, seed=seed))
+        if reason is not None:
+            return f"run {i}: {reason}"
+    return None
+
+
+def compute_prefix_scores(method: str, data, *, model: str | nn.Module, queries: Sequence[QueryConfig],
+                          train_indices=None, progress: bool = True) -> tuple[ScoreResult, ...]:
+    """:func:`compute_scores` of a short-query ``method`` (EL2N, GraNd) for each of ``queries``,
+    whose short runs differ in length only: the longest query's runs are trained, and every other
+    query's runs are snapshots of them (:func:`prefix_query_mismatch` must be None for each, else
+    ``ValueError``). Each result equals, bit for bit on the CPU, ``compute_scores(method, data,
+    query=q, ...)`` of its query ``q``, at the training cost of the longest alone.
+
+    Returns:
+        one :class:`ScoreResult` per query, in the order given.
+    """
+    queries = tuple(queries)
+    if method not in SHORT_QUERY_METHODS:
+        raise ValueError(f"method={method!r}: only the short query runs of {SHORT_QUERY_METHODS} have a length "
+                         "of their own to take prefixes of")
+    if not queries:
+        raise ValueError("queries is empty")
+    for query in queries:
+        _check_arguments(method, query, model)
+    longest = max(range(len(queries)), key=lambda i: (queries[i].training.epochs,
+                                                      queries[i].training.last_epoch_fraction))
+    for index, query in enumerate(queries):
+        reason = prefix_query_mismatch(query, queries[longest])
+        if reason is not None:
+            raise ValueError(f"queries[{index}] is not a prefix of queries[{longest}]: {reason}")
+    indices = _train_indices(data, train_indices)
+    n = len(indices)
+    runs: list[list] = [[] for _ in queries]
+    totals = [np.zeros(n, dtype=np.float64) for _ in queries]
+    lead = queries[longest]
+    for i in range(lead.num_seeds):
+        seed = lead.training.seed + i
+        others = [j for j in range(len(queries)) if j != longest]
+        result = _train_query(data, model, lead.train_config(full=False, seed=seed), indices, progress,
+                              prefixes=[queries[j].train_config(full=False, seed=seed) for j in others])
+        for j, run in zip([longest, *others], [result, *result.prefixes], strict=True):
+            run.model.eval()
+            runs[j].append(run)
+            totals[j] += _short_scores(method, run.model, data, indices, lead).double().numpy()
+    return tuple(_score_result(method, total / lead.num_seeds, run_list, n)
+                 for total, run_list in zip(totals, runs, strict=True))
+
+
+def _check_arguments(method: str, query, model) -> None:
     _check_method(method)
     if not isinstance(query, QueryConfig):
         raise ValueError(f"query must be a QueryConfig, got {type(query).__name__}")
     if not isinstance(model, (str, nn.Module)):
         raise ValueError(f"model must be a model name or an nn.Module, got {type(model).__name__}")
-    indices = _train_indices(data, train_indices)
-    n = len(indices)
-    if method == "random":
-        return ScoreResult(random_scores(n, query.training.seed), None, [], method)
 
-    def run(seed: int, *, full: bool, record: bool = False):
-        module = copy.deepcopy(model) if isinstance(model, nn.Module) else model
-        config = query.train_config(full=full, seed=seed, record_per_sample=record)
-        result = train(data, module, config, train_indices=indices, progress=progress)
-        result.model.eval()
-        return result
 
-    if method in SHORT_QUERY_METHODS:
-        runs, total = [], np.zeros(n, dtype=np.float64)
-        for i in range(query.num_seeds):
-            result = run(query.training.seed + i, full=False)
-            runs.append(result)
-            if method == "el2n":
-                k = int(data.num_classes)
-                part = _per_sample(lambda m, x, y: _el2n(m, x, y, k), result.model, data, indices, query)
-            else:
-                part = _per_sample(
-                    lambda m, x, y: per_sample_grad_norms(m, x, y, query.score_batch_size).to(x.device),
-                    result.model, data, indices, query)
-            total += part.double().numpy()
-        scores = total / query.num_seeds
-    else:
-        record = method in ("forgetting", "dynamic_uncertainty")
-        result = run(query.training.seed, full=True, record=record)
-        runs = [result]
-        if method == "forgetting":
-            scores = forgetting_from_correct(result.correct, never_learned=query.never_learned)
-        elif method == "dynamic_uncertainty":
-            scores = dynamic_uncertainty_from_probs(result.target_prob, window=query.window)
-        else:
-            emb = _per_sample(_embed, result.model, data, indices, query)
-            if method == "ssp":
-                labels = data.y_train[torch.from_numpy(indices)]
-                scores = ssp_from_embeddings(emb, labels).double().numpy()
-            else:
-                order = k_center_greedy(emb.to(query.training.device), n, first=0)
-                scores = coreset_scores_from_order(order, n)
+def _train_query(data, model, config: TrainConfig, indices: np.ndarray, progress: bool, prefixes=()):
+    """One query run (and its ``prefixes``' snapshots) of ``model`` (a deep copy of a module)."""
+    module = copy.deepcopy(model) if isinstance(model, nn.Module) else model
+    result = train(data, module, config, train_indices=indices, progress=progress, prefixes=prefixes)
+    result.model.eval()
+    return result
+
+
+def _short_scores(method: str, model: nn.Module, data, indices: np.ndarray, query: QueryConfig) -> torch.Tensor:
+    """EL2N or GraNd ``[n]`` of one short query run's model."""
+    if method == "el2n":
+        k = int(data.num_classes)
+        return _per_sample(lambda m, x, y: _el2n(m, x, y, k), model, data, indices, query)
+    return _per_sample(lambda m, x, y: per_sample_grad_norms(m, x, y, query.score_batch_size).to(x.device),
+                       model, data, indices, query)
+
+
+def _score_result(method: str, scores, runs: list, n: int) -> ScoreResult:
+    """The :class:`ScoreResult` of ``scores`` ``[n]`` from the query ``runs`` (checked finite)."""
     val_recalls = np.mean([r.val_recalls for r in runs], axis=0)
     scores = np.asarray(scores, dtype=np.float64)
     if scores.shape != (n,) or not np.isfinite(scores).all():

@@ -4,6 +4,7 @@ CUDA run (:func:`is_cuda`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Sequence
@@ -120,6 +121,9 @@ class TrainResult:
     val_recalls_per_epoch / test_recalls_per_epoch: ``[E, K]`` (NaN rows where not evaluated).
     correct / target_prob: ``[E, n]`` bool / float32 when ``record_per_sample``, columns in
     ``train_indices`` order, else None. seconds: wall time of the whole run.
+    prefixes: the results of the shorter trainings asked of :func:`dropkit.train.train` as
+    ``prefixes`` (in that order), each as that training alone returns it (``model`` a copy of the
+    snapshot, ``seconds`` the time until the snapshot, the timing columns of ``history`` aside).
     """
 
     model: nn.Module
@@ -134,6 +138,7 @@ class TrainResult:
     val_recalls_per_epoch: np.ndarray
     test_recalls_per_epoch: np.ndarray
     train_indices: np.ndarray
+    prefixes: tuple["TrainResult", ...] = ()
 
 
 def learning_rate(config: TrainConfig, epoch: int) -> float:
@@ -142,6 +147,56 @@ def learning_rate(config: TrainConfig, epoch: int) -> float:
         raise ValueError(f"epoch={epoch!r} must be >= 0")
     drops = sum(1 for d in config.drop_epochs if d <= epoch)
     return config.lr * config.drop_factor ** drops
+
+
+def last_epoch_batches(config: TrainConfig, batches_per_epoch: int) -> int:
+    """Batches of ``config``'s last epoch: the first ``round(last_epoch_fraction * B)`` (at least 1)
+    of the ``B = batches_per_epoch`` batches of that epoch's permutation."""
+    return max(1, round(config.last_epoch_fraction * batches_per_epoch))
+
+
+def training_steps(config: TrainConfig, batches_per_epoch: int) -> int:
+    """Optimisation steps of a training under ``config`` with ``batches_per_epoch`` batches in a
+    whole epoch: ``(epochs - 1) * B`` plus :func:`last_epoch_batches`."""
+    return (config.epochs - 1) * batches_per_epoch + last_epoch_batches(config, batches_per_epoch)
+
+
+#: The :class:`TrainConfig` fields in which a prefix may differ from the training it is taken from.
+PREFIX_FREE_FIELDS: tuple[str, ...] = ("epochs", "last_epoch_fraction", "drop_epochs")
+
+
+def prefix_mismatch(short: TrainConfig, long: TrainConfig) -> str | None:
+    """Why a training under ``short`` is not a prefix of one under ``long``, or None when it is.
+
+    It is one when, on the same data, training rows and initial model, ``short``'s model after
+    its last step is ``long``'s model after its ``training_steps(short, B)``-th step (the same
+    arithmetic, so bit for bit on the CPU), for every number ``B`` of batches per epoch:
+
+    1. every field but :data:`PREFIX_FREE_FIELDS` is equal (the same seed, so the same model
+       initialisation and the same permutation/augmentation generator; the same batch size,
+       optimiser, CDB-W, augmentation, device, speed options, records and evaluation);
+    2. ``short`` is no longer: ``(epochs, last_epoch_fraction)`` of ``short`` is at most that of
+       ``long`` in lexicographic order (then ``training_steps(short, B) <= training_steps(long, B)``
+       for every ``B``, and a cut last epoch of ``short`` is a leading part of the same epoch of
+       ``long``);
+    3. the same learning rate at every step of ``short``:
+       ``learning_rate(short, e) == learning_rate(long, e)`` for every epoch ``e < short.epochs``
+       (a drop of ``long`` at or after ``short.epochs`` does not matter; one before it must be
+       one of ``short``'s too, and ``short`` may have none that ``long`` lacks there).
+    """
+    free = {name: getattr(long, name) for name in PREFIX_FREE_FIELDS}
+    different = [f.name for f in dataclasses.fields(TrainConfig)
+                 if f.name not in free and getattr(short, f.name) != getattr(long, f.name)]
+    if different:
+        return f"they differ in {', '.join(different)}"
+    if (short.epochs, short.last_epoch_fraction) > (long.epochs, long.last_epoch_fraction):
+        return (f"it is longer ({short.epochs} epochs, the last cut to {short.last_epoch_fraction:g}) than "
+                f"the other ({long.epochs} epochs, the last cut to {long.last_epoch_fraction:g})")
+    rates = [e for e in range(short.epochs) if learning_rate(short, e) != learning_rate(long, e)]
+    if rates:
+        return (f"the learning rate of epoch {rates[0]} differs ({learning_rate(short, rates[0]):g} "
+                f"vs {learning_rate(long, rates[0]):g}: drop epochs {short.drop_epochs} vs {long.drop_epochs})")
+    return None
 
 
 def cdbw_class_weights(val_recalls: Sequence[float] | np.ndarray, rule: str = "floored",

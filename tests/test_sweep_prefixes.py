@@ -1,0 +1,193 @@
+"""Query trainings that are prefixes of a longer one (chapter 07's query lengths) are computed once:
+``runner.query_groups`` groups them, ``runner.query_group_outputs`` and the sweep train the longest
+and take the shorter ones from its snapshots, storing each under its own unchanged query key, with
+exactly the numbers of separate trainings; the dry run counts the shared training once."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+import dataset_fixtures as fx
+import dropkit.scores.query as query_module
+from dropkit.cost import group_query_passes, model_flops, query_passes, sweep_jobs
+from dropkit.models import build_model
+from dropkit.profiles import experiment_specs
+from dropkit.runner import _query_config, load_data, query_group_outputs, query_groups, query_outputs, query_specs, run
+from dropkit.scores import prefix_query_mismatch
+from dropkit.spec import RunSpec
+from dropkit.store import ResultStore
+from dropkit.sweep import sweep
+
+torch.set_num_threads(1)
+
+#: What a run computes (tests/test_shipped_results.py's list, less the keys' names).
+COMPUTED = ("query_val_recalls", "class_counts", "num_kept", "test_recalls", "val_recalls", "test_accuracy",
+            "test_worst_class", "val_accuracy", "final_epochs")
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    """The IDX test files of ``tests/dataset_fixtures.py``: 80 training images, 20 validation."""
+    directory = tmp_path_factory.mktemp("data")
+    fx.write_fashion_mnist(directory / "fashion-mnist", n_train=80, n_test=40, seed=5)
+    return directory
+
+
+def _spec(query_epochs, **fields) -> RunSpec:
+    """Random+DRoP with EL2N query models of ``query_epochs`` (2 query seeds, batches of 8: 10 per
+    epoch, so 0.3 epoch is 3 steps) and the final model's drops at 5 and 8 of 10 epochs."""
+    base = dict(dataset="fashion-mnist", model="mlp", protocol="random+drop", density=0.5, method="el2n",
+                query_epochs=query_epochs, query_seeds=2, epochs=10, drop_epochs=(5, 8), batch_size=8)
+    return RunSpec(**(base | fields))
+
+
+@pytest.fixture
+def trainings(monkeypatch):
+    """The query trainings started (each one list of the prefixes snapshotted from it)."""
+    started: list = []
+    train = query_module.train
+    monkeypatch.setattr(query_module, "train", lambda *a, **k: started.append(k["prefixes"]) or train(*a, **k))
+    return started
+
+
+def _assert_same_outputs(first: dict, second: dict, label) -> None:
+    assert first.keys() == second.keys(), label
+    for name in first:
+        assert np.array_equal(first[name], second[name]), (label, name)
+
+
+def test_chapter_07_query_trainings_are_one_group_per_seed():
+    specs = experiment_specs("default", "pretraining_ablation")
+    groups = query_groups(query for spec in specs for query in query_specs(spec))
+    assert len(groups) == 5                                          # one per seed, not 25 query trainings
+    for group in groups:
+        assert [query.query_epochs for query in group] == [5, 2, 1, 0.3, 0.1]   # the longest first
+        assert len({query.seed for query in group}) == 1 and len({query.query_key for query in group}) == 5
+        for query in group[1:]:                                      # the stated condition, run by run
+            assert prefix_query_mismatch(_query_config(query), _query_config(group[0])) is None
+
+
+def test_only_query_trainings_that_differ_in_length_alone_share_a_group():
+    el2n = _spec(2)
+    others = [_spec(1, seed=1), _spec(1, method="grand"), _spec(1, query_seeds=3), _spec(1, drop_epochs=(1, 8)),
+              _spec(1, lr=0.05), _spec(1, query_cdbw=True), _spec(1, protocol="strategy", method="forgetting"),
+              _spec(2, protocol="strategy", method="forgetting")]
+    groups = query_groups([el2n, *others, _spec(1, density=0.3), _spec(0.3, protocol="strategy")])
+    assert groups[0] == (el2n, _spec(1, density=0.3), _spec(0.3, protocol="strategy"))  # one query key each
+    assert groups[1:] == [(other,) for other in others]                # Forgetting runs full length: no prefix
+    assert all(len(group) == 1 for group in query_groups([_spec(2), _spec(2, density=0.3)]))
+    with pytest.raises(ValueError, match="uses no query model"):
+        query_groups([_spec(1, protocol="random", method=None)])
+    # A drop epoch inside the longer query is in the shorter one's schedule too: still a prefix.
+    inside = [_spec(q, drop_epochs=(1, 3)) for q in (5, 2)]
+    assert query_groups(inside) == [tuple(inside)]
+    assert prefix_query_mismatch(_query_config(inside[1]), _query_config(inside[0])) is None
+
+
+def test_group_outputs_equal_separate_trainings_and_are_stored_under_their_own_keys(root, tmp_path, trainings):
+    specs = [_spec(q) for q in (0.3, 2, 5)]
+    data = load_data(specs[0], root)
+    store = ResultStore(tmp_path, "smoke")
+    query_outputs(specs[1], data, store)                             # 2 epochs stored already
+    assert len(trainings) == 2
+    (group,) = query_groups(specs)
+    outputs = query_group_outputs(group, data, store)
+    assert trainings[2:] == [[_query_config(specs[0]).train_config(full=False, seed=s)] for s in (1000, 1001)]
+    assert set(outputs) == {spec.query_key for spec in specs}
+    for spec in specs:                                               # computed alone, with no store
+        separate = query_outputs(spec, data)
+        _assert_same_outputs(outputs[spec.query_key], separate, spec.query_epochs)
+        _assert_same_outputs(store.load_scores(spec.query_key), separate, spec.query_epochs)
+    assert not np.array_equal(outputs[specs[0].query_key]["scores"], outputs[specs[2].query_key]["scores"])
+    query_group_outputs(group, data, store)                          # all stored: nothing trains
+    assert len(trainings) == 4 + 3 * 2
+    with pytest.raises(ValueError, match="differ in more than the length"):
+        query_group_outputs((specs[2], _spec(1, seed=1)), data, store)
+
+
+def test_a_sweep_trains_a_group_once_and_stores_the_rows_of_separate_trainings(root, tmp_path, trainings):
+    specs = [_spec(q, density=d) for q in (0.3, 2, 5) for d in (0.4, 0.6)]
+    grouped = ResultStore(tmp_path / "grouped", "smoke")
+    report = sweep(specs, grouped, data_root=root, progress=False)
+    assert report.ran == 6 and len(trainings) == 2                  # one training per query seed for 3 lengths
+    assert all(len(prefixes) == 2 for prefixes in trainings)
+    separate = ResultStore(tmp_path / "separate", "smoke")
+    sweep(specs, separate, data_root=root, progress=False, run_function=run)  # each run trains its own query
+    assert len(trainings) == 2 + 3 * 2 and all(prefixes == [] for prefixes in trainings[2:])
+    for spec in specs:
+        row, alone = grouped.read(spec.cache_key), separate.read(spec.cache_key)
+        assert (row["cache_key"], row["query_key"]) == (alone["cache_key"], alone["query_key"])
+        for name in COMPUTED:
+            assert row[name] == alone[name], (spec.label(), spec.query_epochs, name)
+        _assert_same_outputs(grouped.load_scores(spec.query_key), separate.load_scores(spec.query_key), spec.label())
+
+
+def test_the_dry_run_counts_a_groups_training_once(root):
+    specs = [_spec(q) for q in (0.3, 2, 5)] + [_spec(2, protocol="none", density=1.0, method=None)]
+    jobs, _ = sweep_jobs(specs, data_root=root)
+    (query,) = [job for job in jobs if job.key.startswith("query:")]
+    assert query.key == f"query:{specs[2].query_key}"
+    data = load_data(specs[0], root)
+    n, n_eval = data.num_train, len(data.y_val) + len(data.y_test)
+    flops = model_flops(build_model("mlp", num_classes=10, input_shape=(1, 28, 28)), (1, 28, 28), 10)
+    group = (specs[2], specs[1], specs[0])
+    assert query.cost == pytest.approx(group_query_passes(group, n, n_eval).flops(flops))
+    # 2 runs x 5 epochs of training; evaluation and scoring of 2 x 3 query models
+    assert group_query_passes(group, n, n_eval) == dataclasses.replace(
+        query_passes(specs[2], n, n_eval), forward=3 * 2 * (n + n_eval))
+    assert query.cost < sum(query_passes(spec, n, n_eval).flops(flops) for spec in group[:3])
+    assert all(job.after == (query.key,) for job in jobs if job.key in {s.cache_key for s in specs[:3]})
+    stored, _ = sweep_jobs(specs, data_root=root, stored_queries={specs[2].query_key})
+    (query,) = [job for job in stored if job.key.startswith("query:")]  # 2 epochs trained, 0.3 its snapshot
+    assert query.key == f"query:{specs[1].query_key}"
+
+
+# --------------------------------------------------------------------------- the shipped rows
+
+#: Chapter 07's shipped rows were computed with PyTorch's AVX2 kernels, one torch thread (see
+#: tests/test_shipped_results.py): the group is swept in a fresh interpreter on those kernels.
+_GROUP_SWEEP = """
+import json, sys
+import torch
+torch.set_num_threads(1)
+import dropkit.scores.query as query_module
+from dropkit.spec import RunSpec
+from dropkit.store import ResultStore
+from dropkit.sweep import sweep
+assert torch.backends.cpu.get_cpu_capability() == "AVX2", torch.backends.cpu.get_cpu_capability()
+started, train = [], query_module.train
+query_module.train = lambda *a, **k: started.append(len(k["prefixes"])) or train(*a, **k)
+sweep([RunSpec.from_dict(d) for d in json.loads(sys.argv[1])], ResultStore(sys.argv[2], "default"), progress=False)
+print(json.dumps(started))
+"""
+
+
+@pytest.mark.slow
+def test_chapter_07s_shipped_rows_reproduce_from_one_group_training(tmp_path):
+    """Seed 0 at the lowest ablation density: the five query lengths (0.1-5 epochs, 5 query seeds
+    each) from 5 trainings instead of 25, and every stored number of the five rows as shipped."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    shipped = ResultStore(Path(__file__).resolve().parents[1] / "results", "default")
+    specs = [s for s in experiment_specs("default", "pretraining_ablation")
+             if s.seed == 0 and s.protocol == "random+drop" and s.density == 0.4]
+    assert sorted(s.query_epochs for s in specs) == [0.1, 0.3, 1, 2, 5]
+    stored = [shipped.read(spec.cache_key) for spec in specs]
+    assert all(row.get("cpu_capability", "AVX2") == "AVX2" for row in stored)
+    done = subprocess.run([sys.executable, "-c", _GROUP_SWEEP, json.dumps([s.to_dict() for s in specs]), str(tmp_path)],
+                          check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1],
+                          env={**os.environ, "ATEN_CPU_CAPABILITY": "avx2"})
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [4] * 5  # 5 query seeds, 4 snapshots each
+    for spec, row in zip(specs, stored, strict=True):
+        fresh = ResultStore(tmp_path, "default").read(spec.cache_key)
+        for name in ("cache_key", "query_key", "num_train", "class_sizes", *COMPUTED, "test_gap", "test_std",
+                     "val_worst_class", "val_gap", "val_std"):
+            assert fresh[name] == row[name], (spec.query_epochs, name)
