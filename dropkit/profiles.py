@@ -544,6 +544,7 @@ def experiment_settings(
                 f"{profile.name!r}; choose one of {', '.join(sorted({s.dataset for s in setups}))}"
             )
         setups = matching
+    names = [setting_name(s, model) for s in setups]
     if model is not None:
         if not isinstance(model, str):
             raise ValueError(f"model={model!r} must be a model name")
@@ -559,7 +560,7 @@ def experiment_settings(
     device = profile.device if device is None else device
 
     by_setting: dict[str, list] = {}
-    for training in setups:
+    for name, training in zip(names, setups):
         if training.needs_pretrained and not overrides.get("pretrained_path"):
             raise ValueError(
                 f"setup {training.name!r} fine-tunes ImageNet-pretrained weights: pass "
@@ -573,7 +574,7 @@ def experiment_settings(
             fields = _protocol_fields(profile, fields)
             spec = RunSpec(**{**base, **overrides, **fields})
             specs.setdefault(spec.cache_key, spec)
-        by_setting[setting_name(training, model)] = list(specs.values())
+        by_setting[name] = list(specs.values())
     return by_setting
 
 
