@@ -513,3 +513,15 @@ def test_result_figures_show_at_most_two_panels_side_by_side(frame):
     assert all("%" in ax.yaxis.get_major_formatter()(0.5, 0) for ax in fig.axes)
     assert {ax.get_xlabel() for ax in fig.axes} == {plots.DENSITY_AXIS}
     plt.close(fig)
+
+
+def test_a_third_setting_is_a_third_row_without_code_changes(frame):
+    three = pd.concat([two_settings(frame),
+                       frame.assign(setting="vgg16-cifar10", dataset="cifar10", model="vgg16", device="cuda")],
+                      ignore_index=True)
+    fig = plots.plot_density_curves(three, ("test_worst_class",), labels=["Random", "EL2N"])
+    assert [s.get_suptitle() for s in fig.subfigs] == ["fashion-mnist, MLP", "fashion-mnist, CNN", "cifar10, VGG16"]
+    plt.close(fig)
+    (title, text), = tables.setting_descriptions(three[three["setting"] == "vgg16-cifar10"])
+    assert title == "cifar10, VGG16" and text.startswith("VGG-16 with BatchNorm and one linear head")
+    assert "trained on a GPU" in text
