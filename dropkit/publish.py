@@ -21,9 +21,12 @@ PANEL_COLUMNS_KEY = "dropkit:panel-columns"
 
 
 def panel_columns(fig) -> int:
-    """The largest number of panels (axes, colour bars excluded) side by side in ``fig``."""
-    boxes = [ax.get_position() for ax in fig.get_axes()
-             if ax.get_visible() and ax.axison and not hasattr(ax, "_colorbar")]
+    """The largest number of panels (axes, colour bars excluded) side by side in ``fig``, in figure
+    coordinates (the axes of a subfigure, e.g. one block of panels per setting, are placed within
+    it)."""
+    to_figure = fig.transFigure.inverted()
+    boxes = [ax.get_position().transformed(ax.get_figure(root=False).transSubfigure).transformed(to_figure)
+             for ax in fig.get_axes() if ax.get_visible() and ax.axison and not hasattr(ax, "_colorbar")]
     if not boxes:
         return 1
     return max(sum(1 for other in boxes if other.y0 < box.y1 and box.y0 < other.y1) for box in boxes)

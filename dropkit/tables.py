@@ -8,6 +8,13 @@ Every function takes the tidy results table of ``dropkit.sweep.results_frame`` /
 ``test_recalls`` [K], ``class_counts`` [K] (kept per class) and ``class_sizes`` [K] (N_k before
 pruning). Curves are named by :func:`dropkit.curves.labelled`. :mod:`dropkit.plots` draws what
 these functions return.
+
+Rows read through a chapter (:func:`dropkit.chapter.chapter_results`) also name their *setting*
+(:data:`SETTING`: the profile's training setup, e.g. ``"mlp-fashion-mnist"``,
+``"cnn-fashion-mnist"``); the per-curve numbers are computed on the rows of one setting
+(:func:`split_setups` splits a larger table, :func:`check_one_setting` refuses a mixed one), and
+:func:`describe_setting`, :func:`setting_scale` and :func:`figure_settings` put each setting in
+words for the setting paragraphs and the captions.
 """
 
 from __future__ import annotations

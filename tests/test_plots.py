@@ -63,6 +63,11 @@ def test_figure_png_records_the_panels_side_by_side():
     image = Image.open(io.BytesIO(png))
     assert image.text[publish.PANEL_COLUMNS_KEY] == "2"  # 3 panels: 2 + 1 on two rows
     assert image.width > 1000  # saved at 1.5x the displayed resolution
+    # blocks of different heights (one per setting) are counted in figure coordinates
+    for counts in ([6, 3], [2, 2], [4, 1, 3]):
+        fig = plots._grid_figure(counts, (4.6, 3.4), [str(n) for n in counts])[0]
+        assert publish.panel_columns(fig) == 2, counts
+        plt.close(fig)
 
 
 def test_markdown_table_is_a_titled_myst_table():
