@@ -94,3 +94,12 @@ def test_a_two_setting_chapter_carries_the_setting_and_judges_each_on_its_own(tm
     assert "**fashion-mnist, CNN**: EL2N exacerbates" in verdicts
     assert "**fashion-mnist, CNN**: GraNd" not in verdicts and "**fashion-mnist, MLP**: GraNd" in verdicts
     assert "**fashion-mnist, CNN** has no row for `bias-grand`, `bias-dynamic_uncertainty`, `bias-coreset`" in verdicts
+    # strict: every claim has a row per setting that runs its methods, each the rule on that setting's rows
+    chosen = [c for c in scorecard.profile_registry(results.profile) if c.experiment == "bias_benchmark"]
+    table = scorecard.scorecard({"bias_benchmark": frame}, chosen)
+    names = {title: name for name, title in tables.setting_titles(frame).items()}
+    assert len(table) == 2 * len(chosen) - 5  # the CNN: no GraNd, DU, CoreSet, du-hard-classes, forgetting-balanced
+    for entry in table.to_dict("records"):
+        c = next(c for c in chosen if c.id == entry["id"])
+        own = scorecard.evaluate(c, frame[frame["setting"] == names[entry["setting"]]])
+        assert entry["values"] == own.values and entry["verdict"] == own.verdict
