@@ -52,6 +52,8 @@ def label_settings(frame: pd.DataFrame, by_setting) -> pd.DataFrame:
     ``setting`` column: ``by_setting`` maps a setting name to its run specs
     (:func:`dropkit.profiles.experiment_settings`). A run two settings share appears once under
     each; a row of no setting is left out. Index: 0..n-1."""
+    if frame.empty:
+        return frame.assign(setting=pd.Series(dtype=str))
     parts = []
     for name, specs in by_setting.items():
         keys = {spec.cache_key for spec in specs}

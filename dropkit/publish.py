@@ -3,9 +3,9 @@
 A figure is *glued* (:func:`publish_figure`) under a name and placed by a ``{glue:figure}``
 directive in the chapter's Markdown, whose ``:name:`` makes Sphinx number it and lets any chapter
 cite it with ``{numref}``; a caption's sentence that depends on the results (the settings a figure
-draws) is glued with :func:`publish_text` and placed with the ``{glue:text}`` role. The PNG is saved at 1.5x the displayed resolution: the book shows it
-at the text width and a click opens it at full size (Sphinx links every scaled image to its
-file). Tables and verdict sentences are shown as Markdown (:func:`show_markdown`), so they render
+draws) is glued with :func:`publish_text` and placed with the ``{glue:text}`` role. The PNG is
+saved at 1.5x the displayed resolution: the book shows it at the text width and a click opens it
+at full size (Sphinx links every scaled image to its file). Tables and verdict sentences are shown as Markdown (:func:`show_markdown`), so they render
 as numbered tables and prose, not as console output.
 """
 

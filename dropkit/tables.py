@@ -349,7 +349,8 @@ def describe_setting(rows) -> str:
         parts.append(augmentation)
     devices = _values(rows, "device")
     if len(devices) == 1:
-        parts.append("trained on a GPU" if str(devices[0]).startswith("cuda") else f"trained on a {str(devices[0]).upper()}")
+        device = str(devices[0])
+        parts.append("trained on a GPU" if device.startswith("cuda") else f"trained on a {device.upper()}")
     parts.append(_seeds_and_densities(rows))
     queried = rows[rows["method"].notna() & rows["protocol"].isin(_STRATEGY_PROTOCOLS + ("random+drop",))]
     short = [METHOD_NAMES[m] for m in ("el2n", "grand") if (queried["method"] == m).any()]

@@ -176,8 +176,8 @@ publish.publish_text("paper-figure-14-settings", tables.figure_settings(frame, C
 # ## What we see
 #
 # The tables below are computed from the results above; they are not typed in. One table per
-# setting; for each method it runs, at the reference density: average and worst-class accuracy (mean over seeds), their drops from
-# the full dataset, and the *extra* worst-class drop (positive: pruning costs the worst class more
+# setting; for each method it runs, at the reference density: average and worst-class accuracy
+# (mean over seeds), their drops from the full dataset, and the *extra* worst-class drop (positive: pruning costs the worst class more
 # than the average); the density at which worst-class accuracy peaks; the correlation of
 # {numref}`paper-figure-13`; and the minimum samples per class of {numref}`paper-figure-14`.
 # Random is a pruning method too: the paper's claim that a method *exacerbates* bias is judged

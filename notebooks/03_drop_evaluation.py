@@ -49,7 +49,8 @@
 profile = "default"
 dataset = None  # None: the profile's settings, any dataset (default: fashion-mnist); else only that dataset's
 model = None  # None: each setting's own model (default: mlp, cnn); a name replaces every setting's model
-strategy = None  # "el2n", "grand" or "forgetting" for every setting; None: each setting's (default: MLP el2n, forgetting; CNN el2n)
+strategy = None  # "el2n", "grand" or "forgetting" for every setting; None: each setting's own (default: MLP
+# el2n, forgetting; CNN el2n)
 densities = None  # None: the profile's densities (default: 0.1, 0.3, 0.5, 0.7, 0.9)
 seeds = None  # None: the profile's seeds for this chapter (default: 0, 1, 2, 3, 4)
 device = None  # None: the profile's device (default: cpu)

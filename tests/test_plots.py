@@ -329,7 +329,8 @@ def test_setting_caption_describes_the_runs(frame):
         "trained 1 epoch and averaged over 5 query seeds")
     bare = tables.setting_caption(frame[frame["protocol"] != "strategy"].drop(
         columns=["epochs", "lr", "augment", "device"]))
-    assert bare == f"fashion-mnist, MLP: {MLP_WORDS}; 300 training samples; batch 256; 2 seeds (0, 1); densities 0.1, 0.5"
+    assert bare == (f"fashion-mnist, MLP: {MLP_WORDS}; 300 training samples; batch 256; 2 seeds (0, 1); "
+                    "densities 0.1, 0.5")
 
 
 def two_settings(frame):
