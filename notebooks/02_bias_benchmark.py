@@ -36,15 +36,16 @@
 # `default` profile's rows ship with the repository (`results/default/`), so rendering the book
 # reads them instead of training. Recomputing them is one command, given in `results/default/README.md`.
 #
-# As the paper shows one row of panels per model, every figure below has one row per *setting*
-# of the profile (a model-dataset pair and its training, e.g. the `default` profile's MLP and its
-# small CNN on Fashion-MNIST), titled with the setting; a method a setting does not run is absent
-# from its row. The tables and verdicts of "What we see" are given per setting too.
+# As the paper draws each model-dataset pair in its own panels, every figure below has one row
+# per *setting* of the profile (a model-dataset pair and its training, e.g. the `default`
+# profile's MLP and its small CNN on Fashion-MNIST), titled with the setting; a method a setting
+# does not run is absent from its row. The tables and verdicts of "What we see" are given per
+# setting too.
 
 # %% tags=["parameters", "hide-input"]
 profile = "default"
-dataset = None  # None: the profile's settings, any dataset (default: fashion-mnist); else only that dataset's
-model = None  # None: each setting's own model (default: mlp, cnn); a name replaces every setting's model
+dataset = None  # None: every setting of the profile (default: fashion-mnist); else that dataset's only
+model = None  # None: each setting's own model (default: mlp, cnn); else it replaces every setting's
 densities = None  # None: the profile's densities (default: 0.1, 0.3, 0.5, 0.7, 0.9)
 seeds = None  # None: the profile's seeds for this chapter (default: 0, 1, 2, 3, 4)
 device = None  # None: the profile's device (default: cpu)
@@ -177,8 +178,8 @@ publish.publish_text("paper-figure-14-settings", tables.figure_settings(frame, C
 #
 # The tables below are computed from the results above; they are not typed in. One table per
 # setting; for each method it runs, at the reference density: average and worst-class accuracy
-# (mean over seeds), their drops from the full dataset, and the *extra* worst-class drop (positive: pruning costs the worst class more
-# than the average); the density at which worst-class accuracy peaks; the correlation of
+# (mean over seeds), their drops from the full dataset, and the *extra* worst-class drop
+# (positive: pruning costs the worst class more than the average); the density at which worst-class accuracy peaks; the correlation of
 # {numref}`paper-figure-13`; and the minimum samples per class of {numref}`paper-figure-14`.
 # Random is a pruning method too: the paper's claim that a method *exacerbates* bias is judged
 # against Random's extra drop, not against zero. The verdicts are the one rule of

@@ -47,8 +47,8 @@
 
 # %% tags=["parameters", "hide-input"]
 profile = "default"
-dataset = None  # None: the profile's settings, any dataset (default: fashion-mnist); else only that dataset's
-model = None  # None: each setting's own model (default: mlp, cnn); a name replaces every setting's model
+dataset = None  # None: every setting of the profile (default: fashion-mnist); else that dataset's only
+model = None  # None: each setting's own model (default: mlp, cnn); else it replaces every setting's
 strategy = None  # "el2n", "grand" or "forgetting" for every setting; None: each setting's own (default: MLP
 # el2n, forgetting; CNN el2n)
 densities = None  # None: the profile's densities (default: 0.1, 0.3, 0.5, 0.7, 0.9)
@@ -94,8 +94,9 @@ publish.show_markdown(setting_paragraph(results, EXPERIMENT, dataset=dataset, mo
 # %% [markdown]
 # ## Average and worst-class accuracy (Figure 5)
 #
-# One block per setting and Strategy: average and worst-class test accuracy against density, then average
-# against worst-class accuracy, one point per density (larger markers for larger densities).
+# One block per setting and Strategy: average and worst-class test accuracy against density,
+# then average against worst-class accuracy, one point per density (larger markers for larger
+# densities).
 
 # %%
 fig = plots.plot_density_curves(panels, ("test_accuracy", "test_worst_class"),
