@@ -1,9 +1,10 @@
 """The results of one book chapter, in one call: what every result notebook (02-07) does first.
 
 :func:`chapter_results` checks the notebook's papermill parameters, builds the experiment set's
-run specs (:func:`dropkit.profiles.experiment_specs`), runs the missing ones
+run specs setting by setting (:func:`dropkit.profiles.experiment_settings`), runs the missing ones
 (:func:`dropkit.sweep.sweep`; stored rows are read, not recomputed), and returns the rows as
-one labelled table with a few lines of provenance to print. Notebooks keep their parameters,
+one labelled table, each row naming its setting (the ``setting`` column), with a few lines of
+provenance to print. Notebooks keep their parameters,
 figures and captions; this module keeps the plumbing out of them.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from dropkit.profiles import Profile, check_profile, experiment_specs, get_profile
+from dropkit.profiles import Profile, check_profile, experiment_settings, get_profile
 
 
 @dataclass(frozen=True)
@@ -25,9 +26,11 @@ class ChapterResults:
     """What :func:`chapter_results` returns.
 
     Attributes:
-        frame: one row per run spec of the chapter, in spec order, with the ``label`` and ``color``
-            columns of :func:`dropkit.curves.labelled`.
-        specs: the chapter's :class:`dropkit.spec.RunSpec` s.
+        frame: one row per run of each setting of the chapter (:func:`label_settings`: setting
+            by setting, in spec order), with the ``setting`` column (the profile's setup name,
+            :func:`dropkit.profiles.setting_name`) and the ``label`` and ``color`` columns of
+            :func:`dropkit.curves.labelled`.
+        specs: the chapter's :class:`dropkit.spec.RunSpec` s (each run once).
         profile: the :class:`dropkit.profiles.Profile` they come from.
         lines: what happened, in sentences (runs read vs computed, provenance, notes the runs
             raised as warnings, each once); :meth:`print_lines` prints them.
@@ -42,6 +45,22 @@ class ChapterResults:
         """Print :attr:`lines`, one per line."""
         for line in self.lines:
             print(line)
+
+
+def label_settings(frame: pd.DataFrame, by_setting) -> pd.DataFrame:
+    """The rows of ``frame`` (results with a ``cache_key`` column) setting by setting, with the
+    ``setting`` column: ``by_setting`` maps a setting name to its run specs
+    (:func:`dropkit.profiles.experiment_settings`). A run two settings share appears once under
+    each; a row of no setting is left out. Index: 0..n-1."""
+    if frame.empty:
+        return frame.assign(setting=pd.Series(dtype=str))
+    parts = []
+    for name, specs in by_setting.items():
+        keys = {spec.cache_key for spec in specs}
+        parts.append(frame[frame["cache_key"].isin(keys)].assign(setting=name))
+    if not parts:
+        return frame.iloc[:0].assign(setting=pd.Series(dtype=str))
+    return pd.concat(parts, ignore_index=True)
 
 
 def check_reference(reference) -> float:
@@ -69,7 +88,7 @@ def chapter_results(profile: str | Profile, experiment: str, *, dataset: str | N
             named one with fewer strategies, through ``dataclasses.replace``).
         experiment: an experiment set (:data:`dropkit.profiles.EXPERIMENT_SETS`).
         dataset, model, densities, seeds, device: None = the profile's; else replace them
-            (checked by :func:`dropkit.profiles.experiment_specs`).
+            (checked by :func:`dropkit.profiles.experiment_settings`).
         results_dir: root of the result store; rows live in ``<results_dir>/<profile>/runs``.
         workers: local worker processes (None: the profile's, limited by the CPU count and the
             profile's threads per worker).
@@ -103,8 +122,13 @@ def chapter_results(profile: str | Profile, experiment: str, *, dataset: str | N
             raise FileNotFoundError(f"pretrained_path={pretrained_path!r} is not a file")
         overrides["pretrained_path"] = str(pretrained_path)
     settings = profile if isinstance(profile, Profile) else get_profile(profile)
-    specs = experiment_specs(settings, experiment, dataset=dataset, model=model,
-                             densities=densities, seeds=seeds, device=device, **overrides)
+    by_setting = experiment_settings(settings, experiment, dataset=dataset, model=model,
+                                     densities=densities, seeds=seeds, device=device, **overrides)
+    unique: dict[str, Any] = {}
+    for runs in by_setting.values():
+        for spec in runs:
+            unique.setdefault(spec.cache_key, spec)
+    specs = list(unique.values())
     store = ResultStore(results_dir, settings.name)
     stored_before = len(set(store.keys()) & {spec.cache_key for spec in specs})
     workers = workers or max(1, min(settings.workers, (os.cpu_count() or 1) // settings.threads))
@@ -116,7 +140,7 @@ def chapter_results(profile: str | Profile, experiment: str, *, dataset: str | N
     if len(frame) != len(specs):
         raise RuntimeError(f"{len(specs) - len(frame)} of {len(specs)} runs have no stored row "
                            f"in {store.path}")
-    frame = curves.labelled(frame)
+    frame = curves.labelled(label_settings(frame, by_setting))
     found = f", {report.found} computed meanwhile by another process" if report.found else ""
     lines = [f"{len(specs)} runs: {stored_before} read from {store.path}, {report.ran} computed "
              f"now{found} ({report.seconds:.0f} s).", claims.provenance_sentence(frame)]
@@ -136,15 +160,16 @@ PAPER_DIFFERENCES: dict[str, dict[str, str]] = {
     "bias_benchmark": {
         "smoke": _SMOKE.format(n=3000),
         "default": "The paper trains VGG-16/19 and ResNet-18/50 on CIFAR-10/100, TinyImageNet and ImageNet "
-                   "for 90-200 epochs on GPUs; here the real Fashion-MNIST and a small MLP trained on a CPU.",
+                   "for 90-200 epochs on GPUs; here the real Fashion-MNIST with the smaller networks and "
+                   "schedules of the settings below.",
         "paper": "The paper's model-dataset pairs and schedules (Appendix A, Table 1).",
         "fast": _CIFAR_FAST,
     },
     "drop_evaluation": {
         "smoke": _SMOKE.format(n=3000),
         "default": "The paper uses VGG-16/19 and ResNet-18/50 on CIFAR-10/100, TinyImageNet and ImageNet "
-                   "trained for 90-200 epochs on GPUs; here the real Fashion-MNIST and a small MLP trained "
-                   "on a CPU.",
+                   "trained for 90-200 epochs on GPUs; here the real Fashion-MNIST with the smaller networks "
+                   "and schedules of the settings below.",
         "paper": "The paper's model-dataset pairs and schedules (Appendix A, Table 1).",
         "fast": _CIFAR_FAST,
     },
@@ -189,11 +214,13 @@ PAPER_DIFFERENCES: dict[str, dict[str, str]] = {
 
 def setting_paragraph(results: ChapterResults, experiment: str, *, dataset: str | None = None,
                       model: str | None = None, notes=()) -> str:
-    """The chapter's setting in Markdown, stated once for all its figures: the runs
-    (:func:`dropkit.tables.setting_caption`), how they differ from the paper's
+    """The chapter's setting in Markdown, stated once for all its figures: each setting's runs
+    (:func:`dropkit.tables.setting_descriptions`: model, training-set size, epochs and LR
+    schedule, augmentation, device, seeds, densities, query models), as one sentence for a
+    single setting and one bullet per setting otherwise; how they differ from the paper's
     (:data:`PAPER_DIFFERENCES`; ``dataset``/``model`` overrides are named), any ``notes`` of the
     chapter, then :attr:`ChapterResults.lines` (where the rows come from)."""
-    from dropkit.tables import setting_caption
+    from dropkit.tables import setting_descriptions
 
     if experiment not in PAPER_DIFFERENCES:
         raise ValueError(f"experiment={experiment!r} has no setting text; known: {list(PAPER_DIFFERENCES)}")
@@ -201,9 +228,17 @@ def setting_paragraph(results: ChapterResults, experiment: str, *, dataset: str 
     difference = PAPER_DIFFERENCES[experiment].get(profile, f"Profile {profile}.")
     if profile != "paper" and (model is not None or dataset is not None):
         difference += f" Overridden here: dataset={dataset}, model={model}."
-    text = (f"**Setting** (profile `{profile}`, every figure and table of this chapter): "
-            f"{setting_caption(results.frame)}. {difference}")
-    return "\n\n".join([text, *notes, *(f"*{line}*" for line in results.lines)])
+    descriptions = setting_descriptions(results.frame)
+    if len(descriptions) == 1:
+        (title, text), = descriptions
+        parts = [f"**Setting** (profile `{profile}`, every figure and table of this chapter): "
+                 f"{title}: {text}. {difference}"]
+    else:
+        parts = [f"**Settings** (profile `{profile}`): {len(descriptions)} settings, each drawn in its own "
+                 f"rows of panels (titled with the setting) and judged on its own in the tables and "
+                 f"verdicts. {difference}",
+                 "\n".join(f"- **{title}**: {text}." for title, text in descriptions)]
+    return "\n\n".join([*parts, *notes, *(f"*{line}*" for line in results.lines)])
 
 
 def check_theory_parameters(*, dataset, model, densities, figure3_density, seeds, n_datasets,

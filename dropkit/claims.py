@@ -17,8 +17,8 @@ every claim of the paper as such an effect, and the chapters and the scorecard p
 verdicts it computes (there is no other verdict in the book).
 
 **The tables.** Every number of the "what we see" tables is computed from the tidy results table
-(one row per run, see :func:`dropkit.runner.run`) of **one** model-dataset pair; split a larger
-table with :func:`dropkit.tables.split_setups`. Curves are named as in the figures
+(one row per run, see :func:`dropkit.runner.run`) of **one** setting (a model-dataset pair and its
+training, the ``setting`` column); split a larger table with :func:`dropkit.tables.split_setups`. Curves are named as in the figures
 (:func:`dropkit.curves.method_label`). Metrics are averaged over seeds.
 """
 
@@ -31,6 +31,7 @@ import pandas as pd
 
 from dropkit.curves import FULL_DATASET, labelled
 from dropkit.tables import (
+    check_one_setting,
     class_density_correlation,
     full_dataset_metric,
     metric_by_density,
@@ -156,9 +157,10 @@ _SUMMARY = {
 
 def _frame(frame) -> pd.DataFrame:
     frame = labelled(frame)
-    pairs = set(zip(frame["dataset"], frame["model"]))
-    if len(pairs) != 1:
-        raise ValueError(f"frame must hold exactly one model-dataset pair, got {sorted(pairs)}")
+    try:
+        check_one_setting(frame)
+    except ValueError as error:
+        raise ValueError(f"frame must hold exactly one model-dataset pair (setting): {error}") from None
     return frame
 
 

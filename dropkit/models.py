@@ -31,6 +31,32 @@ CNN_CHANNELS: tuple[int, ...] = (16, 32, 64, 64)
 MLP_HIDDEN: tuple[int, ...] = (512, 256)
 
 
+def describe_model(name: str) -> str:
+    """Architecture ``name`` (one of :data:`MODELS`) in a few words, from the constants of this
+    module, for the book's setting paragraphs (e.g. ``"a small CNN of 4 conv-BN-ReLU blocks (16,
+    32, 64, 64 channels), global average pooling and one linear head"``); an unknown name is
+    returned as it is."""
+    if name == "linear":
+        return "a linear classifier on the flattened input"
+    if name == "mlp":
+        widths = ", ".join(str(w) for w in MLP_HIDDEN)
+        return (f"an MLP with {len(MLP_HIDDEN)} hidden layers ({widths} units, Linear-BatchNorm-ReLU) "
+                "and one linear head")
+    if name == "cnn":
+        widths = ", ".join(str(w) for w in CNN_CHANNELS)
+        return (f"a small CNN of {len(CNN_CHANNELS)} conv-BN-ReLU blocks ({widths} channels), global "
+                "average pooling and one linear head")
+    if name in VGG_LAYERS:
+        return f"VGG-{name[3:]} with BatchNorm and one linear head"
+    if name == "resnet9":
+        return "ResNet-9 (the small residual network of fast CIFAR training)"
+    if name == "resnet18":
+        return "ResNet-18 with the CIFAR stem"
+    if name == "resnet50":
+        return "ResNet-50"
+    return name
+
+
 class EmbeddingClassifier(nn.Module):
     """``features`` (x -> [B, F] penultimate features) followed by one ``nn.Linear(F, K)`` head."""
 

@@ -17,6 +17,7 @@ from dropkit.tables import (
     correlation_densities,
     full_dataset_class_accuracy,
     full_dataset_metric,
+    labels_by_setting,
     mean_class_densities,
     metric_by_density,
     metric_by_query_length,
@@ -143,26 +144,30 @@ def _legend(target, axes, *, loc: str = "outside lower center") -> None:
     target.legend(handles.values(), handles.keys(), loc=loc, ncol=ncol, frameon=False)
 
 
-def _grid_figure(n_panels: int, panel_size, titles, max_columns: int = MAX_COLUMNS):
-    """A constrained-layout figure with one block of ``n_panels`` axes per title (a titled
-    subfigure), ``max_columns`` axes side by side. Returns the figure, the
-    subfigures and, per block, the list of its ``n_panels`` axes (unused grid cells removed)."""
+def _grid_figure(n_panels, panel_size, titles, max_columns: int = MAX_COLUMNS):
+    """A constrained-layout figure with one block of axes per title (a titled subfigure),
+    ``max_columns`` axes side by side. ``n_panels``: the number of axes of every block (an int),
+    or one number per block (blocks of fewer panels are shorter). Returns the figure, the
+    subfigures and, per block, the list of its axes (unused grid cells removed)."""
     import matplotlib.pyplot as plt
 
     if not isinstance(max_columns, int) or isinstance(max_columns, bool) or max_columns < 1:
         raise ValueError(f"max_columns={max_columns!r} must be a positive integer")
-    ncols = min(n_panels, max_columns)
-    nrows = -(-n_panels // ncols)
-    fig = plt.figure(layout="constrained", figsize=(panel_size[0] * ncols,
-                                                    (panel_size[1] * nrows + 0.4) * len(titles) + 0.9))
-    subfigs = fig.subfigures(len(titles), 1, squeeze=False)[:, 0]
+    counts = [n_panels] * len(titles) if isinstance(n_panels, int) else [int(n) for n in n_panels]
+    if len(counts) != len(titles) or not counts or min(counts) < 1:
+        raise ValueError(f"n_panels={n_panels!r} must give at least one panel to each of {len(titles)} blocks")
+    ncols = min(max(counts), max_columns)
+    nrows = [-(-n // ncols) for n in counts]
+    heights = [panel_size[1] * rows + 0.4 for rows in nrows]
+    fig = plt.figure(layout="constrained", figsize=(panel_size[0] * ncols, sum(heights) + 0.9))
+    subfigs = fig.subfigures(len(titles), 1, squeeze=False, height_ratios=heights)[:, 0]
     blocks = []
-    for subfig, title in zip(subfigs, titles):
-        axes = subfig.subplots(nrows, ncols, squeeze=False).ravel()
-        for ax in axes[n_panels:]:
+    for subfig, title, n, rows in zip(subfigs, titles, counts, nrows):
+        axes = subfig.subplots(rows, ncols, squeeze=False).ravel()
+        for ax in axes[n:]:
             ax.remove()
         subfig.suptitle(title, fontweight="bold")
-        blocks.append(list(axes[:n_panels]))
+        blocks.append(list(axes[:n]))
     return fig, subfigs, blocks
 
 
@@ -170,10 +175,13 @@ def plot_density_curves(frame, metrics=("test_accuracy",), *, tradeoff: bool = F
                         labels=None, panel_size=(4.6, 3.4), zoom: float | None = 0.05):
     """Metric-vs-density curves (paper Figures 1, 5, 10, 11, 12).
 
-    One block of panels per model-dataset pair (or per value of the column ``row``; its title
-    above it), :data:`MAX_COLUMNS` panels side by side: one panel per metric in ``metrics`` and,
-    with ``tradeoff``, one of average vs worst-class accuracy, followed (when low densities
-    stretch its axes) by the same plot zoomed on the points within ``zoom`` of the full dataset's
+    One block of panels per setting (:func:`dropkit.tables.split_setups`: the ``setting`` column,
+    else the model-dataset pair; or per value of the column ``row``), its title above it, with
+    the curves of ``labels`` it runs (a curve a setting does not run is absent from its block and
+    its legend; a block without any of them is left out), :data:`MAX_COLUMNS` panels side by
+    side: one panel per metric in ``metrics`` and, with ``tradeoff``, one of average vs
+    worst-class accuracy, followed (in a block whose low densities stretch its axes) by the same
+    plot zoomed on the points within ``zoom`` of the full dataset's
     average accuracy (:func:`dropkit.tables.zoom_window`; ``zoom=None``: no zoomed panel). Lines:
     mean over seeds; bands: min/max over seeds; dashed black: full dataset. ``labels`` fixes the
     order of the curves. One legend below the figure when every block shows the same curves, else
@@ -182,11 +190,10 @@ def plot_density_curves(frame, metrics=("test_accuracy",), *, tradeoff: bool = F
     metrics = tuple(metrics)
     if not metrics and not tradeoff:
         raise ValueError("metrics must name at least one metric (or pass tradeoff=True)")
-    panels = _panels(frame, row)
+    panels = [(title, rows) for title, rows, _ in _drawn_blocks(frame, labels, row)]
     windows = [_tradeoff_window(rows, zoom) if tradeoff else None for _, rows in panels]
-    zoomed = any(w is not None for w in windows)
-    n_panels = len(metrics) + int(tradeoff) + int(zoomed)
-    fig, subfigs, blocks = _grid_figure(n_panels, panel_size, [title for title, _ in panels])
+    counts = [len(metrics) + int(tradeoff) + int(window is not None) for window in windows]
+    fig, subfigs, blocks = _grid_figure(counts, panel_size, [title for title, _ in panels])
     for axes, (title, rows), window in zip(blocks, panels, windows):
         for ax, metric in zip(axes, metrics):
             draw_metric_curve(ax, rows, metric, labels=labels)
@@ -195,9 +202,7 @@ def plot_density_curves(frame, metrics=("test_accuracy",), *, tradeoff: bool = F
             ax = axes[len(metrics)]
             draw_tradeoff(ax, rows, labels=labels)
             ax.set_title("average vs worst-class accuracy")
-        if zoomed and window is None:
-            axes[-1].set_axis_off()
-        elif zoomed:
+        if window is not None:
             draw_tradeoff(axes[-1], rows, labels=labels, window=window)
             axes[-1].set_title(f"zoom: within {100 * zoom:g} pp of the full dataset")
             ax.indicate_inset_zoom(axes[-1], edgecolor="0.4")
@@ -311,16 +316,34 @@ def draw_class_accuracy_vs_density(ax, frame, label: str, densities=None) -> Non
     ax.grid(True, alpha=0.3)
 
 
+def _drawn_blocks(frame, labels, row):
+    """``[(title, rows, drawn)]``: the blocks of a per-curve figure, one per setting (or value of
+    column ``row``) that has rows of at least one curve of ``labels``; ``drawn``: those curves, in
+    ``labels`` order. A curve a setting does not run is left out of its block, and a setting that
+    runs none of them gets no block; ``ValueError`` when no block is left."""
+    if labels is not None:
+        labels = list(labels)
+        if not labels:
+            raise ValueError("labels must name at least one pruned curve")
+    if row is None:
+        blocks = labels_by_setting(frame, labels)
+    else:
+        blocks = []
+        for title, rows in _panels(frame, row):
+            present = _curve_order(rows, None)
+            blocks.append((title, rows, present if labels is None else [l for l in labels if l in present]))
+    blocks = [block for block in blocks if block[2]]
+    if not blocks:
+        raise ValueError(f"no setting of the results has rows of {labels}")
+    return blocks
+
+
 def _class_grid(frame, labels, draw, *, row, densities, panel_size, max_columns):
-    panels = _panels(frame, row)
-    if labels is None:
-        labels = _curve_order(frame, None)
-    labels = list(labels)
-    if not labels:
-        raise ValueError("labels must name at least one pruned curve")
-    fig, _, blocks = _grid_figure(len(labels), panel_size, [title for title, _ in panels], max_columns)
-    for axes, (_, rows) in zip(blocks, panels):
-        for ax, label in zip(axes, labels):
+    blocks_drawn = _drawn_blocks(frame, labels, row)
+    fig, _, blocks = _grid_figure([len(drawn) for _, _, drawn in blocks_drawn], panel_size,
+                                  [title for title, _, _ in blocks_drawn], max_columns)
+    for axes, (_, rows, drawn) in zip(blocks, blocks_drawn):
+        for ax, label in zip(axes, drawn):
             draw(ax, rows, label, densities)
     _legend(fig, blocks[0][:1])
     return fig
@@ -328,9 +351,10 @@ def _class_grid(frame, labels, draw, *, row, densities, panel_size, max_columns)
 
 def plot_sorted_class_densities(frame, labels=None, densities=None, *, row: str | None = None,
                                 panel_size=(4.6, 3.6), max_columns: int = MAX_COLUMNS):
-    """Sorted class densities per curve (paper Figures 2 left, 6 left, 14): one panel per label
-    (``max_columns`` per row of panels), one block of rows per model-dataset pair. Returns the
-    matplotlib figure."""
+    """Sorted class densities per curve (paper Figures 2 left, 6 left, 14): one block of panels
+    per setting (its title above it; or per value of the column ``row``), one panel per curve of
+    ``labels`` (default: every pruned curve) that the setting runs, ``max_columns`` side by side;
+    a setting that runs none of them has no block. Returns the matplotlib figure."""
     return _class_grid(frame, labels, draw_sorted_class_densities, row=row, densities=densities,
                        panel_size=panel_size, max_columns=max_columns)
 
@@ -338,16 +362,18 @@ def plot_sorted_class_densities(frame, labels=None, densities=None, *, row: str 
 def plot_class_accuracy_vs_density(frame, labels=None, densities=None, *, row: str | None = None,
                                    panel_size=(4.6, 3.6), max_columns: int = MAX_COLUMNS):
     """Full-dataset class accuracy against class density per curve, with the correlation
-    averaged over densities (paper Figures 2 right, 6 right, 13): one panel per label
-    (``max_columns`` per row of panels). Returns the figure."""
+    averaged over densities (paper Figures 2 right, 6 right, 13): one block of panels per
+    setting, one panel per curve of ``labels`` the setting runs (as
+    :func:`plot_sorted_class_densities`). Returns the figure."""
     return _class_grid(frame, labels, draw_class_accuracy_vs_density, row=row, densities=densities,
                        panel_size=panel_size, max_columns=max_columns)
 
 
 def plot_class_profile(frame, label: str, densities=None, *, panel_size=(4.6, 3.6)):
     """Paper Figures 2 and 6: sorted class densities (left) and full-dataset class accuracy vs
-    class density (right) for one curve, one row per model-dataset pair."""
-    panels = _panels(frame, None)
+    class density (right) for one curve, one row per setting that runs it (titled above it); a
+    setting without the curve has no row, ``ValueError`` if none has it."""
+    panels = [(title, rows) for title, rows, _ in _drawn_blocks(frame, [label], None)]
     fig, _, blocks = _grid_figure(2, panel_size, [title for title, _ in panels])
     for (left, right), (_, rows) in zip(blocks, panels):
         draw_sorted_class_densities(left, rows, label, densities)

@@ -8,7 +8,9 @@ with a clear message instead of silently running some other configuration.
 A :class:`Profile` holds one or more :class:`TrainingSetup` (a model-dataset pair with its training
 hyperparameters, i.e. a row of the paper's Table 1), the seeds and densities, and which setups each
 experiment set (book chapter) uses. :func:`experiment_specs` turns (profile, experiment set,
-overrides) into the list of :class:`dropkit.spec.RunSpec` that chapter needs:
+overrides) into the list of :class:`dropkit.spec.RunSpec` that chapter needs;
+:func:`experiment_settings` gives the same runs by *setting* (one setup of the set, named by
+:func:`setting_name`), so the book can draw and judge each setting on its own:
 
 ==========================  ==========================  ============================================
 experiment set              chapter                     runs per setup, seed and density
@@ -493,7 +495,7 @@ def _default_densities(profile: Profile, setup: TrainingSetup, experiment: str) 
     return profile.secondary_densities
 
 
-def experiment_specs(
+def experiment_settings(
     profile: str | Profile,
     experiment: str,
     *,
@@ -504,8 +506,11 @@ def experiment_specs(
     seeds: Sequence[int] | None = None,
     device: str | None = None,
     **overrides: Any,
-) -> list:
-    """The :class:`~dropkit.spec.RunSpec` s of one experiment set (book chapter).
+) -> dict[str, list]:
+    """The :class:`~dropkit.spec.RunSpec` s of one experiment set (book chapter), by setting.
+
+    A *setting* is one :class:`TrainingSetup` of the experiment set; the book draws one row of
+    figures, and gives one verdict per claim, for each (:func:`setting_name` names it).
 
     Args:
         profile: a profile name or :class:`Profile`.
@@ -524,7 +529,9 @@ def experiment_specs(
             the CDB-W variants) keep the experiment's values.
 
     Returns:
-        The specs, without duplicates, in a stable order (full-dataset runs included).
+        ``{setting name: its specs}`` in the order of the experiment's setups, each list without
+        duplicates in a stable order (full-dataset runs included). A run that two settings share
+        (same cache key) is listed under both; :func:`experiment_specs` lists it once.
     """
     from dropkit.spec import RunSpec
 
@@ -556,6 +563,7 @@ def experiment_specs(
                 f"{profile.name!r}; choose one of {', '.join(sorted({s.dataset for s in setups}))}"
             )
         setups = matching
+    names = [setting_name(s, model) for s in setups]
     if model is not None:
         if not isinstance(model, str):
             raise ValueError(f"model={model!r} must be a model name")
@@ -564,8 +572,8 @@ def experiment_specs(
     seeds = _seeds(profile.seeds_for(experiment) if seeds is None else seeds)
     device = profile.device if device is None else device
 
-    specs: dict[str, Any] = {}
-    for training in setups:
+    by_setting: dict[str, list] = {}
+    for name, training in zip(names, setups):
         if training.needs_pretrained and not overrides.get("pretrained_path"):
             raise ValueError(
                 f"setup {training.name!r} fine-tunes ImageNet-pretrained weights: pass "
@@ -575,8 +583,29 @@ def experiment_specs(
         if experiment == "cdbw":
             base["query_epochs"] = max(CDBW_MIN_QUERY_EPOCHS, base["query_epochs"])
         densities = chosen or _densities(_default_densities(profile, training, experiment))
+        specs: dict[str, Any] = {}
         for fields in _runs_for(experiment, profile, training, densities, seeds):
             fields = _protocol_fields(profile, fields)
             spec = RunSpec(**{**base, **overrides, **fields})
+            specs.setdefault(spec.cache_key, spec)
+        by_setting[name] = list(specs.values())
+    return by_setting
+
+
+def setting_name(setup: TrainingSetup, model: str | None = None) -> str:
+    """The name of ``setup``'s setting: the setup's name (``"cnn-fashion-mnist"``), or, when a
+    chapter replaces the setups' model, ``"<setup name> with model <model>"``."""
+    if model is None or model == setup.model:
+        return setup.name
+    return f"{setup.name} with model {model}"
+
+
+def experiment_specs(profile: str | Profile, experiment: str, **options: Any) -> list:
+    """The :class:`~dropkit.spec.RunSpec` s of one experiment set (book chapter): the runs of
+    every setting of :func:`experiment_settings` (same arguments), each once, in a stable order
+    (full-dataset runs included)."""
+    specs: dict[str, Any] = {}
+    for runs in experiment_settings(profile, experiment, **options).values():
+        for spec in runs:
             specs.setdefault(spec.cache_key, spec)
     return list(specs.values())

@@ -2,9 +2,10 @@
 
 A figure is *glued* (:func:`publish_figure`) under a name and placed by a ``{glue:figure}``
 directive in the chapter's Markdown, whose ``:name:`` makes Sphinx number it and lets any chapter
-cite it with ``{numref}``. The PNG is saved at 1.5x the displayed resolution: the book shows it
-at the text width and a click opens it at full size (Sphinx links every scaled image to its
-file). Tables and verdict sentences are shown as Markdown (:func:`show_markdown`), so they render
+cite it with ``{numref}``; a caption's sentence that depends on the results (the settings a figure
+draws) is glued with :func:`publish_text` and placed with the ``{glue:text}`` role. The PNG is
+saved at 1.5x the displayed resolution: the book shows it at the text width and a click opens it
+at full size (Sphinx links every scaled image to its file). Tables and verdict sentences are shown as Markdown (:func:`show_markdown`), so they render
 as numbered tables and prose, not as console output.
 """
 
@@ -20,9 +21,12 @@ PANEL_COLUMNS_KEY = "dropkit:panel-columns"
 
 
 def panel_columns(fig) -> int:
-    """The largest number of panels (axes, colour bars excluded) side by side in ``fig``."""
-    boxes = [ax.get_position() for ax in fig.get_axes()
-             if ax.get_visible() and ax.axison and not hasattr(ax, "_colorbar")]
+    """The largest number of panels (axes, colour bars excluded) side by side in ``fig``, in figure
+    coordinates (the axes of a subfigure, e.g. one block of panels per setting, are placed within
+    it)."""
+    to_figure = fig.transFigure.inverted()
+    boxes = [ax.get_position().transformed(ax.get_figure(root=False).transSubfigure).transformed(to_figure)
+             for ax in fig.get_axes() if ax.get_visible() and ax.axison and not hasattr(ax, "_colorbar")]
     if not boxes:
         return 1
     return max(sum(1 for other in boxes if other.y0 < box.y1 and box.y0 < other.y1) for box in boxes)
@@ -68,6 +72,18 @@ def publish_figure(name: str, fig) -> None:
 
     width = PILImage.open(io.BytesIO(png)).width
     glue(name, Image(data=png, format="png", width=int(round(width * CSS_DPI / DPI))), display=False)
+
+
+def publish_text(name: str, text: str) -> None:
+    """Glue the sentence ``text`` under ``name``, for a ``{glue:text}`` role in the chapter's
+    Markdown (e.g. a figure caption's sentence about the settings it draws, which depends on the
+    results)."""
+    glue = _book_import("myst_nb", "glue")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name={name!r} must be a non-empty string")
+    if not isinstance(text, str):
+        raise ValueError(f"text={text!r} must be a string")
+    glue(name, text, display=False)
 
 
 def markdown_table(table, title: str, *, decimals: int = 2) -> str:

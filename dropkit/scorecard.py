@@ -12,8 +12,12 @@ Our setting is not the paper's (the ``default`` profile: an MLP on Fashion-MNIST
 on CIFAR/ImageNet): where the paper gives a number, the row shows it next to our analogous
 measurement on our setting, never as if they were the same quantity.
 
-Effects are computed on one model-dataset pair (:func:`dropkit.tables.split_setups` splits a
-larger table; the scorecard names the setup when an experiment set has several). Densities: the
+Effects are computed on one *setting* (a model-dataset pair and its training: the ``setting``
+column of :func:`dropkit.chapter.chapter_results`; :func:`dropkit.tables.split_setups` splits a
+larger table): the scorecard has one row per claim and setting, labelled with the setting. A claim
+about a score method that a setting does not run (e.g. GraNd in a bias benchmark of EL2N and
+Forgetting only) has no row for that setting; :func:`omitted` lists those pairs and why, and
+:func:`omissions_markdown` says so on the page. Densities: the
 paper's reference density 0.5 and "low densities" 0.1, or the closest present
 (:func:`dropkit.claims.reference_density`); the measure text names the density used.
 """
@@ -28,10 +32,11 @@ import pandas as pd
 
 from dropkit.claims import DROP_LABEL, Effect, paired_effect, reference_density
 from dropkit.curves import CDBW_FULL_DATASET, FULL_DATASET, METHOD_NAMES, labelled, method_label
-from dropkit.tables import class_density_correlation, split_setups
+from dropkit.tables import check_one_setting, class_density_correlation, either, score_methods, split_setups
 
 __all__ = ["Context", "Claim", "NOT_COMPUTED", "registry", "profile_registry", "profile_context",
-           "evaluate", "scorecard", "scorecard_markdown", "chapter_markdown"]
+           "setting_methods", "missing_methods", "evaluate", "scorecard", "omitted", "scorecard_markdown",
+           "omissions_markdown", "chapter_markdown"]
 
 #: The verdict column of a claim whose runs this profile does not have (never a verdict).
 NOT_COMPUTED = "not computed"
@@ -57,7 +62,9 @@ class Claim:
     it reads (:data:`dropkit.profiles.EXPERIMENT_SETS`, or ``"theory"``: the table of
     :func:`dropkit.theory.figure4b_thresholds`); figure: the book label of the figure
     behind it (``paper-figure-5``); effect: ``effect(frame, context) -> Effect`` on the labelled
-    rows of one model-dataset pair, > 0 on the paper's side.
+    rows of one setting, > 0 on the paper's side. methods: the score methods whose runs the
+    effect reads (``("grand",)`` for "GraNd exacerbates bias"); a setting that does not run one of
+    them gets no row for the claim (:func:`missing_methods`).
     """
 
     id: str
@@ -67,6 +74,7 @@ class Claim:
     experiment: str
     figure: str
     effect: Callable[[pd.DataFrame, Context], Effect]
+    methods: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------- per-seed values
@@ -397,15 +405,15 @@ def registry(methods=("el2n", "grand", "forgetting", "dynamic_uncertainty", "cor
     ]
     claims += [Claim(f"bias-{m}", f"{METHOD_NAMES[m]} exacerbates classification bias beyond what Random "
                      "pruning does", f"{_S2}, Figures 1 and 10", None, "bias_benchmark", "paper-figure-10",
-                     _bias_method(m)) for m in methods]
+                     _bias_method(m), (m,)) for m in methods]
     if "dynamic_uncertainty" in methods:
         claims.append(Claim("du-hard-classes", "Dynamic Uncertainty prunes the hardest classes most, "
                             "unlike the other methods", f"{_S2}, Figures 2 and 13", None, "bias_benchmark",
-                            "paper-figure-13", _du_hard_classes))
+                            "paper-figure-13", _du_hard_classes, ("dynamic_uncertainty",)))
     if {"forgetting", "el2n", "grand"} <= set(methods):
         claims.append(Claim("forgetting-balanced", "Forgetting keeps more balanced datasets than EL2N and "
                             "GraNd at low densities", f"{_S2}, Figure 14", None, "bias_benchmark",
-                            "paper-figure-14", _forgetting_balanced))
+                            "paper-figure-14", _forgetting_balanced, ("forgetting", "el2n", "grand")))
     claims += [
         Claim("drop-worst-gain", "Random+DRoP raises worst-class accuracy above the full dataset's at d = 0.5",
               f"{_S4}, Figure 5", "35.8 → 45.4 % (+9.6 pp), VGG-19 on CIFAR-100", "drop_evaluation",
@@ -430,9 +438,9 @@ def registry(methods=("el2n", "grand", "forgetting", "dynamic_uncertainty", "cor
         name = METHOD_NAMES[m]
         claims += [
             Claim(f"strategy-drop-{m}", f"{name}+DRoP is more robust than {name}", f"{_S4}, Figure 5", None,
-                  "drop_evaluation", "paper-figure-5", _versus_strategy("strategy+drop", m)),
+                  "drop_evaluation", "paper-figure-5", _versus_strategy("strategy+drop", m), (m,)),
             Claim(f"strategyq-{m}", f"Random+{name}Q surpasses {name}", f"{_S4}, Figure 5", None,
-                  "drop_evaluation", "paper-figure-5", _versus_strategy("random+strategyq", m)),
+                  "drop_evaluation", "paper-figure-5", _versus_strategy("random+strategyq", m), (m,)),
         ]
     claims += [
         Claim("cdbw-full-gain", "CDB-W improves the full dataset's worst-class accuracy",
@@ -479,20 +487,39 @@ def registry(methods=("el2n", "grand", "forgetting", "dynamic_uncertainty", "cor
 
 # --------------------------------------------------------------------------- evaluation
 
+def setting_methods(rows: pd.DataFrame) -> tuple[str, ...]:
+    """The score methods ``rows`` (one setting's results) run (:func:`dropkit.tables.score_methods`:
+    Random+DRoP's query method does not count)."""
+    return score_methods(rows)
+
+
+def missing_methods(claim: Claim, rows: pd.DataFrame) -> tuple[str, ...]:
+    """The score methods of ``claim.methods`` that the setting of ``rows`` does not run (empty:
+    the claim applies to the setting)."""
+    ran = setting_methods(rows)
+    return tuple(m for m in claim.methods if m not in ran)
+
 
 def evaluate(claim: Claim, frame: pd.DataFrame, context: Context = Context()) -> Effect:
-    """The claim's :class:`~dropkit.claims.Effect` on the results of one model-dataset pair."""
-    return claim.effect(frame if claim.experiment == "theory" else labelled(frame), context)
+    """The claim's :class:`~dropkit.claims.Effect` on the results of one setting (``ValueError``
+    for a frame of several: split it with :func:`dropkit.tables.split_setups`)."""
+    if claim.experiment == "theory":
+        return claim.effect(frame, context)
+    check_one_setting(frame)
+    return claim.effect(labelled(frame), context)
 
 
 COLUMNS = ("claim", "where", "paper", "ours (mean, 95 % CI)", "measured here", "verdict", "figure")
 
 
 def profile_registry(profile) -> tuple[Claim, ...]:
-    """:func:`registry` for a :class:`dropkit.profiles.Profile`: its bias-benchmark methods and the
-    strategies of its DRoP-evaluation setups."""
+    """:func:`registry` for a :class:`dropkit.profiles.Profile`: the score methods of its
+    bias-benchmark setups (each setup's ``methods``, else the profile's) and the strategies of
+    its DRoP-evaluation setups, each once."""
+    methods = tuple(dict.fromkeys(m for s in profile.setups_for("bias_benchmark")
+                                  for m in (profile.methods if s.methods is None else s.methods)))
     strategies = tuple(dict.fromkeys(m for s in profile.setups_for("drop_evaluation") for m in s.strategies))
-    return registry(profile.methods, strategies)
+    return registry(methods or profile.methods, strategies)
 
 
 def profile_context(profile, reference: float = 0.5) -> Context:
@@ -501,31 +528,38 @@ def profile_context(profile, reference: float = 0.5) -> Context:
     return Context(reference=reference, default_query=setups[0].query_epochs if setups else 1)
 
 
+def _settings(claim: Claim, frames: Mapping[str, pd.DataFrame]) -> list[tuple[str, pd.DataFrame]]:
+    if claim.experiment not in frames:
+        raise ValueError(f"claim {claim.id!r} needs the results of {claim.experiment!r}")
+    frame = frames[claim.experiment]
+    return [("", frame)] if claim.experiment == "theory" else split_setups(frame)
+
+
 def scorecard(frames: Mapping[str, pd.DataFrame], claims, context: Context = Context(), *,
               strict: bool = True) -> pd.DataFrame:
-    """One row per claim (and per model-dataset pair of its experiment set) with the verdict of the
-    rule; ``frames``: experiment set -> its results. Columns: ``id``, :data:`COLUMNS`, and the
-    per-seed ``values`` and ``seeds`` behind the verdict.
+    """One row per claim and setting of its experiment set (:func:`dropkit.tables.split_setups`),
+    with the verdict of the rule on that setting's per-seed values; ``frames``: experiment set ->
+    its results. Columns: ``id`` (the claim's), ``setting`` (the setting's title, as above its
+    figure rows; empty for the theory chapter's claims), :data:`COLUMNS`, and the per-seed
+    ``values`` and ``seeds`` behind the verdict. Rows are ordered by claim, then setting.
 
-    A claim whose experiment set or runs are missing raises ``ValueError`` if ``strict``; else its
-    row says :data:`NOT_COMPUTED` and why (e.g. the smoke profile has one Figure-15 density), so a
-    scorecard never shows a verdict it could not compute.
+    A setting that does not run a score method of the claim (:func:`missing_methods`) has no row
+    for it (:func:`omitted` lists those). A claim whose experiment set or runs are missing raises
+    ``ValueError`` if ``strict``; else its row says :data:`NOT_COMPUTED` and why (e.g. the smoke
+    profile has one Figure-15 density), so a scorecard never shows a verdict it could not compute.
     """
     rows = []
     for claim in claims:
-        if claim.experiment not in frames:
-            raise ValueError(f"claim {claim.id!r} needs the results of {claim.experiment!r}")
-        frame = frames[claim.experiment]
-        setups = [("", frame)] if claim.experiment == "theory" else split_setups(frame)
-        for title, part in setups:
-            row = {"id": claim.id if len(setups) == 1 else f"{claim.id} ({title})",
-                   "claim": claim.claim, "where": claim.where, "paper": claim.paper or "",
-                   "figure": claim.figure}
+        for title, part in _settings(claim, frames):
+            if claim.experiment != "theory" and missing_methods(claim, part):
+                continue
+            row = {"id": claim.id, "setting": title, "claim": claim.claim, "where": claim.where,
+                   "paper": claim.paper or "", "figure": claim.figure}
             try:
                 effect = evaluate(claim, part, context)
             except ValueError as error:
                 if strict:
-                    raise
+                    raise ValueError(f"claim {claim.id!r}{f' on {title}' if title else ''}: {error}") from error
                 row.update({"ours (mean, 95 % CI)": "", "measured here": f"({error})",
                             "verdict": NOT_COMPUTED, "values": (), "seeds": ()})
             else:
@@ -533,20 +567,56 @@ def scorecard(frames: Mapping[str, pd.DataFrame], claims, context: Context = Con
                             "measured here": effect.measure, "verdict": effect.verdict,
                             "values": effect.values, "seeds": effect.seeds})
             rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["id", "setting", *COLUMNS, "values", "seeds"])
+
+
+def omitted(frames: Mapping[str, pd.DataFrame], claims) -> pd.DataFrame:
+    """The (claim, setting) pairs :func:`scorecard` gives no row because the setting does not run
+    a score method of the claim. Columns: ``id``, ``experiment``, ``setting`` (title), ``missing``
+    (the claim's methods the setting does not run) and ``ran`` (the score methods it runs)."""
+    rows = []
+    for claim in claims:
+        if claim.experiment == "theory":
+            continue
+        for title, part in _settings(claim, frames):
+            missing = missing_methods(claim, part)
+            if missing:
+                rows.append({"id": claim.id, "experiment": claim.experiment, "setting": title,
+                             "missing": missing, "ran": setting_methods(part)})
+    return pd.DataFrame(rows, columns=["id", "experiment", "setting", "missing", "ran"])
+
+
+def omissions_markdown(table: pd.DataFrame) -> str:
+    """Why some claims have no row for some settings (the rows of :func:`omitted`), one sentence
+    per experiment set and setting; empty when nothing was omitted."""
+    sentences = []
+    for (experiment, setting), rows in table.groupby(["experiment", "setting"], sort=False):
+        missing = list(dict.fromkeys(m for entry in rows["missing"] for m in entry))
+        ran = list(rows["ran"].iloc[0])
+        ids = ", ".join(f"`{i}`" for i in rows["id"])
+        names = [METHOD_NAMES.get(m, m) for m in ran]
+        runs = ("score samples with " + (names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}")
+                + " only") if names else "use no score method"
+        sentences.append(f"**{setting}** has no row for {ids}: its `{experiment}` runs {runs}, not "
+                         f"{either([METHOD_NAMES.get(m, m) for m in missing])}, so these claims cannot be "
+                         f"checked on it.")
+    return "\n\n".join(sentences)
 
 
 def scorecard_markdown(table: pd.DataFrame, title: str) -> str:
     """The scorecard as a MyST table: verdicts in bold, figures as ``{numref}`` links. To fit the
-    text column, the claim's id and what was measured follow its words in the first cell."""
-    shown = table[["id", *COLUMNS]].copy()
+    text column, the setting (bold), the claim's id and what was measured share the claim's
+    cell."""
+    shown = table[["id", "setting", *COLUMNS]].copy()
     for column in shown.columns:  # a "|" inside a cell would end it, a "*" (t*) start emphasis
         shown[column] = [str(v).replace("|", "\\|").replace("*", "\\*") for v in shown[column]]
-    shown["claim"] = [f"{claim} *(`{id_}`; measured here: {measured})*"
-                      for claim, id_, measured in zip(shown["claim"], shown["id"], shown["measured here"])]
+    shown["claim"] = [f"{f'**{setting}**: ' if setting else ''}{claim} *(`{id_}`; measured here: {measured})*"
+                      for setting, claim, id_, measured in zip(shown["setting"], shown["claim"], shown["id"],
+                                                               shown["measured here"])]
     shown["verdict"] = [f"**{v}**" for v in shown["verdict"]]
     shown["figure"] = [f"{{numref}}`{f}`" for f in shown["figure"]]
-    shown = shown.drop(columns=["id", "measured here"]).rename(columns={"ours (mean, 95 % CI)": "ours (95 % CI)"})
+    shown = shown.drop(columns=["id", "setting", "measured here"]).rename(
+        columns={"ours (mean, 95 % CI)": "ours (95 % CI)"})
     body = shown.to_markdown(index=False, disable_numparse=True)
     return f"```{{table}} {title}\n{body}\n```"
 
@@ -554,13 +624,16 @@ def scorecard_markdown(table: pd.DataFrame, title: str) -> str:
 def chapter_markdown(results, experiment: str, reference: float = 0.5) -> str:
     """The scorecard rows of one experiment set, for its chapter: ``results`` is the chapter's
     :class:`dropkit.chapter.ChapterResults`; the same rows as the scorecard page's
-    (:func:`scorecard`, claims of :func:`profile_registry`)."""
+    (:func:`scorecard`, claims of :func:`profile_registry`): one per claim and setting, followed
+    by why a claim has no row for a setting (:func:`omissions_markdown`)."""
     chosen = [c for c in profile_registry(results.profile) if c.experiment == experiment]
     if not chosen:
         raise ValueError(f"no registered claim reads experiment {experiment!r}")
-    table = scorecard({experiment: results.frame}, chosen, profile_context(results.profile, reference),
-                      strict=False)
-    return chapter_table_markdown(table)
+    frames = {experiment: results.frame}
+    table = scorecard(frames, chosen, profile_context(results.profile, reference), strict=False)
+    parts = [chapter_table_markdown(table)]
+    note = omissions_markdown(omitted(frames, chosen))
+    return "\n\n".join([*parts, note] if note else parts)
 
 
 def chapter_table_markdown(table: pd.DataFrame) -> str:

@@ -8,6 +8,13 @@ Every function takes the tidy results table of ``dropkit.sweep.results_frame`` /
 ``test_recalls`` [K], ``class_counts`` [K] (kept per class) and ``class_sizes`` [K] (N_k before
 pruning). Curves are named by :func:`dropkit.curves.labelled`. :mod:`dropkit.plots` draws what
 these functions return.
+
+Rows read through a chapter (:func:`dropkit.chapter.chapter_results`) also name their *setting*
+(:data:`SETTING`: the profile's training setup, e.g. ``"mlp-fashion-mnist"``,
+``"cnn-fashion-mnist"``); the per-curve numbers are computed on the rows of one setting
+(:func:`split_setups` splits a larger table, :func:`check_one_setting` refuses a mixed one), and
+:func:`describe_setting`, :func:`setting_scale` and :func:`figure_settings` put each setting in
+words for the setting paragraphs and the captions.
 """
 
 from __future__ import annotations
@@ -20,17 +27,56 @@ from dropkit.curves import FULL_DATASET, METHOD_NAMES, METRICS, _with_labels, se
 CORRELATION_DENSITIES: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.9)
 
 
+#: The result column naming each row's *setting*: the training setup of the profile it comes
+#: from (:func:`dropkit.profiles.setting_name`, e.g. ``"cnn-fashion-mnist"``), written by
+#: :func:`dropkit.chapter.chapter_results`. Figures draw one row, and the scorecard gives one
+#: verdict per claim, for each setting.
+SETTING = "setting"
+
+
+def setting_names(frame) -> list[str]:
+    """The setting of every row of ``frame`` (``[rows]``): its :data:`SETTING` column, or, for a
+    table without one (e.g. ``ResultStore.frame()``), ``"<model>-<dataset>"``, the profiles'
+    name of the setup of that model-dataset pair."""
+    if SETTING in frame:
+        return [str(v) for v in frame[SETTING]]
+    return [f"{m}-{d}" for d, m in zip(frame["dataset"], frame["model"])]
+
+
+def with_settings(frame):
+    """``frame`` with its :data:`SETTING` column (a copy with :func:`setting_names` when it
+    has none)."""
+    return frame if SETTING in frame else frame.assign(**{SETTING: setting_names(frame)})
+
+
+def setting_titles(frame) -> dict[str, str]:
+    """Setting -> the title of its figure rows and scorecard rows, in order of appearance:
+    ``"fashion-mnist, CNN"`` (:func:`dropkit.curves.setup_title` of its dataset and model), or
+    ``"fashion-mnist, CNN (<setting>)"`` when two settings of ``frame`` share dataset and model."""
+    frame = with_settings(frame)
+    titles = {}
+    for name, rows in frame.groupby(SETTING, sort=False):
+        pairs = list(dict.fromkeys(zip(rows["dataset"], rows["model"])))
+        titles[str(name)] = "; ".join(setup_title(d, m) for d, m in pairs)
+    counts = {title: list(titles.values()).count(title) for title in titles.values()}
+    return {name: title if counts[title] == 1 else f"{title} ({name})" for name, title in titles.items()}
+
+
 def split_setups(frame) -> list[tuple[str, object]]:
-    """``[(title, rows)]``, one entry per (dataset, model) pair, in order of appearance."""
-    frame = _with_labels(frame)
-    pairs = list(dict.fromkeys(zip(frame["dataset"], frame["model"])))
-    return [(setup_title(d, m), frame[(frame["dataset"] == d) & (frame["model"] == m)]) for d, m in pairs]
+    """``[(title, rows)]``, one entry per setting (:data:`SETTING`, else model-dataset pair) in
+    order of appearance, titled by :func:`setting_titles`; the rows carry ``label``, ``color``
+    and ``setting`` columns."""
+    frame = with_settings(_with_labels(frame))
+    return [(title, frame[frame[SETTING] == name]) for name, title in setting_titles(frame).items()]
 
 
-def _single_setup(frame) -> None:
-    pairs = set(zip(frame["dataset"], frame["model"]))
-    if len(pairs) > 1:
-        raise ValueError(f"frame mixes {len(pairs)} model-dataset pairs {sorted(pairs)}; split it with split_setups")
+def check_one_setting(frame) -> None:
+    """``ValueError`` (naming :func:`split_setups`) when ``frame`` holds rows of more than one
+    setting (:func:`setting_names`)."""
+    names = sorted(set(setting_names(frame)))
+    if len(names) > 1:
+        raise ValueError(f"frame mixes {len(names)} settings (model-dataset pairs) {names}; split it "
+                         "with split_setups")
 
 
 def _metric_column(frame, metric: str) -> None:
@@ -53,7 +99,7 @@ def metric_by_density(frame, metric: str = "test_accuracy"):
 
     frame = _with_labels(frame)
     _metric_column(frame, metric)
-    _single_setup(frame)
+    check_one_setting(frame)
     pruned = frame[frame["protocol"] != "none"]
     if pruned.empty:
         return pd.DataFrame(columns=["label", "color", "density", "mean", "min", "max", "seeds"])
@@ -71,7 +117,7 @@ def full_dataset_metric(frame, metric: str = "test_accuracy", label: str = FULL_
     none."""
     frame = _with_labels(frame)
     _metric_column(frame, metric)
-    _single_setup(frame)
+    check_one_setting(frame)
     values = frame.loc[frame["label"] == label, metric].astype(float)
     if values.empty:
         return None
@@ -91,7 +137,7 @@ def mean_class_densities(frame, label: str) -> dict[float, np.ndarray]:
     """Class densities ``class_counts / class_sizes`` ([K], in [0, 1]) of curve ``label``, averaged
     over seeds, keyed by dataset density (ascending)."""
     frame = _with_labels(frame)
-    _single_setup(frame)
+    check_one_setting(frame)
     rows = frame[frame["label"] == label]
     if rows.empty:
         raise ValueError(f"label={label!r} has no rows; labels present: {sorted(set(frame['label']))}")
@@ -105,7 +151,7 @@ def min_samples_per_class(frame, label: str, density: float = 0.1) -> int:
     """The smallest number of training samples any class keeps under ``label`` at ``density``,
     over all seeds (the paper's "minimum SPC at 10% density")."""
     frame = _with_labels(frame)
-    _single_setup(frame)
+    check_one_setting(frame)
     rows = frame[(frame["label"] == label) & np.isclose(frame["density"].astype(float), density)]
     if rows.empty:
         raise ValueError(f"label={label!r} has no rows at density={density!r}")
@@ -116,7 +162,7 @@ def full_dataset_class_accuracy(frame) -> np.ndarray:
     """Per-class test accuracy ([K], in [0, 1]) of the full-dataset runs, averaged over seeds:
     the paper's measure of each class's difficulty."""
     frame = _with_labels(frame)
-    _single_setup(frame)
+    check_one_setting(frame)
     rows = frame[frame["label"] == FULL_DATASET]
     if rows.empty:
         raise ValueError("frame holds no full-dataset (protocol 'none') runs")
@@ -200,7 +246,7 @@ def metric_by_query_length(frame, metric: str = "test_accuracy"):
     """
     frame = _with_labels(frame)
     _metric_column(frame, metric)
-    _single_setup(frame)
+    check_one_setting(frame)
     pruned = frame[frame["protocol"] != "none"]
     return (pruned.groupby(["density", "query_epochs"], sort=True)[metric]
             .agg(mean="mean", min="min", max="max", seeds="count").reset_index())
@@ -240,64 +286,171 @@ def by_strategy(frame, strategies=None):
     return pd.concat(parts, ignore_index=True)
 
 
+def score_methods(rows) -> tuple[str, ...]:
+    """The score methods ``rows`` run: the ``method`` of their Strategy, Random+StrategyQ and
+    Strategy+DRoP runs, in order of appearance (Random+DRoP's ``method`` only names its query
+    model and does not count)."""
+    scored = rows.loc[rows["protocol"].isin(_STRATEGY_PROTOCOLS), "method"]
+    return tuple(dict.fromkeys(str(m) for m in scored if isinstance(m, str)))
+
+
 def _values(rows, column) -> list:
     if column not in rows:
         return []
     return list(dict.fromkeys(tuple(v) if isinstance(v, list) else v for v in rows[column]))
 
 
-def setting_caption(frame) -> str:
-    """The runs behind a figure in words, from the result columns: for each model-dataset pair
-    the training-set size, epochs and LR drops, batch size and learning rate, then the seeds,
-    densities and query-model training. Used in every result figure's caption."""
-    frame = _with_labels(frame)
-    setups = []
-    for title, rows in split_setups(frame):
-        text = title
-        sizes = _values(rows, "num_train")
-        if len(sizes) == 1:
-            text += f" ({sizes[0]} training samples)"
-        epochs, drops = _values(rows, "epochs"), _values(rows, "drop_epochs")
-        if len(epochs) == 1:
-            text += f", {epochs[0]} epochs"
-            if len(drops) == 1 and drops[0]:
-                text += f" (LR x0.2 at epochs {', '.join(str(e) for e in drops[0])})"
-        for column, name in (("batch_size", "batch"), ("lr", "LR")):
-            values = _values(rows, column)
-            if len(values) == 1:
-                text += f", {name} {values[0]:g}"
-        setups.append(text)
-    seeds = sorted(int(s) for s in _values(frame, "seed"))
-    densities = sorted(float(d) for d in _values(frame[frame["protocol"] != "none"], "density"))
-    text = "; ".join(setups)
-    text += f"; {len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))})"
-    text += f"; densities {', '.join(f'{d:g}' for d in densities)}"
-    queried = frame[frame["method"].notna() & frame["protocol"].isin(("strategy", *_STRATEGY_PROTOCOLS, "random+drop"))]
+def _seeds_and_densities(rows) -> str:
+    seeds = sorted(int(v) for v in _values(rows, "seed"))
+    densities = sorted(float(d) for d in _values(rows[rows["protocol"] != "none"], "density"))
+    return (f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))}); "
+            f"densities {', '.join(f'{d:g}' for d in densities)}")
+
+
+def _augmentation(rows, short: bool = False) -> str | None:
+    augment = _values(rows, "augment")
+    if len(augment) != 1:
+        return None
+    if short:
+        return "shifts and flips" if augment[0] else "no augmentation"
+    return ("final models trained with data augmentation (shifts of at most 4 px and horizontal flips)"
+            if augment[0] else "no data augmentation")
+
+
+def describe_setting(rows) -> str:
+    """One setting's runs in words (``rows``: the result rows of one setting, from the result
+    columns only): the model (:func:`dropkit.models.describe_model`), training-set size, epochs
+    and LR drops, batch size, learning rate and weight decay, augmentation, device, seeds,
+    densities, the query-model training and the protocol choices that apply to its runs. Without
+    a title; :func:`setting_caption` adds it."""
+    from dropkit.models import describe_model
+
+    rows = _with_labels(rows)
+    check_one_setting(rows)
+    parts = [describe_model(m) for m in _values(rows, "model")]
+    sizes = _values(rows, "num_train")
+    if len(sizes) == 1:
+        parts.append(f"{sizes[0]} training samples")
+    training = []
+    epochs, drops = _values(rows, "epochs"), _values(rows, "drop_epochs")
+    if len(epochs) == 1:
+        text = f"{epochs[0]} epochs"
+        if len(drops) == 1 and drops[0]:
+            text += f" (LR x0.2 at epochs {', '.join(str(e) for e in drops[0])})"
+        training.append(text)
+    for column, name in (("batch_size", "batch"), ("lr", "LR"), ("weight_decay", "weight decay")):
+        values = _values(rows, column)
+        if len(values) == 1:
+            training.append(f"{name} {values[0]:g}")
+    if training:
+        parts.append(", ".join(training))
+    augmentation = _augmentation(rows)
+    if augmentation:
+        parts.append(augmentation)
+    devices = _values(rows, "device")
+    if len(devices) == 1:
+        device = str(devices[0])
+        parts.append("trained on a GPU" if device.startswith("cuda") else f"trained on a {device.upper()}")
+    parts.append(_seeds_and_densities(rows))
+    queried = rows[rows["method"].notna() & rows["protocol"].isin(_STRATEGY_PROTOCOLS + ("random+drop",))]
+    short = [METHOD_NAMES[m] for m in ("el2n", "grand") if (queried["method"] == m).any()]
+    short += ["DRoP"] if queried["protocol"].isin(("random+drop", "strategy+drop")).any() else []
     q_epochs, q_seeds = _values(queried, "query_epochs"), _values(queried, "query_seeds")
-    if len(q_epochs) == 1 and len(q_seeds) == 1:
-        text += (f"; EL2N/GraNd/DRoP query models trained {q_epochs[0]:g} epoch{'s' if q_epochs[0] != 1 else ''}"
-                 f" and averaged over {q_seeds[0]} query seed{'s' if q_seeds[0] != 1 else ''}")
-    augment = _values(frame, "augment")
-    if len(augment) == 1:
-        text += ("; final models trained with data augmentation (shifts of at most 4 px and horizontal flips)"
-                 if augment[0] else "; no data augmentation")
-    du = frame[frame["method"] == "dynamic_uncertainty"]
+    if short and len(q_epochs) == 1 and len(q_seeds) == 1:
+        parts.append(f"{'/'.join(short)} query models trained {q_epochs[0]:g} epoch{'s' if q_epochs[0] != 1 else ''}"
+                     f" and averaged over {q_seeds[0]} query seed{'s' if q_seeds[0] != 1 else ''}")
+    du = rows[rows["method"] == "dynamic_uncertainty"]
     if not du.empty and "du_window" in du:
         windows = _values(du, "du_window")
         if len(windows) == 1:
-            text += f"; Dynamic Uncertainty window {windows[0]} epochs"
-    if "cdbw_weights" in frame:
-        rules = _values(frame[frame["cdbw"].astype(bool) | frame["query_cdbw"].astype(bool)], "cdbw_weights")
+            parts.append(f"Dynamic Uncertainty window {windows[0]} epochs")
+    if "cdbw_weights" in rows:
+        rules = _values(rows[rows["cdbw"].astype(bool) | rows["query_cdbw"].astype(bool)], "cdbw_weights")
         if len(rules) == 1:
-            text += ("; CDB-W weights (1 - r_k)/Z (DRoP's normaliser)" if rules[0] == "paper"
-                     else "; CDB-W weights max(1 - r_k, 0.001) rescaled to mean 1 over classes")
-    long_drop = frame[(frame["protocol"] == "strategy+drop") & ~frame["method"].isin(("el2n", "grand"))]
+            parts.append("CDB-W weights (1 - r_k)/Z (DRoP's normaliser)" if rules[0] == "paper"
+                         else "CDB-W weights max(1 - r_k, 0.001) rescaled to mean 1 over classes")
+    long_drop = rows[(rows["protocol"] == "strategy+drop") & ~rows["method"].isin(("el2n", "grand"))]
     if not long_drop.empty and "recall_query" in long_drop:
         sources = _values(long_drop, "recall_query")
         if len(sources) == 1:
-            text += ("; Strategy+DRoP quotas from DRoP's short EL2N query models" if sources[0] == "short"
-                     else "; Strategy+DRoP quotas from the Strategy's own query model")
+            parts.append("Strategy+DRoP quotas from DRoP's short EL2N query models" if sources[0] == "short"
+                         else "Strategy+DRoP quotas from the Strategy's own query model")
+    return "; ".join(parts)
+
+
+def setting_descriptions(frame) -> list[tuple[str, str]]:
+    """``[(title, description)]``, one per setting of ``frame`` (:func:`split_setups`,
+    :func:`describe_setting`)."""
+    return [(title, describe_setting(rows)) for title, rows in split_setups(frame)]
+
+
+def setting_caption(frame) -> str:
+    """The runs behind a chapter in words: ``"<title>: <description>"`` per setting
+    (:func:`setting_descriptions`), joined by ``" | "``."""
+    return " | ".join(f"{title}: {text}" for title, text in setting_descriptions(frame))
+
+
+def setting_scale(rows) -> str:
+    """One setting's data and scale in a few words, for figure captions: training samples,
+    epochs, augmentation, seeds and densities (e.g. ``"60000 training samples; 15 epochs, shifts
+    and flips; 5 seeds (0, 1, 2, 3, 4); densities 0.1, 0.3, 0.5, 0.7, 0.9"``)."""
+    rows = _with_labels(rows)
+    check_one_setting(rows)
+    parts = []
+    sizes = _values(rows, "num_train")
+    if len(sizes) == 1:
+        parts.append(f"{sizes[0]} training samples")
+    training = []
+    epochs = _values(rows, "epochs")
+    if len(epochs) == 1:
+        training.append(f"{epochs[0]} epochs")
+    augmentation = _augmentation(rows, short=True)
+    if augmentation:
+        training.append(augmentation)
+    if training:
+        parts.append(", ".join(training))
+    parts.append(_seeds_and_densities(rows))
+    return "; ".join(parts)
+
+
+def labels_by_setting(frame, labels=None) -> list[tuple[str, object, list[str]]]:
+    """``[(title, rows, drawn)]`` per setting of ``frame`` (:func:`split_setups`): ``drawn`` are
+    the pruned curves of ``labels`` (default: all) that the setting has rows of, in ``labels``
+    order (else in order of appearance). A curve a setting does not run is simply not in its
+    ``drawn``."""
+    out = []
+    for title, rows in split_setups(frame):
+        present = list(dict.fromkeys(rows.loc[rows["protocol"] != "none", "label"]))
+        drawn = present if labels is None else [label for label in labels if label in present]
+        out.append((title, rows, drawn))
+    return out
+
+
+def figure_settings(frame, labels=None, *, row_each: bool = True) -> str:
+    """The sentence a figure's caption gives about its settings: each setting drawn, titled as
+    its row of panels, with its data and scale (:func:`setting_scale`); then, for the curves of
+    ``labels`` a setting does not run, that they are absent from its row (or, for a setting that
+    runs none of them, that it has no row). ``row_each=False`` for a figure with several blocks of
+    panels per setting (e.g. one per Strategy), each titled with its setting."""
+    entries = labels_by_setting(frame, labels)
+    drawn = [(title, rows) for title, rows, shown in entries if shown or labels is None]
+    where = "One row of panels per setting, titled above it" if row_each else "Settings named above their panels"
+    rows_of = "its row" if row_each else "its panels"
+    text = f"{where}: " + "; ".join(f"{title} ({setting_scale(rows)})" for title, rows in drawn) + "."
+    if labels is not None:
+        for title, rows, shown in entries:
+            missing = [label for label in labels if label not in shown]
+            if not shown:
+                text += f" {title} does not run {either(labels)}: not drawn."
+            elif missing:
+                text += f" {title} does not run {either(missing)}: absent from {rows_of}."
     return text
+
+
+def either(names) -> str:
+    """``"a"``, ``"a or b"``, ``"a, b or c"``."""
+    names = [str(n) for n in names]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def cdbw_weight_history(frame, label: str, density: float | None = None):

@@ -35,11 +35,17 @@
 # executed by `dropkit.sweep.sweep`, which skips every run already in the result store: the
 # `default` profile's rows ship with the repository (`results/default/`), so rendering the book
 # reads them instead of training. Recomputing them is one command, given in `results/default/README.md`.
+#
+# As the paper draws each model-dataset pair in its own panels, every figure below has one row
+# per *setting* of the profile (a model-dataset pair and its training, e.g. the `default`
+# profile's MLP and its small CNN on Fashion-MNIST), titled with the setting; a method a setting
+# does not run is absent from its row. The tables and verdicts of "What we see" are given per
+# setting too.
 
 # %% tags=["parameters", "hide-input"]
 profile = "default"
-dataset = None  # None: the profile's dataset(s) for this experiment (default: fashion-mnist)
-model = None  # None: the profile's model (default: mlp)
+dataset = None  # None: every setting of the profile (default: fashion-mnist); else that dataset's only
+model = None  # None: each setting's own model (default: mlp, cnn); else it replaces every setting's
 densities = None  # None: the profile's densities (default: 0.1, 0.3, 0.5, 0.7, 0.9)
 seeds = None  # None: the profile's seeds for this chapter (default: 0, 1, 2, 3, 4)
 device = None  # None: the profile's device (default: cpu)
@@ -58,8 +64,8 @@ check_reference(reference)
 results = chapter_results(profile, EXPERIMENT, dataset=dataset, model=model, densities=densities,
                           seeds=seeds, device=device, results_dir=results_dir, workers=workers,
                           data_root=data_root, progress=True)
-frame = results.frame
-CURVES = ["Random", *[curves.METHOD_NAMES[m] for m in results.profile.methods]]
+frame = results.frame  # one row per run, with its setting (column "setting")
+CURVES = ["Random", *[curves.METHOD_NAMES[m] for m in tables.score_methods(frame)]]
 
 # %% tags=["remove-input"]
 publish.show_markdown(setting_paragraph(results, EXPERIMENT, dataset=dataset, model=model))
@@ -76,6 +82,7 @@ publish.show_markdown(setting_paragraph(results, EXPERIMENT, dataset=dataset, mo
 fig = plots.plot_density_curves(frame, ("test_accuracy",), tradeoff=True,
                                 labels=CURVES)
 publish.publish_figure("paper-figure-1", fig)
+publish.publish_text("paper-figure-1-settings", tables.figure_settings(frame, CURVES))
 
 # %% [markdown]
 # ```{glue:figure} paper-figure-1
@@ -84,7 +91,7 @@ publish.publish_figure("paper-figure-1", fig)
 #
 # Average test accuracy against density $d$ and against worst-class accuracy, one curve per
 # pruning method; lines are means over seeds, bands span the seeds, the dashed line and the star
-# are the full dataset (paper Figure 1).
+# are the full dataset (paper Figure 1). {glue:text}`paper-figure-1-settings`
 # ```
 
 # %% [markdown]
@@ -93,6 +100,7 @@ publish.publish_figure("paper-figure-1", fig)
 # %%
 fig = plots.plot_density_curves(frame, tuple(curves.METRICS), labels=CURVES)
 publish.publish_figure("paper-figure-10", fig)
+publish.publish_text("paper-figure-10-settings", tables.figure_settings(frame, CURVES))
 
 # %% [markdown]
 # ```{glue:figure} paper-figure-10
@@ -101,7 +109,7 @@ publish.publish_figure("paper-figure-10", fig)
 #
 # Average accuracy, worst-class accuracy $\min_k r_k$, gap $\max_k r_k - \min_k r_k$ and standard
 # deviation of the class accuracies against density $d$, one curve per pruning method; bands span
-# the seeds, dashed: full dataset (paper Figure 10).
+# the seeds, dashed: full dataset (paper Figure 10). {glue:text}`paper-figure-10-settings`
 # ```
 
 # %% [markdown]
@@ -114,8 +122,10 @@ publish.publish_figure("paper-figure-10", fig)
 # correlation means the hardest classes are pruned the most.
 
 # %%
-fig = plots.plot_class_profile(frame, curves.METHOD_NAMES["dynamic_uncertainty"])
+DU = curves.METHOD_NAMES["dynamic_uncertainty"]
+fig = plots.plot_class_profile(frame, DU)
 publish.publish_figure("paper-figure-2", fig)
+publish.publish_text("paper-figure-2-settings", tables.figure_settings(frame, [DU]))
 
 # %% [markdown]
 # ```{glue:figure} paper-figure-2
@@ -124,7 +134,7 @@ publish.publish_figure("paper-figure-2", fig)
 #
 # Dynamic Uncertainty: sorted class densities $d_k$ at each density, and full-dataset class
 # accuracy against $d_k$ with the correlation across classes averaged over densities; class
-# densities are means over seeds (paper Figure 2).
+# densities are means over seeds (paper Figure 2). {glue:text}`paper-figure-2-settings`
 # ```
 
 # %% [markdown]
@@ -133,6 +143,7 @@ publish.publish_figure("paper-figure-2", fig)
 # %%
 fig = plots.plot_class_accuracy_vs_density(frame, CURVES)
 publish.publish_figure("paper-figure-13", fig)
+publish.publish_text("paper-figure-13-settings", tables.figure_settings(frame, CURVES))
 
 # %% [markdown]
 # ```{glue:figure} paper-figure-13
@@ -141,7 +152,7 @@ publish.publish_figure("paper-figure-13", fig)
 #
 # Full-dataset class accuracy against the class density $d_k$ each method keeps, one colour per
 # dataset density; panel titles give the correlation across classes averaged over densities
-# (paper Figure 13).
+# (paper Figure 13). {glue:text}`paper-figure-13-settings`
 # ```
 
 # %% [markdown]
@@ -150,6 +161,7 @@ publish.publish_figure("paper-figure-13", fig)
 # %%
 fig = plots.plot_sorted_class_densities(frame, CURVES)
 publish.publish_figure("paper-figure-14", fig)
+publish.publish_text("paper-figure-14-settings", tables.figure_settings(frame, CURVES))
 
 # %% [markdown]
 # ```{glue:figure} paper-figure-14
@@ -158,21 +170,22 @@ publish.publish_figure("paper-figure-14", fig)
 #
 # Sorted class densities $d_k$ of the training set each method keeps, at each dataset density
 # (dotted: the uniform density $d$), with the minimum samples per class at the lowest density
-# (paper Figure 14).
+# (paper Figure 14). {glue:text}`paper-figure-14-settings`
 # ```
 
 # %% [markdown]
 # ## What we see
 #
-# The tables below are computed from the results above; they are not typed in. For each method
-# at the reference density: average and worst-class accuracy (mean over seeds), their drops from
-# the full dataset, and the *extra* worst-class drop (positive: pruning costs the worst class more
-# than the average); the density at which worst-class accuracy peaks; the correlation of
+# The tables below are computed from the results above; they are not typed in. One table per
+# setting; for each method it runs, at the reference density: average and worst-class accuracy
+# (mean over seeds), their drops from the full dataset, and the *extra* worst-class drop
+# (positive: pruning costs the worst class more than the average); the density at which worst-class accuracy peaks; the correlation of
 # {numref}`paper-figure-13`; and the minimum samples per class of {numref}`paper-figure-14`.
 # Random is a pruning method too: the paper's claim that a method *exacerbates* bias is judged
 # against Random's extra drop, not against zero. The verdicts are the one rule of
-# `dropkit.claims` (per-seed effects, 95 % t-interval over seeds), the same rows as the
-# scorecard ({doc}`08_scorecard`).
+# `dropkit.claims` (per-seed effects, 95 % t-interval over seeds), one row per claim and setting,
+# the same rows as the scorecard ({doc}`08_scorecard`); a claim about a method that a setting does
+# not run has no row for it, as the sentence below the table says.
 
 # %% tags=["hide-input"]
 from dropkit import scorecard

@@ -39,12 +39,18 @@
 #
 # The runs come from `dropkit.profiles.experiment_specs(profile, "drop_evaluation")`; the
 # `default` profile's rows ship in `results/default/`, so rendering the book only reads them.
+#
+# Every figure has one block of panels per *setting* of the profile (a model-dataset pair and its
+# training, e.g. the `default` profile's MLP and its small CNN on Fashion-MNIST) and Strategy,
+# titled with both; each setting is evaluated with its own Strategies (the `default` CNN with
+# EL2N only). The tables and verdicts of "What we see" are given per setting too.
 
 # %% tags=["parameters", "hide-input"]
 profile = "default"
-dataset = None  # None: the profile's dataset(s) for this experiment (default: fashion-mnist)
-model = None  # None: the profile's model (default: mlp)
-strategy = None  # "el2n", "grand" or "forgetting"; None: the profile's strategies (default: el2n, forgetting)
+dataset = None  # None: every setting of the profile (default: fashion-mnist); else that dataset's only
+model = None  # None: each setting's own model (default: mlp, cnn); else it replaces every setting's
+strategy = None  # "el2n", "grand" or "forgetting" for every setting; None: each setting's own (default: MLP
+# el2n, forgetting; CNN el2n)
 densities = None  # None: the profile's densities (default: 0.1, 0.3, 0.5, 0.7, 0.9)
 seeds = None  # None: the profile's seeds for this chapter (default: 0, 1, 2, 3, 4)
 device = None  # None: the profile's device (default: cpu)
@@ -75,8 +81,8 @@ curves.use_book_theme()
 results = chapter_results(settings, EXPERIMENT, dataset=dataset, model=model, densities=densities,
                           seeds=seeds, device=device, results_dir=results_dir, workers=workers,
                           data_root=data_root, progress=True)
-frame = results.frame
-panels = tables.by_strategy(frame)
+frame = results.frame  # one row per run, with its setting (column "setting")
+panels = tables.by_strategy(frame)  # one block per setting and Strategy
 used = list(dict.fromkeys(panels["strategy"]))
 CURVES = ["Random", "Random+DRoP"]
 for method in used:
@@ -88,13 +94,15 @@ publish.show_markdown(setting_paragraph(results, EXPERIMENT, dataset=dataset, mo
 # %% [markdown]
 # ## Average and worst-class accuracy (Figure 5)
 #
-# One block per Strategy: average and worst-class test accuracy against density, then average
-# against worst-class accuracy, one point per density (larger markers for larger densities).
+# One block per setting and Strategy: average and worst-class test accuracy against density,
+# then average against worst-class accuracy, one point per density (larger markers for larger
+# densities).
 
 # %%
 fig = plots.plot_density_curves(panels, ("test_accuracy", "test_worst_class"),
                                 tradeoff=True, row="panel", labels=CURVES)
 publish.publish_figure("paper-figure-5", fig)
+publish.publish_text("paper-figure-5-settings", tables.figure_settings(frame, CURVES, row_each=False))
 
 # %% [markdown]
 # ```{glue:figure} paper-figure-5
@@ -104,7 +112,8 @@ publish.publish_figure("paper-figure-5", fig)
 # Average and worst-class accuracy against density $d$, and average against worst-class accuracy,
 # for each Strategy with Random+StrategyQ, Strategy+DRoP, Random+DRoP and Random; bands span the
 # seeds, the dashed line and the star are the full dataset (paper Figure 5). Both DRoP protocols
-# take their class quotas from the short EL2N query models (Appendix F); no data augmentation.
+# take their class quotas from the short EL2N query models (Appendix F).
+# {glue:text}`paper-figure-5-settings`
 # ```
 
 # %% [markdown]
@@ -119,6 +128,7 @@ publish.publish_figure("paper-figure-5", fig)
 # %%
 fig = plots.plot_class_profile(frame, claims.DROP_LABEL)
 publish.publish_figure("paper-figure-6", fig)
+publish.publish_text("paper-figure-6-settings", tables.figure_settings(frame, [claims.DROP_LABEL]))
 
 # %% [markdown]
 # ```{glue:figure} paper-figure-6
@@ -127,7 +137,7 @@ publish.publish_figure("paper-figure-6", fig)
 #
 # Random+DRoP: sorted class densities $d_k$ at each density, and full-dataset class accuracy
 # against $d_k$ with the correlation across classes averaged over densities; quotas from the
-# validation recalls of the EL2N query models (paper Figure 6).
+# validation recalls of the EL2N query models (paper Figure 6). {glue:text}`paper-figure-6-settings`
 # ```
 
 # %% [markdown]
@@ -137,6 +147,7 @@ publish.publish_figure("paper-figure-6", fig)
 fig = plots.plot_density_curves(panels, ("test_worst_class", "test_gap", "test_std"),
                                 row="panel", labels=CURVES)
 publish.publish_figure("paper-figure-11", fig)
+publish.publish_text("paper-figure-11-settings", tables.figure_settings(frame, CURVES, row_each=False))
 
 # %% [markdown]
 # ```{glue:figure} paper-figure-11
@@ -145,20 +156,23 @@ publish.publish_figure("paper-figure-11", fig)
 #
 # Worst-class accuracy, gap $\max_k r_k - \min_k r_k$ and standard deviation of the class
 # accuracies against density $d$ for each Strategy and the protocols of {numref}`paper-figure-5`
-# (paper Figure 11).
+# (paper Figure 11). {glue:text}`paper-figure-11-settings`
 # ```
 
 # %% [markdown]
 # ## All four metrics with EL2N as the Strategy (Figure 12)
 #
 # The paper's Figure 12 shows ResNet-50 on ImageNet with EL2N as the Strategy. We draw the same
-# four panels for EL2N on this chapter's data (or for the chosen Strategy if EL2N was not run).
+# four panels for EL2N on this chapter's data (or for the chosen Strategy if EL2N was not run),
+# one row per setting that evaluates it.
 
 # %%
 shown = "el2n" if "el2n" in used else used[0]
+SHOWN = [curves.method_label(p, shown) for p in ("strategy", "random+strategyq", "strategy+drop")]
 fig = plots.plot_density_curves(panels[panels["strategy"] == shown], tuple(curves.METRICS),
                                 row="panel", labels=CURVES)
 publish.publish_figure("paper-figure-12", fig)
+publish.publish_text("paper-figure-12-settings", tables.figure_settings(frame, SHOWN))
 
 # %% [markdown]
 # ```{glue:figure} paper-figure-12
@@ -167,18 +181,20 @@ publish.publish_figure("paper-figure-12", fig)
 #
 # Average accuracy, worst-class accuracy, gap and standard deviation of the class accuracies
 # against density $d$ for one Strategy (named above the panels) and its protocols (paper
-# Figure 12).
+# Figure 12). {glue:text}`paper-figure-12-settings`
 # ```
 
 # %% [markdown]
 # ## What we see
 #
-# Computed from the results above, one table per Strategy: at the reference density, the
+# Computed from the results above, one table per setting and Strategy: at the reference density, the
 # average, worst-class, gap and standard deviation of the class accuracies (mean over seeds),
 # the density at which each protocol's worst-class accuracy peaks and the class-accuracy /
 # class-density correlation ({numref}`paper-figure-6` and {numref}`paper-figure-13`). The
 # verdicts below are the one rule of `dropkit.claims` (per-seed effects, 95 % t-interval over
-# seeds), the same rows as the scorecard ({doc}`08_scorecard`).
+# seeds), one row per claim and setting, the same rows as the scorecard ({doc}`08_scorecard`); a
+# claim about a Strategy that a setting does not evaluate has no row for it, as the sentence below
+# the table says.
 
 # %% tags=["hide-input"]
 from dropkit import scorecard

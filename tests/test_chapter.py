@@ -55,3 +55,51 @@ def test_real_chapter_runs_then_reads_its_rows(tmp_path):
     narrowed = dataclasses.replace(get_profile("smoke"), seeds=(0,))
     third = chapter_results(narrowed, "pretraining_ablation", densities=[0.5], results_dir=str(tmp_path))
     assert third.lines[0].startswith("4 runs: 4 read from")
+
+
+def test_label_settings_names_each_row_and_keeps_shared_runs_under_both():
+    import pandas as pd
+
+    from dropkit.chapter import label_settings
+
+    spec = lambda key: type("Spec", (), {"cache_key": key})()  # noqa: E731
+    frame = pd.DataFrame({"cache_key": ["a", "b", "c", "x"], "value": [1, 2, 3, 4]})
+    out = label_settings(frame, {"mlp-fashion-mnist": [spec("a"), spec("b")],
+                                 "cnn-fashion-mnist": [spec("b"), spec("c")]})
+    assert out[["cache_key", "setting"]].values.tolist() == [
+        ["a", "mlp-fashion-mnist"], ["b", "mlp-fashion-mnist"], ["b", "cnn-fashion-mnist"], ["c", "cnn-fashion-mnist"]]
+    assert list(out.index) == [0, 1, 2, 3]  # the row of no setting ("x") is left out
+
+
+def test_a_two_setting_chapter_carries_the_setting_and_judges_each_on_its_own(tmp_path):
+    """Chapter 02 on the smoke profile (one density): the MLP runs every method, the CNN Random,
+    EL2N and Forgetting; the frame names each row's setting, the setting paragraph describes both,
+    and the chapter's verdicts are one row per claim and setting, with the omitted ones explained."""
+    from dropkit import scorecard, tables
+    from dropkit.chapter import setting_paragraph
+
+    results = chapter_results("smoke", "bias_benchmark", densities=[0.5], results_dir=str(tmp_path), workers=1)
+    frame = results.frame
+    assert list(dict.fromkeys(frame["setting"])) == ["mlp-fashion-mnist", "cnn-fashion-mnist"]
+    cnn = frame[frame["setting"] == "cnn-fashion-mnist"]
+    assert set(cnn["model"]) == {"cnn"} and set(cnn["augment"]) == {True}
+    assert tables.score_methods(cnn) == ("el2n", "forgetting")
+    assert len(frame) == len(results.specs) == 7 + 4
+    text = setting_paragraph(results, "bias_benchmark")
+    assert text.startswith("**Settings** (profile `smoke`): 2 settings")
+    assert "- **fashion-mnist, MLP**: an MLP" in text and "- **fashion-mnist, CNN**: a small CNN" in text
+    cnn_line = next(line for line in text.splitlines() if line.startswith("- **fashion-mnist, CNN**"))
+    assert "horizontal flips" in cnn_line and "1 seed (0); densities 0.5" in cnn_line
+    verdicts = scorecard.chapter_markdown(results, "bias_benchmark")
+    assert "**fashion-mnist, CNN**: EL2N exacerbates" in verdicts
+    assert "**fashion-mnist, CNN**: GraNd" not in verdicts and "**fashion-mnist, MLP**: GraNd" in verdicts
+    assert "**fashion-mnist, CNN** has no row for `bias-grand`, `bias-dynamic_uncertainty`, `bias-coreset`" in verdicts
+    # strict: every claim has a row per setting that runs its methods, each the rule on that setting's rows
+    chosen = [c for c in scorecard.profile_registry(results.profile) if c.experiment == "bias_benchmark"]
+    table = scorecard.scorecard({"bias_benchmark": frame}, chosen)
+    names = {title: name for name, title in tables.setting_titles(frame).items()}
+    assert len(table) == 2 * len(chosen) - 5  # the CNN: no GraNd, DU, CoreSet, du-hard-classes, forgetting-balanced
+    for entry in table.to_dict("records"):
+        c = next(c for c in chosen if c.id == entry["id"])
+        own = scorecard.evaluate(c, frame[frame["setting"] == names[entry["setting"]]])
+        assert entry["values"] == own.values and entry["verdict"] == own.verdict

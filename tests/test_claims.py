@@ -78,6 +78,11 @@ def test_tables_need_one_model_dataset_pair():
     frame = frame_of({("random", None): {0.5: FULL}})
     with pytest.raises(ValueError, match="exactly one model-dataset pair"):
         claims.metrics_at_density(pd.concat([frame, frame.assign(model="cnn")]), 0.5)
+    # two settings of one pair (the ``setting`` column of a chapter's rows) are not mixed either
+    twins = pd.concat([frame.assign(setting="mlp-a"), frame.assign(setting="mlp-b")])
+    with pytest.raises(ValueError, match="exactly one model-dataset pair .*mlp-a"):
+        claims.bias_table(twins, 0.5)
+    assert claims.metrics_at_density(twins[twins["setting"] == "mlp-b"], 0.5).loc["Random", "seeds"] == 1
 
 
 # --------------------------------------------------------------------------- chapter 02

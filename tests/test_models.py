@@ -152,3 +152,14 @@ def test_pretrained_resnet50_keeps_trunk_and_gets_a_new_head(resnet50_file):
     assert torch.equal(same_size.classifier.weight, state["fc.weight"])
     with pytest.raises(ValueError, match="channels"):
         build_model("resnet50", num_classes=2, input_shape=(1, 32, 32), pretrained_path=path)
+
+
+def test_every_model_is_described_in_words_from_its_constants():
+    from dropkit.models import CNN_CHANNELS, MODELS, describe_model
+
+    for name in MODELS:
+        assert describe_model(name) != name, name
+    assert describe_model("cnn") == (f"a small CNN of {len(CNN_CHANNELS)} conv-BN-ReLU blocks (16, 32, 64, 64 "
+                                     "channels), global average pooling and one linear head")
+    assert describe_model("vgg16").startswith("VGG-16")
+    assert describe_model("unknown-net") == "unknown-net"

@@ -63,6 +63,11 @@ def test_figure_png_records_the_panels_side_by_side():
     image = Image.open(io.BytesIO(png))
     assert image.text[publish.PANEL_COLUMNS_KEY] == "2"  # 3 panels: 2 + 1 on two rows
     assert image.width > 1000  # saved at 1.5x the displayed resolution
+    # blocks of different heights (one per setting) are counted in figure coordinates
+    for counts in ([6, 3], [2, 2], [4, 1, 3]):
+        fig = plots._grid_figure(counts, (4.6, 3.4), [str(n) for n in counts])[0]
+        assert publish.panel_columns(fig) == 2, counts
+        plt.close(fig)
 
 
 def test_markdown_table_is_a_titled_myst_table():
@@ -311,15 +316,97 @@ def test_by_strategy_repeats_the_shared_rows_in_every_panel():
         tables.by_strategy(pd.DataFrame(rows), ["grand"])
 
 
+MLP_WORDS = "an MLP with 2 hidden layers (512, 256 units, Linear-BatchNorm-ReLU) and one linear head"
+
+
 def test_setting_caption_describes_the_runs(frame):
-    frame = frame.assign(num_train=300, epochs=10, batch_size=256, lr=0.05, query_epochs=1, query_seeds=5)
+    frame = frame.assign(num_train=300, epochs=10, batch_size=256, lr=0.05, query_epochs=1, query_seeds=5,
+                         augment=False, device="cpu")
     frame["drop_epochs"] = [[5, 8]] * len(frame)
     assert tables.setting_caption(frame) == (
-        "fashion-mnist, MLP (300 training samples), 10 epochs (LR x0.2 at epochs 5, 8), batch 256, LR 0.05; "
-        "2 seeds (0, 1); densities 0.1, 0.5; EL2N/GraNd/DRoP query models trained 1 epoch and averaged "
-        "over 5 query seeds")
-    bare = tables.setting_caption(frame[frame["protocol"] != "strategy"].drop(columns=["epochs", "lr"]))
-    assert bare == "fashion-mnist, MLP (300 training samples), batch 256; 2 seeds (0, 1); densities 0.1, 0.5"
+        f"fashion-mnist, MLP: {MLP_WORDS}; 300 training samples; 10 epochs (LR x0.2 at epochs 5, 8), batch 256, "
+        "LR 0.05; no data augmentation; trained on a CPU; 2 seeds (0, 1); densities 0.1, 0.5; EL2N query models "
+        "trained 1 epoch and averaged over 5 query seeds")
+    bare = tables.setting_caption(frame[frame["protocol"] != "strategy"].drop(
+        columns=["epochs", "lr", "augment", "device"]))
+    assert bare == (f"fashion-mnist, MLP: {MLP_WORDS}; 300 training samples; batch 256; 2 seeds (0, 1); "
+                    "densities 0.1, 0.5")
+
+
+def two_settings(frame):
+    """``frame`` as the MLP setting, plus a CNN setting with augmentation, 15 epochs and seeds 0
+    and 1 that runs Random but not EL2N (its recalls 0.05 above the MLP's)."""
+    mlp = frame.assign(setting="mlp-fashion-mnist", num_train=300, epochs=10, augment=False)
+    cnn = frame[frame["protocol"] != "strategy"].assign(setting="cnn-fashion-mnist", model="cnn", num_train=300,
+                                                         epochs=15, augment=True)
+    for column in ("test_accuracy", "test_worst_class"):
+        cnn[column] = cnn[column] + 0.05
+    return pd.concat([mlp, cnn], ignore_index=True)
+
+
+def test_settings_come_from_the_setting_column_and_have_titles(frame):
+    both = two_settings(frame)
+    assert tables.setting_titles(both) == {"mlp-fashion-mnist": "fashion-mnist, MLP",
+                                           "cnn-fashion-mnist": "fashion-mnist, CNN"}
+    parts = tables.split_setups(both)
+    assert [title for title, _ in parts] == ["fashion-mnist, MLP", "fashion-mnist, CNN"]
+    assert [set(rows["setting"]) for _, rows in parts] == [{"mlp-fashion-mnist"}, {"cnn-fashion-mnist"}]
+    # two settings of one model-dataset pair (e.g. with and without augmentation) are not merged
+    twins = both.assign(model="mlp")
+    assert tables.setting_titles(twins) == {"mlp-fashion-mnist": "fashion-mnist, MLP (mlp-fashion-mnist)",
+                                            "cnn-fashion-mnist": "fashion-mnist, MLP (cnn-fashion-mnist)"}
+    with pytest.raises(ValueError, match="2 settings"):
+        tables.metric_by_density(twins)
+    # without the column (rows not read through a chapter) a model-dataset pair is a setting
+    assert tables.setting_names(frame.head(2)) == ["mlp-fashion-mnist"] * 2
+    assert tables.score_methods(both) == ("el2n",)
+    assert tables.score_methods(both[both["setting"] == "cnn-fashion-mnist"]) == ()
+
+
+def test_two_settings_give_two_figure_rows_without_the_curves_a_setting_does_not_run(frame):
+    both = two_settings(frame)
+    fig = plots.plot_density_curves(both, ("test_accuracy", "test_worst_class"), labels=["Random", "EL2N"])
+    assert [s.get_suptitle() for s in fig.subfigs] == ["fashion-mnist, MLP", "fashion-mnist, CNN"]
+    mlp, cnn = fig.subfigs
+    assert [ax.get_title() for ax in cnn.axes] == ["average test accuracy", "worst-class accuracy"]
+    cnn_lines = {line.get_label(): line for line in cnn.axes[1].get_lines()}
+    assert "EL2N" not in cnn_lines  # no EL2N in the CNN's row ...
+    np.testing.assert_allclose(cnn_lines["Random"].get_ydata(), [0.45, 0.55])  # its own numbers
+    assert cnn_lines["Random"].get_color() == curves.method_color("random")  # the book's colour
+    # ... and no EL2N in its legend: one legend per row, each with the curves drawn there
+    assert not fig.legends
+    assert [[t.get_text() for t in s.legends[0].get_texts()] for s in fig.subfigs] == [
+        ["Random", "EL2N", "Full dataset"], ["Random", "Full dataset"]]
+    plt.close(fig)
+    # per-curve grids: one panel per curve the setting runs, a setting without any has no row
+    fig = plots.plot_sorted_class_densities(both, ["Random", "EL2N"])
+    assert [s.get_suptitle() for s in fig.subfigs] == ["fashion-mnist, MLP", "fashion-mnist, CNN"]
+    assert [[ax.get_title().split(":")[0] for ax in s.axes] for s in fig.subfigs] == [["Random", "EL2N"], ["Random"]]
+    plt.close(fig)
+    fig = plots.plot_class_accuracy_vs_density(both, ["EL2N"])
+    assert [s.get_suptitle() for s in fig.subfigs] == ["fashion-mnist, MLP"]
+    plt.close(fig)
+    fig = plots.plot_class_profile(both, "EL2N")
+    assert [s.get_suptitle() for s in fig.subfigs] == ["fashion-mnist, MLP"] and len(fig.axes) == 2
+    plt.close(fig)
+    with pytest.raises(ValueError, match="no setting"):
+        plots.plot_class_profile(both, "GraNd")
+
+
+def test_figure_captions_state_each_setting_and_what_it_does_not_run(frame):
+    both = two_settings(frame)
+    text = tables.figure_settings(both, ["Random", "EL2N"])
+    assert text == ("One row of panels per setting, titled above it: fashion-mnist, MLP (300 training samples; "
+                    "10 epochs, no augmentation; 2 seeds (0, 1); densities 0.1, 0.5); fashion-mnist, CNN (300 "
+                    "training samples; 15 epochs, shifts and flips; 2 seeds (0, 1); densities 0.1, 0.5). "
+                    "fashion-mnist, CNN does not run EL2N: absent from its row.")
+    only = tables.figure_settings(both, ["EL2N"])
+    assert "fashion-mnist, CNN (" not in only and only.endswith("fashion-mnist, CNN does not run EL2N: not drawn.")
+    descriptions = tables.setting_descriptions(both)
+    assert [title for title, _ in descriptions] == ["fashion-mnist, MLP", "fashion-mnist, CNN"]
+    assert "no data augmentation" in descriptions[0][1] and "15 epochs" in descriptions[1][1]
+    assert "a small CNN of 4 conv-BN-ReLU blocks (16, 32, 64, 64 channels)" in descriptions[1][1]
+    assert "horizontal flips" in descriptions[1][1]
 
 
 def test_class_grids_wrap_after_max_columns(frame):
@@ -432,3 +519,15 @@ def test_result_figures_show_at_most_two_panels_side_by_side(frame):
     assert all("%" in ax.yaxis.get_major_formatter()(0.5, 0) for ax in fig.axes)
     assert {ax.get_xlabel() for ax in fig.axes} == {plots.DENSITY_AXIS}
     plt.close(fig)
+
+
+def test_a_third_setting_is_a_third_row_without_code_changes(frame):
+    three = pd.concat([two_settings(frame),
+                       frame.assign(setting="vgg16-cifar10", dataset="cifar10", model="vgg16", device="cuda")],
+                      ignore_index=True)
+    fig = plots.plot_density_curves(three, ("test_worst_class",), labels=["Random", "EL2N"])
+    assert [s.get_suptitle() for s in fig.subfigs] == ["fashion-mnist, MLP", "fashion-mnist, CNN", "cifar10, VGG16"]
+    plt.close(fig)
+    (title, text), = tables.setting_descriptions(three[three["setting"] == "vgg16-cifar10"])
+    assert title == "cifar10, VGG16" and text.startswith("VGG-16 with BatchNorm and one linear head")
+    assert "trained on a GPU" in text

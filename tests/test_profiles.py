@@ -254,3 +254,19 @@ def test_fast_profile_runs_the_gpu_path_options_and_the_others_do_not():
                 for s in experiment_specs(profile, "drop_evaluation", setup="cnn-fashion-mnist")} == {(False, True)}
     paper = experiment_specs("paper", "drop_evaluation", seeds=[0], densities=[0.5])
     assert {(s.bf16, s.channels_last) for s in paper} == {(False, False)}  # the paper's fp32 runs
+
+
+def test_experiment_settings_name_each_setups_runs():
+    from dropkit.profiles import experiment_settings
+
+    by_setting = experiment_settings("smoke", "bias_benchmark")
+    assert list(by_setting) == ["mlp-fashion-mnist", "cnn-fashion-mnist"]
+    cnn = by_setting["cnn-fashion-mnist"]
+    assert {s.model for s in cnn} == {"cnn"} and {s.augment for s in cnn} == {True}
+    assert sorted({s.method for s in cnn if s.protocol == "strategy"}) == ["el2n", "forgetting"]
+    flat = experiment_specs("smoke", "bias_benchmark")
+    assert [s.cache_key for s in flat] == [s.cache_key for runs in by_setting.values() for s in runs]
+    assert list(experiment_settings("smoke", "cdbw")) == ["mlp-fashion-mnist"]
+    # a model override keeps the settings apart and says so in their names
+    renamed = experiment_settings("smoke", "drop_evaluation", model="linear")
+    assert list(renamed) == ["mlp-fashion-mnist with model linear", "cnn-fashion-mnist with model linear"]
