@@ -311,10 +311,13 @@ def _augmentation(rows, short: bool = False) -> str | None:
     augment = _values(rows, "augment")
     if len(augment) != 1:
         return None
+    if not augment[0]:
+        return "no augmentation" if short else "no data augmentation"
+    shifts = [int(v) for v in _values(rows, "max_shift") if v == v] or [4]  # rows before the column: 4 px
+    shift = f"shifts of at most {shifts[0]} px" if len(shifts) == 1 else "shifts"
     if short:
-        return "shifts and flips" if augment[0] else "no augmentation"
-    return ("final models trained with data augmentation (shifts of at most 4 px and horizontal flips)"
-            if augment[0] else "no data augmentation")
+        return f"{shift} and flips"
+    return f"final models trained with data augmentation ({shift} and horizontal flips)"
 
 
 def describe_setting(rows) -> str:

@@ -51,7 +51,7 @@ dataset = None  # None: every setting of the profile (default: fashion-mnist); e
 model = None  # None: each setting's own model (default: mlp, cnn); else it replaces every setting's
 strategy = None  # "el2n", "grand" or "forgetting" for every setting; None: each setting's own (default: MLP
 # el2n, forgetting; CNN el2n)
-densities = None  # None: the profile's densities (default: 0.1, 0.3, 0.5, 0.7, 0.9)
+densities = None  # None: each setting's densities (default: MLP 0.1, 0.3, 0.5, 0.7, 0.9; CNN 0.1-0.7)
 seeds = None  # None: the profile's seeds for this chapter (default: 0, 1, 2, 3, 4)
 device = None  # None: the profile's device (default: cpu)
 results_dir = "results"

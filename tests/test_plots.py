@@ -338,7 +338,7 @@ def two_settings(frame):
     and 1 that runs Random but not EL2N (its recalls 0.05 above the MLP's)."""
     mlp = frame.assign(setting="mlp-fashion-mnist", num_train=300, epochs=10, augment=False)
     cnn = frame[frame["protocol"] != "strategy"].assign(setting="cnn-fashion-mnist", model="cnn", num_train=300,
-                                                         epochs=15, augment=True)
+                                                         epochs=15, augment=True, max_shift=2)
     for column in ("test_accuracy", "test_worst_class"):
         cnn[column] = cnn[column] + 0.05
     return pd.concat([mlp, cnn], ignore_index=True)
@@ -398,7 +398,7 @@ def test_figure_captions_state_each_setting_and_what_it_does_not_run(frame):
     text = tables.figure_settings(both, ["Random", "EL2N"])
     assert text == ("One row of panels per setting, titled above it: fashion-mnist, MLP (300 training samples; "
                     "10 epochs, no augmentation; 2 seeds (0, 1); densities 0.1, 0.5); fashion-mnist, CNN (300 "
-                    "training samples; 15 epochs, shifts and flips; 2 seeds (0, 1); densities 0.1, 0.5). "
+                    "training samples; 15 epochs, shifts of at most 2 px and flips; 2 seeds (0, 1); densities 0.1, 0.5). "
                     "fashion-mnist, CNN does not run EL2N: absent from its row.")
     only = tables.figure_settings(both, ["EL2N"])
     assert "fashion-mnist, CNN (" not in only and only.endswith("fashion-mnist, CNN does not run EL2N: not drawn.")
@@ -406,7 +406,7 @@ def test_figure_captions_state_each_setting_and_what_it_does_not_run(frame):
     assert [title for title, _ in descriptions] == ["fashion-mnist, MLP", "fashion-mnist, CNN"]
     assert "no data augmentation" in descriptions[0][1] and "15 epochs" in descriptions[1][1]
     assert "a small CNN of 4 conv-BN-ReLU blocks (16, 32, 64, 64 channels)" in descriptions[1][1]
-    assert "horizontal flips" in descriptions[1][1]
+    assert "horizontal flips" in descriptions[1][1] and "shifts of at most 2 px" in descriptions[1][1]
 
 
 def test_class_grids_wrap_after_max_columns(frame):
