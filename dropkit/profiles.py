@@ -547,22 +547,14 @@ def experiment_settings(
             f"unknown override(s) {unknown}; overridable run fields: {', '.join(valid)}"
         )
     setups = profile.setups_for(experiment)
-    if setup is not None:
-        matching = tuple(s for s in setups if s.name == setup)
-        if not matching:
-            raise ValueError(
-                f"setup={setup!r} is not used by experiment {experiment!r} in profile "
-                f"{profile.name!r}; choose one of {', '.join(s.name for s in setups)}"
-            )
-        setups = matching
-    if dataset is not None:
-        matching = tuple(s for s in setups if s.dataset == dataset)
-        if not matching:
-            raise ValueError(
-                f"dataset={dataset!r} is not used by experiment {experiment!r} in profile "
-                f"{profile.name!r}; choose one of {', '.join(sorted({s.dataset for s in setups}))}"
-            )
-        setups = matching
+    for attribute, value in (("name", setup), ("dataset", dataset)):
+        if value is not None:
+            choices = list(dict.fromkeys(getattr(s, attribute) for s in setups))
+            if value not in choices:
+                option = "setup" if attribute == "name" else attribute
+                raise ValueError(f"{option}={value!r} is not used by experiment {experiment!r} in profile "
+                                 f"{profile.name!r}; choose one of {', '.join(choices)}")
+            setups = tuple(s for s in setups if getattr(s, attribute) == value)
     names = [setting_name(s, model) for s in setups]
     if model is not None:
         if not isinstance(model, str):
