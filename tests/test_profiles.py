@@ -249,7 +249,7 @@ def test_fast_profile_runs_the_gpu_path_options_and_the_others_do_not():
     for profile in ("smoke", "default"):
         assert {(s.bf16, s.channels_last)
                 for s in experiment_specs(profile, "drop_evaluation", setup="mlp-fashion-mnist")} == {(False, False)}
-        # NHWC is the CPU CNN's speed option (about twice NCHW's throughput), fp32 as everywhere
+        # the CNN trains in NHWC (part of its rows' identity), fp32 as everywhere on the CPU
         assert {(s.bf16, s.channels_last)
                 for s in experiment_specs(profile, "drop_evaluation", setup="cnn-fashion-mnist")} == {(False, True)}
     paper = experiment_specs("paper", "drop_evaluation", seeds=[0], densities=[0.5])
