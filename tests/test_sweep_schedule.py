@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
 import dropkit.sweep as sweep_module
@@ -76,7 +77,7 @@ def test_a_full_data_run_is_trained_once_for_every_query_length(tmp_path):
 
     base = full_dataset_spec(_spec("random+drop", 0.5, "el2n"))
     specs = [RunSpec.from_dict({**base.to_dict(), "query_epochs": q}) for q in (1, 2, 5)]
-    store = ResultStore(tmp_path, "smoke")
+    store = ResultStore(tmp_path, "default")
     report = sweep(specs, store, run_function=counting_run, progress=False)
     assert (report.total, report.ran, len(calls)) == (1, 1, 1)
     frame = results_frame(specs[1:], store)
@@ -95,3 +96,23 @@ def test_dry_run_projects_the_missing_work(tmp_path, capsys):
     assert "4 runs and 1 query trainings (and 2 shorter ones as their snapshots)" in out
     assert "floor (every core multiplying matrices): " in out and "projected wall time on 1 worker(s)" in out
     assert not (tmp_path / "smoke" / "runs").exists() or not any((tmp_path / "smoke" / "runs").iterdir())
+
+
+def test_dry_run_counts_a_stored_recall_query_as_stored(tmp_path, capsys):
+    """Forgetting+DRoP needs two query trainings (Forgetting's and DRoP's short one for its
+    recalls); with the short one stored, the projection counts only Forgetting's."""
+    from dropkit.cli import _print_projection
+    from dropkit.profiles import experiment_specs
+    from dropkit.runner import query_specs
+    from dropkit.store import ResultStore
+
+    spec = next(s for s in experiment_specs("default", "drop_evaluation", setup="mlp-fashion-mnist",
+                                            seeds=[0], densities=[0.5])
+                if s.protocol == "strategy+drop" and s.method == "forgetting")
+    own, recalls = query_specs(spec)
+    store = ResultStore(tmp_path, "default")
+    _print_projection([spec], store, workers=1, threads=1, data_root=None)
+    assert "1 runs and 2 query trainings" in capsys.readouterr().out
+    store.save_scores(recalls.query_key, {"scores": np.zeros(60_000), "val_recalls": np.zeros(10)})
+    _print_projection([spec], store, workers=1, threads=1, data_root=None)
+    assert "1 runs and 1 query trainings" in capsys.readouterr().out
