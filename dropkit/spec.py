@@ -450,8 +450,7 @@ class RunSpec:
         """
         if not self.needs_query:
             return None
-        full = self._key_fields()
-        return _digest({name: full[name] for name in QUERY_FIELDS if name in full})
+        return self._query_digest()
 
     @property
     def query_prefix_key(self) -> str | None:
@@ -468,8 +467,12 @@ class RunSpec:
         """
         if self.method not in SHORT_QUERY_METHODS:
             return None
+        return self._query_digest(leave_out=("query_epochs",))
+
+    def _query_digest(self, leave_out: tuple[str, ...] = ()) -> str:
+        """sha256 of the keyed :data:`QUERY_FIELDS` of this spec but ``leave_out``."""
         full = self._key_fields()
-        return _digest({name: full[name] for name in QUERY_FIELDS if name in full and name != "query_epochs"})
+        return _digest({name: full[name] for name in QUERY_FIELDS if name in full and name not in leave_out})
 
     @property
     def final_epochs(self) -> int:

@@ -283,9 +283,9 @@ def compute_prefix_scores(method: str, data, *, model: str | nn.Module, queries:
     runs: list[list] = [[] for _ in queries]
     totals = [np.zeros(n, dtype=np.float64) for _ in queries]
     lead = queries[longest]
+    others = [j for j in range(len(queries)) if j != longest]
     for i in range(lead.num_seeds):
         seed = lead.training.seed + i
-        others = [j for j in range(len(queries)) if j != longest]
         result = _train_query(data, model, lead.train_config(full=False, seed=seed), indices, progress,
                               prefixes=[queries[j].train_config(full=False, seed=seed) for j in others])
         for j, run in zip([longest, *others], [result, *result.prefixes], strict=True):
