@@ -326,7 +326,8 @@ def run(spec: RunSpec, store: ResultStore | None = None, *,
     keep = _keep_indices(spec, labels, train_groups, query)
 
     config = _train_config(spec, epochs=spec.final_epochs, drop_epochs=spec.final_drop_epochs,
-                           seed=spec.seed, augment=spec.augment, max_shift=spec.max_shift, cdbw=spec.cdbw,
+                           seed=spec.seed, augment=spec.augment, max_shift=spec.max_shift, hflip=spec.hflip,
+                           cdbw=spec.cdbw,
                            eval_every_epoch=False)
     from dropkit.train import train
 

@@ -75,7 +75,7 @@ DROP_UNITS: tuple[str, ...] = ("classes", "groups")
 LATER_FIELD_DEFAULTS: dict[str, Any] = {"drop_over": "classes", "bf16": False,
                                          "channels_last": False, "recall_query": "method",
                                          "cdbw_weights": "floored", "du_window": 10,
-                                         "max_shift": 4}
+                                         "max_shift": 4, "hflip": True}
 #: Where Strategy+DRoP takes its class recalls: ``"method"`` (the strategy's own query model; for
 #: Forgetting/Dynamic Uncertainty/CoreSet the full-length run) or ``"short"`` (the paper, Appendix
 #: F: "we used 10% of the full training cycle to train the query model for EL2N, GraNd, and DRoP",
@@ -249,10 +249,12 @@ class RunSpec:
         momentum: SGD momentum (paper: 0.9).
         batch_size: samples per SGD step.
         weight_decay: L2 penalty of SGD.
-        augment: random shifts of at most ``max_shift`` px and horizontal flips on the final
-            training (query trainings are never augmented).
+        augment: random shifts of at most ``max_shift`` px and, with ``hflip``, horizontal flips
+            on the final training (query trainings are never augmented).
         max_shift: the augmentation's largest shift in pixels along each axis (the paper's
             CIFAR setting, Appendix A: 4; 2 suits 28-px Fashion-MNIST). Unused without augment.
+        hflip: horizontal flips in the augmentation (the paper's CIFAR setting: on). Off suits
+            data whose images all face one way (Fashion-MNIST's shoes). Unused without augment.
         cdbw: CDB-W class weights on the final model.
         cdbw_weights: the CDB-W weight rule (:data:`CDBW_WEIGHTS`), for ``cdbw`` and
             ``query_cdbw``.
@@ -292,6 +294,7 @@ class RunSpec:
     weight_decay: float = 5e-4
     augment: bool = False
     max_shift: int = 4
+    hflip: bool = True
     cdbw: bool = False
     cdbw_weights: str = "floored"
     du_window: int = 10
@@ -339,7 +342,7 @@ class RunSpec:
         query_epochs = _finite_float("query_epochs", self.query_epochs, low=0.0, low_open=True)
         put("query_epochs", int(query_epochs) if query_epochs.is_integer() else query_epochs)
         put("query_seeds", check_int("query_seeds", self.query_seeds))
-        for name in ("query_cdbw", "augment", "cdbw", "epoch_scaling", "bf16", "channels_last"):
+        for name in ("query_cdbw", "augment", "hflip", "cdbw", "epoch_scaling", "bf16", "channels_last"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}={getattr(self, name)!r} must be True or False")
         if self.pretrained_path is not None:
@@ -400,8 +403,8 @@ class RunSpec:
         query fields (:data:`QUERY_ONLY_FIELDS`) of a run without a query model (full data,
         Random), the quota fields (:data:`QUOTA_ONLY_FIELDS`) of a protocol without DRoP
         quotas, ``recall_query`` where it changes nothing, the CDB-W fields of a run without
-        CDB-W, ``du_window`` of a method other than Dynamic Uncertainty and ``max_shift``
-        without augmentation. Specs that differ only in these fields are one run."""
+        CDB-W, ``du_window`` of a method other than Dynamic Uncertainty and ``max_shift`` and
+        ``hflip`` without augmentation. Specs that differ only in these fields are one run."""
         unused: tuple[str, ...] = ()
         if not self.needs_query:
             unused += QUERY_ONLY_FIELDS
@@ -414,7 +417,7 @@ class RunSpec:
         if self.method != "dynamic_uncertainty":
             unused += ("du_window",)
         if not self.augment:
-            unused += ("max_shift",)
+            unused += ("max_shift", "hflip")
         return unused
 
     def _key_fields(self) -> dict[str, Any]:

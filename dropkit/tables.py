@@ -315,9 +315,13 @@ def _augmentation(rows, short: bool = False) -> str | None:
         return "no augmentation" if short else "no data augmentation"
     shifts = [int(v) for v in _values(rows, "max_shift") if v == v] or [4]  # rows before the column: 4 px
     shift = f"shifts of at most {shifts[0]} px" if len(shifts) == 1 else "shifts"
+    flips = {bool(v) for v in _values(rows, "hflip") if v == v} or {True}    # rows before the column: flips
+    if flips == {False}:
+        return shift if short else f"final models trained with data augmentation ({shift}, no flips)"
+    flip = "flips" if flips == {True} else "flips in some runs"
     if short:
-        return f"{shift} and flips"
-    return f"final models trained with data augmentation ({shift} and horizontal flips)"
+        return f"{shift} and {flip}"
+    return f"final models trained with data augmentation ({shift} and horizontal {flip})"
 
 
 def describe_setting(rows) -> str:

@@ -89,7 +89,7 @@ def test_a_two_setting_chapter_carries_the_setting_and_judges_each_on_its_own(tm
     assert text.startswith("**Settings** (profile `smoke`): 2 settings")
     assert "- **fashion-mnist, MLP**: an MLP" in text and "- **fashion-mnist, CNN**: a small CNN" in text
     cnn_line = next(line for line in text.splitlines() if line.startswith("- **fashion-mnist, CNN**"))
-    assert "horizontal flips" in cnn_line and "1 seed (0); densities 0.5" in cnn_line
+    assert "shifts of at most 2 px, no flips" in cnn_line and "1 seed (0); densities 0.5" in cnn_line
     verdicts = scorecard.chapter_markdown(results, "bias_benchmark")
     assert "**fashion-mnist, CNN**: EL2N exacerbates" in verdicts
     assert "**fashion-mnist, CNN**: GraNd" not in verdicts and "**fashion-mnist, MLP**: GraNd" in verdicts

@@ -63,13 +63,14 @@ CHANGED = {
     "cdbw_weights": "paper",
     "du_window": 5,
     "max_shift": 2,
+    "hflip": False,
 }
 #: Fields whose changed value needs another field changed too (compared with that spec).
 CHANGED_WITH = {"drop_over": {"protocol": "strategy+drop"}, "quota_rule": {"protocol": "strategy+drop"},
                 "min_per_class": {"protocol": "strategy+drop"},
                 "recall_query": {"protocol": "strategy+drop", "method": "forgetting"},
                 "cdbw_weights": {"cdbw": True}, "du_window": {"method": "dynamic_uncertainty"},
-                "max_shift": {"augment": True}}
+                "max_shift": {"augment": True}, "hflip": {"augment": True}}
 
 
 def test_changed_covers_every_field_but_the_schema_version():
@@ -115,7 +116,7 @@ def test_fields_a_protocol_does_not_use_stay_out_of_its_key():
     assert dataclasses.replace(BASE, quota_rule="counts").cache_key == BASE.cache_key
     assert dataclasses.replace(BASE, query_epochs=2).cache_key != BASE.cache_key
     drop = dataclasses.replace(BASE, protocol="random+drop")
-    assert drop.unused_fields == ("recall_query", "cdbw_weights", "du_window", "max_shift")
+    assert drop.unused_fields == ("recall_query", "cdbw_weights", "du_window", "max_shift", "hflip")
     for name, value in (("query_epochs", 2), ("quota_rule", "counts"), ("min_per_class", 1)):
         assert dataclasses.replace(drop, **{name: value}).cache_key != drop.cache_key, name
     # the query training's key is untouched by the rule
@@ -664,6 +665,18 @@ def test_max_shift_changes_only_augmented_final_trainings():
     for bad in (-1, 1.5, True):
         with pytest.raises(ValueError, match="max_shift"):
             dataclasses.replace(augmented, max_shift=bad)
+
+
+def test_hflip_changes_only_augmented_final_trainings():
+    assert dataclasses.replace(BASE, hflip=False).cache_key == BASE.cache_key      # no augmentation
+    augmented = dataclasses.replace(BASE, augment=True)
+    assert augmented.hflip is True                                                 # the paper's
+    unflipped = dataclasses.replace(augmented, hflip=False)
+    assert unflipped.cache_key != augmented.cache_key
+    assert unflipped.query_key == augmented.query_key == BASE.query_key            # queries never augment
+    assert "hflip" not in augmented._key_fields() and unflipped._key_fields()["hflip"] is False  # old keys kept
+    with pytest.raises(ValueError, match="hflip"):
+        dataclasses.replace(augmented, hflip=1)
 
 
 def test_query_epochs_may_be_a_fraction_and_integral_values_keep_their_keys():

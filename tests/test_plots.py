@@ -407,6 +407,12 @@ def test_figure_captions_state_each_setting_and_what_it_does_not_run(frame):
     assert "no data augmentation" in descriptions[0][1] and "15 epochs" in descriptions[1][1]
     assert "a small CNN of 4 conv-BN-ReLU blocks (16, 32, 64, 64 channels)" in descriptions[1][1]
     assert "horizontal flips" in descriptions[1][1] and "shifts of at most 2 px" in descriptions[1][1]
+    # rows without the hflip column flipped; rows with hflip False say so, a mix is named
+    unflipped = both.assign(hflip=both["setting"] == "mlp-fashion-mnist")
+    assert "(shifts of at most 2 px, no flips)" in tables.setting_descriptions(unflipped)[1][1]
+    assert "15 epochs, shifts of at most 2 px;" in tables.figure_settings(unflipped, ["Random"])
+    mixed = both.assign(hflip=both["seed"] == 0)
+    assert "shifts of at most 2 px and horizontal flips in some runs" in tables.setting_descriptions(mixed)[1][1]
 
 
 def test_class_grids_wrap_after_max_columns(frame):

@@ -109,7 +109,7 @@ def test_smoke_bias_benchmark_specs():
     cnn = experiment_specs("smoke", "bias_benchmark", setup="cnn-fashion-mnist")
     assert collections.Counter((s.protocol, s.method) for s in cnn) == {
         ("none", None): 1, ("random", None): 2, ("strategy", "el2n"): 2, ("strategy", "forgetting"): 2}
-    assert {(s.model, s.augment, s.max_shift, s.channels_last) for s in cnn} == {("cnn", True, 2, True)}
+    assert {(s.model, s.augment, s.max_shift, s.hflip, s.channels_last) for s in cnn} == {("cnn", True, 2, False, True)}
     with pytest.raises(ValueError, match="setup='vgg'.*mlp-fashion-mnist, cnn-fashion-mnist"):
         experiment_specs("smoke", "bias_benchmark", setup="vgg")
 

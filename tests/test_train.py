@@ -191,6 +191,21 @@ def test_augmentation_is_a_shift_of_at_most_4px_with_zero_fill_and_an_optional_f
     assert not torch.equal(out, augment_batch(x, torch.Generator().manual_seed(2)))
 
 
+def test_augmentation_without_flips_only_shifts_and_draws_the_same_shifts():
+    x = torch.randint(1, 256, (2000, 1, 5, 6), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    out = augment_batch(x, torch.Generator().manual_seed(1), max_shift=2, hflip=False)
+    matches = torch.stack([(out == _shifted(x, dy, dx)).flatten(1).all(1)
+                           for dy, dx in itertools.product(range(-2, 3), range(-2, 3))])   # [25, B]
+    assert torch.all(matches.sum(0) == 1) and torch.all(matches.any(1))   # every output a pure shift
+    # The shifts are drawn first, so with flips the unflipped outputs are these very images.
+    flipped = augment_batch(x, torch.Generator().manual_seed(1), max_shift=2, hflip=True)
+    same = (flipped == out).flatten(1).all(1)
+    assert 0.4 < same.float().mean().item() < 0.6
+    shifted_flips = torch.stack([(flipped[~same] == _shifted(x[~same].flip(-1), dy, dx)).flatten(1).all(1)
+                                 for dy, dx in itertools.product(range(-2, 3), range(-2, 3))])
+    assert torch.all(shifted_flips.any(0))                               # the others: shifted flips
+
+
 def test_augmentation_of_float_images_and_bad_shapes():
     x = torch.rand(4, 3, 8, 8) + 1
     out = augment_batch(x, torch.Generator().manual_seed(0))
@@ -206,19 +221,24 @@ def test_max_shift_bounds_the_training_loops_shifts(bands, monkeypatch):
     seen = []
     real = train_module.augment_batch
 
-    def spy(x, generator, max_shift=99):
-        seen.append(max_shift)
-        return real(x, generator, max_shift)
+    def spy(x, generator, max_shift=99, hflip=None):
+        seen.append((max_shift, hflip))
+        return real(x, generator, max_shift, hflip)
 
     monkeypatch.setattr(train_module, "augment_batch", spy)
     config = TrainConfig(epochs=1, batch_size=64, augment=True, max_shift=2, seed=3)
     shifted = train(bands, "cnn", config, progress=False)
-    assert seen and set(seen) == {2}
+    assert seen and set(seen) == {(2, True)}
     paper = train(bands, "cnn", TrainConfig(**{**config.__dict__, "max_shift": 4}), progress=False)
-    assert set(seen) == {2, 4}
+    assert set(seen) == {(2, True), (4, True)}
     assert not torch.equal(shifted.model.classifier.weight, paper.model.classifier.weight)
+    unflipped = train(bands, "cnn", TrainConfig(**{**config.__dict__, "hflip": False}), progress=False)
+    assert set(seen) == {(2, True), (4, True), (2, False)}
+    assert not torch.equal(shifted.model.classifier.weight, unflipped.model.classifier.weight)
     with pytest.raises(ValueError, match="max_shift"):
         TrainConfig(max_shift=-1)
+    with pytest.raises(ValueError, match="hflip"):
+        TrainConfig(hflip=0)
 
 
 def test_augment_needs_images(gaussian):

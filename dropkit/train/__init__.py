@@ -248,7 +248,7 @@ def _train(data, model, config, *, train_indices, callbacks, progress, loader_wo
         epoch_bounds = bounds[:last_batches] if epoch == epochs - 1 else bounds
         for positions, xb, yb in train_set.batches(order, epoch_bounds):
             if config.augment:
-                xb = augment_batch(xb, generator, config.max_shift)
+                xb = augment_batch(xb, generator, config.max_shift, config.hflip)
             run_step(positions, xb, yb)
             steps_done += 1
             for index in snapshot_at.get(steps_done, ()):

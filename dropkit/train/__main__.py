@@ -52,8 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--drop-epochs", default="auto",
                         help="'auto' (50%% and 75%% of training, as in Table 1), 'none', or e.g. '80,120'")
     parser.add_argument("--drop-factor", type=float, default=TrainConfig.drop_factor)
-    parser.add_argument("--augment", action="store_true", help="random shifts (<= --max-shift px) and horizontal flips")
+    parser.add_argument("--augment", action="store_true", help="random shifts (<= --max-shift px) and horizontal flips (unless --no-hflip)")
     parser.add_argument("--max-shift", type=int, default=4, help="largest augmentation shift in pixels (default 4)")
+    parser.add_argument("--no-hflip", action="store_true", help="augment without horizontal flips")
     parser.add_argument("--cdbw", action="store_true", help="CDB-W class weights")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-size", type=int, default=None, help="train on a random subset of this size")
@@ -76,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = TrainConfig(
         epochs=args.epochs, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
         batch_size=args.batch_size, drop_epochs=_parse_drop_epochs(args.drop_epochs, args.epochs),
-        drop_factor=args.drop_factor, augment=args.augment, max_shift=args.max_shift, cdbw=args.cdbw, seed=args.seed,
+        drop_factor=args.drop_factor, augment=args.augment, max_shift=args.max_shift, hflip=not args.no_hflip, cdbw=args.cdbw, seed=args.seed,
         device=args.device, channels_last=args.channels_last, bf16=args.bf16, compile=args.compile,
         cuda_graphs=(default_cuda_graphs(args.device, args.compile)
                      if args.cuda_graphs is None else args.cuda_graphs),

@@ -19,12 +19,14 @@ if TYPE_CHECKING:  # pragma: no cover
 MAX_SHIFT = 4                 # pixels, Appendix A "shifts by at most 4 pixels in any direction"
 
 
-def augment_batch(x: torch.Tensor, generator: torch.Generator, max_shift: int = MAX_SHIFT) -> torch.Tensor:
+def augment_batch(x: torch.Tensor, generator: torch.Generator, max_shift: int = MAX_SHIFT,
+                  hflip: bool = True) -> torch.Tensor:
     """Randomly shift each image of ``x`` ``[B, C, H, W]`` by up to ``max_shift`` pixels along each
-    axis (vacated pixels are 0, the value of the zero padding) and flip it horizontally with
-    probability 1/2. Same dtype and device as ``x`` (apply it to raw uint8 pixels, before
-    normalisation, as ``RandomCrop(padding=4, fill=0)`` does). One gather for the whole batch;
-    random numbers come from ``generator`` (on ``x``'s device).
+    axis (vacated pixels are 0, the value of the zero padding) and, with ``hflip``, flip it
+    horizontally with probability 1/2. Same dtype and device as ``x`` (apply it to raw uint8
+    pixels, before normalisation, as ``RandomCrop(padding=4, fill=0)`` does). One gather for the
+    whole batch; random numbers come from ``generator`` (on ``x``'s device): the shifts ``[2, B]``,
+    then, with ``hflip`` only, the flips ``[B]`` (so the shifts are the same with and without).
     """
     if x.ndim != 4:
         raise ValueError(f"x must be a batch of images [B, C, H, W], got shape {tuple(x.shape)}")
@@ -32,10 +34,12 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator, max_shift: int = 
     device = x.device
     padded = F.pad(x, (max_shift,) * 4)                       # [B, C, H + 2s, W + 2s], zeros
     offsets = torch.randint(0, 2 * max_shift + 1, (2, b), generator=generator, device=device)
-    flip = torch.randint(0, 2, (b,), generator=generator, device=device).bool()
     rows = offsets[0, :, None] + torch.arange(h, device=device)                     # [B, H]
     columns = torch.arange(w, device=device).expand(b, w)
-    columns = torch.where(flip[:, None], columns.flip(1), columns) + offsets[1, :, None]   # [B, W]
+    if hflip:
+        flip = torch.randint(0, 2, (b,), generator=generator, device=device).bool()
+        columns = torch.where(flip[:, None], columns.flip(1), columns)
+    columns = columns + offsets[1, :, None]                                         # [B, W]
     batch = torch.arange(b, device=device)[:, None, None]
     # Advanced indices separated by a slice put their broadcast shape first: [B, H, W, C].
     return padded[batch, :, rows[:, :, None], columns[:, None, :]].permute(0, 3, 1, 2)

@@ -27,7 +27,7 @@ class TrainConfig:
     drop_epochs: 0-based epoch indices from which the learning rate is multiplied by
     ``drop_factor`` once more (Table 1's "80/120" with 160 epochs is ``(80, 120)``).
     augment: random shifts of at most ``max_shift`` px (zero padding; the paper's 4 by default)
-    and horizontal flips, per sample, on the device.
+    and, with ``hflip`` (default), horizontal flips, per sample, on the device.
     cdbw: CDB-W class weights from the previous epoch's validation recalls.
     device: torch device string ("cpu", "cuda", "cuda:1").
     channels_last / bf16 / compile: speed options (NHWC memory format, bfloat16 autocast on CPU or
@@ -51,6 +51,7 @@ class TrainConfig:
     drop_factor: float = 0.2
     augment: bool = False
     max_shift: int = 4
+    hflip: bool = True
     cdbw: bool = False
     seed: int = 0
     device: str = "cpu"
@@ -80,6 +81,8 @@ class TrainConfig:
         object.__setattr__(self, "drop_epochs", drops)
         if isinstance(self.max_shift, bool) or not isinstance(self.max_shift, int) or self.max_shift < 0:
             raise ValueError(f"max_shift={self.max_shift!r} must be an integer >= 0 (pixels)")
+        if not isinstance(self.hflip, bool):
+            raise ValueError(f"hflip={self.hflip!r} must be True or False")
         if not 0 < self.last_epoch_fraction <= 1:
             raise ValueError(f"last_epoch_fraction={self.last_epoch_fraction!r} must lie in (0, 1]")
         if self.cdbw_weights not in CDBW_WEIGHT_RULES:
