@@ -2,9 +2,9 @@
 
 All loops train the same model (same seed, SGD settings, batch size, torch threads, memory format
 and, when ``--augment`` is on, augmentation: random shifts of at most ``--max-shift`` px with zero
-padding and horizontal flips) on the same real data. By default the script measures, one after the
+padding and, unless ``--no-hflip``, horizontal flips) on the same real data. By default the script measures, one after the
 other, every training setup of the ``default`` profile's bias benchmark (the MLP and the CNN:
-model, batch size, learning rate, weight decay, augmentation and its shift, NHWC, torch threads;
+model, batch size, learning rate, weight decay, augmentation with its shift and flips, NHWC, torch threads;
 ``--setup`` picks one), so the ratios describe what the book's sweeps actually run:
 
 * dropkit: the dataset is one uint8 tensor on the device, batches are sliced by a seeded
@@ -89,7 +89,7 @@ def run_dropkit(args, plain: bool = False) -> dict:
     data, indices = load_subset(args.dataset, args.train_size, args.seed)
     warm_up(args, data, args.channels_last and not plain, args.bf16 and not plain)
     config = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, augment=args.augment,
-                         max_shift=args.max_shift,
+                         max_shift=args.max_shift, hflip=args.hflip,
                          weight_decay=args.weight_decay, seed=args.seed, eval_every_epoch=False, device=args.device,
                          channels_last=args.channels_last and not plain, bf16=args.bf16 and not plain)
     result = train(data, args.model, config, train_indices=indices, progress=False)
@@ -153,7 +153,15 @@ def augmentation(args, data) -> list:
 
     if not args.augment:
         return []
-    return [transforms.RandomCrop(data.input_shape[-1], padding=args.max_shift), transforms.RandomHorizontalFlip()]
+    crop = transforms.RandomCrop(data.input_shape[-1], padding=args.max_shift)
+    return [crop, transforms.RandomHorizontalFlip()] if args.hflip else [crop]
+
+
+def augmentation_words(args) -> str:
+    """``--augment`` in words, e.g. ``"on (shifts <= 2 px, no flips)"``."""
+    if not args.augment:
+        return "off"
+    return f"on (shifts <= {args.max_shift} px, {'flips' if args.hflip else 'no flips'})"
 
 
 def train_epochs(args, model, optimizer, batches, memory_format) -> tuple[float, float]:
@@ -269,8 +277,10 @@ def parse_args(argv=None):
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--weight-decay", type=float, default=None)
     parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                        help="random shifts + flips in every loop (default: the setup's setting)")
+                        help="random shifts (+ flips, see --hflip) in every loop (default: the setup's setting)")
     parser.add_argument("--max-shift", type=int, default=None, help="largest shift in px (default: the setup's)")
+    parser.add_argument("--hflip", action=argparse.BooleanOptionalAction, default=None,
+                        help="horizontal flips in the augmentation (default: the setup's setting)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers of the DataLoader loop")
@@ -308,7 +318,7 @@ def apply_setup(args, name: str):
     args.setup = name
     for option, value in (("dataset", setup.dataset), ("model", setup.model), ("batch_size", setup.batch_size),
                           ("lr", setup.lr), ("weight_decay", setup.weight_decay), ("augment", setup.augment),
-                          ("max_shift", setup.max_shift), ("channels_last", setup.channels_last),
+                          ("max_shift", setup.max_shift), ("hflip", setup.hflip), ("channels_last", setup.channels_last),
                           ("threads", profile.threads)):
         if getattr(args, option) is None:
             setattr(args, option, value)
@@ -344,7 +354,7 @@ def measure_setup(args, argv: list[str]) -> list[str]:
     options = "+".join(name for name, on in (("channels_last", args.channels_last), ("bf16", args.bf16)) if on)
     print(f"{args.setup}: {args.dataset}, model {args.model}, batch {args.batch_size}, lr {args.lr:g}, "
           f"{args.epochs} epoch(s), train size {args.train_size or 'all'}, augmentation "
-          f"{f'on (shifts <= {args.max_shift} px, flips)' if args.augment else 'off'}, "
+          f"{augmentation_words(args)}, "
           f"threads {reports['dropkit']['threads']} (settings of profile {args.profile!r}), "
           f"options {options or 'fp32'}, device {args.device}, DataLoader workers {args.workers}")
     for phase, report in reports.items():

@@ -93,7 +93,9 @@ publish.show_markdown(
 # * **Figure 15** (`default` profile) trains query models from 0.1 to 5 epochs around the default
 #   of 1 epoch ({doc}`07_pretraining_ablation`).
 # * **Augmentation** (`default` profile): the MLP sees each Fashion-MNIST image as it is; the CNN
-#   of chapters 02-03 trains its final models with random shifts of at most 4 px and horizontal
-#   flips (each chapter's setting paragraph says so, per setting).
+#   of chapters 02-03 trains its final models with random shifts of at most 2 px (the paper's
+#   CIFAR setting: 4 px of 32) and without the paper's horizontal flips (Fashion-MNIST's shoes all
+#   face one way; `results/default/README.md` compares the two); each chapter's setting
+#   paragraph says so, per setting.
 # * **Figure 4a** draws $\sigma_0 < \sigma_1$ uniformly from $[10^{-2}, 10^2]$, as the paper's
 #   caption says ({doc}`01_theory`).
