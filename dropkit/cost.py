@@ -235,14 +235,20 @@ def sweep_jobs(specs, *, stored_queries=frozenset(), data_root=None) -> tuple[li
     Loads each distinct training set once (``dropkit.runner.load_data``) for its sizes and builds
     each model once to count its FLOPs.
     """
-    from dropkit.models import build_model
-    from dropkit.runner import load_data, query_groups, query_specs
-    from dropkit.schedule import Job
+    from dropkit.runner import query_plan
 
     specs = list(specs)
-    queries = [query for spec in specs for query in query_specs(spec) if query.query_key not in stored_queries]
-    groups = {f"query:{group[0].query_key}": group for group in query_groups(queries)}
-    job_of = {query.query_key: key for key, group in groups.items() for query in group}
+    return _plan_jobs(specs, query_plan(specs, stored_queries), data_root)
+
+
+def _plan_jobs(specs: "Sequence[RunSpec]", plan, data_root) -> tuple[list, dict]:
+    """:func:`sweep_jobs` of ``specs`` with their ``dropkit.runner.QueryPlan`` ``plan``: one job
+    per group of ``plan.groups`` (in the order the specs first need them) and per spec, each spec
+    after the groups of ``plan.waits_for``."""
+    from dropkit.models import build_model
+    from dropkit.runner import load_data
+    from dropkit.schedule import Job
+
     sizes: dict = {}
     flops: dict = {}
     jobs: dict = {}
@@ -258,18 +264,14 @@ def sweep_jobs(specs, *, stored_queries=frozenset(), data_root=None) -> tuple[li
         if model_key not in flops:
             network = build_model(spec.model, num_classes=num_classes, input_shape=input_shape)
             flops[model_key] = model_flops(network, input_shape, num_classes)
-        after: tuple = ()
-        for query in query_specs(spec):  # its own query training and that of its DRoP recalls
-            key = job_of.get(query.query_key)
-            if key is None:  # stored
-                continue
+        after = plan.waits_for[spec.cache_key]  # its own query training and that of its DRoP recalls
+        for key in after:
             if key not in jobs:
-                jobs[key] = Job(key, group_query_passes(groups[key], num_train, num_eval).flops(flops[model_key]))
+                jobs[key] = Job(key, group_query_passes(plan.groups[key], num_train, num_eval).flops(flops[model_key]))
                 models[key] = model_key
-            after += (key,)
         if spec.cache_key not in jobs:
             jobs[spec.cache_key] = Job(spec.cache_key, final_passes(spec, num_train, num_eval).flops(flops[model_key]),
-                                       tuple(dict.fromkeys(after)))
+                                       after)
             models[spec.cache_key] = model_key
     return list(jobs.values()), models
 
@@ -281,10 +283,12 @@ def project_sweep(specs, *, workers: int, threads: int, stored_queries=frozenset
     import copy
 
     from dropkit.models import build_model
-    from dropkit.runner import query_specs
+    from dropkit.runner import query_plan
     from dropkit.schedule import Job, simulated_wall
 
-    jobs, models = sweep_jobs(specs, stored_queries=stored_queries, data_root=data_root)
+    specs = list(specs)
+    plan = query_plan(specs, stored_queries)
+    jobs, models = _plan_jobs(specs, plan, data_root)
     total = sum(job.cost for job in jobs)
     rate = matmul_rate(1, seconds=seconds)
     rates = {}
@@ -296,10 +300,8 @@ def project_sweep(specs, *, workers: int, threads: int, stored_queries=frozenset
                                          batch_size=batch, threads=threads, seconds=seconds,
                                          channels_last=channels_last)
     timed = [Job(job.key, job.cost / rates[models[job.key]], job.after) for job in jobs]
-    queries = sum(job.key.startswith("query:") for job in jobs)
-    distinct = {query.query_key for spec in specs for query in query_specs(spec)} - set(stored_queries)
     return SweepProjection(
-        queries=queries, snapshot_queries=len(distinct) - queries,
+        queries=len(plan.groups), snapshot_queries=len(plan.group_of) - len(plan.groups),
         runs=sum(not job.key.startswith("query:") for job in jobs),
         flops=total, matmul_rate=rate, floor_seconds=total / (rate * workers * threads),
         training_rates={key[0] + (" (NHWC)" if key[3] else ""): value for key, value in rates.items()},

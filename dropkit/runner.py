@@ -3,7 +3,8 @@
 Data flow of :func:`run`::
 
     spec -> data (subset, long tail) -> query model(s) and scores (cached by ``spec.query_key``;
-            shorter query lengths of one training from its snapshots, :func:`query_groups`)
+            shorter query lengths of one training from its snapshots, :func:`query_groups`;
+            what a sweep still trains and which run waits for what, :func:`query_plan`)
          -> class quotas + selection (``dropkit.protocols.keep_indices``) -> final training
          -> row (spec fields, per-class recalls, robustness summary, class counts, provenance)
 
@@ -21,7 +22,7 @@ import os
 import platform
 import subprocess
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -32,8 +33,8 @@ from dropkit import __version__
 from dropkit.spec import RECALL_PROTOCOLS, SCORE_PROTOCOLS, RunSpec, query_seed
 from dropkit.store import ResultStore
 
-__all__ = ["load_data", "query_group_outputs", "query_groups", "query_outputs", "query_specs", "recall_spec",
-           "run"]
+__all__ = ["QueryPlan", "load_data", "query_group_outputs", "query_groups", "query_outputs", "query_plan",
+           "query_specs", "recall_spec", "run"]
 
 
 def load_data(spec: RunSpec, data_root: str | os.PathLike | None):
@@ -153,6 +154,41 @@ def query_groups(queries: Iterable[RunSpec]) -> list[tuple[RunSpec, ...]]:
         if all(member.query_key != spec.query_key for member in members):
             members.append(spec)
     return [tuple(sorted(members, key=lambda member: -member.query_epochs)) for members in groups.values()]
+
+
+@dataclasses.dataclass(frozen=True)
+class QueryPlan:
+    """The query trainings that runs still need and which run waits for which (:func:`query_plan`).
+
+    Attributes:
+        groups: group name -> group, a ``tuple[RunSpec, ...]`` of :func:`query_groups` (longest
+            query first), in :func:`query_groups`' order; the name is ``"query:<query key of the
+            first>"``, the sweep's job key of its one training.
+        group_of: query key (``str``) of each query still to compute -> the name of its group (a
+            snapshot's key maps to the group of the training it is taken from).
+        waits_for: cache key (``str``) of each run -> the names of the groups it needs, each once,
+            in :func:`query_specs`' order (its own query, then its DRoP recalls'); ``()`` when it
+            needs no query model or every query it needs is stored.
+    """
+
+    groups: dict[str, tuple[RunSpec, ...]]
+    group_of: dict[str, str]
+    waits_for: dict[str, tuple[str, ...]]
+
+
+def query_plan(specs: Iterable[RunSpec], stored_queries: Collection[str] = frozenset()) -> QueryPlan:
+    """The :class:`QueryPlan` of running ``specs``: the query trainings of their
+    :func:`query_specs` whose query key is not in ``stored_queries`` (the keys whose outputs are
+    stored already), grouped by :func:`query_groups`. Pure: reads no store, trains nothing."""
+    specs = list(specs)
+    queries = [query for spec in specs for query in query_specs(spec) if query.query_key not in stored_queries]
+    groups = {f"query:{group[0].query_key}": group for group in query_groups(queries)}
+    group_of = {query.query_key: name for name, group in groups.items() for query in group}
+    waits_for: dict[str, tuple[str, ...]] = {}
+    for spec in specs:
+        keys = (query.query_key for query in query_specs(spec))
+        waits_for.setdefault(spec.cache_key, tuple(dict.fromkeys(group_of[key] for key in keys if key in group_of)))
+    return QueryPlan(groups, group_of, waits_for)
 
 
 def query_outputs(spec: RunSpec, data, store: ResultStore | None = None, *,

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from dropkit.cost import ModelFlops, final_passes, group_query_passes
-from dropkit.runner import load_data, query_group_outputs, query_groups, query_specs, run
+from dropkit.runner import load_data, query_group_outputs, query_plan, query_specs, run
 from dropkit.schedule import Job, ReadyQueue
 from dropkit.spec import LATER_FIELD_DEFAULTS, RunSpec, check_choice, check_int
 from dropkit.store import ResultStore
@@ -397,47 +397,32 @@ RELATIVE_FLOPS = ModelFlops(forward=1.0, train=3.0)
 
 def _tasks(missing: list[RunSpec], store: ResultStore, function: Callable, data_root: str | None,
            *, with_queries: bool) -> list[_Task]:
-    """The query trainings (one per group of :func:`dropkit.runner.query_groups` among the query
-    keys not stored: shorter query trainings come from snapshots of the longest) and runs of
+    """The query trainings (one per group of :func:`dropkit.runner.query_plan` of the query keys
+    not stored: shorter query trainings come from snapshots of the longest) and runs of
     ``missing``, as tasks whose jobs' costs are sample passes per training sample of the spec's
     data (``train_subset`` when set, else 1: runs on one dataset compare exactly, across datasets
     roughly)."""
     root, profile = str(store.root), store.profile
-    queries = _missing_queries(missing, store) if with_queries else []
-    groups = {f"query:{group[0].query_key}": group for group in query_groups(queries)}
-    task_of = {query.query_key: key for key, group in groups.items() for query in group}
+    plan = query_plan(missing, _stored_queries(missing, store)) if with_queries else None
     tasks: dict[str, _Task] = {}
     for spec in missing:
         size = spec.train_subset or 1
-        after: tuple[str, ...] = ()
-        for query in query_specs(spec) if with_queries else ():
-            key = task_of.get(query.query_key)
-            if key is None:  # stored
-                continue
+        after = plan.waits_for[spec.cache_key] if plan is not None else ()
+        for key in after:
             if key not in tasks:
-                group = groups[key]
+                group = plan.groups[key]
                 tasks[key] = _Task(Job(key, group_query_passes(group, size, 0).flops(RELATIVE_FLOPS)), _query_task,
                                    (group, root, profile, data_root), _query_label(group))
-            after += (key,)
-        job = Job(spec.cache_key, final_passes(spec, size, 0).flops(RELATIVE_FLOPS), tuple(dict.fromkeys(after)))
+        job = Job(spec.cache_key, final_passes(spec, size, 0).flops(RELATIVE_FLOPS), after)
         tasks[spec.cache_key] = _Task(job, _run_task, (function, spec, root, profile, data_root, False),
                                       spec.label())
     return list(tasks.values())
 
 
-def _missing_queries(missing: list[RunSpec], store: ResultStore) -> list[RunSpec]:
-    """The query trainings of ``missing`` whose outputs are not stored, each once, in order."""
-    queries: dict[str, RunSpec] = {}
-    stored: set[str] = set()
-    for spec in missing:
-        for query in query_specs(spec):
-            key = query.query_key
-            if key not in queries and key not in stored:
-                if store.load_scores(key) is None:
-                    queries[key] = query
-                else:
-                    stored.add(key)
-    return list(queries.values())
+def _stored_queries(missing: list[RunSpec], store: ResultStore) -> set[str]:
+    """The query keys of ``missing``'s query trainings whose outputs are stored (each looked up once)."""
+    keys = dict.fromkeys(query.query_key for spec in missing for query in query_specs(spec))
+    return {key for key in keys if store.load_scores(key) is not None}
 
 
 def _query_label(group: tuple[RunSpec, ...]) -> str:

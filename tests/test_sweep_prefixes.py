@@ -1,5 +1,6 @@
 """Query trainings that are prefixes of a longer one (chapter 07's query lengths) are computed once:
-``runner.query_groups`` groups them, ``runner.query_group_outputs`` and the sweep train the longest
+``runner.query_groups`` groups them (``runner.query_plan``: the groups a sweep still trains and
+which run waits for which), ``runner.query_group_outputs`` and the sweep train the longest
 and take the shorter ones from its snapshots, storing each under its own unchanged query key, with
 exactly the numbers of separate trainings; the dry run counts the shared training once."""
 
@@ -16,7 +17,8 @@ import dropkit.scores.query as query_module
 from dropkit.cost import group_query_passes, model_flops, query_passes, sweep_jobs
 from dropkit.models import build_model
 from dropkit.profiles import experiment_specs
-from dropkit.runner import _query_config, load_data, query_group_outputs, query_groups, query_outputs, query_specs, run
+from dropkit.runner import (QueryPlan, _query_config, load_data, query_group_outputs, query_groups, query_outputs,
+                            query_plan, query_specs, recall_spec, run)
 from dropkit.scores import prefix_query_mismatch
 from dropkit.spec import RunSpec
 from dropkit.store import ResultStore
@@ -86,6 +88,35 @@ def test_only_query_trainings_that_differ_in_length_alone_share_a_group():
     inside = [_spec(q, drop_epochs=(1, 3)) for q in (5, 2)]
     assert query_groups(inside) == [tuple(inside)]
     assert prefix_query_mismatch(_query_config(inside[1]), _query_config(inside[0])) is None
+
+
+def test_the_query_plan_names_each_group_once_and_what_each_run_waits_for():
+    random_drop = _spec(2)                                           # EL2N, 2 epochs
+    strategy = _spec(2, protocol="strategy")                         # the same query training
+    shorter = _spec(1, density=0.3)                                  # a snapshot of it
+    strategy_drop = _spec(2, protocol="strategy+drop", method="forgetting", recall_query="short")  # recalls: EL2N's
+    full = _spec(2, protocol="none", density=1.0, method=None)      # no query model
+    assert strategy.query_key == random_drop.query_key == recall_spec(strategy_drop).query_key
+    specs = [random_drop, strategy, shorter, strategy_drop, full, random_drop]
+    el2n, forgetting = f"query:{random_drop.query_key}", f"query:{strategy_drop.query_key}"
+    plan = query_plan(specs)
+    assert plan == QueryPlan(
+        groups={el2n: (random_drop, shorter), forgetting: (strategy_drop,)},
+        group_of={random_drop.query_key: el2n, shorter.query_key: el2n, strategy_drop.query_key: forgetting},
+        waits_for={random_drop.cache_key: (el2n,), strategy.cache_key: (el2n,), shorter.cache_key: (el2n,),
+                   strategy_drop.cache_key: (forgetting, el2n), full.cache_key: ()})
+    assert list(plan.groups) == [el2n, forgetting]                   # dicts compare without order
+    assert forgetting > el2n     # so (forgetting, el2n) above is query_specs' order (own query first), not sorted
+    # 2 epochs stored: the 1-epoch query is trained (a group of its own), the 2-epoch EL2N runs wait for nothing
+    el2n = f"query:{shorter.query_key}"
+    plan = query_plan(iter(specs), {random_drop.query_key})
+    assert list(plan.groups) == [el2n, forgetting]
+    assert plan == QueryPlan(
+        groups={el2n: (shorter,), forgetting: (strategy_drop,)},
+        group_of={shorter.query_key: el2n, strategy_drop.query_key: forgetting},
+        waits_for={random_drop.cache_key: (), strategy.cache_key: (), shorter.cache_key: (el2n,),
+                   strategy_drop.cache_key: (forgetting,), full.cache_key: ()})
+    assert query_plan([full]) == QueryPlan({}, {}, {full.cache_key: ()})
 
 
 def test_group_outputs_equal_separate_trainings_and_are_stored_under_their_own_keys(root, tmp_path, trainings):
