@@ -23,8 +23,6 @@ EXPECTED = {
     "scores.py": {"grand_mlp_speedup", "grand_cnn_speedup"},
     "gpu.py": {"vgg16_dropkit_vs_dataloader", "fast_cifar10_sweep_within_1_gpu_hour"},
     "sweep.py": {"sweep_floor_over_wall", "sweep_cpu_utilisation"},
-    "train_step.py": {"mlp_sgd_foreach_speedup", "mlp_normalize_once_speedup", "mlp_speed_options_speedup",
-                      "cnn_sgd_foreach_speedup"},
 }
 
 

@@ -414,52 +414,6 @@ def test_cuda_graph_path_on_cpu_trains_bit_identically_through_static_buffers(ba
     assert torch.equal(y_static, bands.y_train[positions])
 
 
-@pytest.mark.parametrize("model, options", [
-    ("mlp", dict(cdbw=True, record_per_sample=True)),                     # normalised once
-    ("cnn", dict(augment=True, channels_last=True, drop_epochs=(2,))),    # raw pixels, NHWC
-])
-def test_speed_options_sgd_foreach_and_normalize_once_train_bit_identically(bands, model, options, monkeypatch):
-    stored = []
-    real_init = train_module.InMemoryTrainSet.__init__
-
-    def spy(self, *args, **kwargs):
-        real_init(self, *args, **kwargs)
-        stored.append(self.x.dtype)
-
-    monkeypatch.setattr(train_module.InMemoryTrainSet, "__init__", spy)
-    foreach = []
-    real_sgd = torch.optim.SGD
-
-    def sgd(*args, **kwargs):
-        foreach.append(kwargs["foreach"])
-        return real_sgd(*args, **kwargs)
-
-    monkeypatch.setattr(torch.optim, "SGD", sgd)
-    config = TrainConfig(epochs=3, batch_size=32, seed=5, **options)
-    fast = train(bands, model, config, train_indices=np.arange(90), progress=False)
-    slow = train(bands, model, TrainConfig(**{**config.__dict__, "sgd_foreach": False, "normalize_once": False}),
-                 train_indices=np.arange(90), progress=False)
-    _assert_same_result(fast, slow)
-    # the MLP's images were stored as normalised floats, the augmented CNN's stayed uint8
-    assert stored == ([torch.float32, torch.uint8] if model == "mlp" else [torch.uint8, torch.uint8])
-    assert foreach == [True, False]
-    with pytest.raises(ValueError, match="sgd_foreach"):
-        TrainConfig(sgd_foreach=None)
-
-
-def test_normalize_once_stores_what_the_per_batch_normaliser_gives_up_to_its_size_cap(bands):
-    from dropkit.train.batches import InMemoryTrainSet
-
-    normalizer = train_module.Normalizer.for_data(bands, torch.device("cpu"))
-    indices = np.arange(1, 90, 2)
-    raw = InMemoryTrainSet(bands, indices, torch.device("cpu"))
-    once = InMemoryTrainSet(bands, indices, torch.device("cpu"), normalizer, max_bytes=4 * raw.x.numel())
-    assert raw.x.dtype == torch.uint8 and once.x.dtype == torch.float32 and once.x.is_contiguous()
-    assert torch.equal(once.x, normalizer(raw.x)) and torch.equal(normalizer(once.x), once.x)  # floats pass
-    capped = InMemoryTrainSet(bands, indices, torch.device("cpu"), normalizer, max_bytes=4 * raw.x.numel() - 1)
-    assert capped.x.dtype == torch.uint8
-
-
 # --------------------------------------------------------------------------- prefix snapshots
 
 

@@ -62,8 +62,7 @@ from dropkit.models import MODELS, build_model
 from dropkit.train.batches import (MAX_SHIFT, InMemoryTrainSet, StreamingTrainSet, augment_batch,
                                    check_train_indices, default_loader_workers, epoch_batches,
                                    eval_batches)
-from dropkit.train.config import (CDBW_MIN_WEIGHT, CDBW_WEIGHT_RULES, NORMALIZE_ONCE_MAX_BYTES, PREFIX_FREE_FIELDS,
-                                  TrainConfig, TrainResult,
+from dropkit.train.config import (CDBW_MIN_WEIGHT, CDBW_WEIGHT_RULES, PREFIX_FREE_FIELDS, TrainConfig, TrainResult,
                                   cdbw_class_weights, default_cuda_graphs, is_cuda, last_epoch_batches,
                                   learning_rate, prefix_mismatch, training_steps)
 from dropkit.train.inference import EVAL_BATCH_SIZE, Normalizer, embeddings, map_batches, predict_logits
@@ -187,16 +186,14 @@ def _train(data, model, config, *, train_indices, callbacks, progress, loader_wo
         model.to(memory_format=torch.channels_last)
     network = torch.compile(model) if config.compile else model
 
-    normalizer = Normalizer.for_data(data, device, config.channels_last)
-    normalize_once = config.normalize_once and not config.augment  # augmentation shifts raw pixels
-    train_set = (InMemoryTrainSet(data, indices, device, normalizer if normalize_once else None,
-                                  NORMALIZE_ONCE_MAX_BYTES) if in_memory
+    train_set = (InMemoryTrainSet(data, indices, device) if in_memory
                  else StreamingTrainSet(data, indices, device, workers))
     labels = {"val": data.y_val.cpu().numpy(), "test": data.y_test.cpu().numpy()}
+    normalizer = Normalizer.for_data(data, device, config.channels_last)
     generator = torch.Generator(device=device)
     generator.manual_seed(config.seed)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay, foreach=config.sgd_foreach)
+                                weight_decay=config.weight_decay)
     epochs = config.epochs
     records = _Records.empty(epochs, n, num_classes, config.record_per_sample)
     eval_inputs: dict[str, torch.Tensor] = {}

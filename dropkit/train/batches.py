@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from dropkit.train.config import is_cuda
-from dropkit.train.inference import EVAL_BATCH_SIZE, Normalizer, tensor_batches
+from dropkit.train.inference import EVAL_BATCH_SIZE, tensor_batches
 
 if TYPE_CHECKING:  # pragma: no cover
     from dropkit.data import DataSplits
@@ -72,22 +72,12 @@ def epoch_batches(n: int, batch_size: int) -> list[tuple[int, int]]:
 
 
 class InMemoryTrainSet:
-    """The training rows as tensors on the device; a batch is a slice of a permutation.
+    """The training rows as tensors on the device; a batch is a slice of a permutation."""
 
-    With ``normalizer``, uint8 images ``[n, C, H, W]`` whose float32 copy takes at most
-    ``max_bytes`` are stored normalised (float32, NCHW), so batches skip the per-batch
-    normalisation (a float image batch passes through :class:`Normalizer` unchanged; the values
-    are those the per-batch normalisation gives, bit for bit). Other rows are stored as given.
-    """
-
-    def __init__(self, data: "DataSplits", indices: np.ndarray, device: torch.device,
-                 normalizer: "Normalizer | None" = None, max_bytes: int = 0):
+    def __init__(self, data: "DataSplits", indices: np.ndarray, device: torch.device):
         index = torch.from_numpy(indices)
         self.x = data.x_train[index].to(device)
         self.y = data.y_train[index].to(device)
-        if (normalizer is not None and self.x.dtype == torch.uint8 and self.x.ndim == 4
-                and 4 * self.x.numel() <= max_bytes):
-            self.x = torch.cat([normalizer(part).contiguous() for part in self.x.split(EVAL_BATCH_SIZE)])
 
     def batches(self, order: torch.Tensor, bounds: list[tuple[int, int]]):
         for start, stop in bounds:

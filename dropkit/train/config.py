@@ -37,13 +37,7 @@ class TrainConfig:
     at each learning-rate change, the epoch's last, smaller batch runs eagerly, and a capture that
     fails falls back to eager steps with a warning. Same arithmetic as the eager loop. On the CPU
     the same static-buffer step runs without capture (so CPU tests exercise it). Not combinable
-    with ``compile``. sgd_foreach: SGD updates all parameters with torch's multi-tensor (foreach)
-    kernels instead of one parameter at a time (torch's CPU default): the same elementwise
-    arithmetic, bit for bit (tested), fewer kernel launches. normalize_once: an in-memory training
-    set of uint8 images trained without augmentation is normalised once into float32 (4x the
-    memory of the uint8 images; skipped above :data:`NORMALIZE_ONCE_MAX_BYTES`) instead of batch
-    by batch: the same arithmetic. Both are speed options of no run's identity, on by default
-    (``benchmarks/train_step.py`` measures them). record_per_sample: keep per-epoch per-sample correctness and target
+    with ``compile``. record_per_sample: keep per-epoch per-sample correctness and target
     probability of the training forward pass. eval_every_epoch: measure validation and test recalls
     after every epoch (otherwise after the last one only; CDB-W still evaluates validation each epoch).
     """
@@ -65,8 +59,6 @@ class TrainConfig:
     bf16: bool = False
     compile: bool = False
     cuda_graphs: bool = False
-    sgd_foreach: bool = True
-    normalize_once: bool = True
     record_per_sample: bool = False
     eval_every_epoch: bool = True
     last_epoch_fraction: float = 1.0
@@ -89,9 +81,8 @@ class TrainConfig:
         object.__setattr__(self, "drop_epochs", drops)
         if isinstance(self.max_shift, bool) or not isinstance(self.max_shift, int) or self.max_shift < 0:
             raise ValueError(f"max_shift={self.max_shift!r} must be an integer >= 0 (pixels)")
-        for name in ("hflip", "sgd_foreach", "normalize_once"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name}={getattr(self, name)!r} must be True or False")
+        if not isinstance(self.hflip, bool):
+            raise ValueError(f"hflip={self.hflip!r} must be True or False")
         if not 0 < self.last_epoch_fraction <= 1:
             raise ValueError(f"last_epoch_fraction={self.last_epoch_fraction!r} must lie in (0, 1]")
         if self.cdbw_weights not in CDBW_WEIGHT_RULES:
@@ -172,10 +163,6 @@ def training_steps(config: TrainConfig, batches_per_epoch: int) -> int:
     whole epoch: ``(epochs - 1) * B`` plus :func:`last_epoch_batches`."""
     return (config.epochs - 1) * batches_per_epoch + last_epoch_batches(config, batches_per_epoch)
 
-
-#: The largest float32 training tensor ``TrainConfig.normalize_once`` makes (bytes): 1 GiB, e.g.
-#: 60,000 Fashion-MNIST images take 188 MB, 50,000 CIFAR images 614 MB.
-NORMALIZE_ONCE_MAX_BYTES = 2 ** 30
 
 #: The :class:`TrainConfig` fields in which a prefix may differ from the training it is taken from.
 PREFIX_FREE_FIELDS: tuple[str, ...] = ("epochs", "last_epoch_fraction", "drop_epochs")
