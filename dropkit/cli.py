@@ -327,12 +327,11 @@ def _cmd_sweep(args) -> int:
 def _print_projection(missing: list, store, *, workers: int, threads: int, data_root) -> None:
     """The dry run's cost lines: FLOPs of the missing work, its floor, its projected wall time."""
     from dropkit.cost import project_sweep
-    from dropkit.runner import query_specs
+    from dropkit.runner import stored_queries
 
-    # every query training a missing run needs (Strategy+DRoP's recall query too) that is stored
-    stored_queries = {query.query_key for spec in missing for query in query_specs(spec)
-                      if store.scores_path(query.query_key).is_file()}
-    p = project_sweep(missing, workers=workers, threads=threads, stored_queries=stored_queries,
+    # the sweep's own look-up: every query training a missing run needs (Strategy+DRoP's recall
+    # query too) whose outputs are stored and readable
+    p = project_sweep(missing, workers=workers, threads=threads, stored_queries=stored_queries(missing, store),
                       data_root=data_root)
     rates = ", ".join(f"{name} {rate / 1e9:.1f}" for name, rate in p.training_rates.items())
     snapshots = f" (and {p.snapshot_queries} shorter ones as their snapshots)" if p.snapshot_queries else ""

@@ -34,7 +34,7 @@ from dropkit.spec import RECALL_PROTOCOLS, SCORE_PROTOCOLS, RunSpec, query_seed
 from dropkit.store import ResultStore
 
 __all__ = ["QueryPlan", "load_data", "query_group_outputs", "query_groups", "query_outputs", "query_plan",
-           "query_specs", "recall_spec", "run"]
+           "query_specs", "recall_spec", "run", "stored_queries"]
 
 
 def load_data(spec: RunSpec, data_root: str | os.PathLike | None):
@@ -180,15 +180,24 @@ def query_plan(specs: Iterable[RunSpec], stored_queries: Collection[str] = froze
     """The :class:`QueryPlan` of running ``specs``: the query trainings of their
     :func:`query_specs` whose query key is not in ``stored_queries`` (the keys whose outputs are
     stored already), grouped by :func:`query_groups`. Pure: reads no store, trains nothing."""
-    specs = list(specs)
-    queries = [query for spec in specs for query in query_specs(spec) if query.query_key not in stored_queries]
+    needs = [(spec, query_specs(spec)) for spec in specs]
+    queries = [query for _, queries in needs for query in queries if query.query_key not in stored_queries]
     groups = {f"query:{group[0].query_key}": group for group in query_groups(queries)}
     group_of = {query.query_key: name for name, group in groups.items() for query in group}
     waits_for: dict[str, tuple[str, ...]] = {}
-    for spec in specs:
-        keys = (query.query_key for query in query_specs(spec))
+    for spec, queries in needs:
+        keys = (query.query_key for query in queries)
         waits_for.setdefault(spec.cache_key, tuple(dict.fromkeys(group_of[key] for key in keys if key in group_of)))
     return QueryPlan(groups, group_of, waits_for)
+
+
+def stored_queries(specs: Iterable[RunSpec], store: ResultStore) -> set[str]:
+    """The query keys of ``specs``' query trainings (:func:`query_specs`: their own and their DRoP
+    recalls') whose outputs ``store`` holds readable (``ResultStore.load_scores``; an unreadable
+    file is recomputed, so it does not count), each looked up once: the ``stored_queries`` of
+    :func:`query_plan`."""
+    keys = dict.fromkeys(query.query_key for spec in specs for query in query_specs(spec))
+    return {key for key in keys if store.load_scores(key) is not None}
 
 
 def query_outputs(spec: RunSpec, data, store: ResultStore | None = None, *,

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from dropkit.cost import ModelFlops, final_passes, group_query_passes
-from dropkit.runner import load_data, query_group_outputs, query_plan, query_specs, run
+from dropkit.runner import load_data, query_group_outputs, query_plan, run, stored_queries
 from dropkit.schedule import Job, ReadyQueue
 from dropkit.spec import LATER_FIELD_DEFAULTS, RunSpec, check_choice, check_int
 from dropkit.store import ResultStore
@@ -403,7 +403,7 @@ def _tasks(missing: list[RunSpec], store: ResultStore, function: Callable, data_
     data (``train_subset`` when set, else 1: runs on one dataset compare exactly, across datasets
     roughly)."""
     root, profile = str(store.root), store.profile
-    plan = query_plan(missing, _stored_queries(missing, store)) if with_queries else None
+    plan = query_plan(missing, stored_queries(missing, store)) if with_queries else None
     tasks: dict[str, _Task] = {}
     for spec in missing:
         size = spec.train_subset or 1
@@ -417,12 +417,6 @@ def _tasks(missing: list[RunSpec], store: ResultStore, function: Callable, data_
         tasks[spec.cache_key] = _Task(job, _run_task, (function, spec, root, profile, data_root, False),
                                       spec.label())
     return list(tasks.values())
-
-
-def _stored_queries(missing: list[RunSpec], store: ResultStore) -> set[str]:
-    """The query keys of ``missing``'s query trainings whose outputs are stored (each looked up once)."""
-    keys = dict.fromkeys(query.query_key for spec in missing for query in query_specs(spec))
-    return {key for key in keys if store.load_scores(key) is not None}
 
 
 def _query_label(group: tuple[RunSpec, ...]) -> str:

@@ -18,7 +18,7 @@ from dropkit.cost import group_query_passes, model_flops, query_passes, sweep_jo
 from dropkit.models import build_model
 from dropkit.profiles import experiment_specs
 from dropkit.runner import (QueryPlan, _query_config, load_data, query_group_outputs, query_groups, query_outputs,
-                            query_plan, query_specs, recall_spec, run)
+                            query_plan, query_specs, recall_spec, run, stored_queries)
 from dropkit.scores import prefix_query_mismatch
 from dropkit.spec import RunSpec
 from dropkit.store import ResultStore
@@ -117,6 +117,18 @@ def test_the_query_plan_names_each_group_once_and_what_each_run_waits_for():
         waits_for={random_drop.cache_key: (), strategy.cache_key: (), shorter.cache_key: (el2n,),
                    strategy_drop.cache_key: (forgetting,), full.cache_key: ()})
     assert query_plan([full]) == QueryPlan({}, {}, {full.cache_key: ()})
+
+
+def test_stored_queries_are_the_readable_score_files_of_every_query_a_run_needs(tmp_path):
+    random_drop, full = _spec(2), _spec(2, protocol="none", density=1.0, method=None)
+    strategy_drop = _spec(2, protocol="strategy+drop", method="forgetting", recall_query="short")  # + EL2N's recalls
+    store = ResultStore(tmp_path, "smoke")
+    assert stored_queries([random_drop, strategy_drop, full], store) == set()
+    store.save_scores(random_drop.query_key, {"scores": np.zeros(3)})        # the recall query of both
+    assert stored_queries([strategy_drop], store) == {random_drop.query_key}
+    store.scores_path(strategy_drop.query_key).write_bytes(b"not an npz")    # unreadable: recomputed
+    with pytest.warns(UserWarning, match="unreadable score cache"):
+        assert stored_queries([random_drop, strategy_drop, full], store) == {random_drop.query_key}
 
 
 def test_group_outputs_equal_separate_trainings_and_are_stored_under_their_own_keys(root, tmp_path, trainings):
