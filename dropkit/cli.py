@@ -334,11 +334,12 @@ def _print_projection(missing: list, store, *, workers: int, threads: int, data_
     p = project_sweep(missing, workers=workers, threads=threads, stored_queries=stored_queries(missing, store),
                       data_root=data_root)
     rates = ", ".join(f"{name} {rate / 1e9:.1f}" for name, rate in p.training_rates.items())
+    kernels = ", ".join(f"{name} {rate / 1e9:.1f}" for name, rate in p.kernel_rates.items())
     snapshots = f" (and {p.snapshot_queries} shorter ones as their snapshots)" if p.snapshot_queries else ""
     print(f"missing work: {p.runs} runs and {p.queries} query trainings{snapshots}, {p.flops / 1e12:.2f} TFLOP\n"
-          f"measured now: matmul {p.matmul_rate / 1e9:.1f} GFLOP/s per thread; training step "
-          f"GFLOP/s on {threads} thread(s): {rates}\n"
-          f"floor (every core multiplying matrices): {p.floor_seconds / 60:.1f} min; projected wall "
+          f"measured now, GFLOP/s: training step on {threads} thread(s): {rates}; its matrix kernels "
+          f"alone on 1 thread: {kernels}\n"
+          f"floor (every core running only those kernels): {p.floor_seconds / 60:.1f} min; projected wall "
           f"time on {workers} worker(s) x {threads} thread(s): {p.projected_seconds / 60:.1f} min")
 
 

@@ -16,13 +16,16 @@ seconds.
   training pass per sample; CoreSet's k-center greedy is not counted (it is not a network pass).
 * :func:`model_flops`: FLOPs of one sample's forward pass and of one training pass;
   :meth:`Passes.flops` turns passes into FLOPs.
-* :func:`matmul_rate`: FLOP/s of float32 matrix products on this machine with the given torch
-  threads, measured for ``seconds``: the *floor* of a sweep is its FLOPs at this rate.
+* :func:`matmul_rate`: FLOP/s of float32 matrix products of one shape on this machine with the
+  given torch threads, measured for ``seconds``.
+* :func:`kernel_rate`: FLOP/s of a model's own training kernels (the matrix products and
+  convolutions of one training pass, forward and backward, in their own shapes, called back to
+  back with nothing in between): the *floor* of a sweep is its FLOPs at this rate on every core.
 * :func:`sweep_jobs` / :func:`project_sweep`: the FLOPs of a sweep's missing query trainings and
-  runs, its floor at the matrix rate, and its projected wall time under the sweep's own schedule
+  runs, its floor at the kernel rates, and its projected wall time under the sweep's own schedule
   at the measured training rates (what ``dropkit sweep --dry-run`` prints).
 * :func:`training_rate`: FLOP/s of the real training step of a model (SGD, the given batch size),
-  measured on random data: what a run actually gets; its ratio to :func:`matmul_rate` is the
+  measured on random data: what a run actually gets; its ratio to :func:`kernel_rate` is the
   step's efficiency (on one thread of the 2-core AVX-512 development machine: the MLP's step
   runs at about the rate of a 512 x 512 product, the small conv net's at about a third).
 """
@@ -39,7 +42,7 @@ if TYPE_CHECKING:
     from dropkit.spec import RunSpec
 
 __all__ = ["Passes", "ModelFlops", "query_passes", "group_query_passes", "final_passes", "model_flops",
-           "matmul_rate", "training_rate", "SweepProjection", "sweep_jobs", "project_sweep"]
+           "matmul_rate", "kernel_rate", "training_rate", "SweepProjection", "sweep_jobs", "project_sweep"]
 
 _SHORT_QUERY_METHODS = ("el2n", "grand")
 
@@ -166,6 +169,90 @@ def matmul_rate(threads: int = 1, *, shape: tuple[int, int, int] = (512, 512, 51
         torch.set_num_threads(previous)
 
 
+def _random_batch(model, input_shape: tuple[int, ...], num_classes: int, batch_size: int,
+                  channels_last: bool) -> tuple:
+    """``(model, x, y)``: a random float32 batch ``x [batch_size, *input_shape]`` with labels
+    ``y [batch_size]`` (seed 0), and with ``channels_last`` on image input both ``x`` and the
+    model (in place) in NHWC memory format, as a run of such a spec trains."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(batch_size, *input_shape, generator=generator)
+    y = torch.randint(0, num_classes, (batch_size,), generator=generator)
+    if channels_last and x.ndim == 4:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    return model, x, y
+
+
+def _training_kernels(model, input_shape: tuple[int, ...], num_classes: int, *, batch_size: int,
+                      channels_last: bool) -> list:
+    """The FLOP-counted kernel calls (those ``FlopCounterMode`` counts: matrix products,
+    convolutions and their backward) of one training pass of ``model`` (forward in training mode,
+    cross entropy, backward with no gradient for the input) on a random float32 batch, in call
+    order, each as ``(op, args, kwargs)`` with its tensors copied (same shapes, strides, dtype)."""
+    import torch
+    import torch.nn.functional as F
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_map
+    from torch.utils.flop_counter import flop_registry
+
+    calls = []
+
+    class Recorder(TorchDispatchMode):
+        def __torch_dispatch__(self, op, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if op.overloadpacket in flop_registry:
+                calls.append((op, *tree_map(lambda a: a.detach().clone() if isinstance(a, torch.Tensor) else a,
+                                            (args, kwargs))))
+            return op(*args, **kwargs)
+
+    model, x, y = _random_batch(model, input_shape, num_classes, batch_size, channels_last)
+    was_training = model.training
+    model.train()
+    try:
+        with Recorder():
+            F.cross_entropy(model(x), y).backward()
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+    return calls
+
+
+def kernel_rate(model, input_shape: tuple[int, ...], num_classes: int, *, batch_size: int,
+                threads: int = 1, seconds: float = 1.0, channels_last: bool = False) -> float:
+    """FLOP/s of a training pass's own FLOP-counted kernels on ``threads`` torch threads: the
+    matrix products and convolutions (forward and backward) of one training pass of ``model`` on a
+    batch of ``batch_size``, recorded once, then called back to back on copies of their inputs
+    (same shapes and strides, so the same transposes and memory formats) for about ``seconds``,
+    with nothing else in between (no elementwise work, no optimiser, no data).
+
+    Its FLOPs are :func:`model_flops`'s training pass times ``batch_size``, so this is the rate a
+    training step would reach if everything but its kernels took no time: the floor of that
+    model's training on this machine. (:func:`matmul_rate` in one shape instead measures that
+    shape only; the MLP's smaller and transposed products are slower than its largest forward one.)
+    Pass a throwaway copy of the model: batch-norm running statistics move by one random batch.
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        calls = _training_kernels(model, input_shape, num_classes, batch_size=batch_size,
+                                  channels_last=channels_last)
+
+        def replay():
+            for op, args, kwargs in calls:
+                op(*args, **kwargs)
+
+        with FlopCounterMode(display=False) as counter:
+            replay()
+        return _rate(replay, counter.get_total_flops(), seconds)
+    finally:
+        torch.set_num_threads(previous)
+
+
 def training_rate(model, input_shape: tuple[int, ...], num_classes: int, *, batch_size: int,
                   threads: int = 1, seconds: float = 1.0, channels_last: bool = False) -> float:
     """FLOP/s (counted as :func:`model_flops`'s training pass per sample) of SGD steps
@@ -179,12 +266,7 @@ def training_rate(model, input_shape: tuple[int, ...], num_classes: int, *, batc
     torch.set_num_threads(threads)
     try:
         flops = model_flops(model, input_shape, num_classes).train * batch_size
-        generator = torch.Generator().manual_seed(0)
-        x = torch.randn(batch_size, *input_shape, generator=generator)
-        y = torch.randint(0, num_classes, (batch_size,), generator=generator)
-        if channels_last and x.ndim == 4:
-            model = model.to(memory_format=torch.channels_last)
-            x = x.contiguous(memory_format=torch.channels_last)
+        model, x, y = _random_batch(model, input_shape, num_classes, batch_size, channels_last)
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
         model.train()
 
@@ -208,17 +290,19 @@ class SweepProjection:
     queries, runs: query trainings and final runs still to compute; snapshot_queries: further
     missing queries that are snapshots of those trainings (``dropkit.runner.query_groups``), so
     cost their evaluation and scoring only; flops: their FLOPs;
-    matmul_rate: measured float32 FLOP/s per thread (see :func:`matmul_rate`); floor_seconds:
-    ``flops / (matmul_rate * workers * threads)``, no schedule can beat it; training_rates: model
-    name -> measured FLOP/s of its training step on ``threads`` threads; projected_seconds: the
-    wall time of the sweep's own schedule (:func:`dropkit.schedule.simulated_wall`) with every
-    job taking its FLOPs at its model's training rate.
+    kernel_rates: model name -> measured FLOP/s of its training pass's own kernels on one thread
+    (:func:`kernel_rate`); floor_seconds: every job's FLOPs at its model's kernel rate, summed and
+    divided by ``workers * threads``: every core running nothing but those kernels all the time, so
+    no schedule can beat it; training_rates: model name -> measured FLOP/s of its training step on
+    ``threads`` threads (:func:`training_rate`); projected_seconds: the wall time of the sweep's
+    own schedule (:func:`dropkit.schedule.simulated_wall`) with every job taking its FLOPs at its
+    model's training rate.
     """
 
     queries: int
     runs: int
     flops: float
-    matmul_rate: float
+    kernel_rates: dict
     floor_seconds: float
     training_rates: dict
     projected_seconds: float
@@ -289,21 +373,24 @@ def project_sweep(specs, *, workers: int, threads: int, stored_queries=frozenset
     specs = list(specs)
     plan = query_plan(specs, stored_queries)
     jobs, models = _plan_jobs(specs, plan, data_root)
-    total = sum(job.cost for job in jobs)
-    rate = matmul_rate(1, seconds=seconds)
-    rates = {}
+    rates, kernels = {}, {}
     for model_key in sorted(set(models.values()), key=str):
         name, input_shape, num_classes, channels_last = model_key
         batch = next(s.batch_size for s in specs if s.model == name)
         network = build_model(name, num_classes=num_classes, input_shape=input_shape)
-        rates[model_key] = training_rate(copy.deepcopy(network), input_shape, num_classes,
-                                         batch_size=batch, threads=threads, seconds=seconds,
-                                         channels_last=channels_last)
+        shape = dict(batch_size=batch, seconds=seconds, channels_last=channels_last)
+        kernels[model_key] = kernel_rate(copy.deepcopy(network), input_shape, num_classes, threads=1, **shape)
+        rates[model_key] = training_rate(copy.deepcopy(network), input_shape, num_classes, threads=threads, **shape)
     timed = [Job(job.key, job.cost / rates[models[job.key]], job.after) for job in jobs]
+
+    def label(key):
+        return key[0] + (" (NHWC)" if key[3] else "")
+
     return SweepProjection(
         queries=len(plan.groups), snapshot_queries=len(plan.group_of) - len(plan.groups),
         runs=sum(not job.key.startswith("query:") for job in jobs),
-        flops=total, matmul_rate=rate, floor_seconds=total / (rate * workers * threads),
-        training_rates={key[0] + (" (NHWC)" if key[3] else ""): value for key, value in rates.items()},
+        flops=sum(job.cost for job in jobs), kernel_rates={label(k): v for k, v in kernels.items()},
+        floor_seconds=sum(job.cost / kernels[models[job.key]] for job in jobs) / (workers * threads),
+        training_rates={label(k): v for k, v in rates.items()},
         projected_seconds=simulated_wall(timed, workers),
     )

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from dropkit.cost import ModelFlops, Passes, final_passes, matmul_rate, model_flops, query_passes, training_rate
+from dropkit.cost import (ModelFlops, Passes, final_passes, kernel_rate, matmul_rate, model_flops, query_passes,
+                          training_rate)
 from dropkit.spec import RunSpec
 
 
@@ -50,6 +51,35 @@ def test_measured_rates_are_positive_and_restore_threads():
     model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
     assert training_rate(model, (2, 2), 3, batch_size=8, seconds=0.05) > 0
     assert torch.get_num_threads() == threads
+
+
+@pytest.mark.parametrize("name, channels_last", [("mlp", False), ("cnn", True)])
+def test_kernel_floor_replays_exactly_the_counted_kernels_of_a_training_pass(name, channels_last):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from dropkit.cost import _training_kernels
+    from dropkit.models import build_model
+
+    model = build_model(name, num_classes=10, input_shape=(1, 28, 28))
+    calls = _training_kernels(model, (1, 28, 28), 10, batch_size=16, channels_last=channels_last)
+    with FlopCounterMode(display=False) as counter:
+        for op, args, kwargs in calls:
+            op(*args, **kwargs)
+    # the replay does the training pass's FLOPs, no more and no less
+    assert counter.get_total_flops() == model_flops(model, (1, 28, 28), 10).train * 16
+    ops = {str(op.overloadpacket) for op, _, _ in calls}
+    assert ops == ({"aten.mm", "aten.addmm"} if name == "mlp" else
+                   {"aten.convolution", "aten.convolution_backward", "aten.mm", "aten.addmm"})
+    if channels_last:  # the convolutions see NHWC inputs, as the run's do
+        first = next(args[0] for op, args, _ in calls if str(op.overloadpacket) == "aten.convolution")
+        assert first.is_contiguous(memory_format=torch.channels_last)
+    # autograd's weight gradient multiplies a transposed view: the replay keeps its strides
+    first_layer = [args for op, args, _ in calls if str(op.overloadpacket) == "aten.mm"][-1]
+    assert not all(a.is_contiguous() for a in first_layer)
+    threads = torch.get_num_threads()
+    assert kernel_rate(model, (1, 28, 28), 10, batch_size=16, seconds=0.05, channels_last=channels_last) > 0
+    assert torch.get_num_threads() == threads
+    assert all(p.grad is None for p in model.parameters())
 
 
 def test_training_rate_trains_in_the_specs_memory_format(monkeypatch):
