@@ -23,6 +23,7 @@ EXPECTED = {
     "scores.py": {"grand_mlp_speedup", "grand_cnn_speedup"},
     "gpu.py": {"vgg16_dropkit_vs_dataloader", "fast_cifar10_sweep_within_1_gpu_hour"},
     "sweep.py": {"sweep_floor_over_wall", "sweep_cpu_utilisation"},
+    "batch_gather.py": {"mlp_batch_gather_speedup", "cnn_batch_gather_speedup"},
 }
 
 

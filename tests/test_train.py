@@ -215,6 +215,25 @@ def test_augmentation_of_float_images_and_bad_shapes():
         augment_batch(torch.zeros(4, 8), torch.Generator())
 
 
+@pytest.mark.parametrize("split_name", ["bands", "gaussian"])
+def test_in_memory_batches_are_the_permutations_rows(split_name, bands, gaussian):
+    from dropkit.train.batches import InMemoryTrainSet
+
+    data = {"bands": bands, "gaussian": gaussian}[split_name]   # uint8 [N, 1, 8, 8] / float [N, 4]
+    indices = np.arange(1, data.num_train, 2)                    # a subset: rows 1, 3, 5, ...
+    train_set = InMemoryTrainSet(data, indices, torch.device("cpu"))
+    order = torch.randperm(len(indices), generator=torch.Generator().manual_seed(0))
+    bounds = epoch_batches(len(indices), 16)
+    seen = []
+    for (start, stop), (positions, xb, yb) in zip(bounds, train_set.batches(order, bounds), strict=True):
+        rows = torch.from_numpy(indices)[order[start:stop]]
+        assert torch.equal(positions, order[start:stop])
+        assert xb.dtype == data.x_train.dtype and torch.equal(xb, data.x_train[rows])
+        assert torch.equal(yb, data.y_train[rows]) and xb.is_contiguous()
+        seen.append(positions)
+    assert sorted(torch.cat(seen).tolist()) == list(range(len(indices)))
+
+
 def test_max_shift_bounds_the_training_loops_shifts(bands, monkeypatch):
     import dropkit.train as train_module
 

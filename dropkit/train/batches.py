@@ -72,17 +72,21 @@ def epoch_batches(n: int, batch_size: int) -> list[tuple[int, int]]:
 
 
 class InMemoryTrainSet:
-    """The training rows as tensors on the device; a batch is a slice of a permutation."""
+    """The training rows as tensors on the device; a batch is a slice of a permutation.
+
+    Rows are gathered with ``index_select`` rather than advanced indexing: the same copy, but on
+    the CPU about 20x faster for a batch of 256 uint8 images ``[B, 1, 28, 28]`` (advanced
+    indexing of a 4-D tensor took ~0.1 ms of the MLP's ~7 ms step)."""
 
     def __init__(self, data: "DataSplits", indices: np.ndarray, device: torch.device):
         index = torch.from_numpy(indices)
-        self.x = data.x_train[index].to(device)
-        self.y = data.y_train[index].to(device)
+        self.x = data.x_train.index_select(0, index).to(device)
+        self.y = data.y_train.index_select(0, index).to(device)
 
     def batches(self, order: torch.Tensor, bounds: list[tuple[int, int]]):
         for start, stop in bounds:
             positions = order[start:stop]
-            yield positions, self.x[positions], self.y[positions]
+            yield positions, self.x.index_select(0, positions), self.y.index_select(0, positions)
 
 
 class StreamingTrainSet:
