@@ -88,15 +88,11 @@ def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     from dropkit.profiles import get_profile
 
+    from train_throughput import setup_names  # this folder's twin script: the same --setup choice
+
     profile = get_profile(args.profile)
-    names = [setup.name for setup in profile.setups_for("bias_benchmark")]
-    if args.setup is not None:
-        if args.setup not in names:
-            raise SystemExit(f"--setup {args.setup!r} is not a bias-benchmark setup of profile {args.profile!r}; "
-                             f"choose one of {', '.join(names)}")
-        names = [args.setup]
     lines, all_same = [], True
-    for name in names:
+    for name in setup_names(args):
         setup = profile.setup(name)
         seconds, same = measure_setup(profile, setup, args)
         all_same &= same

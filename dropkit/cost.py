@@ -378,9 +378,9 @@ def project_sweep(specs, *, workers: int, threads: int, stored_queries=frozenset
         name, input_shape, num_classes, channels_last = model_key
         batch = next(s.batch_size for s in specs if s.model == name)
         network = build_model(name, num_classes=num_classes, input_shape=input_shape)
-        shape = dict(batch_size=batch, seconds=seconds, channels_last=channels_last)
-        kernels[model_key] = kernel_rate(copy.deepcopy(network), input_shape, num_classes, threads=1, **shape)
-        rates[model_key] = training_rate(copy.deepcopy(network), input_shape, num_classes, threads=threads, **shape)
+        measure = dict(batch_size=batch, seconds=seconds, channels_last=channels_last)
+        kernels[model_key] = kernel_rate(copy.deepcopy(network), input_shape, num_classes, threads=1, **measure)
+        rates[model_key] = training_rate(copy.deepcopy(network), input_shape, num_classes, threads=threads, **measure)
     timed = [Job(job.key, job.cost / rates[models[job.key]], job.after) for job in jobs]
 
     def label(key):
