@@ -2,10 +2,12 @@
 
 The sub-sweep is one chapter's experiment set in one setting at one density and one seed
 (default: the ``default`` profile's bias benchmark on the MLP at d = 0.1, seed 0: the full-data
-run, Random, and every score method's query training and final run, 7 runs and 5 query
-trainings; ``--setup cnn-fashion-mnist`` for the small CNN, ``--setup all`` for both), run by
-``dropkit.sweep.sweep`` into a fresh temporary store with the profile's workers and threads, as
-``dropkit sweep`` would.
+run, Random, and every score method's query models and final run: 7 runs and 2 query trainings,
+EL2N and GraNd from the same 5 short runs, Forgetting, Dynamic Uncertainty and CoreSet from one
+full-length training; ``--setup cnn-fashion-mnist`` for the small CNN, ``--setup all`` for both;
+``--densities all --seeds all`` for the whole chapter, several ``--experiment`` sets for several
+chapters), run by ``dropkit.sweep.sweep`` into a fresh temporary store with the profile's workers
+and threads, as ``dropkit sweep`` would.
 
 * **Floor**: ``dropkit.cost.project_sweep``'s, the floor ``dropkit sweep --dry-run`` prints: the
   sub-sweep's FLOPs (``dropkit.cost``: every query and final training's sample passes times the
@@ -22,7 +24,8 @@ trainings; ``--setup cnn-fashion-mnist`` for the small CNN, ``--setup all`` for 
 * **Wall**: the sweep's measured wall time. **Utilisation**: the CPU time of the sweep and its
   workers over ``wall x workers x threads`` (``SweepReport.cpu_utilisation``).
 
-    python benchmarks/sweep.py            # the default sub-sweep (about 3 minutes on 2 cores)
+    python benchmarks/sweep.py            # the default sub-sweep (about 2 minutes on 2 cores)
+    python benchmarks/sweep.py --densities all --seeds all   # chapter 02's MLP rows (about 15 minutes)
     python benchmarks/sweep.py --quick    # CI: the smoke profile, seconds
 
 The last lines are ``sweep_floor_over_wall: <floor / wall>x (target 0.77x)`` (0.77 = 1/1.3:
@@ -43,9 +46,11 @@ TARGETS = {"sweep_floor_over_wall": 1 / 1.3, "sweep_cpu_utilisation": 0.95}
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="default")
-    parser.add_argument("--experiment", default="bias_benchmark")
-    parser.add_argument("--densities", default="0.1", help="comma-separated (default %(default)s)")
-    parser.add_argument("--seeds", default="0", help="comma-separated (default %(default)s)")
+    parser.add_argument("--experiment", nargs="+", default=["bias_benchmark"],
+                        help="one or more experiment sets, scheduled together (default %(default)s)")
+    parser.add_argument("--densities", default="0.1",
+                        help="comma-separated, or 'all' for the profile's (default %(default)s)")
+    parser.add_argument("--seeds", default="0", help="comma-separated, or 'all' for the profile's (default %(default)s)")
     parser.add_argument("--setup", default="mlp-fashion-mnist",
                         help="the experiment's setting to run (default %(default)s, that of 890 of the "
                         "default profile's 1015 rows; 'all' for every setting of the experiment)")
@@ -69,9 +74,14 @@ def main(argv=None) -> int:
     from dropkit.sweep import sweep
 
     profile = get_profile(args.profile)
-    specs = experiment_specs(profile, args.experiment, setup=None if args.setup == "all" else args.setup,
-                             densities=[float(d) for d in args.densities.split(",")],
-                             seeds=[int(s) for s in args.seeds.split(",")])
+    options = {"setup": None if args.setup == "all" else args.setup}
+    if args.densities != "all":
+        options["densities"] = [float(d) for d in args.densities.split(",")]
+    if args.seeds != "all":
+        options["seeds"] = [int(s) for s in args.seeds.split(",")]
+    specs = list({spec.cache_key: spec for experiment in args.experiment
+                  for spec in experiment_specs(profile, experiment, **options)}.values())
+    experiments = "+".join(args.experiment)
     threads = args.threads or min(profile.threads, os.cpu_count() or 1)
     workers = args.workers or max(1, min(profile.workers, (os.cpu_count() or 1) // threads))
     batch = specs[0].batch_size
@@ -83,8 +93,9 @@ def main(argv=None) -> int:
     steps = ", ".join(f"{name} {rate / 1e9:.1f}" for name, rate in projection.training_rates.items())
     largest_line = (f"; largest forward product alone ({batch} x 784 @ 784 x 512) {largest / 1e9:.1f}"
                     if mlp else "")
-    print(f"{profile.name}/{args.experiment} ({args.setup}) at densities {args.densities}, seeds {args.seeds}: "
-          f"{len(specs)} runs, {flops / 1e12:.2f} TFLOP; {workers} worker(s) x {threads} thread(s)\n"
+    print(f"{profile.name}/{experiments} ({args.setup}) at densities {args.densities}, seeds {args.seeds}: "
+          f"{len(specs)} runs and {projection.queries} query trainings ({projection.shared_queries} more queries "
+          f"from them), {flops / 1e12:.2f} TFLOP; {workers} worker(s) x {threads} thread(s)\n"
           f"GFLOP/s per thread: training kernels alone {kernels}; training step {steps}{largest_line}\n"
           f"floor {floor:.1f} s (at the training kernels' rate); projected wall {projection.projected_seconds:.1f} s "
           f"(at the training step's rate, under the sweep's schedule)", flush=True)

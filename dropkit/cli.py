@@ -335,8 +335,8 @@ def _print_projection(missing: list, store, *, workers: int, threads: int, data_
                       data_root=data_root)
     rates = ", ".join(f"{name} {rate / 1e9:.1f}" for name, rate in p.training_rates.items())
     kernels = ", ".join(f"{name} {rate / 1e9:.1f}" for name, rate in p.kernel_rates.items())
-    snapshots = f" (and {p.snapshot_queries} shorter ones as their snapshots)" if p.snapshot_queries else ""
-    print(f"missing work: {p.runs} runs and {p.queries} query trainings{snapshots}, {p.flops / 1e12:.2f} TFLOP\n"
+    shared = f" (and {p.shared_queries} more queries from the same trainings)" if p.shared_queries else ""
+    print(f"missing work: {p.runs} runs and {p.queries} query trainings{shared}, {p.flops / 1e12:.2f} TFLOP\n"
           f"measured now, GFLOP/s: training step on {threads} thread(s): {rates}; its matrix kernels "
           f"alone on 1 thread: {kernels}\n"
           f"floor (every core running only those kernels): {p.floor_seconds / 60:.1f} min; projected wall "

@@ -44,7 +44,8 @@ if TYPE_CHECKING:
 __all__ = ["Passes", "ModelFlops", "query_passes", "group_query_passes", "final_passes", "model_flops",
            "matmul_rate", "kernel_rate", "training_rate", "SweepProjection", "sweep_jobs", "project_sweep"]
 
-_SHORT_QUERY_METHODS = ("el2n", "grand")
+_SHORT_QUERY_METHODS = ("el2n", "grand")    # dropkit.scores.SHORT_QUERY_METHODS (no torch import here)
+_RECORD_METHODS = ("forgetting", "dynamic_uncertainty")  # dropkit.scores.RECORD_METHODS
 
 
 @dataclass(frozen=True)
@@ -70,33 +71,46 @@ class ModelFlops:
     train: float
 
 
-def query_passes(spec: "RunSpec", num_train: int, num_eval: int, *, trained: bool = True) -> Passes:
-    """Sample passes of ``spec``'s query training (zero for a spec without one).
+def _query_runs(spec: "RunSpec") -> list[tuple[int, float, bool]]:
+    """``(seed offset, epochs, records)`` of each query run of ``spec`` (``dropkit.scores.query_runs``):
+    ``query_seeds`` short runs of ``query_epochs`` for EL2N and GraNd, else one of ``epochs``."""
+    if spec.method in _SHORT_QUERY_METHODS:
+        return [(i, float(spec.query_epochs), False) for i in range(spec.query_seeds)]
+    return [(0, float(spec.epochs), spec.method in _RECORD_METHODS)]
+
+
+def _scoring_passes(spec: "RunSpec", num_train: int) -> Passes:
+    """Passes that score the training set after one query run of ``spec``: GraNd a training pass
+    per sample (a per-sample gradient), EL2N, CoreSet and SSP a forward pass, the others none (their
+    records come from the training passes)."""
+    if spec.method == "grand":
+        return Passes(train=num_train)
+    return Passes(forward=num_train) if spec.method in ("el2n", "coreset", "ssp") else Passes()
+
+
+def query_passes(spec: "RunSpec", num_train: int, num_eval: int) -> Passes:
+    """Sample passes of ``spec``'s query training alone (zero for a spec without one): its runs'
+    training, one evaluation (validation + test, ``num_eval`` samples) and scoring of each.
 
     num_train: training-set size N after subset/long tail; num_eval: validation + test samples.
-    ``trained=False``: without the training passes, for a query whose runs are snapshots of a
-    longer one's (:func:`group_query_passes`): their evaluation and scoring passes only.
     """
-    if not spec.needs_query:
-        return Passes()
-    if spec.method in _SHORT_QUERY_METHODS:
-        runs, epochs = spec.query_seeds, spec.query_epochs
-        scoring = Passes(train=num_train) if spec.method == "grand" else Passes(forward=num_train)
-    else:
-        runs, epochs = 1, spec.epochs
-        scoring = Passes(forward=num_train) if spec.method in ("coreset", "ssp") else Passes()
-    one_run = Passes(train=epochs * num_train if trained else 0.0, forward=num_eval) + scoring
-    return Passes(runs * one_run.train, runs * one_run.forward)
+    return group_query_passes((spec,), num_train, num_eval) if spec.needs_query else Passes()
 
 
 def group_query_passes(group: "Sequence[RunSpec]", num_train: int, num_eval: int) -> Passes:
-    """Sample passes of a group of query trainings of ``dropkit.runner.query_groups``: the first
-    (longest) one's training, evaluation and scoring, and the others' evaluation and scoring of
-    its snapshots."""
-    passes = query_passes(group[0], num_train, num_eval)
-    for spec in group[1:]:
-        passes = passes + query_passes(spec, num_train, num_eval, trained=False)
-    return passes
+    """Sample passes of a group of query trainings of ``dropkit.runner.query_groups`` (one
+    ``query_training_key``), computed as ``dropkit.scores.compute_query_scores`` does: each query
+    seed's longest run trained once (the others are its snapshots), each distinct run
+    (seed, length, records) evaluated once, and every query's scoring of each of its runs."""
+    longest: dict[int, float] = {}
+    runs: set[tuple[int, float, bool]] = set()
+    scoring = Passes()
+    for spec in group:
+        for run in _query_runs(spec):
+            longest[run[0]] = max(longest.get(run[0], 0.0), run[1])
+            runs.add(run)
+            scoring = scoring + _scoring_passes(spec, num_train)
+    return Passes(train=sum(longest.values()) * num_train, forward=len(runs) * num_eval) + scoring
 
 
 def final_passes(spec: "RunSpec", num_train: int, num_eval: int) -> Passes:
@@ -287,9 +301,10 @@ def training_rate(model, input_shape: tuple[int, ...], num_classes: int, *, batc
 class SweepProjection:
     """What the missing work of a sweep costs on this machine.
 
-    queries, runs: query trainings and final runs still to compute; snapshot_queries: further
-    missing queries that are snapshots of those trainings (``dropkit.runner.query_groups``), so
-    cost their evaluation and scoring only; flops: their FLOPs;
+    queries, runs: groups of query trainings and final runs still to compute; shared_queries:
+    further missing queries computed from those groups' trainings (the same runs, or snapshots of
+    them: ``dropkit.runner.query_groups``), so they cost their evaluation and scoring only; flops:
+    their FLOPs;
     kernel_rates: model name -> measured FLOP/s of its training pass's own kernels on one thread
     (:func:`kernel_rate`); floor_seconds: every job's FLOPs at its model's kernel rate, summed and
     divided by ``workers * threads``: every core running nothing but those kernels all the time, so
@@ -306,7 +321,7 @@ class SweepProjection:
     floor_seconds: float
     training_rates: dict
     projected_seconds: float
-    snapshot_queries: int = 0
+    shared_queries: int = 0
 
 
 def sweep_jobs(specs, *, stored_queries=frozenset(), data_root=None) -> tuple[list, dict]:
@@ -387,7 +402,7 @@ def project_sweep(specs, *, workers: int, threads: int, stored_queries=frozenset
         return key[0] + (" (NHWC)" if key[3] else "")
 
     return SweepProjection(
-        queries=len(plan.groups), snapshot_queries=len(plan.group_of) - len(plan.groups),
+        queries=len(plan.groups), shared_queries=len(plan.group_of) - len(plan.groups),
         runs=sum(not job.key.startswith("query:") for job in jobs),
         flops=sum(job.cost for job in jobs), kernel_rates={label(k): v for k, v in kernels.items()},
         floor_seconds=sum(job.cost / kernels[models[job.key]] for job in jobs) / (workers * threads),

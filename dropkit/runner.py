@@ -3,7 +3,7 @@
 Data flow of :func:`run`::
 
     spec -> data (subset, long tail) -> query model(s) and scores (cached by ``spec.query_key``;
-            shorter query lengths of one training from its snapshots, :func:`query_groups`;
+            query runs shared by methods and lengths trained once, :func:`query_groups`;
             what a sweep still trains and which run waits for what, :func:`query_plan`)
          -> class quotas + selection (``dropkit.protocols.keep_indices``) -> final training
          -> row (spec fields, per-class recalls, robustness summary, class counts, provenance)
@@ -137,23 +137,32 @@ def query_groups(queries: Iterable[RunSpec]) -> list[tuple[RunSpec, ...]]:
     :func:`query_specs`; one per ``query_key``, the first given), grouped into what is trained
     together, in order of first appearance.
 
-    A group holds every short query (EL2N, GraNd) with one :attr:`RunSpec.query_prefix_key`,
-    longest ``query_epochs`` first: only the first is trained, the others are snapshots of its
-    runs (:func:`query_group_outputs`). That is exact: their query runs have the same seeds and
-    differ in length only, and both keep the drop epochs of one schedule that fall before their
-    ends, so every epoch of the shorter runs has the same learning rate in both
-    (``dropkit.train.prefix_mismatch`` is None, checked again when the group is computed). Any
-    other query is a group of its own.
+    A group holds every query with one :attr:`RunSpec.query_training_key`: the same data, model,
+    seeds, optimiser and schedule, whatever the method, so its query runs are the same trainings
+    or prefixes of one another. Short queries (EL2N, GraNd) of one group share their runs, seed by
+    seed, and a shorter ``query_epochs`` is a snapshot of the longest; the full-length queries
+    (Forgetting, Dynamic Uncertainty, CoreSet, SSP) of one group are one training.
+    :func:`query_group_outputs` trains each distinct run once
+    (``dropkit.scores.compute_query_scores``). That is exact: each run is a prefix of the one it
+    is taken from (``dropkit.train.prefix_mismatch`` is None, checked again when the group is
+    computed), and every query's outputs are those of its own trainings. The longest query comes
+    first (the group's name), then the others in order of appearance.
     """
     groups: dict[str, list[RunSpec]] = {}
     for spec in queries:
         if not spec.needs_query:
             raise ValueError(f"{spec.label()}: protocol {spec.protocol!r} uses no query model")
-        family = spec.query_prefix_key or spec.query_key
-        members = groups.setdefault(family, [])
+        members = groups.setdefault(spec.query_training_key, [])
         if all(member.query_key != spec.query_key for member in members):
             members.append(spec)
-    return [tuple(sorted(members, key=lambda member: -member.query_epochs)) for members in groups.values()]
+    return [tuple(sorted(members, key=_query_length, reverse=True)) for members in groups.values()]
+
+
+def _query_length(spec: RunSpec) -> float:
+    """Epochs of ``spec``'s query runs (``query_epochs`` for short runs, else ``epochs``)."""
+    from dropkit.spec import SHORT_QUERY_METHODS
+
+    return float(spec.query_epochs if spec.method in SHORT_QUERY_METHODS else spec.epochs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,10 +224,10 @@ def query_outputs(spec: RunSpec, data, store: ResultStore | None = None, *,
 def query_group_outputs(group: Sequence[RunSpec], data, store: ResultStore | None = None, *,
                         progress: bool = False) -> dict[str, dict[str, np.ndarray]]:
     """:func:`query_outputs` of every spec of ``group`` (a group of :func:`query_groups`), by
-    ``query_key``: those cached in ``store`` are read, the others computed with one training per
-    query seed, that of the longest among them, the shorter ones' from its snapshots
-    (``dropkit.scores.compute_prefix_scores``), each as its own training would give it, and
-    stored under its own ``query_key``.
+    ``query_key``: those cached in ``store`` are read, the others computed together, each distinct
+    query run trained once and the shorter or equal ones taken from its snapshots
+    (``dropkit.scores.compute_query_scores``), each as its own training would give it, and stored
+    under its own ``query_key``.
     """
     group = tuple(group)
     if not group:
@@ -226,10 +235,9 @@ def query_group_outputs(group: Sequence[RunSpec], data, store: ResultStore | Non
     for spec in group:
         if not spec.needs_query:
             raise ValueError(f"protocol {spec.protocol!r} uses no query model")
-    if len(group) > 1 and (group[0].query_prefix_key is None
-                           or any(spec.query_prefix_key != group[0].query_prefix_key for spec in group)):
-        raise ValueError("group: these query trainings differ in more than the length of short query runs "
-                         "(see query_groups)")
+    if any(spec.query_training_key != group[0].query_training_key for spec in group):
+        raise ValueError("group: these query trainings differ in more than their method and the length of "
+                         "short query runs (see query_groups)")
     outputs: dict[str, dict[str, np.ndarray]] = {}
     missing: list[RunSpec] = []
     for spec in group:
@@ -240,15 +248,11 @@ def query_group_outputs(group: Sequence[RunSpec], data, store: ResultStore | Non
             missing.append(spec)
     if not missing:
         return outputs
-    from dropkit.scores import compute_prefix_scores, compute_scores
+    from dropkit.scores import compute_query_scores
 
-    lead = max(missing, key=lambda spec: spec.query_epochs)
-    model = _model_for(lead, data, query_seed(lead))
-    if len(missing) == 1:
-        results = (compute_scores(lead.method, data, model=model, query=_query_config(lead), progress=progress),)
-    else:
-        results = compute_prefix_scores(lead.method, data, model=model, progress=progress,
-                                        queries=[_query_config(spec) for spec in missing])
+    lead = missing[0]  # one group: one model, one query seed for all
+    results = compute_query_scores(data, model=_model_for(lead, data, query_seed(lead)), progress=progress,
+                                   requests=[(spec.method, _query_config(spec)) for spec in missing])
     for spec, result in zip(missing, results, strict=True):
         outputs[spec.query_key] = _outputs(result, data)
         if store is not None:

@@ -456,21 +456,28 @@ class RunSpec:
         return self._query_digest()
 
     @property
-    def query_prefix_key(self) -> str | None:
-        """sha256 of the :attr:`query_key` fields but ``query_epochs``, for a spec whose query model
-        is the short one (EL2N, GraNd: :data:`SHORT_QUERY_METHODS`); None for any other spec.
+    def query_training_key(self) -> str | None:
+        """sha256 of what this spec's query *trainings* depend on, or None without a query model:
+        the :attr:`query_key` fields but ``method``, ``du_window`` (how Dynamic Uncertainty reads
+        the records) and ``query_epochs``, and whether the query runs are short (EL2N, GraNd:
+        :data:`SHORT_QUERY_METHODS`) or full-length (the others).
 
-        Specs that share it have query trainings that differ in length only: the same data, model,
-        method, seed and ``query_seeds`` (so the same run seeds, :func:`query_seed`), optimiser,
-        schedule, CDB-W, device and speed options. Every short query run keeps the drop epochs of
-        the one schedule ``drop_epochs`` that fall before its end, so in each epoch of the shorter
-        run both have the same learning rate: the shorter trainings are prefixes of the longest
-        (``dropkit.train.prefix_mismatch``), and ``dropkit.runner.query_groups`` takes them from
-        it.
+        Specs that share it train their query runs on the same data, model, seeds (``seed`` and
+        ``query_seeds``: :func:`query_seed`), optimiser, schedule, CDB-W, device and speed options,
+        and differ at most in length: short runs of ``query_epochs`` keep the drop epochs of the one
+        schedule ``drop_epochs`` that fall before their end, so a shorter run is a prefix of a longer
+        one with the same seed, and the full-length runs of Forgetting, Dynamic Uncertainty, CoreSet
+        and SSP (one of ``epochs``, seed :func:`query_seed`) are one training (Forgetting's and
+        Dynamic Uncertainty's per-sample records are read from it; they change no parameter).
+        ``dropkit.runner.query_groups`` groups them; ``dropkit.scores.compute_query_scores`` trains
+        each distinct run once and takes the others from its snapshots
+        (``dropkit.train.prefix_mismatch``, checked again there).
         """
-        if self.method not in SHORT_QUERY_METHODS:
+        if not self.needs_query:
             return None
-        return self._query_digest(leave_out=("query_epochs",))
+        kind = "short" if self.method in SHORT_QUERY_METHODS else "full"
+        return _digest({"query_runs": kind,
+                        "fields": self._query_digest(leave_out=("method", "du_window", "query_epochs"))})
 
     def _query_digest(self, leave_out: tuple[str, ...] = ()) -> str:
         """sha256 of the keyed :data:`QUERY_FIELDS` of this spec but ``leave_out``."""

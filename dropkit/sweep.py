@@ -2,8 +2,9 @@
 
 :func:`sweep` runs the specs whose rows are missing, skipping stored ones, on a local process pool
 (``executor="local"``) or on Slurm through ``submitit`` (``executor="slurm"``). Query trainings
-shared by several specs run once each, and shorter short-query trainings that are prefixes of a
-longer one (:func:`dropkit.runner.query_groups`) are snapshots of it, not trainings. Locally,
+shared by several specs run once each, query runs that several methods train alike are shared by
+them, and shorter ones that are prefixes of a longer one are snapshots of it, not trainings
+(:func:`dropkit.runner.query_groups`). Locally,
 work is handed out by its critical path (:mod:`dropkit.schedule`): the longest chains (a long
 query training and the final runs waiting for it) start first, query-free runs (full data,
 Random) fill the workers meanwhile, and a final run starts as soon as its own query is stored;
@@ -420,13 +421,18 @@ def _tasks(missing: list[RunSpec], store: ResultStore, function: Callable, data_
 
 
 def _query_label(group: tuple[RunSpec, ...]) -> str:
-    """E.g. ``query el2n seed=0``, ``query el2n seed=0 epochs=5 (0.1, 1, 2 from its snapshots)``."""
+    """E.g. ``query el2n seed=0``, ``query el2n seed=0 epochs=5 (with el2n 2, el2n 1, grand 1)``,
+    ``query forgetting seed=0 (with dynamic_uncertainty, coreset)``: the group's first query and
+    the others computed from the same trainings (a short query's length when the group has several)."""
+    from dropkit.spec import SHORT_QUERY_METHODS
+
     lead = group[0]
     label = f"query {lead.method} seed={lead.seed}"
     if len(group) == 1:
         return label
-    shorter = ", ".join(f"{query.query_epochs:g}" for query in group[1:])
-    return f"{label} epochs={lead.query_epochs:g} ({shorter} from its snapshots)"
+    short = lead.method in SHORT_QUERY_METHODS
+    others = ", ".join(f"{query.method} {query.query_epochs:g}" if short else query.method for query in group[1:])
+    return f"{label}{f' epochs={lead.query_epochs:g}' if short else ''} (with {others})"
 
 
 def _by_level(tasks: list[_Task]) -> list[_Task]:

@@ -1,8 +1,9 @@
 """The shipped ``default``-profile results (``results/default/``) are complete, carry their
 provenance, and reproduce: a few of the cheapest stored specs are re-run here on the CPU and must
 give exactly the stored per-class recalls, class counts and metrics (CPU determinism with one
-torch thread, as the sweep runs them), including one run with DRoP quotas over groups and one
-CoreSet run (its k-center order must keep every stored run's kept set).
+torch thread, as the sweep runs them), including one run with DRoP quotas over groups (a CoreSet
+run, whose k-center order must keep every stored run's kept set, is re-run with the other score
+methods from shared query trainings in ``tests/test_sweep_prefixes.py``).
 
 The shipped rows were computed with PyTorch's AVX2 CPU kernels; AVX-512 kernels round some sums
 differently (on an AVX-512 machine a fresh run differs in the last digits of a recall, or in a
@@ -152,15 +153,8 @@ def test_a_shipped_group_quota_run_reproduces_exactly(tmp_path):
         assert fresh[name] == stored[name], f"{RunSpec.from_dict(stored).label()}: {name} differs"
 
 
-@pytest.mark.slow
-def test_a_shipped_coreset_run_reproduces_exactly(shipped, tmp_path):
-    # CoreSet's greedy k-center order is computed by the pruned, blocked search; rewrites of it may
-    # reorder float near-ties, but must keep every run's kept set, so the stored row reproduces.
-    stored = min((r for r in shipped.values() if r["method"] == "coreset" and r["seed"] == 0),
-                 key=lambda r: r["density"])
-    fresh = rerun(stored, tmp_path)
-    for name in REPRODUCED:
-        assert fresh[name] == stored[name], f"{RunSpec.from_dict(stored).label()}: {name} differs"
+# CoreSet's shipped row (and Forgetting's, Dynamic Uncertainty's, EL2N's and GraNd's) re-run from
+# shared query trainings: tests/test_sweep_prefixes.py, the bias benchmark's test.
 
 
 def reproducible(rows) -> list[dict]:

@@ -14,7 +14,7 @@ import torch
 
 import dataset_fixtures as fx
 import dropkit.scores.query as query_module
-from dropkit.cost import group_query_passes, model_flops, query_passes, sweep_jobs
+from dropkit.cost import Passes, group_query_passes, model_flops, query_passes, sweep_jobs
 from dropkit.models import build_model
 from dropkit.profiles import experiment_specs
 from dropkit.runner import (QueryPlan, _query_config, load_data, query_group_outputs, query_groups, query_outputs,
@@ -73,14 +73,21 @@ def test_chapter_07_query_trainings_are_one_group_per_seed():
             assert prefix_query_mismatch(_query_config(query), _query_config(group[0])) is None
 
 
-def test_only_query_trainings_that_differ_in_length_alone_share_a_group():
-    el2n = _spec(2)
-    others = [_spec(1, seed=1), _spec(1, method="grand"), _spec(1, query_seeds=3), _spec(1, drop_epochs=(1, 8)),
-              _spec(1, lr=0.05), _spec(1, query_cdbw=True), _spec(1, protocol="strategy", method="forgetting"),
-              _spec(2, protocol="strategy", method="forgetting")]
-    groups = query_groups([el2n, *others, _spec(1, density=0.3), _spec(0.3, protocol="strategy")])
-    assert groups[0] == (el2n, _spec(1, density=0.3), _spec(0.3, protocol="strategy"))  # one query key each
-    assert groups[1:] == [(other,) for other in others]                # Forgetting runs full length: no prefix
+def test_query_trainings_that_differ_in_method_and_length_alone_share_a_group():
+    el2n, grand = _spec(2), _spec(1, method="grand")
+    alone = [_spec(1, seed=1), _spec(1, query_seeds=3), _spec(1, drop_epochs=(1, 8)), _spec(1, lr=0.05),
+             _spec(1, query_cdbw=True)]
+    full = [_spec(q, protocol="strategy", method=m)
+            for q, m in ((1, "forgetting"), (2, "forgetting"), (1, "dynamic_uncertainty"), (1, "coreset"))]
+    groups = query_groups([el2n, *alone, grand, *full, _spec(1, density=0.3), _spec(0.3, protocol="strategy"),
+                           _spec(1, protocol="strategy", method="dynamic_uncertainty", du_window=3)])
+    # EL2N and GraNd of the same short runs, longest first (one query key each)
+    assert groups[0] == (el2n, grand, _spec(1, density=0.3), _spec(0.3, protocol="strategy"))
+    assert groups[1:6] == [(other,) for other in alone]
+    # every full-length query of one seed and schedule (query_epochs does not change it: one
+    # training, two query keys), Dynamic Uncertainty's window only reads its records
+    assert groups[6:] == [(*full, _spec(1, protocol="strategy", method="dynamic_uncertainty", du_window=3))]
+    assert len({spec.query_key for spec in groups[6]}) == 5
     assert all(len(group) == 1 for group in query_groups([_spec(2), _spec(2, density=0.3)]))
     with pytest.raises(ValueError, match="uses no query model"):
         query_groups([_spec(1, protocol="random", method=None)])
@@ -148,8 +155,33 @@ def test_group_outputs_equal_separate_trainings_and_are_stored_under_their_own_k
     assert not np.array_equal(outputs[specs[0].query_key]["scores"], outputs[specs[2].query_key]["scores"])
     query_group_outputs(group, data, store)                          # all stored: nothing trains
     assert len(trainings) == 4 + 3 * 2
-    with pytest.raises(ValueError, match="differ in more than the length"):
+    with pytest.raises(ValueError, match="differ in more than their method and the length"):
         query_group_outputs((specs[2], _spec(1, seed=1)), data, store)
+
+
+@pytest.mark.parametrize("short", [True, False])
+def test_queries_of_several_methods_on_the_same_trainings_equal_separate_ones(root, tmp_path, trainings, short):
+    """EL2N and GraNd of the same short runs (and a shorter EL2N from their snapshots); Forgetting,
+    Dynamic Uncertainty (two windows), CoreSet and SSP of one full-length training."""
+    methods = (("el2n", 2), ("grand", 2), ("el2n", 1)) if short else \
+        (("forgetting", 1), ("dynamic_uncertainty", 1), ("coreset", 1), ("ssp", 1), ("dynamic_uncertainty", 2))
+    specs = [_spec(q, protocol="strategy", method=m, du_window=2 + q) for m, q in methods]
+    data = load_data(specs[0], root)
+    (group,) = query_groups(specs)
+    store = ResultStore(tmp_path, "smoke")
+    outputs = query_group_outputs(group, data, store)
+    run = _query_config(specs[0]).train_config(full=not short, seed=1000)
+    if short:   # one 2-epoch training per query seed; the 1-epoch EL2N runs are their snapshots
+        assert trainings == [[dataclasses.replace(run, epochs=1, drop_epochs=(), seed=s)] for s in (1000, 1001)]
+    else:       # one full-length training with records; CoreSet's and SSP's plain run is its snapshot
+        assert trainings == [[dataclasses.replace(run, record_per_sample=False)]]
+    for spec in specs:
+        separate = query_outputs(spec, data)                          # its own trainings, no store
+        _assert_same_outputs(outputs[spec.query_key], separate, spec.label())
+        _assert_same_outputs(store.load_scores(spec.query_key), separate, spec.label())
+    assert len(trainings) == (2 + 3 * 2 if short else 1 + 5)
+    scores = [outputs[spec.query_key]["scores"] for spec in specs]
+    assert not any(np.array_equal(scores[0], other) for other in scores[1:])
 
 
 def test_a_sweep_trains_a_group_once_and_stores_the_rows_of_separate_trainings(root, tmp_path, trainings):
@@ -184,6 +216,12 @@ def test_the_dry_run_counts_a_groups_training_once(root):
         query_passes(specs[2], n, n_eval), forward=3 * 2 * (n + n_eval))
     assert query.cost < sum(query_passes(spec, n, n_eval).flops(flops) for spec in group[:3])
     assert all(job.after == (query.key,) for job in jobs if job.key in {s.cache_key for s in specs[:3]})
+    # several methods on the same trainings: each distinct run trained and evaluated once
+    short = (_spec(2), _spec(2, method="grand"), _spec(1))
+    assert group_query_passes(short, n, n_eval) == Passes(train=2 * 2 * n + 2 * n, forward=2 * 2 * n_eval + 2 * 2 * n)
+    full = [_spec(1, protocol="strategy", method=m) for m in ("forgetting", "dynamic_uncertainty", "coreset")]
+    assert group_query_passes(full, n, n_eval) == Passes(train=10 * n, forward=2 * n_eval + n)  # records or not
+    assert group_query_passes(full[:1], n, n_eval) == query_passes(full[0], n, n_eval) == Passes(10 * n, n_eval)
     stored, _ = sweep_jobs(specs, data_root=root, stored_queries={specs[2].query_key})
     (query,) = [job for job in stored if job.key.startswith("query:")]  # 2 epochs trained, 0.3 its snapshot
     assert query.key == f"query:{specs[1].query_key}"
@@ -234,3 +272,32 @@ def test_chapter_07s_shipped_rows_reproduce_from_one_group_training(tmp_path):
         for name in ("cache_key", "query_key", "num_train", "class_sizes", *COMPUTED, "test_gap", "test_std",
                      "val_worst_class", "val_gap", "val_std"):
             assert fresh[name] == row[name], (spec.query_epochs, name)
+
+
+@pytest.mark.slow
+def test_the_bias_benchmarks_shipped_rows_reproduce_with_one_training_per_query_run(tmp_path):
+    """The MLP bias benchmark at d = 0.1, seed 0: EL2N and GraNd from the same 5 short runs, and
+    Forgetting, Dynamic Uncertainty and CoreSet from one full-length training (it records;
+    CoreSet's run without records is its snapshot), instead of 5 + 5 + 3 trainings, with every
+    stored number of the five rows as shipped (CoreSet's greedy k-center order included)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    shipped = ResultStore(Path(__file__).resolve().parents[1] / "results", "default")
+    specs = [s for s in experiment_specs("default", "bias_benchmark", setup="mlp-fashion-mnist", densities=[0.1],
+                                         seeds=[0]) if s.protocol == "strategy"]
+    assert sorted(s.method for s in specs) == ["coreset", "dynamic_uncertainty", "el2n", "forgetting", "grand"]
+    assert len(query_groups(specs)) == 2
+    stored = [shipped.read(spec.cache_key) for spec in specs]
+    done = subprocess.run([sys.executable, "-c", _GROUP_SWEEP, json.dumps([s.to_dict() for s in specs]), str(tmp_path)],
+                          check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1],
+                          env={**os.environ, "ATEN_CPU_CAPABILITY": "avx2"})
+    assert sorted(json.loads(done.stdout.strip().splitlines()[-1])) == [0] * 5 + [1]  # snapshots per training
+    for spec, row in zip(specs, stored, strict=True):
+        fresh = ResultStore(tmp_path, "default").read(spec.cache_key)
+        for name in ("cache_key", "query_key", "num_train", "class_sizes", *COMPUTED, "test_gap", "test_std",
+                     "val_worst_class", "val_gap", "val_std"):
+            assert fresh[name] == row[name], (spec.method, name)

@@ -93,7 +93,7 @@ def test_dry_run_projects_the_missing_work(tmp_path, capsys):
     assert code == 0
     assert "missing work: " in out and " TFLOP" in out
     # query lengths 0.5, 1 and 2 of one seed: one training, the shorter two its snapshots
-    assert "4 runs and 1 query trainings (and 2 shorter ones as their snapshots)" in out
+    assert "4 runs and 1 query trainings (and 2 more queries from the same trainings)" in out
     assert "floor (every core running only those kernels): " in out and "projected wall time on 1 worker(s)" in out
     assert not (tmp_path / "smoke" / "runs").exists() or not any((tmp_path / "smoke" / "runs").iterdir())
 

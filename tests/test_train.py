@@ -492,6 +492,22 @@ def test_several_prefixes_of_one_training_and_one_at_its_very_end(bands):
     assert together.prefixes[1].model is not together.model  # a copy, not the training's own model
 
 
+def test_a_training_without_records_is_a_snapshot_of_one_with_them(bands):
+    # Forgetting's records and CoreSet's plain run of one query seed: one training (records are read
+    # from the training pass after the step), at its end and before it.
+    recorded = dict(PREFIX_RUN, augment=False, cdbw=False)
+    plain = dict(recorded, record_per_sample=False)
+    long = TrainConfig(epochs=3, **recorded)
+    prefixes = [TrainConfig(epochs=3, **plain), TrainConfig(epochs=2, **plain), TrainConfig(epochs=2, **recorded)]
+    together = train(bands, "mlp", long, train_indices=np.arange(90), progress=False, prefixes=prefixes)
+    for prefix, snapshot in zip(prefixes, together.prefixes, strict=True):
+        separate = train(bands, "mlp", prefix, train_indices=np.arange(90), progress=False)
+        _assert_same_result(snapshot, separate)
+        assert (snapshot.correct is None) == (separate.correct is None) == (not prefix.record_per_sample)
+    np.testing.assert_array_equal(together.prefixes[2].correct, together.correct[:2])
+    assert "record_per_sample" in prefix_mismatch(TrainConfig(epochs=2, **recorded), TrainConfig(epochs=3, **plain))
+
+
 @pytest.mark.parametrize("short, long, fragment", [
     (dict(epochs=2), dict(epochs=5, drop_epochs=(1,)), "learning rate of epoch 1 differs"),
     (dict(epochs=3, drop_epochs=(2,)), dict(epochs=5), "learning rate of epoch 2 differs"),

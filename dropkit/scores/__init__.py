@@ -13,8 +13,12 @@ Model-free cores (arrays in, scores out):
 
 The query protocol (:func:`compute_scores`, :class:`QueryConfig`, :class:`ScoreResult`) trains the
 paper's query models and returns the scores with the query models' validation recalls for DRoP;
-:func:`compute_prefix_scores` gives those of several short-query lengths from the longest one's
-trainings (the shorter ones are snapshots of it, :func:`prefix_query_mismatch`).
+:func:`compute_query_scores` gives those of several methods and query lengths on one dataset with
+every distinct query run (:func:`query_runs`) trained once: EL2N and GraNd share their short runs,
+a shorter length is a snapshot of a longer one, and the full-length runs of Forgetting, Dynamic
+Uncertainty, CoreSet and SSP are one training (:func:`shared_trainings`);
+:func:`compute_prefix_scores` is its form for the lengths of one short-query method
+(:func:`prefix_query_mismatch`).
 """
 
 from dropkit.scores.coreset import KCENTER_METHODS, coreset_scores_from_order, k_center_greedy
@@ -23,15 +27,16 @@ from dropkit.scores.el2n import el2n_from_logits
 from dropkit.scores.forgetting import NEVER_LEARNED_RULES, forgetting_from_correct
 from dropkit.scores.grand import GRAD_NORM_METHODS, per_sample_grad_norms
 from dropkit.scores.query import (
-    FULL_QUERY_METHODS, METHODS, SHORT_QUERY_METHODS, QueryConfig, ScoreResult, compute_prefix_scores, compute_scores,
-    prefix_query_mismatch,
+    FULL_QUERY_METHODS, METHODS, RECORD_METHODS, SHORT_QUERY_METHODS, QueryConfig, ScoreResult, compute_prefix_scores,
+    compute_query_scores, compute_scores, prefix_query_mismatch, query_runs, shared_trainings,
 )
 from dropkit.scores.ssp import ssp_from_embeddings
 from dropkit.scores.uniform import random_scores
 
 __all__ = [
     "FULL_QUERY_METHODS", "GRAD_NORM_METHODS", "KCENTER_METHODS", "METHODS", "NEVER_LEARNED_RULES",
-    "SHORT_QUERY_METHODS", "QueryConfig", "ScoreResult", "compute_prefix_scores", "compute_scores",
+    "RECORD_METHODS", "SHORT_QUERY_METHODS", "QueryConfig", "ScoreResult", "compute_prefix_scores",
+    "compute_query_scores", "compute_scores", "query_runs", "shared_trainings",
     "coreset_scores_from_order", "dynamic_uncertainty_from_probs", "el2n_from_logits",
     "forgetting_from_correct", "k_center_greedy", "per_sample_grad_norms", "prefix_query_mismatch", "random_scores",
     "ssp_from_embeddings",

@@ -51,6 +51,8 @@ METHODS: tuple[str, ...] = ("random", "el2n", "grand", "forgetting", "dynamic_un
                             "coreset", "ssp")
 SHORT_QUERY_METHODS: tuple[str, ...] = ("el2n", "grand")
 FULL_QUERY_METHODS: tuple[str, ...] = ("forgetting", "dynamic_uncertainty", "coreset", "ssp")
+#: The methods that read the per-sample records of their query training's passes.
+RECORD_METHODS: tuple[str, ...] = ("forgetting", "dynamic_uncertainty")
 
 
 @dataclass(frozen=True)
@@ -209,17 +211,88 @@ def compute_scores(method: str, data, *, model: str | nn.Module, query: QueryCon
     Returns:
         :class:`ScoreResult` with ``scores`` in ``train_indices`` order.
     """
-    _check_arguments(method, query, model)
+    return compute_query_scores(data, model=model, requests=[(method, query)], train_indices=train_indices,
+                                progress=progress)[0]
+
+
+def query_runs(method: str, query: QueryConfig) -> tuple[TrainConfig, ...]:
+    """The query runs of ``method`` under ``query``, as the :class:`dropkit.train.TrainConfig` of
+    each: ``num_seeds`` short runs (seeds ``seed, seed + 1, ...``) for EL2N and GraNd, one
+    full-length run (seed ``seed``; with per-sample records for Forgetting and Dynamic Uncertainty,
+    :data:`RECORD_METHODS`) for the others, none for Random."""
+    _check_method(method)
+    if method == "random":
+        return ()
     if method in SHORT_QUERY_METHODS:
-        return compute_prefix_scores(method, data, model=model, queries=(query,), train_indices=train_indices,
-                                     progress=progress)[0]
+        return tuple(query.train_config(full=False, seed=query.training.seed + i) for i in range(query.num_seeds))
+    return (query.train_config(full=True, record_per_sample=method in RECORD_METHODS),)
+
+
+def shared_trainings(runs: Sequence[TrainConfig]) -> list[tuple[TrainConfig, tuple[TrainConfig, ...]]]:
+    """The trainings that give every run of ``runs`` once: ``[(trained, snapshots)]``, each distinct
+    run either trained or a snapshot of the first longer-or-equal trained run it is a prefix of
+    (:func:`dropkit.train.prefix_mismatch` is None: the same seed, options and learning rates, at
+    most as long, records only where the trained run keeps them). Runs are taken longest first,
+    those with records before those without, in their given order otherwise. Pure."""
+    distinct = list(dict.fromkeys(runs))
+    order = sorted(range(len(distinct)), key=lambda i: (-distinct[i].epochs, -distinct[i].last_epoch_fraction,
+                                                         not distinct[i].record_per_sample, i))
+    trainings: list[tuple[TrainConfig, list[TrainConfig]]] = []
+    for config in (distinct[i] for i in order):
+        lead = next((t for t in trainings if prefix_mismatch(config, t[0]) is None), None)
+        if lead is None:
+            trainings.append((config, []))
+        else:
+            lead[1].append(config)
+    return [(trained, tuple(snapshots)) for trained, snapshots in trainings]
+
+
+def compute_query_scores(data, *, model: str | nn.Module, requests: Sequence[tuple[str, QueryConfig]],
+                         train_indices=None, progress: bool = True) -> tuple[ScoreResult, ...]:
+    """:func:`compute_scores` of several ``(method, query)`` requests on one dataset and model, with
+    every distinct query run (:func:`query_runs`) trained once and every run that is a prefix of
+    another taken from its snapshot (:func:`shared_trainings`). So EL2N and GraNd of the same
+    short query runs share them, a shorter query length is a snapshot of a longer one, and the
+    full-length runs of Forgetting, Dynamic Uncertainty, CoreSet and SSP with one seed and schedule
+    are one training. Each result equals, bit for bit on the CPU, ``compute_scores(method, data,
+    query=query, ...)`` of its request (its query runs are those trainings), at the training cost
+    of the distinct longest runs alone.
+
+    Returns:
+        one :class:`ScoreResult` per request, in the order given.
+    """
+    requests = tuple(requests)
+    if not requests:
+        raise ValueError("requests is empty")
+    for request in requests:
+        if not isinstance(request, tuple) or len(request) != 2:
+            raise ValueError(f"each request must be a (method, QueryConfig) pair, got {request!r}")
+        _check_arguments(request[0], request[1], model)
     indices = _train_indices(data, train_indices)
+    wanted = [query_runs(method, query) for method, query in requests]
+    results: dict[TrainConfig, object] = {}
+    for trained, snapshots in shared_trainings([run for runs in wanted for run in runs]):
+        result = _train_query(data, model, trained, indices, progress, prefixes=list(snapshots))
+        results[trained] = dataclasses.replace(result, prefixes=())  # as this run alone returns it
+        for config, snapshot in zip(snapshots, result.prefixes, strict=True):
+            snapshot.model.eval()
+            results[config] = snapshot
+    return tuple(_request_scores(method, query, [results[run] for run in runs], data, indices)
+                 for (method, query), runs in zip(requests, wanted, strict=True))
+
+
+def _request_scores(method: str, query: QueryConfig, runs: list, data, indices: np.ndarray) -> ScoreResult:
+    """The :class:`ScoreResult` of ``method`` from its query ``runs`` (``TrainResult`` s, in
+    :func:`query_runs`' order)."""
     n = len(indices)
     if method == "random":
         return ScoreResult(random_scores(n, query.training.seed), None, [], method)
-    record = method in ("forgetting", "dynamic_uncertainty")
-    config = query.train_config(full=True, seed=query.training.seed, record_per_sample=record)
-    result = _train_query(data, model, config, indices, progress)
+    if method in SHORT_QUERY_METHODS:
+        total = np.zeros(n, dtype=np.float64)
+        for run in runs:
+            total += _short_scores(method, run.model, data, indices, query).double().numpy()
+        return _score_result(method, total / len(runs), runs, n)
+    (result,) = runs
     if method == "forgetting":
         scores = forgetting_from_correct(result.correct, never_learned=query.never_learned)
     elif method == "dynamic_uncertainty":
@@ -232,7 +305,7 @@ def compute_scores(method: str, data, *, model: str | nn.Module, query: QueryCon
         else:
             order = k_center_greedy(emb.to(query.training.device), n, first=0)
             scores = coreset_scores_from_order(order, n)
-    return _score_result(method, scores, [result], n)
+    return _score_result(method, scores, runs, n)
 
 
 def prefix_query_mismatch(short: QueryConfig, long: QueryConfig) -> str | None:
@@ -258,8 +331,9 @@ def compute_prefix_scores(method: str, data, *, model: str | nn.Module, queries:
     """:func:`compute_scores` of a short-query ``method`` (EL2N, GraNd) for each of ``queries``,
     whose short runs differ in length only: the longest query's runs are trained, and every other
     query's runs are snapshots of them (:func:`prefix_query_mismatch` must be None for each, else
-    ``ValueError``). Each result equals, bit for bit on the CPU, ``compute_scores(method, data,
-    query=q, ...)`` of its query ``q``, at the training cost of the longest alone.
+    ``ValueError``; :func:`compute_query_scores` shares what it can without asking). Each result
+    equals, bit for bit on the CPU, ``compute_scores(method, data, query=q, ...)`` of its query
+    ``q``, at the training cost of the longest alone.
 
     Returns:
         one :class:`ScoreResult` per query, in the order given.
@@ -278,22 +352,8 @@ def compute_prefix_scores(method: str, data, *, model: str | nn.Module, queries:
         reason = prefix_query_mismatch(query, queries[longest])
         if reason is not None:
             raise ValueError(f"queries[{index}] is not a prefix of queries[{longest}]: {reason}")
-    indices = _train_indices(data, train_indices)
-    n = len(indices)
-    runs: list[list] = [[] for _ in queries]
-    totals = [np.zeros(n, dtype=np.float64) for _ in queries]
-    lead = queries[longest]
-    others = [j for j in range(len(queries)) if j != longest]
-    for i in range(lead.num_seeds):
-        seed = lead.training.seed + i
-        result = _train_query(data, model, lead.train_config(full=False, seed=seed), indices, progress,
-                              prefixes=[queries[j].train_config(full=False, seed=seed) for j in others])
-        for j, run in zip([longest, *others], [result, *result.prefixes], strict=True):
-            run.model.eval()
-            runs[j].append(run)
-            totals[j] += _short_scores(method, run.model, data, indices, lead).double().numpy()
-    return tuple(_score_result(method, total / lead.num_seeds, run_list, n)
-                 for total, run_list in zip(totals, runs, strict=True))
+    return compute_query_scores(data, model=model, requests=[(method, query) for query in queries],
+                                train_indices=train_indices, progress=progress)
 
 
 def _check_arguments(method: str, query, model) -> None:

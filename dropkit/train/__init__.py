@@ -142,10 +142,10 @@ class _Records:
                    predictions={split: np.empty(0, dtype=np.int64) for split in ("val", "test")},
                    history=[])
 
-    def first_epochs(self, epoch: int, epochs: int) -> "_Records":
+    def first_epochs(self, epoch: int, epochs: int, record: bool) -> "_Records":
         """The records of a training of ``epochs`` epochs whose epochs before ``epoch`` are this
-        one's (copies)."""
-        record = self.correct is not None
+        one's (copies); with per-sample records only if ``record`` (and this one keeps them)."""
+        record = record and self.correct is not None
         out = _Records.empty(epochs, self.correct.shape[1] if record else 0, self.recalls["val"].shape[1], record)
         if record:
             out.correct[:epoch], out.target_prob[:epoch] = self.correct[:epoch], self.target_prob[:epoch]
@@ -204,7 +204,7 @@ def _train(data, model, config, *, train_indices, callbacks, progress, loader_wo
 
     def close_epoch(into: _Records, epoch: int, lr: float, last: bool, epoch_started: float) -> dict[str, Any]:
         """Record the epoch that ends now (per-sample records, sums, evaluations) in ``into``."""
-        if config.record_per_sample:
+        if into.correct is not None:  # a snapshot of a prefix without records has none
             into.correct[epoch] = step.correct.cpu().numpy()
             into.target_prob[epoch] = step.target_prob.cpu().numpy()
         row: dict[str, Any] = {"epoch": epoch, "lr": lr, "train_loss": step.loss_sum.item() / n,
@@ -225,7 +225,7 @@ def _train(data, model, config, *, train_indices, callbacks, progress, loader_wo
 
     def snapshot(prefix: TrainConfig, epoch: int, lr: float, epoch_started: float) -> TrainResult:
         """What a training under ``prefix``, whose last step was the one just taken, returns."""
-        into = records.first_epochs(epoch, prefix.epochs)
+        into = records.first_epochs(epoch, prefix.epochs, prefix.record_per_sample)
         close_epoch(into, epoch, lr, True, epoch_started)["seconds"] = time.perf_counter() - epoch_started
         return into.result(copy.deepcopy(model), time.perf_counter() - started, indices)
 

@@ -164,7 +164,8 @@ def training_steps(config: TrainConfig, batches_per_epoch: int) -> int:
     return (config.epochs - 1) * batches_per_epoch + last_epoch_batches(config, batches_per_epoch)
 
 
-#: The :class:`TrainConfig` fields in which a prefix may differ from the training it is taken from.
+#: The :class:`TrainConfig` fields in which a prefix may differ from the training it is taken from
+#: (and ``record_per_sample``, one way: a training without records can be taken from one with them).
 PREFIX_FREE_FIELDS: tuple[str, ...] = ("epochs", "last_epoch_fraction", "drop_epochs")
 
 
@@ -177,7 +178,10 @@ def prefix_mismatch(short: TrainConfig, long: TrainConfig) -> str | None:
 
     1. every field but :data:`PREFIX_FREE_FIELDS` is equal (the same seed, so the same model
        initialisation and the same permutation/augmentation generator; the same batch size,
-       optimiser, CDB-W, augmentation, device, speed options, records and evaluation);
+       optimiser, CDB-W, augmentation, device, speed options and evaluation), except that
+       ``short`` may keep no per-sample records where ``long`` keeps them (records are read from
+       the training pass's logits after the step, and change no parameter: the snapshot drops
+       them);
     2. ``short`` is no longer: ``(epochs, last_epoch_fraction)`` of ``short`` is at most that of
        ``long`` in lexicographic order (then ``training_steps(short, B) <= training_steps(long, B)``
        for every ``B``, and a cut last epoch of ``short`` is a leading part of the same epoch of
@@ -188,6 +192,8 @@ def prefix_mismatch(short: TrainConfig, long: TrainConfig) -> str | None:
        one of ``short``'s too, and ``short`` may have none that ``long`` lacks there).
     """
     free = {name: getattr(long, name) for name in PREFIX_FREE_FIELDS}
+    if long.record_per_sample:  # then short may keep records or not
+        free["record_per_sample"] = short.record_per_sample
     different = [f.name for f in dataclasses.fields(TrainConfig)
                  if f.name not in free and getattr(short, f.name) != getattr(long, f.name)]
     if different:
