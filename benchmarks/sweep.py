@@ -52,10 +52,13 @@ def parse_args(argv=None):
                         help="comma-separated, or 'all' for the profile's (default %(default)s)")
     parser.add_argument("--seeds", default="0", help="comma-separated, or 'all' for the profile's (default %(default)s)")
     parser.add_argument("--setup", default="mlp-fashion-mnist",
-                        help="the experiment's setting to run (default %(default)s, that of 890 of the "
-                        "default profile's 1015 rows; 'all' for every setting of the experiment)")
+                        help="the settings to run, comma-separated: those of each experiment set among them "
+                        "(default %(default)s, that of 730 of the default profile's 1015 rows; "
+                        "'all' for every setting)")
     parser.add_argument("--workers", type=int, default=None, help="default: the profile's")
     parser.add_argument("--threads", type=int, default=None, help="default: the profile's")
+    parser.add_argument("--rate-seconds", type=float, default=1.0,
+                        help="seconds per rate measurement, before and after the sweep (default %(default)s)")
     parser.add_argument("--quick", action="store_true", help="CI: the smoke profile at one density")
     args = parser.parse_args(argv)
     if args.quick:
@@ -74,21 +77,25 @@ def main(argv=None) -> int:
     from dropkit.sweep import sweep
 
     profile = get_profile(args.profile)
-    options = {"setup": None if args.setup == "all" else args.setup}
+    options = {}
     if args.densities != "all":
         options["densities"] = [float(d) for d in args.densities.split(",")]
     if args.seeds != "all":
         options["seeds"] = [int(s) for s in args.seeds.split(",")]
-    specs = list({spec.cache_key: spec for experiment in args.experiment
-                  for spec in experiment_specs(profile, experiment, **options)}.values())
+    settings = [(experiment, setup.name) for experiment in args.experiment for setup in profile.setups_for(experiment)
+                if args.setup == "all" or setup.name in args.setup.split(",")]
+    if not settings:
+        raise SystemExit(f"no setting {args.setup!r} in {args.experiment}")
+    specs = list({spec.cache_key: spec for experiment, setup in settings
+                  for spec in experiment_specs(profile, experiment, setup=setup, **options)}.values())
     experiments = "+".join(args.experiment)
     threads = args.threads or min(profile.threads, os.cpu_count() or 1)
     workers = args.workers or max(1, min(profile.workers, (os.cpu_count() or 1) // threads))
     batch = specs[0].batch_size
-    projection = project_sweep(specs, workers=workers, threads=threads, seconds=1.0)
+    projection = project_sweep(specs, workers=workers, threads=threads, seconds=args.rate_seconds)
     floor, flops = projection.floor_seconds, projection.flops
     mlp = {spec.model for spec in specs} == {"mlp"}
-    largest = matmul_rate(1, shape=(batch, 784, 512), seconds=1.0) if mlp else None
+    largest = matmul_rate(1, shape=(batch, 784, 512), seconds=args.rate_seconds) if mlp else None
     kernels = ", ".join(f"{name} {rate / 1e9:.1f}" for name, rate in projection.kernel_rates.items())
     steps = ", ".join(f"{name} {rate / 1e9:.1f}" for name, rate in projection.training_rates.items())
     largest_line = (f"; largest forward product alone ({batch} x 784 @ 784 x 512) {largest / 1e9:.1f}"
@@ -104,6 +111,11 @@ def main(argv=None) -> int:
         report = sweep(specs, ResultStore(root, profile.name), workers=workers, threads=threads,
                        progress=False)
         wall = time.perf_counter() - started
+    # the rates again, after the sweep: the floor is the lower of the two (the machine at its fastest)
+    again = project_sweep(specs, workers=workers, threads=threads, seconds=args.rate_seconds)
+    kernels = ", ".join(f"{name} {rate / 1e9:.1f}" for name, rate in again.kernel_rates.items())
+    print(f"after the sweep: training kernels alone {kernels} GFLOP/s per thread, floor {again.floor_seconds:.1f} s")
+    floor = min(floor, again.floor_seconds)
     print(f"sweep: ran {report.ran} runs in {wall:.1f} s wall ({wall / floor:.2f}x the floor), "
           f"CPU {report.cpu_seconds:.0f} s, utilisation {100 * report.cpu_utilisation:.1f}%")
     if mlp:
