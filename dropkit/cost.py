@@ -36,6 +36,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from dropkit.spec import SHORT_QUERY_METHODS
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -44,8 +46,7 @@ if TYPE_CHECKING:
 __all__ = ["Passes", "ModelFlops", "query_passes", "group_query_passes", "final_passes", "model_flops",
            "matmul_rate", "kernel_rate", "training_rate", "SweepProjection", "sweep_jobs", "project_sweep"]
 
-_SHORT_QUERY_METHODS = ("el2n", "grand")    # dropkit.scores.SHORT_QUERY_METHODS (no torch import here)
-_RECORD_METHODS = ("forgetting", "dynamic_uncertainty")  # dropkit.scores.RECORD_METHODS
+_RECORD_METHODS = ("forgetting", "dynamic_uncertainty")  # dropkit.scores.RECORD_METHODS (that module imports torch)
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,9 @@ class ModelFlops:
 def _query_runs(spec: "RunSpec") -> list[tuple[int, float, bool]]:
     """``(seed offset, epochs, records)`` of each query run of ``spec`` (``dropkit.scores.query_runs``):
     ``query_seeds`` short runs of ``query_epochs`` for EL2N and GraNd, else one of ``epochs``."""
-    if spec.method in _SHORT_QUERY_METHODS:
-        return [(i, float(spec.query_epochs), False) for i in range(spec.query_seeds)]
-    return [(0, float(spec.epochs), spec.method in _RECORD_METHODS)]
+    if spec.method in SHORT_QUERY_METHODS:
+        return [(i, spec.query_run_epochs, False) for i in range(spec.query_seeds)]
+    return [(0, spec.query_run_epochs, spec.method in _RECORD_METHODS)]
 
 
 def _scoring_passes(spec: "RunSpec", num_train: int) -> Passes:

@@ -155,14 +155,8 @@ def query_groups(queries: Iterable[RunSpec]) -> list[tuple[RunSpec, ...]]:
         members = groups.setdefault(spec.query_training_key, [])
         if all(member.query_key != spec.query_key for member in members):
             members.append(spec)
-    return [tuple(sorted(members, key=_query_length, reverse=True)) for members in groups.values()]
-
-
-def _query_length(spec: RunSpec) -> float:
-    """Epochs of ``spec``'s query runs (``query_epochs`` for short runs, else ``epochs``)."""
-    from dropkit.spec import SHORT_QUERY_METHODS
-
-    return float(spec.query_epochs if spec.method in SHORT_QUERY_METHODS else spec.epochs)
+    return [tuple(sorted(members, key=lambda member: member.query_run_epochs, reverse=True))
+            for members in groups.values()]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -456,6 +456,15 @@ class RunSpec:
         return self._query_digest()
 
     @property
+    def query_run_epochs(self) -> float | None:
+        """Epochs of each of this spec's query runs, or None without a query model:
+        ``query_epochs`` for the short runs of EL2N and GraNd (:data:`SHORT_QUERY_METHODS`),
+        ``epochs`` (the final model's length) for the full-length run of the others."""
+        if not self.needs_query:
+            return None
+        return float(self.query_epochs if self.method in SHORT_QUERY_METHODS else self.epochs)
+
+    @property
     def query_training_key(self) -> str | None:
         """sha256 of what this spec's query *trainings* depend on, or None without a query model:
         the :attr:`query_key` fields but ``method``, ``du_window`` (how Dynamic Uncertainty reads

@@ -45,7 +45,7 @@ import numpy as np
 from dropkit.cost import ModelFlops, final_passes, group_query_passes
 from dropkit.runner import load_data, query_group_outputs, query_plan, run, stored_queries
 from dropkit.schedule import Job, ReadyQueue
-from dropkit.spec import LATER_FIELD_DEFAULTS, RunSpec, check_choice, check_int
+from dropkit.spec import LATER_FIELD_DEFAULTS, SHORT_QUERY_METHODS, RunSpec, check_choice, check_int
 from dropkit.store import ResultStore
 
 __all__ = ["SlurmOptions", "SweepReport", "SweepError", "sweep", "results_frame"]
@@ -424,8 +424,6 @@ def _query_label(group: tuple[RunSpec, ...]) -> str:
     """E.g. ``query el2n seed=0``, ``query el2n seed=0 epochs=5 (with el2n 2, el2n 1, grand 1)``,
     ``query forgetting seed=0 (with dynamic_uncertainty, coreset)``: the group's first query and
     the others computed from the same trainings (a short query's length when the group has several)."""
-    from dropkit.spec import SHORT_QUERY_METHODS
-
     lead = group[0]
     label = f"query {lead.method} seed={lead.seed}"
     if len(group) == 1:
