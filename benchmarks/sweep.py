@@ -105,7 +105,10 @@ def main(argv=None) -> int:
           f"from them), {flops / 1e12:.2f} TFLOP; {workers} worker(s) x {threads} thread(s)\n"
           f"GFLOP/s per thread: training kernels alone {kernels}; training step {steps}{largest_line}\n"
           f"floor {floor:.1f} s (at the training kernels' rate); projected wall {projection.projected_seconds:.1f} s "
-          f"(at the training step's rate, under the sweep's schedule)", flush=True)
+          f"(at the training step's rate, under the sweep's schedule)"
+          + (f"; neither counts the greedy k-center orders of {projection.kcenter_orders} CoreSet "
+             f"quer{'y' if projection.kcenter_orders == 1 else 'ies'}"
+             if projection.kcenter_orders else ""), flush=True)
     with tempfile.TemporaryDirectory() as root:
         started = time.perf_counter()
         report = sweep(specs, ResultStore(root, profile.name), workers=workers, threads=threads,

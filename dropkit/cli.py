@@ -341,6 +341,9 @@ def _print_projection(missing: list, store, *, workers: int, threads: int, data_
           f"alone on 1 thread: {kernels}\n"
           f"floor (every core running only those kernels): {p.floor_seconds / 60:.1f} min; projected wall "
           f"time on {workers} worker(s) x {threads} thread(s): {p.projected_seconds / 60:.1f} min")
+    if p.kcenter_orders:
+        print(f"not in the floor or the projection: the greedy k-center orders of {p.kcenter_orders} CoreSet "
+              f"quer{'y' if p.kcenter_orders == 1 else 'ies'} (CPU work without a FLOP count)")
 
 
 #: Shorter column headers of ``dropkit results`` (the run fields' names are long).

@@ -312,7 +312,10 @@ class SweepProjection:
     no schedule can beat it; training_rates: model name -> measured FLOP/s of its training step on
     ``threads`` threads (:func:`training_rate`); projected_seconds: the wall time of the sweep's
     own schedule (:func:`dropkit.schedule.simulated_wall`) with every job taking its FLOPs at its
-    model's training rate.
+    model's training rate. kcenter_orders: missing CoreSet queries, each a greedy k-center order
+    over its query model's embeddings: CPU work without a FLOP count, so neither the floor nor the
+    projection includes it (on the ``default`` MLP's 60,000 embeddings it took 6.9 s of one thread
+    in session 9's profile, ``benchmarks/README.md``).
     """
 
     queries: int
@@ -323,6 +326,7 @@ class SweepProjection:
     training_rates: dict
     projected_seconds: float
     shared_queries: int = 0
+    kcenter_orders: int = 0
 
 
 def sweep_jobs(specs, *, stored_queries=frozenset(), data_root=None) -> tuple[list, dict]:
@@ -409,4 +413,5 @@ def project_sweep(specs, *, workers: int, threads: int, stored_queries=frozenset
         floor_seconds=sum(job.cost / kernels[models[job.key]] for job in jobs) / (workers * threads),
         training_rates={label(k): v for k, v in rates.items()},
         projected_seconds=simulated_wall(timed, workers),
+        kcenter_orders=sum(query.method == "coreset" for group in plan.groups.values() for query in group),
     )

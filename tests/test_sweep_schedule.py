@@ -116,3 +116,29 @@ def test_dry_run_counts_a_stored_recall_query_as_stored(tmp_path, capsys):
     store.save_scores(recalls.query_key, {"scores": np.zeros(60_000), "val_recalls": np.zeros(10)})
     _print_projection([spec], store, workers=1, threads=1, data_root=None)
     assert "1 runs and 1 query trainings" in capsys.readouterr().out
+
+
+def test_dry_run_names_the_k_center_orders_it_does_not_project(tmp_path, capsys):
+    """CoreSet's greedy k-center order counts no FLOP, so the projection leaves it out and says
+    so, once per missing CoreSet query; a stored CoreSet query, or a sweep without one, has no
+    such line."""
+    from dropkit.cli import _print_projection
+    from dropkit.cost import project_sweep
+    from dropkit.profiles import experiment_specs
+    from dropkit.store import ResultStore
+
+    specs = [s for s in experiment_specs("default", "bias_benchmark", setup="mlp-fashion-mnist",
+                                         seeds=[0, 1], densities=[0.5])
+             if s.method in ("coreset", "forgetting")]
+    coreset = [s for s in specs if s.method == "coreset"]
+    assert len(coreset) == 2 and len(specs) == 4
+    store = ResultStore(tmp_path, "default")
+    assert project_sweep(specs, workers=1, threads=1, seconds=0.05).kcenter_orders == 2
+    assert project_sweep(specs, workers=1, threads=1, seconds=0.05,
+                         stored_queries={coreset[0].query_key}).kcenter_orders == 1
+    _print_projection(specs, store, workers=1, threads=1, data_root=None)
+    assert "the greedy k-center orders of 2 CoreSet queries" in capsys.readouterr().out
+    others = [s for s in specs if s.method != "coreset"]
+    assert project_sweep(others, workers=1, threads=1, seconds=0.05).kcenter_orders == 0
+    _print_projection(others, store, workers=1, threads=1, data_root=None)
+    assert "k-center" not in capsys.readouterr().out
