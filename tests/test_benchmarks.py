@@ -24,6 +24,8 @@ EXPECTED = {
     "gpu.py": {"vgg16_dropkit_vs_dataloader", "fast_cifar10_sweep_within_1_gpu_hour"},
     "sweep.py": {"sweep_floor_over_wall", "sweep_cpu_utilisation"},
     "batch_gather.py": {"mlp_batch_gather_speedup", "cnn_batch_gather_speedup"},
+    "sgd_update.py": {"mlp_foreach_sgd_speedup", "mlp_fused_sgd_speedup",
+                      "cnn_foreach_sgd_speedup", "cnn_fused_sgd_speedup"},
 }
 
 
