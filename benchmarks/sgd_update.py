@@ -27,31 +27,24 @@ from __future__ import annotations
 
 import argparse
 import functools
-import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-#: Variant name -> the ``torch.optim.SGD`` keyword arguments it adds (None: ``torch.compile``).
-SGD_VARIANTS: dict[str, dict | None] = {"for-loop": {}, "foreach": {"foreach": True}, "fused": {"fused": True}}
+from loop_rounds import (add_round_options, alternate_rounds, parse_round_options,  # noqa: E402 (this folder)
+                         print_rounds, same_parameters, setup_training)
+
+#: Variant name -> the ``torch.optim.SGD`` keyword arguments it adds.
+SGD_VARIANTS: dict[str, dict] = {"for-loop": {}, "foreach": {"foreach": True}, "fused": {"fused": True}}
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--profile", default="default")
-    parser.add_argument("--setup", default=None, help="one setup of the profile's bias benchmark (default: all)")
-    parser.add_argument("--train-size", type=int, default=20000, help="training images per epoch (default 20,000)")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds of each variant (default 5)")
+    add_round_options(parser)
     parser.add_argument("--compile", action="store_true",
                         help="also the for-loop update with the network under torch.compile (2 epochs, the 2nd timed)")
-    parser.add_argument("--quick", action="store_true", help="2,000 images, 2 rounds")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.train_size, args.rounds = 2000, 2
-    if args.train_size < 2 or args.rounds < 1:
-        parser.error("--train-size must be >= 2 and --rounds >= 1")
-    return args
+    return parse_round_options(parser, argv)
 
 
 def measure_setup(profile, setup, args) -> tuple[dict[str, list[float]], dict[str, bool]]:
@@ -59,40 +52,26 @@ def measure_setup(profile, setup, args) -> tuple[dict[str, list[float]], dict[st
     whether its final parameters equal the for-loop update's."""
     import dataclasses
 
-    import numpy as np
     import torch
 
-    from dropkit.data import load_dataset
-    from dropkit.train import TrainConfig, train
+    from dropkit.train import train
 
-    torch.set_num_threads(profile.threads)
-    data = load_dataset(setup.dataset)
-    indices = np.sort(np.random.default_rng(0).permutation(data.num_train)[:min(args.train_size, data.num_train)])
-    config = TrainConfig(epochs=2 if args.compile else 1, drop_epochs=(), lr=setup.lr,
-                         batch_size=setup.batch_size, weight_decay=setup.weight_decay, augment=setup.augment,
-                         max_shift=setup.max_shift, hflip=setup.hflip, channels_last=setup.channels_last,
-                         eval_every_epoch=False, seed=0)
-    variants = dict(SGD_VARIANTS, **({"compile": None} if args.compile else {}))
-    seconds: dict[str, list[float]] = {name: [] for name in variants}
-    states: dict[str, dict] = {}
+    data, indices, config = setup_training(profile, setup, args.train_size, epochs=2 if args.compile else 1)
+    variants = list(SGD_VARIANTS) + (["compile"] if args.compile else [])
     plain_sgd = torch.optim.SGD
+
+    def train_variant(name):
+        torch.optim.SGD = functools.partial(plain_sgd, **SGD_VARIANTS.get(name, {}))
+        run_config = dataclasses.replace(config, compile=name == "compile")
+        return train(data, setup.model, run_config, train_indices=indices, progress=False)
+
     train(data, setup.model, config, train_indices=indices[:4 * setup.batch_size], progress=False)  # warm-up
     try:
-        for round_index in range(args.rounds):
-            names = list(variants) if round_index % 2 == 0 else list(variants)[::-1]
-            for name in names:
-                options = variants[name]
-                torch.optim.SGD = functools.partial(plain_sgd, **(options or {}))
-                run_config = dataclasses.replace(config, compile=options is None)
-                result = train(data, setup.model, run_config, train_indices=indices, progress=False)
-                seconds[name].append(float(result.history["train_seconds"].iloc[-1]))
-                states[name] = result.model.state_dict()
+        seconds, states = alternate_rounds(variants, args.rounds, train_variant)
     finally:
         torch.optim.SGD = plain_sgd
-    reference = states["for-loop"]
-    same = {name: all(torch.equal(reference[key], state[key]) for key in reference)
-            for name, state in states.items() if name != "for-loop"}
-    return seconds, same
+    return seconds, {name: same_parameters(state, states["for-loop"])
+                     for name, state in states.items() if name != "for-loop"}
 
 
 def main(argv=None) -> int:
@@ -106,20 +85,14 @@ def main(argv=None) -> int:
     for name in setup_names(args):
         setup = profile.setup(name)
         seconds, same = measure_setup(profile, setup, args)
-        median = {variant: statistics.median(values) for variant, values in seconds.items()}
         timed = "the 2nd of 2 epochs timed" if args.compile else "1 epoch"
         print(f"{name}: model {setup.model}, batch {setup.batch_size}, {args.train_size} images, {timed}, "
               f"{args.rounds} rounds, {profile.threads} thread(s), augmentation {'on' if setup.augment else 'off'}")
-        for variant, values in seconds.items():
-            equal = "" if variant == "for-loop" else (
-                "  bit for bit like for-loop" if same[variant] else "  parameters DIFFER from for-loop")
-            print(f"  {variant:9s} median {median[variant]:7.3f} s  "
-                  f"(rounds: {', '.join(f'{v:.3f}' for v in values)}){equal}")
-        for variant in seconds:
-            if variant != "for-loop":
-                label = "compile" if variant == "compile" else f"{variant}_sgd"
-                lines.append(f"{setup.model}_{label}_speedup: "
-                             f"{median['for-loop'] / median[variant]:.2f}x (target 1x)")
+        median = print_rounds(seconds, {variant: "bit for bit like for-loop" if equal else
+                                        "parameters DIFFER from for-loop" for variant, equal in same.items()})
+        for variant in same:
+            label = "compile" if variant == "compile" else f"{variant}_sgd"
+            lines.append(f"{setup.model}_{label}_speedup: {median['for-loop'] / median[variant]:.2f}x (target 1x)")
     for line in lines:
         print(line)
     return 0
