@@ -26,6 +26,9 @@ EXPECTED = {
     "batch_gather.py": {"mlp_batch_gather_speedup", "cnn_batch_gather_speedup"},
     "sgd_update.py": {"mlp_foreach_sgd_speedup", "mlp_fused_sgd_speedup",
                       "cnn_foreach_sgd_speedup", "cnn_fused_sgd_speedup"},
+    "step_anatomy.py": {f"{model}_{ratio}" for model in ("mlp", "cnn")
+                        for ratio in ("step_over_flop_kernels", "all_kernels_over_flop_kernels",
+                                      "step_over_all_kernels")},
 }
 
 
