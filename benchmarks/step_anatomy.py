@@ -19,7 +19,8 @@ format and torch threads, on a random batch:
 With glibc, large temporaries are kept off freshly mapped pages for all three (``fix_allocator``).
 It prints milliseconds per step (the median of ``--repeats`` timings of about ``--seconds`` each:
 each repeat times the step, then records it and times the two replays), minor page faults per
-step, the number of operations, and the ratio lines, each ``(target 1x)``:
+step, the number of operations, the time of the operations without FLOPs timed one call at a
+time (their sum, and the six slowest kinds), and the ratio lines, each ``(target 1x)``:
 ``<model>_step_over_flop_kernels`` (how far the step is from the floor's kernels),
 ``<model>_all_kernels_over_flop_kernels`` (how much of that the kernels without FLOPs explain on
 their own: 1x would mean they cost nothing) and ``<model>_step_over_all_kernels`` (the rest, the
@@ -114,9 +115,11 @@ def per_call_seconds(function, seconds: float) -> tuple[float, float]:
             return elapsed / calls, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / calls
 
 
-def measure_setup(profile, setup, args) -> tuple[dict[str, list[float]], dict[str, list[float]], int, int]:
-    """Seconds per step of each part (``repeats`` values each), minor page faults per step, and
-    the numbers of operations a step dispatches and of FLOP-counted ones among them.
+def measure_setup(profile, setup, args) -> tuple[dict[str, list[float]], dict[str, list[float]], int, int,
+                                                dict[str, float]]:
+    """Seconds per step of each part (``repeats`` values each), minor page faults per step, the
+    numbers of operations a step dispatches and of FLOP-counted ones among them, and the seconds
+    per step of each kind of operation without FLOPs (:func:`seconds_by_operation`).
 
     Every repeat times the step first, then records it and times the two replays (in alternating
     order), then drops the recording. (With glibc's default, adaptive thresholds, the recorded
@@ -160,12 +163,30 @@ def measure_setup(profile, setup, args) -> tuple[dict[str, list[float]], dict[st
         replays = {"all kernels": replay(calls), "FLOP kernels": replay(flop_calls)}
         for name in (list(replays) if repeat % 2 == 0 else list(replays)[::-1]):
             timed[name] = per_call_seconds(replays[name], args.seconds)
+        if repeat == args.repeats - 1:
+            by_op = seconds_by_operation(calls, args.seconds)
         del calls, flop_calls, replays
         gc.collect()
         for name, (per_step, per_step_faults) in timed.items():
             seconds[name].append(per_step)
             faults[name].append(per_step_faults)
-    return seconds, faults, operations, flop_operations
+    return seconds, faults, operations, flop_operations, by_op
+
+
+def seconds_by_operation(calls: list, seconds: float) -> dict[str, float]:
+    """Seconds per step of each kind of operation without FLOPs (``aten::`` name -> seconds),
+    timed one call at a time over replays of ``calls`` for about ``seconds``, slowest first."""
+    totals: dict[str, float] = {}
+    replays, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds or replays == 0:
+        for op, op_args, op_kwargs, counts_flops in calls:
+            before = time.perf_counter()
+            op(*op_args, **op_kwargs)
+            if not counts_flops:
+                name = str(op.overloadpacket)
+                totals[name] = totals.get(name, 0.0) + time.perf_counter() - before
+        replays += 1
+    return dict(sorted(((name, total / replays) for name, total in totals.items()), key=lambda item: -item[1]))
 
 
 def main(argv=None) -> int:
@@ -181,7 +202,7 @@ def main(argv=None) -> int:
     lines = []
     for name in setup_names(args):
         setup = profile.setup(name)
-        seconds, faults, operations, flop_operations = measure_setup(profile, setup, args)
+        seconds, faults, operations, flop_operations, by_op = measure_setup(profile, setup, args)
         median = {part: statistics.median(values) for part, values in seconds.items()}
         print(f"{name}: model {setup.model}, batch {setup.batch_size}, "
               f"{'NHWC' if setup.channels_last else 'NCHW'}, {profile.threads} thread(s); a step dispatches "
@@ -190,6 +211,9 @@ def main(argv=None) -> int:
             print(f"  {part:12s} median {1e3 * median[part]:8.3f} ms per step  "
                   f"(timings: {', '.join(f'{1e3 * v:.3f}' for v in values)}; "
                   f"{statistics.median(faults[part]):.0f} page faults per step)")
+        slowest = list(by_op.items())[:6]
+        print(f"  without FLOPs, one call at a time, ms per step: {sum(by_op.values()) * 1e3:.3f} in all; "
+              + ", ".join(f"{name.removeprefix('aten.')} {1e3 * value:.3f}" for name, value in slowest))
         for over, under in (("step", "FLOP kernels"), ("all kernels", "FLOP kernels"), ("step", "all kernels")):
             lines.append(f"{setup.model}_{over.replace(' ', '_').lower()}_over_{under.replace(' ', '_').lower()}: "
                          f"{median[over] / median[under]:.2f}x (target 1x)")
