@@ -11,9 +11,9 @@ format and torch threads, on a random batch:
 * ``step``: the eager SGD step as ``dropkit.cost.training_rate`` times it (zero the gradients,
   forward in training mode, cross entropy, backward, ``torch.optim.SGD`` with momentum 0.9);
 * ``all kernels``: every ATen operation that one such step dispatches (recorded once with a
-  ``TorchDispatchMode``, each with copies of its inputs, same shapes and strides), called back to
-  back with nothing in between: the step without Python, autograd or the optimiser's loop, but
-  with each kernel's own output allocation;
+  ``TorchDispatchMode``, ``dropkit.cost._record_calls``, each with copies of its inputs, same
+  shapes and strides), called back to back with nothing in between: the step without Python,
+  autograd or the optimiser's loop, but with each kernel's own output allocation;
 * ``FLOP kernels``: only the FLOP-counted ones among them (``dropkit.cost.kernel_rate``'s work).
 
 With glibc, large temporaries are kept off freshly mapped pages for all three (``fix_allocator``).
@@ -76,30 +76,6 @@ def fix_allocator() -> bool:
     return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 1 << 30))
 
 
-def record_step(step) -> list:
-    """Every ATen operation ``step()`` dispatches, in order, as ``(op, args, kwargs, counts_flops)``
-    with its tensor inputs copied (same shapes, strides and dtypes)."""
-    import torch
-    from torch.utils._python_dispatch import TorchDispatchMode
-    from torch.utils._pytree import tree_map
-    from torch.utils.flop_counter import flop_registry
-
-    calls = []
-
-    def copy(value):
-        return value.detach().clone() if isinstance(value, torch.Tensor) else value
-
-    class Recorder(TorchDispatchMode):
-        def __torch_dispatch__(self, op, types, args=(), kwargs=None):
-            kwargs = kwargs or {}
-            calls.append((op, *tree_map(copy, (args, kwargs)), op.overloadpacket in flop_registry))
-            return op(*args, **kwargs)
-
-    with Recorder():
-        step()
-    return calls
-
-
 def per_call_seconds(function, seconds: float) -> tuple[float, float]:
     """Seconds per call of ``function`` over about ``seconds`` after one untimed call, and the
     process's minor page faults per call meanwhile."""
@@ -129,7 +105,7 @@ def measure_setup(profile, setup, args) -> tuple[dict[str, list[float]], dict[st
     import torch
     import torch.nn.functional as F
 
-    from dropkit.cost import _random_batch
+    from dropkit.cost import _random_batch, _record_calls
     from dropkit.models import build_model
 
     torch.set_num_threads(profile.threads)
@@ -157,7 +133,7 @@ def measure_setup(profile, setup, args) -> tuple[dict[str, list[float]], dict[st
     faults: dict[str, list[float]] = {name: [] for name in parts}
     for repeat in range(args.repeats):
         timed = {"step": per_call_seconds(step, args.seconds)}
-        calls = record_step(step)
+        calls = _record_calls(step)  # (op, args, kwargs, counts_flops), inputs copied
         flop_calls = [call for call in calls if call[3]]
         operations, flop_operations = len(calls), len(flop_calls)
         replays = {"all kernels": replay(calls), "FLOP kernels": replay(flop_calls)}

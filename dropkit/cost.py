@@ -200,38 +200,51 @@ def _random_batch(model, input_shape: tuple[int, ...], num_classes: int, batch_s
     return model, x, y
 
 
-def _training_kernels(model, input_shape: tuple[int, ...], num_classes: int, *, batch_size: int,
-                      channels_last: bool) -> list:
-    """The FLOP-counted kernel calls (those ``FlopCounterMode`` counts: matrix products,
-    convolutions and their backward) of one training pass of ``model`` (forward in training mode,
-    cross entropy, backward with no gradient for the input) on a random float32 batch, in call
-    order, each as ``(op, args, kwargs)`` with its tensors copied (same shapes, strides, dtype)."""
+def _record_calls(function, *, flops_only: bool = False) -> list:
+    """The ATen operations that ``function()`` dispatches, in call order, each as ``(op, args,
+    kwargs, counts_flops)`` with its tensors copied (same shapes, strides, dtype), so each can be
+    called again on its own inputs; ``counts_flops``: ``FlopCounterMode`` counts it (matrix
+    products, convolutions and their backward). With ``flops_only`` only those are recorded."""
     import torch
-    import torch.nn.functional as F
     from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils._pytree import tree_map
     from torch.utils.flop_counter import flop_registry
 
     calls = []
 
+    def copy(value):
+        return value.detach().clone() if isinstance(value, torch.Tensor) else value
+
     class Recorder(TorchDispatchMode):
         def __torch_dispatch__(self, op, types, args=(), kwargs=None):
             kwargs = kwargs or {}
-            if op.overloadpacket in flop_registry:
-                calls.append((op, *tree_map(lambda a: a.detach().clone() if isinstance(a, torch.Tensor) else a,
-                                            (args, kwargs))))
+            counts_flops = op.overloadpacket in flop_registry
+            if counts_flops or not flops_only:
+                calls.append((op, *tree_map(copy, (args, kwargs)), counts_flops))
             return op(*args, **kwargs)
+
+    with Recorder():
+        function()
+    return calls
+
+
+def _training_kernels(model, input_shape: tuple[int, ...], num_classes: int, *, batch_size: int,
+                      channels_last: bool) -> list:
+    """The FLOP-counted kernel calls (those ``FlopCounterMode`` counts: matrix products,
+    convolutions and their backward) of one training pass of ``model`` (forward in training mode,
+    cross entropy, backward with no gradient for the input) on a random float32 batch, in call
+    order, each as ``(op, args, kwargs)`` with its tensors copied (same shapes, strides, dtype)."""
+    import torch.nn.functional as F
 
     model, x, y = _random_batch(model, input_shape, num_classes, batch_size, channels_last)
     was_training = model.training
     model.train()
     try:
-        with Recorder():
-            F.cross_entropy(model(x), y).backward()
+        calls = _record_calls(lambda: F.cross_entropy(model(x), y).backward(), flops_only=True)
     finally:
         model.zero_grad(set_to_none=True)
         model.train(was_training)
-    return calls
+    return [(op, args, kwargs) for op, args, kwargs, _ in calls]
 
 
 def kernel_rate(model, input_shape: tuple[int, ...], num_classes: int, *, batch_size: int,
