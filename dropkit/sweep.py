@@ -488,8 +488,11 @@ def _run_submitit(phase: list[tuple], report: SweepReport, outcomes: dict, optio
                 time.sleep(1.0)
 
 
-def results_frame(specs: Iterable[RunSpec], store: ResultStore):
+def results_frame(specs: Iterable[RunSpec], store: ResultStore, rows=None):
     """The stored rows of ``specs`` as a DataFrame (one row per stored spec, specs' order).
+
+    ``rows``: the store's rows already read (``store.frame()``), to read a store once for several
+    calls; None reads them now.
 
     Specs without a stored row are left out; compare ``len`` with the number of specs to check.
     Specs that share a cache key (they differ only in :attr:`RunSpec.unused_fields`) are one
@@ -499,7 +502,7 @@ def results_frame(specs: Iterable[RunSpec], store: ResultStore):
 
     unique = _check_specs(specs)
     order = {spec.cache_key: index for index, spec in enumerate(unique)}
-    frame = store.frame()
+    frame = store.frame() if rows is None else rows
     if frame.empty:
         return pd.DataFrame()
     frame = frame[frame["cache_key"].isin(order)]
