@@ -33,7 +33,7 @@ from dropkit.tables import check_one_setting, split_setups
 __all__ = ["NOT_COMPUTED", "ALL_VERDICTS", "CHAPTER_TITLES", "profile_claims", "profile_context",
            "theory_frames", "stored_frames", "evaluate", "scorecard", "omitted", "book_scorecard",
            "verdict_counts", "scorecard_markdown", "chapter_markdown", "chapter_box", "omissions_markdown",
-           "estimate_text", "family_sentence"]
+           "estimate_text", "family_sentence", "summary_markdown", "chapter_summary_markdown"]
 
 #: The verdict of a claim whose runs are missing (never a verdict of the rule).
 NOT_COMPUTED = "not computed"
@@ -406,6 +406,60 @@ def omissions_markdown(table: pd.DataFrame) -> str:
         sentences.append(f"**{setting}** has no row for {ids}: it does not run "
                          f"{', '.join(missing[:-1]) + ' or ' + missing[-1] if len(missing) > 1 else missing[0]}.")
     return "\n\n".join(sentences)
+
+
+def _listed(items) -> str:
+    items = list(items)
+    return items[0] if len(items) == 1 else f"{'; '.join(items[:-1])}; and {items[-1]}"
+
+
+def summary_markdown(table: pd.DataFrame, profile_name, missing: Mapping[str, int] | None = None) -> str:
+    """The landing page's answer in plain words, computed from the scorecard: how many verdicts of
+    each kind (after Holm's correction), which claims hold, which are contradicted, and what the
+    inconclusive ones would need."""
+    counts = verdict_counts(table)
+    tests = table[np.isfinite(table["p"].to_numpy(dtype=np.float64))]
+    name = getattr(profile_name, "name", profile_name)
+
+    def claims_with(verdict: str) -> list[str]:
+        out = []
+        for claim_id, group in table[table["holm"] == verdict].groupby("id", sort=False):
+            settings = [s.split(", ")[-1] for s in group["setting"] if s]
+            out.append(f"{group['claim'].iloc[0].removeprefix('... ')} ({', '.join(settings) if settings else 'theory'})")
+        return out
+
+    parts = [f"**{len(table)} verdicts on {table['id'].nunique()} claims** of the paper (profile `{name}`), after "
+             f"Holm's correction over the {len(tests)} statistical tests: "
+             + ", ".join(f"**{n} {v}**" for v, n in counts.items() if n) + "."]
+    holding, contradicted = claims_with("holds"), claims_with("contradicted")
+    if holding:
+        parts.append(f"**What holds here:** {_listed(holding)}.")
+    if contradicted:
+        parts.append(f"**What the runs contradict:** {_listed(contradicted)}.")
+    undecided = tests[tests["holm"] == "inconclusive"]
+    if len(undecided):
+        needed = pd.to_numeric(undecided["n_needed"], errors="coerce")
+        within = int((needed <= 20).sum())
+        never = int(needed.isna().sum())
+        parts.append(f"**Undecided:** {len(undecided)} tests are inconclusive at their current number of seeds; at "
+                     f"their observed mean and spread, {within} would reach 80 % power with at most 20 replicates and "
+                     f"{never} would not at any number (their mean sits at the null or outside an equivalence margin). "
+                     f"The scorecard gives each row's minimum detectable effect.")
+    absent = {k: v for k, v in (missing or {}).items() if v}
+    if absent:
+        parts.append("Runs not stored yet: " + ", ".join(f"{n} of `{e}`" for e, n in absent.items()) + ".")
+    return "\n\n".join(parts)
+
+
+def chapter_summary_markdown(table: pd.DataFrame) -> str:
+    """Per chapter: a link and the number of verdicts of each kind (Holm-corrected)."""
+    rows = []
+    for chapter, group in table.groupby("chapter", sort=False):
+        counts = verdict_counts(group)
+        link = CHAPTER_TITLES.get(chapter, chapter) if chapter == "elsewhere" else f"{{doc}}`{chapter}`"
+        rows.append({"chapter": link, **{v: str(counts[v]) for v in ALL_VERDICTS if table["holm"].eq(v).any()}})
+    body = pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)
+    return f":::{{table}} Verdicts by chapter (after Holm's correction over the scorecard)\n:name: results-by-chapter\n\n{body}\n:::"
 
 
 def family_sentence(table: pd.DataFrame) -> str:

@@ -168,21 +168,22 @@ def claims(methods=None) -> tuple[Claim, ...]:
               "Section 1; Section 2, Figure 1", "average accuracy, Dynamic Uncertainty minus each other method",
               "none stated; d = 0.5", AllOf(Superiority()), "bias_benchmark", "paper-figure-1",
               _beats_every(DU, "test_accuracy"), needs=(DU,)),
-        Claim("du-worst-class", "... but the worst worst-class accuracy", du_quote,
+        Claim("du-worst-class", "Dynamic Uncertainty has the worst worst-class accuracy of all methods", du_quote,
               "Section 1; Section 2, Figure 1", "worst-class accuracy, each other method minus Dynamic Uncertainty",
               "none stated; d = 0.5", AllOf(Superiority()), "bias_benchmark", "paper-figure-1",
               _beats_every(DU, "test_worst_class", lower_is_paper=True), needs=(DU,)),
         Claim("du-removes-classes", "Dynamic Uncertainty removes entire classes at 10 % density",
               "it actually removes entire classes already at 10% of CIFAR-100", f"{_S2}, Figure 2 (left)",
               "fewest samples kept by a class (0: a class removed)", "d = 0.1", EveryReplicate(),
-              "bias_benchmark", "paper-figure-2", _du_removes_classes, needs=(DU,)),
+              "bias_benchmark", "paper-figure-2", _du_removes_classes,
+              paper="classes removed at 10 % density, VGG-19 on CIFAR-100", needs=(DU,)),
         Claim("du-hard-classes", "At low densities Dynamic Uncertainty prunes the hard classes most",
               "at low density levels, Dynamic Uncertainty … tends to prune classes with lower baseline accuracy "
               "(obtained from training on the full dataset) more aggressively", f"{_S2}, Figures 2 (right) and 13",
               "correlation across classes of class density with full-dataset class accuracy (> 0: hard classes "
               "pruned more)", "low densities: 0.1 and 0.3", Superiority(), "bias_benchmark", "paper-figure-13",
               _du_hard_classes, needs=(DU,)),
-        Claim("du-hard-classes-unlike-others", "... in contrast to other algorithms",
+        Claim("du-hard-classes-unlike-others", "Dynamic Uncertainty prunes the hard classes more than every other method does",
               "in contrast to other algorithms, at low density levels, Dynamic Uncertainty … tends to prune "
               "classes with lower baseline accuracy (obtained from training on the full dataset) more aggressively", f"{_S2}, Figure 13",
               "class-density correlation, Dynamic Uncertainty minus each other method", "low densities: 0.1 and 0.3",
@@ -207,7 +208,7 @@ def claims(methods=None) -> tuple[Claim, ...]:
         for m, name in zip(methods, names) if m in ("el2n", "grand")
     ]
     out += [
-        Claim("forgetting-close", "... closely followed by Forgetting", quote, f"{_S2}, Figures 1 and 10",
+        Claim("forgetting-close", "Forgetting's bias closely follows EL2N's and GraNd's", quote, f"{_S2}, Figures 1 and 10",
               "worst-class accuracy, Forgetting minus EL2N and minus GraNd", "none stated; d = 0.5",
               AllOf(Equivalence()), "bias_benchmark", "paper-figure-10", _forgetting_close,
               margin="the full dataset's seed spread of worst-class accuracy", needs=(FORGETTING, EL2N, GRAND)),
@@ -220,11 +221,13 @@ def claims(methods=None) -> tuple[Claim, ...]:
               "falling short of Random only after pruning more than 60% from CIFAR-100", f"{_S2}, Figure 1",
               "average accuracy, Forgetting minus Random", "every density above 0.4",
               AllOf(NonInferiority()), "bias_benchmark", "paper-figure-1", _forgetting_vs_random(True),
-              margin="the full dataset's seed spread of average accuracy", needs=(FORGETTING, "Random")),
-        Claim("forgetting-vs-random-low", "... and falls short of Random below 40 % density",
+              margin="the full dataset's seed spread of average accuracy",
+              paper="Forgetting ≥ Random down to 40 % density, VGG-19 on CIFAR-100", needs=(FORGETTING, "Random")),
+        Claim("forgetting-vs-random-low", "Forgetting falls short of Random below 40 % density",
               "falling short of Random only after pruning more than 60% from CIFAR-100", f"{_S2}, Figure 1",
               "average accuracy, Random minus Forgetting", "every density below 0.4", AllOf(Superiority()),
-              "bias_benchmark", "paper-figure-1", _forgetting_vs_random(False), needs=(FORGETTING, "Random")),
+              "bias_benchmark", "paper-figure-1", _forgetting_vs_random(False),
+              paper="Forgetting < Random below 40 % density, VGG-19 on CIFAR-100", needs=(FORGETTING, "Random")),
         Claim("forgetting-balanced", "Forgetting produces more balanced datasets than EL2N and GraNd at low density",
               "Forgetting produces more balanced datasets than EL2N and GraNd at low densities (Figure 14)",
               f"{_S2}, Figure 14", "fewest samples kept by a class (the paper's minimum SPC), Forgetting minus "

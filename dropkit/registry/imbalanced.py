@@ -48,7 +48,7 @@ CLAIMS = (
     Claim("imbalanced-worst", "On long-tailed data Random+DRoP beats EL2N in worst-class accuracy", _QUOTE, _WHERE,
           "worst-class accuracy, Random+DRoP minus EL2N", "none stated; d = 0.5, at each imbalance factor",
           AllOf(Superiority()), "imbalanced", "paper-figure-8", _beats_el2n("test_worst_class")),
-    Claim("imbalanced-accuracy", "... and in average accuracy", _QUOTE, _WHERE,
+    Claim("imbalanced-accuracy", "On long-tailed data Random+DRoP beats EL2N in average accuracy", _QUOTE, _WHERE,
           "average accuracy, Random+DRoP minus EL2N", "none stated; d = 0.5, at each imbalance factor",
           AllOf(Superiority()), "imbalanced", "paper-figure-8", _beats_el2n("test_accuracy")),
     Claim("imbalanced-vs-full", "Random+DRoP reduces the bias of the unpruned long-tailed data",
@@ -56,7 +56,7 @@ CLAIMS = (
           "worst-class accuracy, Random+DRoP minus plain training on the unpruned data (mean over factors: "
           "\"almost always\")", "none stated; d = 0.5", Superiority(), "imbalanced", "paper-figure-8",
           _versus_full(FULL_DATASET)),
-    Claim("imbalanced-vs-cdbw", "... even when the unpruned data are trained with CDB-W",
+    Claim("imbalanced-vs-cdbw", "Random+DRoP beats CDB-W training on the unpruned long-tailed data",
           "even when training with a robustness-aware CDB-W procedure", _WHERE,
           "worst-class accuracy, Random+DRoP minus CDB-W on the unpruned data (mean over factors)",
           "none stated; d = 0.5", Superiority(), "imbalanced", "paper-figure-8", _versus_full(CDBW_FULL_DATASET)),

@@ -113,7 +113,7 @@ CLAIMS = (
           "these new error-based class densities approximate the optimal variance-based ones fairly well",
           f"{_S3}, Figure 4a", "log10(error-based / variance-based d0/d1)", "none (random mixtures)",
           ContextRule("'fairly well' (no margin stated)"), "theory_draws", "paper-figure-4a", _approximation),
-    Claim("theory-error-ratios-small", "... especially when σ1/σ0 is small",
+    Claim("theory-error-ratios-small", "Error-based density ratios approximate the variance-based ones best when σ1/σ0 is small",
           "especially when σ_1/σ_0 is small", f"{_S3}, Figure 4a",
           "rank correlation of log10(σ1/σ0) with |log10(error-based / variance-based d0/d1)|",
           "none (random mixtures)", Correlation(+1), "theory_draws", "paper-figure-4a", _small_ratio),
