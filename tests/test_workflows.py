@@ -78,7 +78,7 @@ def _steps_not_make_targets(workflow: dict) -> list[str]:
 
 
 def test_the_workflows_exist():
-    assert [p.name for p in _workflow_files()] == ["book.yml", "test.yml"]
+    assert {"book.yml", "test.yml"} <= {p.name for p in _workflow_files()}
 
 
 def test_actionlint_and_zizmor_find_nothing():
@@ -121,7 +121,7 @@ def test_every_action_is_pinned_by_commit_with_its_version():
                 assert PINNED.fullmatch(reference), f"{path.name}: {reference!r} is not pinned by SHA # vX.Y.Z"
 
 
-@pytest.mark.parametrize("name", ["test.yml", "book.yml"])
+@pytest.mark.parametrize("name", [p.name for p in _workflow_files()])
 def test_every_shell_step_is_a_make_target(name):
     workflow = _load(WORKFLOWS / name)
     assert _shell_steps(workflow), f"{name} runs nothing"
