@@ -2,8 +2,8 @@
 
 Everything else that names the repository or the published book derives from that value:
 
-- ``_config.yml``: ``repository.url`` (the repository button of every page) and the MyST
-  substitutions ``repository_url`` and ``book_url`` that the book's pages print;
+- ``_config.yml``: ``repository.url`` (the repository button of every page) and
+  ``html.extra_footer`` (every page's footer: where the book is published, and by what);
 - ``README.md`` (and any page under ``book/``): the test workflow's status badge, the links to
   the workflows and to the published book.
 
@@ -17,9 +17,8 @@ Usage (standard library only, no virtual environment needed)::
     python3 .ci/repository_url.py            # rewrite the derived values (``make repository-url``)
     python3 .ci/repository_url.py --check    # list every disagreement, exit 1 if there is one
 
-The rewrite replaces the previous URL (the one ``_config.yml`` holds) and its Pages address
-wherever they occur in ``README.md`` and ``book/*.md``, and sets the three values of
-``_config.yml``. ``tests/test_repository_url.py`` fails while any file disagrees.
+The rewrite sets the two values of ``_config.yml`` and replaces the previous URL (the one
+``_config.yml`` held) and its Pages address wherever they occur in ``README.md`` and ``book/*.md``. ``tests/test_repository_url.py`` fails while any file disagrees.
 """
 
 from __future__ import annotations
@@ -77,18 +76,41 @@ def status_badge(repository: str) -> str:
     return f"[![tests]({workflow}/badge.svg)]({workflow})"
 
 
+def footer(repository: str) -> str:
+    """The HTML of every page's footer: the published book's address and the repository."""
+    name = GITHUB_REPOSITORY.fullmatch(repository).group(0).removeprefix("https://github.com/")
+    book = pages_url(repository)
+    return (f'<p>The published copy of this book is <a href="{book}">{book}</a>: the <code>book</code> '
+            f'workflow of its repository, <a href="{repository}">{name}</a>, renders, checks and '
+            f'deploys it on every push to <code>main</code>.</p>')
+
+
+def _expected_config(repository: str) -> dict[str, str]:
+    """The values of ``_config.yml`` (as written there) that derive from ``repository``."""
+    return {"url": repository, "extra_footer": f"'{footer(repository)}'"}  # a YAML single-quoted scalar
+
+
+# (key, the top-level block of _config.yml that holds it)
+_CONFIG_KEYS = {"url": "repository", "extra_footer": "html"}
+
+
+def _config_line(text: str, key: str) -> re.Match | None:
+    """The line ``  <key>: <value>`` of ``_config.yml``'s block that holds ``key``, as a match
+    whose group 2 is the value as written."""
+    block = re.search(rf"^{_CONFIG_KEYS[key]}:\n(?:[ \t]+.*\n|[ \t]*\n)*", text, flags=re.M)
+    if block is None:
+        return None
+    line = re.compile(rf"^([ \t]+{key}:[ \t]*)(.*?)[ \t]*$", flags=re.M)
+    return line.search(text, block.start(), block.end())
+
+
 def _config_values(text: str) -> dict[str, str | None]:
-    """The values of ``repository.url`` and of the substitutions ``repository_url`` and
-    ``book_url`` in the text of ``_config.yml`` (None where a key is missing)."""
-    patterns = {
-        "url": r"^repository:\n(?:[ \t]+.*\n)*?[ \t]+url:[ \t]*(\S+)",
-        "repository_url": r"^parse:\n(?:[ \t]+.*\n)*?[ \t]+myst_substitutions:\n(?:[ \t]+.*\n)*?[ \t]+repository_url:[ \t]*(\S+)",
-        "book_url": r"^parse:\n(?:[ \t]+.*\n)*?[ \t]+myst_substitutions:\n(?:[ \t]+.*\n)*?[ \t]+book_url:[ \t]*(\S+)",
-    }
+    """The values of ``repository.url`` and ``html.extra_footer`` as written in ``_config.yml``
+    (None where one is missing)."""
     values = {}
-    for key, pattern in patterns.items():
-        match = re.search(pattern, text, flags=re.M)
-        values[key] = match.group(1).strip("\"'") if match else None
+    for key in _CONFIG_KEYS:
+        match = _config_line(text, key)
+        values[key] = match.group(2) if match else None
     return values
 
 
@@ -101,29 +123,28 @@ def disagreements(root: Path | str = ROOT) -> list[str]:
     when all agree)."""
     root = Path(root)
     repository = repository_url(root)
-    expected = {"url": repository, "repository_url": repository, "book_url": pages_url(repository)}
     problems = []
     config = _config_values((root / "_config.yml").read_text())
-    for key, value in expected.items():
+    for key, value in _expected_config(repository).items():
         if config[key] != value:
-            where = "repository.url" if key == "url" else f"parse.myst_substitutions.{key}"
-            problems.append(f"_config.yml: {where} is {config[key]!r}, not {value!r}")
+            problems.append(f"_config.yml: {_CONFIG_KEYS[key]}.{key} is {config[key]!r}, not {value!r}")
+    book = pages_url(repository)
     for path in _text_files(root):
         if not path.is_file():
             continue
         text = path.read_text()
         name = path.relative_to(root).as_posix()
         for url in _PAGES.findall(text):
-            if not url.rstrip("/").startswith(expected["book_url"].rstrip("/")):
-                problems.append(f"{name}: GitHub Pages address {url} is not under {expected['book_url']}")
+            if not url.rstrip("/").startswith(book.rstrip("/")):
+                problems.append(f"{name}: GitHub Pages address {url} is not under {book}")
         for url in _WORKFLOW_LINK.findall(text):
             if not url.startswith(f"{repository}/actions/workflows/"):
                 problems.append(f"{name}: workflow link {url} is not of {repository}")
     readme = (root / "README.md").read_text()
     if status_badge(repository) not in readme:
         problems.append(f"README.md: no status badge {status_badge(repository)}")
-    if expected["book_url"] not in readme:
-        problems.append(f"README.md: the published book's address {expected['book_url']} is not given")
+    if book not in readme:
+        problems.append(f"README.md: the published book's address {book} is not given")
     return problems
 
 
@@ -133,15 +154,10 @@ def _replace_url(text: str, old: str, new: str) -> str:
 
 
 def _set_config_value(text: str, key: str, value: str) -> str:
-    line = re.compile(rf"^([ \t]+{key}:[ \t]*)\S+[ \t]*$", flags=re.M)
-    if key == "url":
-        block = re.search(r"^repository:\n(?:[ \t]+.*\n)*", text, flags=re.M)
-    else:
-        block = re.search(r"^parse:\n(?:[ \t]+.*\n)*", text, flags=re.M)
-    if block is None or not line.search(block.group(0)):
-        raise ValueError(f"_config.yml has no {key!r} line to set; add it (see {Path(__file__).name})")
-    start, end = block.span()
-    return text[:start] + line.sub(lambda m: m.group(1) + value, block.group(0), count=1) + text[end:]
+    match = _config_line(text, key)
+    if match is None:
+        raise ValueError(f"_config.yml has no {_CONFIG_KEYS[key]}.{key} line to set; add one")
+    return text[:match.start(2)] + value + text[match.end(2):]
 
 
 def write(root: Path | str = ROOT) -> list[Path]:
@@ -152,8 +168,7 @@ def write(root: Path | str = ROOT) -> list[Path]:
     config = config_path.read_text()
     previous = _config_values(config)["url"]
     updated = {config_path: config}
-    for key, value in (("url", repository), ("repository_url", repository),
-                       ("book_url", pages_url(repository))):
+    for key, value in _expected_config(repository).items():
         updated[config_path] = _set_config_value(updated[config_path], key, value)
     if previous and GITHUB_REPOSITORY.fullmatch(previous) and previous != repository:
         for path in _text_files(root):

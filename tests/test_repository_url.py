@@ -50,12 +50,19 @@ def test_config_readme_and_book_agree_with_pyproject():
     assert repository_url.disagreements(ROOT) == []
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     assert config["repository"]["url"] == url
-    assert config["parse"]["myst_substitutions"] == {"repository_url": url,
-                                                     "book_url": repository_url.pages_url(url)}
+    # every page's footer says where the book is published
+    assert config["html"]["extra_footer"] == repository_url.footer(url)
+    assert f'<a href="{repository_url.pages_url(url)}">' in config["html"]["extra_footer"]
     readme = (ROOT / "README.md").read_text()
     assert readme.splitlines()[2] == repository_url.status_badge(url)  # under the title
-    # the book says where it is published, through the substitutions
-    assert "{{ book_url }}" in (ROOT / "book" / "reproduce.md").read_text()
+
+
+def test_the_footer_names_the_published_book_and_the_repository():
+    assert repository_url.footer("https://github.com/Alice/drop-fork") == (
+        '<p>The published copy of this book is <a href="https://alice.github.io/drop-fork/">'
+        'https://alice.github.io/drop-fork/</a>: the <code>book</code> workflow of its repository, '
+        '<a href="https://github.com/Alice/drop-fork">Alice/drop-fork</a>, renders, checks and deploys '
+        'it on every push to <code>main</code>.</p>')
 
 
 @pytest.mark.parametrize("url, pages", [
@@ -90,8 +97,7 @@ def test_a_fork_changes_the_url_once_and_make_repository_url_writes_the_rest(tmp
 
     check = _run(root, "--check")
     assert check.returncode == 1
-    for place in ("_config.yml: repository.url", "parse.myst_substitutions.repository_url",
-                  "parse.myst_substitutions.book_url", "README.md: no status badge",
+    for place in ("_config.yml: repository.url", "_config.yml: html.extra_footer", "README.md: no status badge",
                   "README.md: the published book's address https://alice.github.io/drop-fork/"):
         assert place in check.stderr
 
@@ -101,7 +107,8 @@ def test_a_fork_changes_the_url_once_and_make_repository_url_writes_the_rest(tmp
     assert repository_url.disagreements(root) == []
     config = yaml.safe_load((root / "_config.yml").read_text())
     assert config["repository"] == {"url": new, "branch": "main"}
-    assert config["parse"]["myst_substitutions"]["book_url"] == "https://alice.github.io/drop-fork/"
+    assert config["html"]["extra_footer"] == repository_url.footer(new)
+    assert "https://alice.github.io/drop-fork/" in config["html"]["extra_footer"]
     readme = (root / "README.md").read_text()
     assert repository_url.status_badge(new) in readme
     assert old not in readme and repository_url.pages_url(old) not in readme
@@ -122,3 +129,13 @@ def test_a_hand_edited_link_that_disagrees_is_reported(tmp_path):
         "README.md: GitHub Pages address https://someone.github.io/other/ is not under https://dropkit.github.io/dropkit/",
         "README.md: workflow link https://github.com/someone/other/actions/workflows/test.yml is not of https://github.com/dropkit/dropkit",
     ]
+
+
+def test_a_config_without_the_footer_line_is_an_error_naming_it(tmp_path):
+    root = _copy(tmp_path)
+    config = root / "_config.yml"
+    config.write_text("\n".join(line for line in config.read_text().splitlines()
+                                if "extra_footer:" not in line) + "\n")
+    assert "_config.yml: html.extra_footer is None" in "\n".join(repository_url.disagreements(root))
+    result = _run(root)
+    assert result.returncode == 2 and "_config.yml has no html.extra_footer line to set" in result.stderr
