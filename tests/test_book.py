@@ -14,9 +14,6 @@ papermill, renders with ``jupyter-book build -W`` (an unresolved ``{numref}``, `
   MathJax (no raw TeX left in the text), no panel of any figure is narrower than
   ``MIN_PANEL_PX`` CSS pixels, and no page shows papermill's injected cell, a stderr block, an
   error output or a Python traceback.
-
-``make book-check`` runs the same tests on the book that ``make book`` rendered
-(``$DROPKIT_BOOK_HTML``, see :func:`rendered_book`).
 """
 
 from __future__ import annotations
