@@ -18,6 +18,7 @@ papermill, renders with ``jupyter-book build -W`` (an unresolved ``{numref}``, `
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -31,8 +32,21 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.book
 
 
+#: A rendered book's ``_build/html`` to check instead of rendering one (``make book-check`` sets it
+#: to the one ``make book`` rendered; the hosted book workflow checks the published book so).
+BOOK_HTML_VARIABLE = "DROPKIT_BOOK_HTML"
+
+
 @pytest.fixture(scope="module")
 def rendered_book(tmp_path_factory) -> Path:
+    """The ``_build/html`` under check: ``$DROPKIT_BOOK_HTML`` when set, else a smoke-profile
+    render of a copy of the book sources."""
+    given = os.environ.get(BOOK_HTML_VARIABLE)
+    if given:
+        html = Path(given)
+        if not (html / "index.html").is_file():
+            pytest.fail(f"{BOOK_HTML_VARIABLE}={given} holds no rendered book (no index.html): run `make book` first")
+        return html
     root = tmp_path_factory.mktemp("book")
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(ROOT / name, root / name)
