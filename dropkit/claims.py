@@ -214,6 +214,8 @@ class Evidence:
 
     @property
     def unit(self) -> str:
+        if self.points is not None:
+            return "r"
         return next(iter(self.parts.values())).unit if self.parts else ""
 
     def measure(self) -> str:

@@ -348,15 +348,17 @@ def _definitions(rows: pd.DataFrame) -> str:
     return f":::{{dropdown}} Definitions: quotes, hypotheses, margins and measurements\n{body}\n:::"
 
 
-def chapter_markdown(table: pd.DataFrame, chapter: str, omissions: pd.DataFrame | None = None) -> str:
+def chapter_markdown(table: pd.DataFrame, chapter: str, omissions: pd.DataFrame | None = None, *,
+                     label: str = "claims") -> str:
     """One chapter's rows of the scorecard (the same rows and Holm-corrected verdicts as the
-    scorecard page): a captioned table, the folded definitions, and why a claim has no row for a
-    setting."""
+    scorecard page): a captioned table (its label ``<label>-<chapter>``, unique in the book),
+    the folded definitions, and why a claim has no row for a setting."""
     rows = table[table["chapter"] == chapter]
     if rows.empty:
         raise ValueError(f"no scorecard rows for chapter {chapter!r}")
-    title = f"The paper's claims checked on {CHAPTER_TITLES.get(chapter, chapter).lower()} (Holm-corrected over the scorecard)"
-    parts = [f":::{{table}} {title}\n:name: claims-{chapter}\n\n{_table(rows)}\n:::", _definitions(rows)]
+    which = "that this book cannot test" if chapter == "elsewhere" else f"of chapter {chapter[:2]}"
+    title = f"The paper's claims {which}, checked on this book's runs (verdicts Holm-corrected over the scorecard)"
+    parts = [f":::{{table}} {title}\n:name: {label}-{chapter}\n\n{_table(rows)}\n:::", _definitions(rows)]
     if omissions is not None:
         note = omissions_markdown(omissions[omissions["chapter"] == chapter])
         if note:
@@ -368,9 +370,8 @@ def scorecard_markdown(table: pd.DataFrame, omissions: pd.DataFrame | None = Non
     """The whole scorecard, one section per chapter (:func:`chapter_markdown`)."""
     parts = []
     for chapter in dict.fromkeys(table["chapter"]):
-        heading = CHAPTER_TITLES.get(chapter, chapter)
-        link = f" ({{doc}}`{chapter}`)" if chapter != "elsewhere" else ""
-        parts.append(f"## {heading}{link}\n\n{chapter_markdown(table, chapter, omissions)}")
+        heading = CHAPTER_TITLES[chapter] if chapter == "elsewhere" else f"{{doc}}`{chapter}`"
+        parts.append(f"## {heading}\n\n{chapter_markdown(table, chapter, omissions, label='scorecard')}")
     return "\n\n".join(parts)
 
 

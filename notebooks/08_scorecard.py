@@ -58,7 +58,7 @@ device = None  # None: the profile's device (default: cpu)
 results_dir = "results"
 reference = 0.5  # the paper's reference density (the closest density present is used)
 
-# %% tags=["remove-stderr"]
+# %% tags=["remove-stderr", "hide-input"]
 from dropkit import publish, scorecard
 from dropkit.chapter import check_reference
 from dropkit.profiles import check_profile

@@ -193,7 +193,7 @@ def test_the_pages_show_each_row_once_with_setting_quote_and_power():
     chosen = [claim(i) for i in ("drop-worst-gain", "strategy-drop-forgetting", "drop-best-worst-class")]
     table = scorecard.scorecard({"drop_evaluation": frame}, chosen)
     text = scorecard.chapter_markdown(table, "03_drop_evaluation", scorecard.omitted({"drop_evaluation": frame}, chosen))
-    assert text.startswith(":::{table} The paper's claims")  # a colon fence: its caption may hold anything
+    assert text.startswith(":::{table} The paper's claims of chapter 03") and ":name: claims-03_drop_evaluation" in text  # a colon fence: its caption may hold anything
     assert "**fashion-mnist, CNN**: Random+DRoP raises worst-class accuracy" in text
     assert "“when pruning half of CIFAR-100" in text and ":::{dropdown}" in text
     assert "35.8 → 45.4 %" in text
@@ -203,7 +203,7 @@ def test_the_pages_show_each_row_once_with_setting_quote_and_power():
     assert box.startswith(":::{admonition} What the paper claims, what we find")
     assert f"{len(table)} verdicts on 3 claims" in box
     whole = scorecard.scorecard_markdown(table)
-    assert "## DRoP against the pruning protocols ({doc}`03_drop_evaluation`)" in whole
+    assert "## {doc}`03_drop_evaluation`" in whole and ":name: scorecard-03_drop_evaluation" in whole
 
 
 def test_no_bound_of_a_decided_row_reads_as_zero():
