@@ -232,6 +232,26 @@ class ResultStore:
                     f"results directory {directory} is not writable ({reason})"
                 ) from None
 
+    def check_location(self) -> None:
+        """Check, creating nothing, that :meth:`check_writable` can create the store here: the
+        nearest existing folder above each store directory is a directory and writable.
+
+        Raises:
+            PermissionError: naming the path that is a plain file or not writable.
+        """
+        for directory in (self.runs_dir, self.scores_dir):
+            existing = directory
+            while not existing.exists() and existing != existing.parent:
+                if existing.is_symlink():  # a dangling link: makedirs would fail on it
+                    break
+                existing = existing.parent
+            if existing.exists() and not existing.is_dir():
+                raise PermissionError(f"results directory {directory} is not writable "
+                                      f"({existing} is a file, not a directory)")
+            if existing.exists() and not os.access(existing, os.W_OK | os.X_OK):
+                raise PermissionError(f"results directory {directory} is not writable "
+                                      f"(permission denied at {existing})")
+
     # ------------------------------------------------------------------ run rows
     def run_path(self, cache_key: str) -> Path:
         """Path of the JSON file holding the run with this cache key."""
