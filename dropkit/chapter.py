@@ -130,10 +130,10 @@ def chapter_results(profile: str | Profile, experiment: str, *, dataset: str | N
             unique.setdefault(spec.cache_key, spec)
     specs = list(unique.values())
     store = ResultStore(results_dir, settings.name)
-    stored_before = len(set(store.keys()) & {spec.cache_key for spec in specs})
     workers = workers or max(1, min(settings.workers, (os.cpu_count() or 1) // settings.threads))
     with warnings.catch_warnings(record=True) as caught:  # reported once each, in ``lines``
-        warnings.simplefilter("always")
+        warnings.simplefilter("always")  # (a row or score cache ignored is named there by path)
+        stored_before = len(set(store.keys()) & {spec.cache_key for spec in specs})
         report = sweep(specs, store, workers=workers, threads=settings.threads,
                        data_root=data_root, progress=progress)
     frame = results_frame(specs, store)
