@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dropkit.seal import SEAL_FIELD
+from dropkit.rows import SEAL_FIELD
 from dropkit.spec import RunSpec
 from dropkit.store import ResultStore
 

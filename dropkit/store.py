@@ -18,9 +18,9 @@ disk failure, edited by hand) is skipped with a :class:`UserWarning`, never read
 so is a row whose spec fields no longer hash to its file name (:func:`spec_key`).
 
 Sealed rows: :meth:`ResultStore.write` adds ``row_digest``, a sha256 of the row's whole content
-(spec and results, :func:`dropkit.seal.row_digest`). A row whose content no longer matches its
+(spec and results, :func:`dropkit.rows.row_digest`). A row whose content no longer matches its
 seal (a metric edited, removed or copied from another run), that has no seal, or whose metrics
-are out of range (:func:`dropkit.seal.row_problem`) is reported by path (a ``UserWarning``) and
+are out of range (:func:`dropkit.rows.row_problem`) is reported by path (a ``UserWarning``) and
 counts as missing: ``dropkit results`` leaves it out and a sweep computes the run again. Rows
 written before rows were sealed are sealed in place by ``python -m dropkit.seal <store>``.
 
@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dropkit.seal import SEAL_FIELD, row_digest, row_problem, seal_problem
+from dropkit.rows import SEAL_FIELD, row_digest, row_problem, seal_problem
 
 __all__ = ["ResultStore", "KEY_PATTERN", "atomic_write_bytes", "default_results_dir", "scores_digest",
            "spec_key", "summary_table"]
@@ -268,7 +268,7 @@ class ResultStore:
         The row is stored sealed (``row_digest`` of its content; a ``row_digest`` it brings is
         replaced). Raises ``ValueError`` for a row the store would not read back: its spec
         fields do not hash to its ``cache_key``, or its metrics are out of range
-        (:func:`dropkit.seal.row_problem`).
+        (:func:`dropkit.rows.row_problem`).
         """
         if not isinstance(row, Mapping) or "cache_key" not in row:
             raise ValueError("row must be a mapping with a 'cache_key' entry")

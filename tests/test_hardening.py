@@ -178,7 +178,8 @@ import shutil
 
 import numpy as np
 
-from dropkit.seal import SEAL_FIELD, row_digest, seal_store
+from dropkit.rows import SEAL_FIELD, row_digest
+from dropkit.seal import seal_store
 from dropkit.spec import RunSpec
 from dropkit.store import ResultStore
 
