@@ -345,7 +345,9 @@ def main(argv=None) -> int:
     except Exception as error:  # a chapter failed while executing (papermill names the cell)
         if type(error).__name__ != "PapermillExecutionError":
             raise
-        print(f"error: a chapter failed: {' '.join(str(error).split())[:2000]}", file=sys.stderr)
+        cell = getattr(error, "exec_count", None)
+        print(f"error: the chapter being executed failed in cell {cell}: {getattr(error, 'ename', '')}: "
+              f"{' '.join(str(getattr(error, 'evalue', '')).split())}", file=sys.stderr)
         print(f"(the previous notebooks are kept; the failed one is under {Path(args.root).resolve() / GENERATED_DIR} "
               "as <chapter>.failed.ipynb)", file=sys.stderr)
         return 1

@@ -609,26 +609,37 @@ if fail:
 '''
 
 
-def test_a_failed_chapter_keeps_the_previous_notebook(tmp_path):
+def test_a_failed_chapter_keeps_the_previous_notebook(tmp_path, capsys):
     """Issue 30, data loss: a failed execution never replaces a good notebook."""
     from papermill import PapermillExecutionError
 
     from dropkit.book import execute_chapter, failed_notebook
 
+    chapter = "02_bias_benchmark"  # a stand-in chapter under tmp_path: one that fails when told to
     (tmp_path / "notebooks").mkdir()
-    (tmp_path / "notebooks" / "01_theory.py").write_text(FAILING_CHAPTER)
-    good = execute_chapter(tmp_path, "01_theory", {"profile": "smoke", "fail": False})
+    (tmp_path / "notebooks" / f"{chapter}.py").write_text(FAILING_CHAPTER)
+    good = execute_chapter(tmp_path, chapter, {"profile": "smoke", "fail": False})
     text = good.read_text()
     assert "the good version" in text
     with pytest.raises(PapermillExecutionError, match="this chapter fails"):
-        execute_chapter(tmp_path, "01_theory", {"profile": "smoke", "fail": True})
+        execute_chapter(tmp_path, chapter, {"profile": "smoke", "fail": True})
     assert good.read_text() == text
-    failed = failed_notebook(tmp_path, "01_theory")
-    assert failed.name == "01_theory.failed.ipynb" and "this chapter fails" in failed.read_text()
+    failed = failed_notebook(tmp_path, chapter)
+    assert failed.name == f"{chapter}.failed.ipynb" and "this chapter fails" in failed.read_text()
     generated = tmp_path / "book" / "generated"
-    assert sorted(p.name for p in generated.iterdir()) == ["01_theory.failed.ipynb", "01_theory.ipynb"]
-    execute_chapter(tmp_path, "01_theory", {"profile": "smoke", "fail": False})  # success clears the failure
-    assert sorted(p.name for p in generated.iterdir()) == ["01_theory.ipynb"]
+    assert sorted(p.name for p in generated.iterdir()) == [f"{chapter}.failed.ipynb", f"{chapter}.ipynb"]
+    # the command: exit 1, the failing cell named, the previous notebook kept, no hidden file
+    failed.unlink()
+    assert main(["--root", str(tmp_path), "--profile", "smoke", "--chapter", chapter, "-p", "fail", "true",
+                 "--no-render"]) == 1
+    err = capsys.readouterr().err
+    # cell 3: the parameters cell, papermill's injected parameters, the failing cell
+    assert "error: the chapter being executed failed in cell 3: RuntimeError: this chapter fails" in err
+    assert "Traceback" not in err
+    assert good.read_text() == text
+    assert sorted(p.name for p in generated.iterdir()) == [f"{chapter}.failed.ipynb", f"{chapter}.ipynb"]
+    execute_chapter(tmp_path, chapter, {"profile": "smoke", "fail": False})  # success clears the failure
+    assert sorted(p.name for p in generated.iterdir()) == [f"{chapter}.ipynb"]
 
 
 # ----------------------------------------------------------------- drop_quotas, keep_indices
