@@ -307,6 +307,9 @@ def sweep(
         A :class:`SweepReport`.
 
     Raises:
+        ValueError, RuntimeError, FileNotFoundError, PermissionError: before anything runs, what
+            :func:`check_sweep` refuses and (with the default runner) a missing run whose density
+            keeps no sample (:func:`check_selections`).
         SweepError: when a run fails; the sweep stops scheduling new runs, finished rows stay
             stored, and re-running the sweep resumes from there.
     """
@@ -319,7 +322,8 @@ def sweep(
     report = SweepReport(total=len(unique), skipped=len(unique) - len(missing))
     if not missing:
         return report
-    check_selections(missing, data_root)
+    if run_function is None:  # the runner's selections (a custom run function selects its own way)
+        check_selections(missing, data_root)
     function = run if run_function is None else run_function
     root, profile = str(store.root), store.profile
     data = None if data_root is None else str(data_root)
