@@ -17,7 +17,14 @@ Usage::
     python -m dropkit.book --profile smoke --chapter 03_drop_evaluation -p strategy el2n
 
 A parameter that a chapter's ``parameters`` cell does not define is refused before anything runs
-(papermill itself only warns about it and runs the chapter with its own values).
+(papermill itself only warns about it and runs the chapter with its own values), and so is a
+parameter value that the chapter would refuse (:func:`check_parameter_values`): exit status 2 and
+one line naming the parameter and its value, no papermill traceback.
+
+A chapter that fails never replaces a good one: papermill writes into a hidden temporary
+notebook, which replaces ``book/generated/<chapter>.ipynb`` only on success; on failure the
+previous notebook stays, the failed one is kept beside it as ``<chapter>.failed.ipynb`` (to read
+the failing cell), and no hidden file is left behind.
 """
 
 from __future__ import annotations
@@ -25,9 +32,12 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import math
+import os
 import subprocess
 import sys
 import time
+from numbers import Real
 from pathlib import Path
 
 from dropkit.profiles import check_profile
@@ -48,8 +58,8 @@ CHAPTERS: dict[str, tuple[str, ...]] = {
 GENERATED_DIR = Path("book") / "generated"
 
 
-def chapter_parameters(root: Path | str, chapter: str) -> tuple[str, ...]:
-    """Names assigned in the cell tagged ``parameters`` of ``notebooks/<chapter>.py``, in order."""
+def _parameters_cell(root: Path | str, chapter: str) -> list:
+    """The statements of the cell tagged ``parameters`` of ``notebooks/<chapter>.py``."""
     import jupytext
 
     source = Path(root) / "notebooks" / f"{chapter}.py"
@@ -59,21 +69,154 @@ def chapter_parameters(root: Path | str, chapter: str) -> tuple[str, ...]:
              if "parameters" in cell.metadata.get("tags", ())]
     if not cells:
         raise ValueError(f"chapter {chapter} has no cell tagged 'parameters'")
+    return ast.parse(cells[0].source).body
+
+
+def chapter_parameters(root: Path | str, chapter: str) -> tuple[str, ...]:
+    """Names assigned in the cell tagged ``parameters`` of ``notebooks/<chapter>.py``, in order."""
     names = []
-    for node in ast.parse(cells[0].source).body:
+    for node in _parameters_cell(root, chapter):
         targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
         names += [t.id for t in targets if isinstance(t, ast.Name) and t.id not in names]
     return tuple(names)
 
 
+def chapter_defaults(root: Path | str, chapter: str) -> dict:
+    """The values the ``parameters`` cell of ``notebooks/<chapter>.py`` assigns (Python literals;
+    a name assigned anything else is left out)."""
+    defaults = {}
+    for node in _parameters_cell(root, chapter):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                defaults[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                pass
+    return defaults
+
+
+#: The strategies chapter 03 takes as its ``strategy`` parameter (None: each setting's own).
+BOOK_STRATEGIES: tuple[str, ...] = ("el2n", "grand", "forgetting")
+
+
+def _check_optional(kind: str, check):
+    """A parameter check that accepts None (the profile's value) or what ``check`` accepts."""
+    def checked(name: str, value) -> None:
+        if value is not None and not check(value):
+            raise ValueError(f"parameter {name}={value!r} must be None (the profile's) or {kind}")
+    return checked
+
+
+def _is_int(value, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _is_density(value) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value) and 0 < value <= 1
+
+
+def _is_device(value) -> bool:
+    from dropkit.spec import check_device
+
+    try:
+        check_device(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_dataset(value) -> bool:
+    from dropkit.data import DATASETS
+
+    return isinstance(value, str) and value in DATASETS
+
+
+def _is_model(value) -> bool:
+    from dropkit.models import MODELS
+
+    return isinstance(value, str) and value in MODELS
+
+
+def _check_results_dir(name: str, value) -> None:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"parameter {name}={value!r} must be a non-empty path")
+    if os.path.exists(value) and not os.path.isdir(value):
+        raise ValueError(f"parameter {name}={value!r} is a file, not a directory")
+
+
+def _check_reference(name: str, value) -> None:
+    if not _is_density(value):
+        raise ValueError(f"parameter {name}={value!r} must be a density in (0, 1]")
+
+
+def _check_count(minimum: int, maximum: int | None = None):
+    def checked(name: str, value) -> None:
+        if not _is_int(value, minimum) or (maximum is not None and value > maximum):
+            bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+            raise ValueError(f"parameter {name}={value!r} must be an integer {bound}")
+    return checked
+
+
+def _max_theory_points() -> int:
+    from dropkit.chapter import MAX_THEORY_POINTS
+
+    return MAX_THEORY_POINTS
+
+
+#: The checks of the chapters' common parameters, by name, run before any chapter executes
+#: (each chapter checks them again itself). The theory chapter's own parameters are checked by
+#: :func:`dropkit.chapter.check_theory_parameters` (see :func:`check_parameter_values`).
+PARAMETER_CHECKS = {
+    "dataset": _check_optional("a dataset name of dropkit.data.DATASETS", _is_dataset),
+    "model": _check_optional("a model name of dropkit.models.MODELS", _is_model),
+    "strategy": _check_optional(f"one of {', '.join(BOOK_STRATEGIES)}", lambda v: v in BOOK_STRATEGIES),
+    "densities": _check_optional("a non-empty list of densities in (0, 1]", lambda v: isinstance(v, list)
+                                 and len(v) > 0 and all(_is_density(d) for d in v)),
+    "seeds": _check_optional("a non-empty list of non-negative integers", lambda v: isinstance(v, list)
+                             and len(v) > 0 and all(_is_int(s, 0) for s in v)),
+    "device": _check_optional("a device: 'cpu', 'cuda', 'cuda:N' or 'mps'", _is_device),
+    "workers": _check_optional("a positive integer", lambda v: _is_int(v, 1)),
+    "data_root": _check_optional("an existing directory", lambda v: isinstance(v, str) and os.path.isdir(v)),
+    "pretrained_path": _check_optional("an existing file", lambda v: isinstance(v, str) and os.path.isfile(v)),
+    "results_dir": _check_results_dir,
+    "reference": _check_reference,
+    "figure3_density": _check_reference,
+    "n_datasets": _check_count(1),
+    "n_draws": _check_count(1),
+    "n_points": lambda name, value: _check_count(2, _max_theory_points())(name, value),
+    "seed": _check_count(0),
+}
+
+
+def check_parameter_values(root: Path | str, chapter: str, parameters: dict) -> None:
+    """``ValueError`` naming the first parameter value of ``parameters`` that ``chapter`` would
+    refuse, before it runs: the checks of :data:`PARAMETER_CHECKS` by name, and for the theory
+    chapter :func:`dropkit.chapter.check_theory_parameters` on its defaults updated with
+    ``parameters`` (the very check its first cell runs)."""
+    from dropkit.chapter import check_theory_parameters
+
+    theory = chapter == "01_theory"
+    for name, value in parameters.items():
+        if name in PARAMETER_CHECKS and not (theory and name in ("dataset", "model")):
+            PARAMETER_CHECKS[name](name, value)
+    if theory:
+        values = {**chapter_defaults(root, chapter), **parameters}
+        values.pop("profile", None)
+        try:
+            check_theory_parameters(**values)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"parameter {' '.join(str(err).split())}") from None
+
+
 def check_parameters(root: Path | str, chapters, parameters: dict) -> None:
-    """``ValueError`` naming the first parameter that a chapter's ``parameters`` cell lacks."""
+    """``ValueError`` naming the first parameter that a chapter's ``parameters`` cell lacks, or
+    whose value the chapter would refuse (:func:`check_parameter_values`)."""
     for chapter in chapters:
         known = chapter_parameters(root, chapter)
         unknown = [name for name in parameters if name not in known]
         if unknown:
             raise ValueError(f"parameter {unknown[0]!r} is not a parameter of chapter {chapter} "
                              f"(its parameters: {', '.join(known)})")
+        check_parameter_values(root, chapter, parameters)
 
 
 def parse_value(text: str):
@@ -87,8 +230,18 @@ def parse_value(text: str):
         return text
 
 
+def failed_notebook(root: Path, chapter: str) -> Path:
+    """Where the notebook of a failed execution of ``chapter`` is kept: ``<chapter>.failed.ipynb``."""
+    return Path(root) / GENERATED_DIR / f"{chapter}.failed.ipynb"
+
+
 def execute_chapter(root: Path, chapter: str, parameters: dict, *, kernel: str = "python3") -> Path:
     """Convert and execute one chapter; return the path of the executed notebook.
+
+    The executed notebook replaces ``book/generated/<chapter>.ipynb`` only when the chapter
+    succeeds (a stale ``<chapter>.failed.ipynb`` is then removed). When it fails, the previous
+    notebook is left as it was, the failed one is written to :func:`failed_notebook`, no hidden
+    file is left behind, and the error is raised again.
 
     Raises ``FileNotFoundError`` if ``notebooks/<chapter>.py`` is missing and
     ``papermill.PapermillExecutionError`` (naming the failing cell) if the notebook fails.
@@ -96,24 +249,36 @@ def execute_chapter(root: Path, chapter: str, parameters: dict, *, kernel: str =
     import jupytext
     import papermill
 
+    root = Path(root)
     source = root / "notebooks" / f"{chapter}.py"
     if not source.is_file():
         raise FileNotFoundError(f"chapter source {source} does not exist")
     out_dir = root / GENERATED_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     unexecuted = out_dir / f".{chapter}.input.ipynb"
-    jupytext.write(jupytext.read(source), unexecuted)
+    running = out_dir / f".{chapter}.running.ipynb"
     executed = out_dir / f"{chapter}.ipynb"
-    papermill.execute_notebook(
-        str(unexecuted),
-        str(executed),
-        parameters=parameters,
-        kernel_name=kernel,
-        cwd=str(root),
-        progress_bar=False,
-    )
-    unexecuted.unlink()
-    remove_injected_parameters(executed)
+    try:
+        jupytext.write(jupytext.read(source), unexecuted)
+        try:
+            papermill.execute_notebook(
+                str(unexecuted),
+                str(running),
+                parameters=parameters,
+                kernel_name=kernel,
+                cwd=str(root),
+                progress_bar=False,
+            )
+        except BaseException:
+            if running.exists():
+                os.replace(running, failed_notebook(root, chapter))
+            raise
+        remove_injected_parameters(running)
+        os.replace(running, executed)
+        failed_notebook(root, chapter).unlink(missing_ok=True)
+    finally:
+        unexecuted.unlink(missing_ok=True)
+        running.unlink(missing_ok=True)
     return executed
 
 
@@ -178,6 +343,15 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except Exception as error:  # a chapter failed while executing (papermill names the cell)
+        if type(error).__name__ != "PapermillExecutionError":
+            raise
+        cell = getattr(error, "exec_count", None)
+        print(f"error: the chapter being executed failed in cell {cell}: {getattr(error, 'ename', '')}: "
+              f"{' '.join(str(getattr(error, 'evalue', '')).split())}", file=sys.stderr)
+        print(f"(the previous notebooks are kept; the failed one is under {Path(args.root).resolve() / GENERATED_DIR} "
+              "as <chapter>.failed.ipynb)", file=sys.stderr)
+        return 1
     except subprocess.CalledProcessError as error:
         print(f"error: jupyter-book build failed (exit {error.returncode})", file=sys.stderr)
         return 1

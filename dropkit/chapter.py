@@ -130,10 +130,10 @@ def chapter_results(profile: str | Profile, experiment: str, *, dataset: str | N
             unique.setdefault(spec.cache_key, spec)
     specs = list(unique.values())
     store = ResultStore(results_dir, settings.name)
-    stored_before = len(set(store.keys()) & {spec.cache_key for spec in specs})
     workers = workers or max(1, min(settings.workers, (os.cpu_count() or 1) // settings.threads))
     with warnings.catch_warnings(record=True) as caught:  # reported once each, in ``lines``
-        warnings.simplefilter("always")
+        warnings.simplefilter("always")  # (a row or score cache ignored is named there by path)
+        stored_before = len(set(store.keys()) & {spec.cache_key for spec in specs})
         report = sweep(specs, store, workers=workers, threads=settings.threads,
                        data_root=data_root, progress=progress)
     frame = results_frame(specs, store)
@@ -241,6 +241,10 @@ def setting_paragraph(results: ChapterResults, experiment: str, *, dataset: str 
     return "\n\n".join([*parts, *notes, *(f"*{line}*" for line in results.lines)])
 
 
+#: Largest ``n_points`` of the theory chapter: its datasets are held in memory at once.
+MAX_THEORY_POINTS = 10_000_000
+
+
 def check_theory_parameters(*, dataset, model, densities, figure3_density, seeds, n_datasets,
                             n_points, n_draws, seed, device, results_dir) -> None:
     """The theory chapter's papermill parameters, else ``ValueError`` naming the bad one."""
@@ -259,10 +263,15 @@ def check_theory_parameters(*, dataset, model, densities, figure3_density, seeds
     for name, value, minimum in (("n_datasets", n_datasets, 1), ("n_points", n_points, 2), ("n_draws", n_draws, 1)):
         if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
             raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
+    if n_points > MAX_THEORY_POINTS:
+        raise ValueError(f"n_points={n_points!r} must be at most {MAX_THEORY_POINTS} (the datasets are held in memory)")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed={seed!r} must be a non-negative integer")
     _optional_text("device", device)
     if device is None:
         raise ValueError("device=None: give a device name such as 'cpu' (unused: numpy only)")
+    from dropkit.spec import check_device
+
+    check_device(device)
     if not isinstance(results_dir, str) or not results_dir:
         raise ValueError(f"results_dir={results_dir!r} must be a non-empty path (unused: nothing is written)")

@@ -226,12 +226,19 @@ def _parse_list(text: str, kind, option: str):
     return values
 
 
+#: Run fields that have an option of their own (``--set NAME=...`` is refused for them).
+_OPTION_FIELDS = ("setup", "dataset", "model", "densities", "seeds", "device")
+
+
 def _parse_overrides(items) -> dict:
     overrides = {}
     for item in items or ():
         name, sep, text = item.partition("=")
         if not sep or not name:
             raise ValueError(f"--set {item!r}: expected NAME=VALUE (e.g. --set epochs=2)")
+        if name in _OPTION_FIELDS or name in ("density", "seed"):
+            option = {"density": "densities", "seed": "seeds"}.get(name, name)
+            raise ValueError(f"--set {item!r}: {name} has its own option; use --{option} instead")
         try:
             value = json.loads(text)
         except json.JSONDecodeError:
@@ -285,9 +292,33 @@ def _specs(args) -> list:
     return list(specs.values())
 
 
+def _slurm_options(args, profile, threads: int):
+    """The :class:`dropkit.sweep.SlurmOptions` of ``--executor slurm`` (None for local), built
+    (so checked) whenever a ``--slurm-*`` value is given, even for a local sweep."""
+    from dropkit.sweep import SlurmOptions
+
+    given = any(value is not None for value in (args.slurm_cluster, args.slurm_partition,
+                                                args.slurm_time, args.slurm_gpus))
+    if args.executor != "slurm" and not given:
+        return None
+    checks = {"--slurm-time": args.slurm_time, "--slurm-gpus": args.slurm_gpus}
+    for option, value in checks.items():
+        minimum = 1 if option == "--slurm-time" else 0
+        if value is not None and value < minimum:
+            raise ValueError(f"{option} {value} must be an integer >= {minimum}")
+    options = SlurmOptions(
+        cluster=args.slurm_cluster,
+        partition=args.slurm_partition or profile.slurm_partition,
+        time_min=profile.slurm_time_min if args.slurm_time is None else args.slurm_time,
+        gpus=profile.slurm_gpus if args.slurm_gpus is None else args.slurm_gpus,
+        cpus=threads,
+    )
+    return options if args.executor == "slurm" else None
+
+
 def _cmd_sweep(args) -> int:
-    from dropkit.sweep import SlurmOptions, sweep
     from dropkit.profiles import get_profile
+    from dropkit.sweep import check_selections, check_sweep, sweep
 
     profile = get_profile(args.profile)
     _positive_option(args.workers, "--workers")
@@ -297,24 +328,20 @@ def _cmd_sweep(args) -> int:
     store = _store(args)
     threads = args.threads or min(profile.threads, os.cpu_count() or 1)
     workers = args.workers or max(1, min(profile.workers, (os.cpu_count() or 1) // threads))
+    slurm = _slurm_options(args, profile, threads)
+    # one validation for the sweep and its dry run, before any work (the sweep repeats it)
+    check_sweep(specs, store, executor=args.executor, workers=workers, threads=threads,
+                data_root=args.data_root, slurm=slurm)
     stored = store.keys()
-    missing = sum(spec.cache_key not in stored for spec in specs)
+    missing_specs = [spec for spec in specs if spec.cache_key not in stored]
+    check_selections(missing_specs, args.data_root)
+    missing = len(missing_specs)
     print(f"{profile.name}/{'+'.join(args.experiment)}: {len(specs)} runs, {len(specs) - missing} stored, "
           f"{missing} to run -> {store.path}", flush=True)
     if args.dry_run and missing:
-        _print_projection([spec for spec in specs if spec.cache_key not in stored], store,
-                          workers=workers, threads=threads, data_root=args.data_root)
+        _print_projection(missing_specs, store, workers=workers, threads=threads, data_root=args.data_root)
     if args.dry_run or missing == 0:
         return 0
-    slurm = None
-    if args.executor == "slurm":
-        slurm = SlurmOptions(
-            cluster=args.slurm_cluster,
-            partition=args.slurm_partition or profile.slurm_partition,
-            time_min=args.slurm_time or profile.slurm_time_min,
-            gpus=profile.slurm_gpus if args.slurm_gpus is None else args.slurm_gpus,
-            cpus=threads,
-        )
     report = sweep(specs, store, executor=args.executor, workers=workers, threads=threads,
                    data_root=args.data_root, slurm=slurm, progress=not args.no_progress)
     utilisation = ("" if report.cpu_utilisation is None else

@@ -19,7 +19,9 @@ Scores follow :mod:`dropkit.scores` (higher = more useful = kept first); recalls
 model's per-class validation recalls (``ScoreResult.val_recalls``).  Everything goes through
 :func:`dropkit.select.select` (ties broken by ``seed``, never by dataset order) and
 :mod:`dropkit.quotas` (DRoP quotas by ``rule``, exact integer counts summing to ``round(d * N)``).
-Arguments a protocol does not need are ignored.
+Arguments a protocol does not use are still checked when given (``groups`` of the wrong length,
+``scores`` of the wrong length or not finite, ``recalls`` outside [0, 1]): a mistake in them is
+refused, as ``dropkit prune`` refuses it, never silently ignored.
 """
 
 from __future__ import annotations
@@ -43,8 +45,8 @@ def _checked_scores(protocol: str, scores, n: int) -> np.ndarray:
         raise ValueError(f"scores must have shape ({n},) like labels, got {values.shape}")
     if values.dtype.kind not in "biuf":
         raise ValueError(f"scores must be real numbers, got dtype {values.dtype}")
-    if np.isnan(values).any():
-        raise ValueError(f"scores hold {int(np.isnan(values).sum())} NaN values")
+    if not np.isfinite(values).all():
+        raise ValueError(f"scores hold {int((~np.isfinite(values)).sum())} NaN/inf values")
     return values.astype(np.float64)
 
 
@@ -70,7 +72,7 @@ def keep_indices(protocol: str, labels, density: float, *, scores=None, recalls=
         protocol: one of :data:`PROTOCOLS`.
         labels: ``[N]`` integer class ids.
         density: fraction of samples kept, in ``(0, 1]``.
-        scores: ``[N]`` per-sample scores, higher = kept first (strategy protocols).
+        scores: ``[N]`` finite per-sample scores, higher = kept first (strategy protocols).
         recalls: ``[K]`` per-class validation recalls in ``[0, 1]`` of the query model (DRoP
             protocols); ``K`` is the number of classes, at least ``max(labels) + 1``.  Classes
             with no sample in ``labels`` keep nothing and are left out of the DRoP allocation.
@@ -91,7 +93,15 @@ def keep_indices(protocol: str, labels, density: float, *, scores=None, recalls=
     y = as_labels(labels, "labels")
     if len(y) == 0:
         raise ValueError("labels is empty: there is nothing to select from")
-    values = _checked_scores(protocol, scores, len(y)) if protocol in NEEDS_SCORES else None
+    # every argument given is checked, used by this protocol or not
+    values = _checked_scores(protocol, scores, len(y)) if protocol in NEEDS_SCORES or scores is not None else None
+    units = None
+    if groups is not None:
+        units = as_labels(groups, "groups")
+        if len(units) != len(y):
+            raise ValueError(f"groups must have one id per sample ({len(y)}), got {len(units)}")
+    if recalls is not None and protocol not in NEEDS_RECALLS:
+        _checked_recalls(protocol, recalls, 0, "class" if groups is None else "group")
     if protocol == "random":
         return select(y, density, seed=seed)
     if protocol == "strategy":
@@ -100,10 +110,7 @@ def keep_indices(protocol: str, labels, density: float, *, scores=None, recalls=
         num_classes = int(y.max()) + 1
         kept = select(y, density, scores=values, seed=seed)
         return select(y, density, quotas=strategy_quotas(y, kept, num_classes), seed=seed)
-    if groups is not None:  # DRoP over groups: the groups are the units of the quotas
-        units = as_labels(groups, "groups")
-        if len(units) != len(y):
-            raise ValueError(f"groups must have one id per sample ({len(y)}), got {len(units)}")
+    if units is not None:  # DRoP over groups: the groups are the units of the quotas
         y = units
     num_classes = int(y.max()) + 1
     rec = _checked_recalls(protocol, recalls, num_classes, "class" if groups is None else "group")

@@ -27,6 +27,8 @@ import warnings
 import numpy as np
 
 RULES: tuple[str, ...] = ("paper", "counts")
+#: Largest total of class sizes: counts are float64 in the allocation, exact up to 2**53.
+MAX_TOTAL_SIZE = 2**53
 _SNAP = 1e-9  # resolution at which largest-remainder rounding compares fractional parts
 
 
@@ -106,9 +108,15 @@ def _as_class_sizes(class_sizes) -> np.ndarray:
         not np.all(np.isfinite(sizes)) or not np.all(sizes == np.round(sizes))
     ):
         raise ValueError("class_sizes must hold integers, got non-integer values")
+    if sizes.dtype.kind == "f" and np.any(np.abs(sizes) > MAX_TOTAL_SIZE):
+        raise ValueError(f"class_sizes hold {_short(sizes)}: more than 2**53 samples in a class")
     sizes = sizes.astype(np.int64)
     if np.any(sizes < 0):
         raise ValueError(f"class_sizes must be non-negative, got {sizes.min()}")
+    total = sum(int(size) for size in sizes)  # Python ints: no int64 overflow
+    if total > MAX_TOTAL_SIZE:
+        raise ValueError(f"class_sizes sum to {total} samples, more than 2**53 = {MAX_TOTAL_SIZE}: "
+                         "counts that large are not exact in float64 (are these sizes what you meant?)")
     if np.any(sizes == 0):
         empty = np.flatnonzero(sizes == 0).tolist()
         raise ValueError(
@@ -258,6 +266,9 @@ def drop_quotas(
         recalls: ``[K]`` validation recalls in ``[0, 1]``.
         density: target dataset density in ``(0, 1]``.
         rule: ``"paper"`` (default) or ``"counts"``; see the module docstring.
+            ``ValueError`` when ``round(density * N)`` is 0 (every quota would be 0, an empty
+            selection, refused as by :func:`dropkit.select.select`) or when the sizes sum to more
+            than :data:`MAX_TOTAL_SIZE`.
         min_per_class: floor on every class's count (capped at the class size). 0 (default)
             reproduces the paper, where a class with recall 1 keeps nothing. With a floor the
             allocation is ``clip(c * w_k, floor_k, N_k)``: classes below the floor are lifted to it
@@ -270,7 +281,7 @@ def drop_quotas(
     """
     sizes = _as_class_sizes(class_sizes)
     values = _as_recalls(recalls, len(sizes))
-    total = kept_total(int(sizes.sum()), density)
+    total = check_kept(int(sizes.sum()), density)
     if isinstance(min_per_class, bool) or not isinstance(min_per_class, numbers.Integral):
         raise ValueError(f"min_per_class must be a non-negative integer, got {min_per_class!r}")
     if min_per_class < 0:

@@ -22,6 +22,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dropkit.rows import SEAL_FIELD
 from dropkit.spec import RunSpec
 from dropkit.store import ResultStore
 
@@ -53,7 +54,8 @@ def _same_run(a: dict, b: dict) -> bool:
     spec_fields = {f.name for f in dataclasses.fields(RunSpec)}
 
     def results(row: dict) -> dict:
-        return {k: v for k, v in row.items() if k not in spec_fields and k not in PROVENANCE_FIELDS}
+        return {k: v for k, v in row.items()
+                if k not in spec_fields and k not in PROVENANCE_FIELDS and k != SEAL_FIELD}
 
     return spec_a.cache_key == spec_b.cache_key and results(a) == results(b)
 

@@ -138,6 +138,14 @@ def check_choice(name: str, value, choices: Sequence[str]) -> None:
         raise ValueError(f"{name}={value!r} is not known; choose one of {', '.join(choices)}")
 
 
+def check_device(device, name: str = "device") -> str:
+    """``device`` if it names a torch device dropkit runs on (``cpu``, ``cuda``, ``cuda:N``,
+    ``mps``), else ``ValueError`` naming ``name``."""
+    if not isinstance(device, str) or not _DEVICE_PATTERN.fullmatch(device):
+        raise ValueError(f"{name}={device!r} must be 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    return device
+
+
 def check_int(name: str, value, minimum: int = 1) -> int:
     """``value`` as an int if it is an integer (not a bool) ``>= minimum``, else ``ValueError``."""
     if not _is_int(value) or value < minimum:

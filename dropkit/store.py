@@ -17,6 +17,17 @@ name, so the store still holds exactly one row for it. A file that does not pars
 disk failure, edited by hand) is skipped with a :class:`UserWarning`, never read as a result;
 so is a row whose spec fields no longer hash to its file name (:func:`spec_key`).
 
+Sealed rows: :meth:`ResultStore.write` adds ``row_digest``, a sha256 of the row's whole content
+(spec and results, :func:`dropkit.rows.row_digest`). A row whose content no longer matches its
+seal (a metric edited, removed or copied from another run), that has no seal, or whose metrics
+are out of range (:func:`dropkit.rows.row_problem`) is reported by path (a ``UserWarning``) and
+counts as missing: ``dropkit results`` leaves it out and a sweep computes the run again. Rows
+written before rows were sealed are sealed in place by ``python -m dropkit.seal <store>``.
+
+Score caches are keyed and sealed the same way: each ``.npz`` holds its query key and a digest
+of its arrays (:meth:`ResultStore.save_scores`); a cache with another key, a digest that does
+not match (scores permuted or edited) or non-finite values is reported by path and recomputed.
+
 Safety: results are JSON, scores are ``.npz`` loaded with ``allow_pickle=False``; nothing in the
 store is ever unpickled.
 """
@@ -25,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import io
 import json
 import math
@@ -39,8 +51,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["ResultStore", "KEY_PATTERN", "atomic_write_bytes", "default_results_dir", "spec_key",
-           "summary_table"]
+from dropkit.rows import SEAL_FIELD, row_digest, row_problem, seal_problem
+
+__all__ = ["ResultStore", "KEY_PATTERN", "atomic_write_bytes", "default_results_dir", "scores_digest",
+           "spec_key", "summary_table"]
 
 #: A cache key is the hex sha256 of a run's canonical spec (see ``RunSpec.cache_key``).
 #: Use it with ``fullmatch`` (``$`` in ``re.match`` would also accept a trailing newline).
@@ -176,6 +190,7 @@ class ResultStore:
 
     Nothing is created on construction; :meth:`check_writable` (called by every write) creates
     the directories and fails with a clear :class:`PermissionError` if that is impossible.
+    A ``root`` (or ``root/profile``) that exists as a plain file raises ``NotADirectoryError``.
     """
 
     def __init__(self, root: str | os.PathLike, profile: str):
@@ -187,6 +202,9 @@ class ResultStore:
         if not isinstance(root, (str, os.PathLike)) or str(root) == "":
             raise ValueError(f"results_dir={root!r} is not a path")
         self.root = Path(root)
+        for path in (self.root, self.root / profile):
+            if path.exists() and not path.is_dir():
+                raise NotADirectoryError(f"results directory {path} is a file, not a directory")
         self.profile = profile
         self.path = self.root / profile
         self.runs_dir = self.path / "runs"
@@ -214,6 +232,26 @@ class ResultStore:
                     f"results directory {directory} is not writable ({reason})"
                 ) from None
 
+    def check_location(self) -> None:
+        """Check, creating nothing, that :meth:`check_writable` can create the store here: the
+        nearest existing folder above each store directory is a directory and writable.
+
+        Raises:
+            PermissionError: naming the path that is a plain file or not writable.
+        """
+        for directory in (self.runs_dir, self.scores_dir):
+            existing = directory
+            while not existing.exists() and existing != existing.parent:
+                if existing.is_symlink():  # a dangling link: makedirs would fail on it
+                    break
+                existing = existing.parent
+            if existing.exists() and not existing.is_dir():
+                raise PermissionError(f"results directory {directory} is not writable "
+                                      f"({existing} is a file, not a directory)")
+            if existing.exists() and not os.access(existing, os.W_OK | os.X_OK):
+                raise PermissionError(f"results directory {directory} is not writable "
+                                      f"(permission denied at {existing})")
+
     # ------------------------------------------------------------------ run rows
     def run_path(self, cache_key: str) -> Path:
         """Path of the JSON file holding the run with this cache key."""
@@ -226,13 +264,30 @@ class ResultStore:
             row: a flat mapping with at least ``cache_key`` (64 hex chars); values may be JSON
                 types, numpy scalars or arrays (stored as lists), tuples (stored as lists).
                 NaN and infinite floats are stored as JSON ``null`` (strict JSON).
+
+        The row is stored sealed (``row_digest`` of its content; a ``row_digest`` it brings is
+        replaced). Raises ``ValueError`` for a row the store would not read back: its spec
+        fields do not hash to its ``cache_key``, or its metrics are out of range
+        (:func:`dropkit.rows.row_problem`).
         """
         if not isinstance(row, Mapping) or "cache_key" not in row:
             raise ValueError("row must be a mapping with a 'cache_key' entry")
         path = self.run_path(row["cache_key"])
-        payload = json.dumps(
-            _plain(row), sort_keys=True, allow_nan=False, default=_json_default
-        ).encode("utf-8")
+        plain = json.loads(json.dumps({k: v for k, v in _plain(row).items() if k != SEAL_FIELD},
+                                      allow_nan=False, default=_json_default))
+        try:
+            key = spec_key(plain)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"refusing to store row {row['cache_key']}: its spec fields are not a valid "
+                             f"run ({' '.join(str(err).split())})") from None
+        if key is not None and key != row["cache_key"]:
+            raise ValueError(f"row's spec fields hash to {key}, not to its cache_key {row['cache_key']}: "
+                             "refusing to store it under a key it does not have")
+        problem = row_problem(plain)
+        if problem is not None:
+            raise ValueError(f"refusing to store row {row['cache_key']}: {problem}")
+        payload = json.dumps({**plain, SEAL_FIELD: row_digest(plain)}, sort_keys=True,
+                             allow_nan=False).encode("utf-8")
         self.check_writable()
         atomic_write_bytes(path, payload)
         return path
@@ -262,6 +317,12 @@ class ResultStore:
                 "name (edited after it was written?); the run counts as missing", stacklevel=3,
             )
             return None
+        problem = seal_problem(row) or row_problem(row)
+        if problem is not None:
+            warnings.warn(f"ignoring result file {path}: {problem}; the run counts as missing",
+                          stacklevel=3)
+            return None
+        del row[SEAL_FIELD]
         return row
 
     # ------------------------------------------------------------------ per-run locks
@@ -365,36 +426,85 @@ class ResultStore:
         return self.scores_dir / f"{_check_key(query_key, 'query_key')}.npz"
 
     def save_scores(self, query_key: str, arrays: Mapping[str, np.ndarray]) -> Path:
-        """Cache numeric arrays (e.g. ``scores`` float64 [N], ``val_recalls`` float64 [K]) atomically."""
+        """Cache numeric arrays (e.g. ``scores`` float64 [N], ``val_recalls`` float64 [K]) atomically.
+
+        The file also holds the query key (``__query_key__``) and a digest of the arrays
+        (``__digest__``, :func:`scores_digest`), which :meth:`load_scores` checks. Raises
+        ``ValueError`` for a non-numeric or non-finite array (a cache is never written to be
+        refused when read).
+        """
         path = self.scores_path(query_key)
         if not arrays:
             raise ValueError("arrays must hold at least one array")
         checked = {}
         for name, value in arrays.items():
             array = np.asarray(value)
+            if name in _CACHE_FIELDS or not isinstance(name, str) or name.startswith("__"):
+                raise ValueError(f"arrays[{name!r}]: names starting with '__' are the cache's own")
             if array.dtype.kind not in "biuf":
                 raise ValueError(
                     f"arrays[{name!r}] has dtype {array.dtype}; only numeric arrays can be cached"
                 )
+            if array.dtype.kind == "f" and not np.isfinite(array).all():
+                raise ValueError(f"arrays[{name!r}] holds {int((~np.isfinite(array)).sum())} NaN/inf "
+                                 "values; a score cache holds finite numbers only")
             checked[name] = array
         self.check_writable()
         buffer = io.BytesIO()
-        np.savez(buffer, **checked)
+        np.savez(buffer, **checked, __query_key__=np.array(query_key),
+                 __digest__=np.array(scores_digest(checked)))
         atomic_write_bytes(path, buffer.getvalue())
         return path
 
     def load_scores(self, query_key: str) -> dict[str, np.ndarray] | None:
-        """The cached arrays for ``query_key``, or None if absent or unreadable (with a warning)."""
+        """The cached arrays for ``query_key``, or None if absent or not to be trusted.
+
+        A cache that does not parse, holds another query key or none, whose arrays do not match
+        their digest (permuted or edited) or hold NaN/inf values is reported by path (a
+        ``UserWarning``) and treated as absent, so the query is computed again and the file
+        replaced.
+        """
         path = self.scores_path(query_key)
         if not path.is_file():
             return None
         try:
             with np.load(path, allow_pickle=False) as data:
-                return {name: data[name] for name in data.files}
+                arrays = {name: data[name] for name in data.files}
         except Exception as err:  # zipfile/ValueError/OSError: any corruption means "recompute"
-            warnings.warn(f"ignoring unreadable score cache {path}: {err}", stacklevel=2)
+            warnings.warn(f"ignoring unreadable score cache {path}: {err}; it is recomputed", stacklevel=2)
             return None
+        stored_key = arrays.pop("__query_key__", None)
+        stored_digest = arrays.pop("__digest__", None)
+        problem = None
+        if stored_key is None or stored_digest is None:
+            problem = "it records no query key or digest (written by an older dropkit or by hand)"
+        elif str(stored_key) != query_key:
+            problem = f"it holds the outputs of query {str(stored_key)[:64]!r}, not of {query_key}"
+        elif any(array.dtype.kind not in "biuf" for array in arrays.values()):
+            problem = "it holds non-numeric arrays"
+        elif any(array.dtype.kind == "f" and not np.isfinite(array).all() for array in arrays.values()):
+            problem = "it holds NaN/inf values"
+        elif str(stored_digest) != scores_digest(arrays):
+            problem = "its arrays do not match their digest (edited or permuted after it was written?)"
+        if problem is not None:
+            warnings.warn(f"ignoring score cache {path}: {problem}; it is recomputed", stacklevel=2)
+            return None
+        return arrays
 
+
+#: Arrays of a score cache that are not query outputs: its key and digest.
+_CACHE_FIELDS = ("__query_key__", "__digest__")
+
+
+def scores_digest(arrays: Mapping[str, np.ndarray]) -> str:
+    """Hex sha256 of named arrays: for each name in sorted order, the name, dtype, shape and the
+    C-order bytes of the array."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 #: Columns always shown by :func:`summary_table` (when present), in this order.

@@ -48,7 +48,8 @@ from dropkit.schedule import Job, ReadyQueue
 from dropkit.spec import LATER_FIELD_DEFAULTS, SHORT_QUERY_METHODS, RunSpec, check_choice, check_int
 from dropkit.store import ResultStore
 
-__all__ = ["SlurmOptions", "SweepReport", "SweepError", "sweep", "results_frame"]
+__all__ = ["SlurmOptions", "SweepReport", "SweepError", "check_selections", "check_sweep", "sweep",
+           "results_frame"]
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,70 @@ def _check_specs(specs: Iterable[RunSpec]) -> list[RunSpec]:
     return list(unique.values())
 
 
+def check_sweep(specs: Iterable[RunSpec], store: ResultStore, *, executor: str = "local", workers: int = 1,
+                threads: int = 1, data_root: str | os.PathLike | None = None,
+                slurm: SlurmOptions | None = None) -> list[RunSpec]:
+    """Everything :func:`sweep` refuses before it computes anything, checked without computing or
+    creating anything: the arguments (see :func:`sweep`), the store's location (a results
+    directory under a plain file, or not writable: :meth:`dropkit.store.ResultStore.check_location`)
+    and, with :func:`check_selections`, every run that would keep no sample. ``dropkit sweep
+    --dry-run`` calls it too, so a dry run refuses exactly what the sweep would.
+
+    Returns the distinct specs (duplicates once). Raises ``ValueError``, ``RuntimeError`` (Slurm
+    asked for where there is none), ``FileNotFoundError`` or ``PermissionError`` naming the problem.
+    The selection check looks at every spec here; :func:`sweep` checks those not yet stored.
+    """
+    if executor not in ("local", "slurm"):
+        raise ValueError(f"executor={executor!r} is not known; choose 'local' or 'slurm'")
+    if not isinstance(store, ResultStore):
+        raise ValueError(f"store must be a ResultStore, got {type(store).__name__}")
+    workers = check_int("workers", workers)
+    threads = check_int("threads", threads)
+    cpus = os.cpu_count() or 1
+    if executor == "local" and workers * threads > cpus:
+        raise ValueError(
+            f"workers={workers} x threads={threads} oversubscribes the {cpus} CPU cores; "
+            f"use workers * threads <= {cpus}"
+        )
+    if slurm is not None and not isinstance(slurm, SlurmOptions):
+        raise ValueError(f"slurm must be a SlurmOptions, got {type(slurm).__name__}")
+    if executor == "slurm" and (slurm is None or slurm.cluster is None) and not shutil.which("sbatch"):
+        raise RuntimeError("executor='slurm': no Slurm here (sbatch is not on PATH) and "
+                           "SlurmOptions.cluster is None; submitit would silently run every job "
+                           "on this machine (use executor='local', or cluster='local' to test)")
+    if data_root is not None and not Path(data_root).is_dir():
+        raise FileNotFoundError(f"data_root={str(data_root)!r} is not a directory")
+    unique = _check_specs(specs)
+    store.check_location()
+    return unique
+
+
+def check_selections(specs: Iterable[RunSpec], data_root: str | os.PathLike | None = None) -> None:
+    """``ValueError`` naming the run and its density when a spec's density keeps no sample of its
+    training set (``round(density * N) == 0``, e.g. ``density=1e-9``): its selection, and so its
+    DRoP quotas, would be empty, and the run would fail only after its query trainings. The
+    training-set size ``N`` is read from the data (:func:`dropkit.runner.load_data`, once per
+    dataset variant) unless the spec's ``train_subset`` already shows the density keeps a sample.
+    """
+    from dropkit.quotas import check_kept
+
+    lowest: dict[tuple, RunSpec] = {}
+    for spec in specs:
+        if spec.protocol == "none":
+            continue
+        key = (spec.dataset, spec.dataset_options, spec.train_subset, spec.imbalance_factor)
+        if key not in lowest or spec.density < lowest[key].density:
+            lowest[key] = spec
+    for spec in lowest.values():
+        if spec.train_subset is not None and spec.imbalance_factor <= 1 and spec.density * spec.train_subset >= 1:
+            continue
+        size = load_data(spec, data_root).num_train
+        try:
+            check_kept(size, spec.density, "density")
+        except ValueError as err:
+            raise ValueError(f"run {spec.label()} (a training set of {size} samples): {err}") from None
+
+
 def sweep(
     specs: Iterable[RunSpec],
     store: ResultStore,
@@ -242,30 +307,14 @@ def sweep(
         A :class:`SweepReport`.
 
     Raises:
+        ValueError, RuntimeError, FileNotFoundError, PermissionError: before anything runs, what
+            :func:`check_sweep` refuses and (with the default runner) a missing run whose density
+            keeps no sample (:func:`check_selections`).
         SweepError: when a run fails; the sweep stops scheduling new runs, finished rows stay
             stored, and re-running the sweep resumes from there.
     """
-    if executor not in ("local", "slurm"):
-        raise ValueError(f"executor={executor!r} is not known; choose 'local' or 'slurm'")
-    if not isinstance(store, ResultStore):
-        raise ValueError(f"store must be a ResultStore, got {type(store).__name__}")
-    workers = check_int("workers", workers)
-    threads = check_int("threads", threads)
-    cpus = os.cpu_count() or 1
-    if executor == "local" and workers * threads > cpus:
-        raise ValueError(
-            f"workers={workers} x threads={threads} oversubscribes the {cpus} CPU cores; "
-            f"use workers * threads <= {cpus}"
-        )
-    if slurm is not None and not isinstance(slurm, SlurmOptions):
-        raise ValueError(f"slurm must be a SlurmOptions, got {type(slurm).__name__}")
-    if executor == "slurm" and (slurm is None or slurm.cluster is None) and not shutil.which("sbatch"):
-        raise RuntimeError("executor='slurm': no Slurm here (sbatch is not on PATH) and "
-                           "SlurmOptions.cluster is None; submitit would silently run every job "
-                           "on this machine (use executor='local', or cluster='local' to test)")
-    if data_root is not None and not Path(data_root).is_dir():
-        raise FileNotFoundError(f"data_root={str(data_root)!r} is not a directory")
-    unique = _check_specs(specs)
+    unique = check_sweep(specs, store, executor=executor, workers=workers, threads=threads,
+                         data_root=data_root, slurm=slurm)
     store.check_writable()
     started = time.perf_counter()
     done = store.keys()
@@ -273,6 +322,8 @@ def sweep(
     report = SweepReport(total=len(unique), skipped=len(unique) - len(missing))
     if not missing:
         return report
+    if run_function is None:  # the runner's selections (a custom run function selects its own way)
+        check_selections(missing, data_root)
     function = run if run_function is None else run_function
     root, profile = str(store.root), store.profile
     data = None if data_root is None else str(data_root)

@@ -336,7 +336,7 @@ def test_results_prints_a_summary_and_warns_on_a_truncated_row(tmp_path, capsys)
     for seed, accuracy in [(0, 0.8), (1, 0.6)]:
         store.write(spec_row("fashion-mnist", seed, test_accuracy=accuracy,
                              test_worst_class=accuracy - 0.3, test_gap=0.3))
-    broken = store.write({"cache_key": "f" * 64, "dataset": "x"})
+    broken = store.runs_dir / f"{'f' * 64}.json"
     broken.write_text('{"cache_key": "ff')
     with pytest.warns(UserWarning, match="ignoring unreadable result file"):
         assert main(["results", "--profile", "smoke", "--results-dir", str(tmp_path)]) == 0

@@ -306,7 +306,9 @@ def test_sweep_rejects_non_specs_and_unwritable_store(tmp_path):
     with pytest.raises(ValueError, match=r"specs\[1\] is a dict"):
         sweep([cheap_specs(1)[0], {"density": 0.5}], store, run_function=fake_run)
     (tmp_path / "file").write_text("x")
-    bad = ResultStore(tmp_path / "file", "smoke")
+    with pytest.raises(NotADirectoryError, match="is a file, not a directory"):
+        ResultStore(tmp_path / "file", "smoke")
+    bad = ResultStore(tmp_path / "file" / "results", "smoke")
     with pytest.raises(PermissionError, match="not writable"):
         sweep(cheap_specs(2), bad, run_function=fake_run, progress=False)
 

@@ -6,6 +6,7 @@ import hashlib
 import json
 
 from dropkit.rekey import main, rekey_store
+from dropkit.seal import seal_store
 from dropkit.spec import RunSpec
 from dropkit.store import ResultStore
 
@@ -42,6 +43,9 @@ def test_rekey_renames_merges_and_keeps_conflicts(tmp_path):
     assert sorted(new for _, new in report.renamed) == sorted([full.cache_key, other.cache_key])
     assert [new for _, new in report.merged] == [full.cache_key]
     assert [new for _, new in report.conflicts] == [other.cache_key]
+    # renamed rows are written sealed; the row already under its key was written by hand
+    # (unsealed): the store trusts it once sealed (python -m dropkit.seal, after a rekey)
+    assert len(seal_store(store.path).sealed) == 1
     assert store.keys() == {full.cache_key, other.cache_key, kept.cache_key}
     assert store.read(full.cache_key)["test_accuracy"] == 0.9
     conflicts = list((store.path / "runs-conflicts").glob("*.json"))

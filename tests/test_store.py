@@ -28,7 +28,7 @@ def test_round_trip_converts_numpy_and_nan(tmp_path):
     store = ResultStore(tmp_path, "smoke")
     row = make_row(
         "a",
-        test_recalls=np.array([0.25, np.nan, 1.0]),
+        ratios=np.array([0.25, np.nan, 1.0]),  # not a metric: a NaN recall is refused (test_hardening)
         class_counts=np.array([3, 4], dtype=np.int64),
         count=np.int64(7),
         milestones=(5, 8),
@@ -39,7 +39,7 @@ def test_round_trip_converts_numpy_and_nan(tmp_path):
     text = path.read_text()
     assert "NaN" not in text and "Infinity" not in text  # strict JSON
     back = store.read(key_of("a"))
-    assert back["test_recalls"] == [0.25, None, 1.0]
+    assert back["ratios"] == [0.25, None, 1.0]
     assert back["class_counts"] == [3, 4]
     assert back["count"] == 7 and isinstance(back["count"], int)
     assert back["milestones"] == [5, 8]

@@ -662,6 +662,7 @@ def test_cli_cuda_graphs_flag_reaches_the_config(capsys, flags, expected):
     assert f"cuda_graphs={expected}" in capsys.readouterr().out
 
 
-def test_cli_rejects_bad_drop_epochs():
-    with pytest.raises(ValueError, match="--drop-epochs"):
+def test_cli_rejects_bad_drop_epochs(capsys):
+    with pytest.raises(SystemExit) as exit_:
         main(["--dataset", "gaussian", "--model", "linear", "--drop-epochs", "ten", "--no-progress"])
+    assert exit_.value.code == 2 and "--drop-epochs 'ten'" in capsys.readouterr().err
