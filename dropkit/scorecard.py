@@ -27,7 +27,8 @@ import pandas as pd
 
 from dropkit.claims import ALPHA, CONTEXT, NOT_TESTABLE, VERDICTS, Decision, Evidence, holm
 from dropkit.curves import labelled
-from dropkit.registry import CHAPTER_OF, Claim, Context, claims as registered_claims
+from dropkit.registry import claims as registered_claims
+from dropkit.registry.claim import Claim, Context
 from dropkit.tables import check_one_setting, split_setups
 
 __all__ = ["NOT_COMPUTED", "ALL_VERDICTS", "CHAPTER_TITLES", "profile_claims", "profile_context",

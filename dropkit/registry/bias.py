@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dropkit.claims import AllOf, EveryReplicate, Evidence, NonInferiority, Superiority, Equivalence
 from dropkit.curves import FULL_DATASET, METHOD_NAMES
-from dropkit.registry import Claim
+from dropkit.registry.claim import Claim
 from dropkit.registry.measures import (
     class_correlation,
     densities_of,

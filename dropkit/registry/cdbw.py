@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dropkit.claims import AllOf, Equivalence, Evidence, NonInferiority, Superiority
 from dropkit.curves import CDBW_FULL_DATASET
-from dropkit.registry import Claim
+from dropkit.registry.claim import Claim
 from dropkit.registry.measures import densities_of, difference, full, nearest, per_seed, seed_spread
 
 DROP = "Random+DRoP"

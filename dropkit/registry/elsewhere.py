@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dropkit.claims import NotTestable
-from dropkit.registry import Claim
+from dropkit.registry.claim import Claim
 
 CLAIMS = (
     Claim("imagenet-drop", "On ImageNet, Random+DRoP beats EL2N-based protocols (Figure 12)",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dropkit.claims import AllOf, Context as ContextRule, Effect, Evidence, Superiority, paired_effect
 from dropkit.curves import METHOD_NAMES
-from dropkit.registry import Claim
+from dropkit.registry.claim import Claim
 from dropkit.registry.measures import (
     METRIC_NAMES,
     class_correlation,

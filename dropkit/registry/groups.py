@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dropkit.claims import AllOf, Evidence, Superiority
-from dropkit.registry import Claim
+from dropkit.registry.claim import Claim
 from dropkit.registry.measures import METRIC_NAMES, difference, full, nearest, per_seed
 
 _WHERE = "Section 4 (Group Distributional Robustness), Figure 9"

@@ -7,7 +7,7 @@ import numpy as np
 
 from dropkit.claims import AllOf, Evidence, Superiority, paired_effect
 from dropkit.curves import CDBW_FULL_DATASET, FULL_DATASET
-from dropkit.registry import Claim
+from dropkit.registry.claim import Claim
 from dropkit.registry.measures import METRIC_NAMES, difference, nearest, per_seed
 
 DROP = "Random+DRoP"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from dropkit.claims import AllOf, Equivalence, Evidence, Superiority, paired_effect
-from dropkit.registry import Claim
+from dropkit.registry.claim import Claim
 from dropkit.registry.measures import densities_of, per_seed, seed_spread
 
 DROP = "Random+DRoP"

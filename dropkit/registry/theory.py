@@ -12,7 +12,7 @@ import numpy as np
 
 from dropkit.claims import Context as ContextRule
 from dropkit.claims import Correlation, Effect, Equivalence, Evidence, Exact, Superiority
-from dropkit.registry import Claim
+from dropkit.registry.claim import Claim
 from dropkit.theory import GaussianMixture, average_optimal_threshold, class_risks, worst_class_optimal_threshold
 
 #: The simulated datasets of the claims (pre-registered: at least 50, issue 28).
