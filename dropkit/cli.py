@@ -292,6 +292,7 @@ def _cmd_sweep(args) -> int:
     profile = get_profile(args.profile)
     _positive_option(args.workers, "--workers")
     _positive_option(args.threads, "--threads")
+    _positive_option(args.slurm_array_parallelism, "--slurm-array-parallelism")
     _check_slurm_available(args)
     specs = _specs(args)
     store = _store(args)
@@ -314,6 +315,8 @@ def _cmd_sweep(args) -> int:
             time_min=args.slurm_time or profile.slurm_time_min,
             gpus=profile.slurm_gpus if args.slurm_gpus is None else args.slurm_gpus,
             cpus=threads,
+            **({} if args.slurm_array_parallelism is None else
+               {"array_parallelism": args.slurm_array_parallelism}),
         )
     report = sweep(specs, store, executor=args.executor, workers=workers, threads=threads,
                    data_root=args.data_root, slurm=slurm, progress=not args.no_progress)
@@ -458,6 +461,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--slurm-partition", help="Slurm partition")
     sweep.add_argument("--slurm-time", type=int, help="time limit per job, minutes")
     sweep.add_argument("--slurm-gpus", type=int, help="GPUs per job")
+    sweep.add_argument("--slurm-array-parallelism", type=int,
+                       help="how many tasks of a job array may run at once (default 64)")
     sweep.add_argument("--dry-run", action="store_true", help="only count stored and missing runs, and project the missing work's wall time "
                             "from its FLOPs and rates measured now")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
