@@ -1,14 +1,14 @@
 """``dropkit sweep --executor slurm`` against a real Slurm cluster (``tests/slurm_cluster.py``).
 
 A one-node cluster (this machine: ``munged``, ``slurmctld``, ``slurmd`` started here, stopped by
-process id after the session) runs the smoke profile's CDB-W set (at density 0.3: 7 runs, 3
-query trainings) on real Fashion-MNIST. Checked:
-its rows equal a local sweep's (every field but provenance); a sweep whose job array is cancelled
-with ``scancel`` fails with a message saying so, and the next sweep computes exactly the runs
-that are missing, leaving the stored ones untouched; a run that fails on the node shows its own
-error and its log; and the accounting-less cluster (``accounting_storage/none``, where every
-``sacct`` call fails) gives no "Bypassing sacct error" warnings. The cluster's tests skip, saying
-why, only where Slurm is missing and cannot be installed (no root or no apt-get).
+process id after the session) runs the smoke profile's CDB-W set at density 0.3 (7 runs, 3 query
+trainings) on real Fashion-MNIST. Checked: its rows equal a local sweep's (every field but
+provenance); a sweep whose job array is cancelled with ``scancel`` fails with a message saying
+so, and the next sweep computes exactly the runs that are missing, leaving the stored ones
+untouched; a run that fails on the node shows its own error and its log; and the cluster without
+accounting (``accounting_storage/none``, where every ``sacct`` call fails) gives no "Bypassing
+sacct error" warnings. The cluster's tests skip, saying why, only where Slurm is missing and
+cannot be installed (no root or no apt-get).
 """
 
 from __future__ import annotations
@@ -134,15 +134,15 @@ def test_scancel_mid_sweep_then_resume_computes_each_run_once(cdbw_on_slurm, slu
         time.sleep(0.2)
     jobs = slurm_cluster.run("squeue", "--noheader", "--states=PENDING,RUNNING", "--format=%F").stdout.split()
     assert jobs, "no job left to cancel: the sweep finished before its first row was seen"
-    cancelled_at = datetime.now().astimezone()
     slurm_cluster.run("scancel", *sorted(set(jobs)))
     output, _ = first.communicate(timeout=300)
+    first_ended = datetime.now().astimezone()
     assert first.returncode == 1, output
     assert "task(s) failed" in output and "ended without a result, state CANCELLED" in output, output
     assert "re-run the sweep to resume" in output, output
     before = {path.name: (path.read_bytes(), path.stat().st_mtime_ns) for path in runs.glob("*.json")}
     assert 1 <= len(before) < 7, output
-    assert all(datetime.fromisoformat(row["finished_at"]) <= cancelled_at for row in rows(results).values())
+    assert all(datetime.fromisoformat(row["finished_at"]) <= first_ended for row in rows(results).values())
 
     resumed_at = datetime.now().astimezone().replace(microsecond=0)
     second = dropkit_sweep(slurm_cluster, results, *CDBW, *SLURM)
