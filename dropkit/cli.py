@@ -251,9 +251,9 @@ def _store(args):
     return ResultStore(root, check_profile(args.profile))
 
 
-def _positive_option(value: int | None, option: str) -> int | None:
+def _positive_option(value: int | None, option: str, default: str = "the profile's") -> int | None:
     if value is not None and value < 1:
-        raise ValueError(f"{option} {value} must be a positive integer (omit it for the profile's)")
+        raise ValueError(f"{option} {value} must be a positive integer (omit it for {default})")
     return value
 
 
@@ -292,7 +292,7 @@ def _cmd_sweep(args) -> int:
     profile = get_profile(args.profile)
     _positive_option(args.workers, "--workers")
     _positive_option(args.threads, "--threads")
-    _positive_option(args.slurm_array_parallelism, "--slurm-array-parallelism")
+    _positive_option(args.slurm_array_parallelism, "--slurm-array-parallelism", "64")
     _check_slurm_available(args)
     specs = _specs(args)
     store = _store(args)

@@ -103,6 +103,7 @@ def test_smoke_sweep_on_slurm_equals_the_local_sweep(cdbw_on_slurm, tmp_path, sl
     for script in scripts:
         text = script.read_text()
         assert f"#SBATCH --partition={PARTITION}" in text and "#SBATCH --time=10" in text, text
+        assert "#SBATCH --job-name=dropkit" in text
     assert len(list((results / "smoke" / "submitit").glob("*_log.out"))) == 7 + 3  # runs, queries
 
 
@@ -142,6 +143,8 @@ def test_scancel_mid_sweep_then_resume_computes_each_run_once(cdbw_on_slurm, slu
     assert "re-run the sweep to resume" in output, output
     before = {path.name: (path.read_bytes(), path.stat().st_mtime_ns) for path in runs.glob("*.json")}
     assert 1 <= len(before) < 7, output
+    arrays = [script.read_text() for script in (results / "smoke" / "submitit").glob("*_submission.sh")]
+    assert len(arrays) == 1 and "#SBATCH --array=0-6%1" in arrays[0]  # one task at a time
     assert all(datetime.fromisoformat(row["finished_at"]) <= first_ended for row in rows(results).values())
 
     resumed_at = datetime.now().astimezone().replace(microsecond=0)
@@ -193,3 +196,15 @@ def test_squeue_watcher_reads_states_and_takes_unlisted_jobs_as_ended():
     assert [watcher.is_done(job_id, mode="cache") for job_id in ("7_0", "7_1", "7_2", "9")] == [
         True, False, True, False]
     assert watcher._make_command()[0] == "squeue"
+
+
+def test_array_parallelism_must_be_positive(tmp_path, capsys):
+    from dropkit.cli import main
+
+    code = main(["sweep", "--profile", "smoke", "--experiment", "cdbw", "--executor", "slurm",
+                 "--slurm-array-parallelism", "0", "--results-dir", str(tmp_path), "--no-progress"])
+    assert code == 1
+    assert capsys.readouterr().err.strip() == (
+        "dropkit sweep: error: --slurm-array-parallelism 0 must be a positive integer "
+        "(omit it for 64)")
+    assert not any(tmp_path.iterdir())
