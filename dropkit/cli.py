@@ -292,7 +292,7 @@ def _cmd_sweep(args) -> int:
     profile = get_profile(args.profile)
     _positive_option(args.workers, "--workers")
     _positive_option(args.threads, "--threads")
-    _positive_option(args.slurm_array_parallelism, "--slurm-array-parallelism", "64")
+    _positive_option(args.slurm_array_parallelism, "--slurm-array-parallelism", "the default, 64")
     _check_slurm_available(args)
     specs = _specs(args)
     store = _store(args)

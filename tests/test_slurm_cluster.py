@@ -206,5 +206,5 @@ def test_array_parallelism_must_be_positive(tmp_path, capsys):
     assert code == 1
     assert capsys.readouterr().err.strip() == (
         "dropkit sweep: error: --slurm-array-parallelism 0 must be a positive integer "
-        "(omit it for 64)")
+        "(omit it for the default, 64)")
     assert not any(tmp_path.iterdir())
