@@ -6,7 +6,7 @@ PROFILE ?= default
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 export PYTHONUNBUFFERED := 1
 
-.PHONY: book test venv system-deps data clean
+.PHONY: book book-check test venv system-deps data repository-url clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,17 @@ system-deps: data
 
 book: venv data
 	$(PY) -m dropkit.book --profile $(PROFILE)
+
+# The book checks of the test suite (tests/test_book.py: paper figures, internal links, every page
+# in an offline browser) on the book that `make book` rendered, instead of the suite's own smoke render.
+BOOK_HTML ?= $(CURDIR)/_build/html
+book-check: venv system-deps
+	DROPKIT_BOOK_HTML=$(BOOK_HTML) $(PY) -m pytest tests/test_book.py $(PYTEST_ARGS)
+
+# The repository's URL is [project.urls] Repository in pyproject.toml; this writes it (and the
+# book's GitHub Pages address) into _config.yml and README.md. Standard library only.
+repository-url:
+	$(PYTHON) .ci/repository_url.py
 
 test: venv system-deps
 	@rc=0; $(PY) -m pytest $(PYTEST_ARGS) || rc=$$?; \

@@ -34,6 +34,7 @@ from dropkit.profiles import check_profile
 
 #: Chapter notebook name -> ids of the paper figures it must publish (see dropkit.publish.publish_figure).
 CHAPTERS: dict[str, tuple[str, ...]] = {
+    "00_results": (),  # the landing page: the scorecard at a glance
     "01_theory": ("3", "4a", "4b"),
     "02_bias_benchmark": ("1", "2", "10", "13", "14"),
     "03_drop_evaluation": ("5", "6", "11", "12"),

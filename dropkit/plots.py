@@ -423,3 +423,71 @@ def draw_pruned_histograms(ax, simulation, mixture, title: str) -> None:
     ax.set_ylabel("points per dataset per bin")
     ax.set_xlim(bins[0], bins[-1])
     ax.legend(fontsize="small", loc="upper right")
+
+
+#: Colours of the scorecard's verdicts (outside the method palette).
+VERDICT_COLORS = {"holds": "#1a9850", "contradicted": "#d73027", "inconclusive": "#7f7f7f", "context": "#4575b4"}
+
+
+def forest_table(table):
+    """The rows of a scorecard (:func:`dropkit.scorecard.scorecard`) that a forest plot can show:
+    those with an interval over at least two replicates, each as a *standardised* effect, the mean
+    and its 95 % interval divided by the replicates' standard deviation (the effects of the
+    scorecard come in different units: pp, correlations, samples, thresholds). Columns: ``label``
+    (claim and setting), ``chapter``, ``verdict`` (Holm-corrected), ``effect``, ``low``, ``high``."""
+    import pandas as pd
+
+    rows = []
+    for entry in table.to_dict("records"):
+        values = np.asarray(entry["values"], dtype=np.float64)
+        if values.size < 2 or not np.isfinite(entry["low"]):
+            continue
+        sd = float(values.std(ddof=1))
+        if sd == 0:
+            continue
+        setting = f" ({entry['setting'].split(', ')[-1]})" if entry["setting"] else ""
+        rows.append({"label": f"{entry['id']}{setting}", "chapter": entry["chapter"], "verdict": entry["holm"],
+                     "effect": entry["mean"] / sd, "low": entry["low"] / sd, "high": entry["high"] / sd})
+    return pd.DataFrame(rows, columns=["label", "chapter", "verdict", "effect", "low", "high"])
+
+
+def plot_forest(rows, chapter_titles=None):
+    """A forest plot of :func:`forest_table` rows: one line per claim and setting, grouped by
+    chapter (a heading per group), coloured by verdict, x the standardised effect (> 0: the
+    paper's side), a vertical line at 0. Returns the figure."""
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    if len(rows) == 0:
+        raise ValueError("no scorecard row has an interval to plot")
+    chapter_titles = chapter_titles or {}
+    lines, y = [], 0
+    for chapter, group in rows.groupby("chapter", sort=False):
+        lines.append(("heading", chapter_titles.get(chapter, chapter), y))
+        y += 1
+        for entry in group.to_dict("records"):
+            lines.append(("row", entry, y))
+            y += 1
+    fig, ax = plt.subplots(figsize=(8.5, 0.22 * y + 1.4), layout="constrained")
+    span = float(np.nanmax(np.abs(rows[["low", "high"]].to_numpy()))) * 1.05
+    labels, ticks = [], []
+    for kind, entry, position in lines:
+        if kind == "heading":
+            ax.text(-span, position, entry, fontweight="bold", fontsize=10, va="center", ha="left")
+            continue
+        color = VERDICT_COLORS.get(entry["verdict"], "#7f7f7f")
+        ax.plot([entry["low"], entry["high"]], [position, position], color=color, linewidth=2)
+        ax.plot(entry["effect"], position, "o", color=color, markersize=4)
+        labels.append(entry["label"])
+        ticks.append(position)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_yticks(ticks, labels, fontsize=8.5)
+    ax.set_ylim(y - 0.5, -0.8)
+    ax.set_xscale("symlog", linthresh=1.0)  # linear within ±1 SD, logarithmic beyond
+    ax.set_xlim(-span, span)
+    ax.set_xlabel("standardised effect: mean / replicate SD with its 95 % interval\n"
+                  "(> 0: the paper's side; linear within ±1, logarithmic beyond)")
+    ax.legend(handles=[Line2D([], [], color=c, linewidth=2, label=v) for v, c in VERDICT_COLORS.items()
+                       if v in set(rows["verdict"])], loc="lower right", fontsize=9, title="verdict (Holm)")
+    ax.grid(axis="y", visible=False)
+    return fig

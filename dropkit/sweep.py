@@ -532,8 +532,11 @@ def _ended_without_result(job) -> str:
     return f"job {job.job_id} ended without a result, state {job.state}: {where}"
 
 
-def results_frame(specs: Iterable[RunSpec], store: ResultStore):
+def results_frame(specs: Iterable[RunSpec], store: ResultStore, rows=None):
     """The stored rows of ``specs`` as a DataFrame (one row per stored spec, specs' order).
+
+    ``rows``: the store's rows already read (``store.frame()``), to read a store once for several
+    calls; None reads them now.
 
     Specs without a stored row are left out; compare ``len`` with the number of specs to check.
     Specs that share a cache key (they differ only in :attr:`RunSpec.unused_fields`) are one
@@ -543,7 +546,7 @@ def results_frame(specs: Iterable[RunSpec], store: ResultStore):
 
     unique = _check_specs(specs)
     order = {spec.cache_key: index for index, spec in enumerate(unique)}
-    frame = store.frame()
+    frame = store.frame() if rows is None else rows
     if frame.empty:
         return pd.DataFrame()
     frame = frame[frame["cache_key"].isin(order)]

@@ -568,3 +568,45 @@ def figure4b_thresholds(mixture: GaussianMixture, densities, *, n_datasets: int 
         rows += [{"seed": i, "density": float(density), "threshold": float(t), "t_star": t_star, "t_hat": t_hat}
                  for i, t in enumerate(simulation.thresholds)]
     return pd.DataFrame(rows)
+
+
+def simulation_table(mixture: GaussianMixture, runs, *, n_datasets: int = 50, n_points: int = 400, seed=0):
+    """The simulated datasets behind chapter 01's claims, as a tidy table: for each
+    ``(strategy, density)`` of ``runs`` (strategies of :data:`STRATEGIES`; ``"none"`` keeps every
+    point) and each of the ``n_datasets`` datasets of :func:`simulate_pruning` (the same datasets
+    for every strategy), the ERM threshold, its class risks and worst-class risk (fractions), and
+    the mixture's optima ``t_star`` (average risk at the mixture's prior) and ``t_hat`` (worst
+    class). Columns: ``strategy``, ``density``, ``seed`` (the dataset's index: datasets are the
+    replicates), ``threshold``, ``risk0``, ``risk1``, ``worst_risk``, ``t_star``, ``t_hat``."""
+    import pandas as pd
+
+    t_star = float(average_optimal_threshold(*mixture.params, mixture.phi0 / (1 - mixture.phi0)))
+    t_hat = float(worst_class_optimal_threshold(*mixture.params))
+    rows = []
+    for strategy, density in runs:
+        simulation = simulate_pruning(mixture, strategy, density=1.0 if strategy == "none" else density,
+                                      n_datasets=n_datasets, n_points=n_points, seed=seed)
+        risk0, risk1 = (np.asarray(r) for r in class_risks(simulation.thresholds, *mixture.params))
+        rows += [{"strategy": strategy, "density": float(simulation.density), "seed": i, "threshold": float(t),
+                  "risk0": float(r0), "risk1": float(r1), "worst_risk": float(max(r0, r1)),
+                  "t_star": t_star, "t_hat": t_hat}
+                 for i, (t, r0, r1) in enumerate(zip(simulation.thresholds, risk0, risk1))]
+    return pd.DataFrame(rows)
+
+
+def figure4a_table(mu0: float, mu1: float, n_draws: int, seed: int = 0):
+    """Figure 4a's draws as a tidy table: ``sigma0``, ``sigma1``, ``phi0`` (:func:`sample_figure4a_parameters`),
+    whether the draw meets Appendix B.1's conditions (``valid``), and for the valid ones the
+    variance-based and error-based class-density ratios ``d0/d1`` (NaN for the others)."""
+    import pandas as pd
+
+    sigma0, sigma1, phi0 = sample_figure4a_parameters(n_draws, seed)
+    prior_ratio = phi0 / (1 - phi0)
+    _, invalid = validity_violations(mu0, mu1, sigma0, sigma1, prior_ratio)
+    valid = ~np.asarray(invalid)
+    variance_based = np.full(n_draws, np.nan)
+    error_based = np.full(n_draws, np.nan)
+    variance_based[valid] = variance_based_density_ratio(sigma0[valid], sigma1[valid], prior_ratio[valid])
+    error_based[valid] = error_based_density_ratio(mu0, mu1, sigma0[valid], sigma1[valid], prior_ratio[valid])
+    return pd.DataFrame({"sigma0": sigma0, "sigma1": sigma1, "phi0": phi0, "valid": valid,
+                         "variance_ratio": variance_based, "error_ratio": error_based})

@@ -89,6 +89,15 @@ for method in used:
     CURVES += [curves.method_label(p, method) for p in ("strategy", "random+strategyq", "strategy+drop")]
 
 # %% tags=["remove-input"]
+# The paper's claims on this chapter and their verdicts: the rows of the scorecard
+# ({doc}`08_scorecard`), from every stored run of the profile, Holm-corrected over the scorecard.
+from dropkit import scorecard
+
+card, omissions, _ = scorecard.book_scorecard(profile, results_dir, seeds=seeds, device=device,
+                                              reference=reference)
+publish.show_markdown(scorecard.chapter_box(card, "03_drop_evaluation"))
+
+# %% tags=["remove-input"]
 publish.show_markdown(setting_paragraph(results, EXPERIMENT, dataset=dataset, model=model))
 
 # %% [markdown]
@@ -197,9 +206,7 @@ publish.publish_text("paper-figure-12-settings", tables.figure_settings(frame, S
 # the table says.
 
 # %% tags=["hide-input"]
-from dropkit import scorecard
-
 for title, rows in panels.groupby("panel", sort=False):
     at = claims.reference_density(rows, reference)
     publish.show_markdown(publish.markdown_table(claims.drop_table(rows, at), f"{title}: protocols at $d = {at:g}$"))
-publish.show_markdown(scorecard.chapter_markdown(results, EXPERIMENT, reference))
+publish.show_markdown(scorecard.chapter_markdown(card, "03_drop_evaluation", omissions))

@@ -67,6 +67,15 @@ CDBW_FULL = curves.CDBW_FULL_DATASET
 CURVES = ["Random+DRoP", "EL2N+DRoP", "EL2N", "EL2N+CDB-W", "CDB-W+EL2N"]
 
 # %% tags=["remove-input"]
+# The paper's claims on this chapter and their verdicts: the rows of the scorecard
+# ({doc}`08_scorecard`), from every stored run of the profile, Holm-corrected over the scorecard.
+from dropkit import scorecard
+
+card, omissions, _ = scorecard.book_scorecard(profile, results_dir, seeds=seeds, device=device,
+                                              reference=reference)
+publish.show_markdown(scorecard.chapter_box(card, "04_cdbw"))
+
+# %% tags=["remove-input"]
 # CDB-W weighs each epoch's loss by the previous epoch's validation recalls, so its first epoch is
 # unweighted: a one-epoch CDB-W query model is the plain query model, and CDB-W+EL2N would equal
 # EL2N. The profiles' cdbw set therefore trains its query models at least 2 epochs
@@ -171,9 +180,7 @@ else:
 # scorecard ({doc}`08_scorecard`).
 
 # %% tags=["hide-input"]
-from dropkit import scorecard
-
 table = claims.curve_metrics(frame, at)
 title = curves.setup_title(frame["dataset"].iloc[0], frame["model"].iloc[0])
 publish.show_markdown(publish.markdown_table(table, f"{title}: every curve at $d = {at:g}$"),
-                      scorecard.chapter_markdown(results, EXPERIMENT, reference))
+                      scorecard.chapter_markdown(card, "04_cdbw", omissions))

@@ -68,6 +68,15 @@ COUNTS_RULE = "Random+DRoP (rule counts)"
 CURVES = ["Random+DRoP", COUNTS_RULE, "EL2N"]
 
 # %% tags=["remove-input"]
+# The paper's claims on this chapter and their verdicts: the rows of the scorecard
+# ({doc}`08_scorecard`), from every stored run of the profile, Holm-corrected over the scorecard.
+from dropkit import scorecard
+
+card, omissions, _ = scorecard.book_scorecard(profile, results_dir, seeds=seeds, device=device,
+                                              reference=reference)
+publish.show_markdown(scorecard.chapter_box(card, "05_imbalanced"))
+
+# %% tags=["remove-input"]
 sizes = ", ".join(f"$I = {f:g}$: {int(frame.loc[frame['imbalance_factor'] == f, 'num_train'].iloc[0])}"
                   for f in FACTORS)
 note = (f"Training-set sizes per imbalance factor: {sizes}; DRoP quota rule(s): "
@@ -129,8 +138,6 @@ publish.show_markdown(publish.markdown_table(
 # 95 % t-interval over seeds), the same rows as the scorecard ({doc}`08_scorecard`).
 
 # %% tags=["hide-input"]
-from dropkit import scorecard
-
 for factor in FACTORS:
     rows = frame[frame["imbalance_factor"] == factor]
     table = claims.curve_metrics(rows, at)
@@ -142,4 +149,4 @@ for factor in FACTORS:
     title = curves.setup_title(rows["dataset"].iloc[0], rows["model"].iloc[0])
     publish.show_markdown(publish.markdown_table(table, f"{title}, $I = {factor:g}$: every curve at $d = {at:g}$"),
                           publish.bullet_list(notes))
-publish.show_markdown(scorecard.chapter_markdown(results, EXPERIMENT, reference))
+publish.show_markdown(scorecard.chapter_markdown(card, "05_imbalanced", omissions))

@@ -59,6 +59,15 @@ DENSITIES = sorted(float(d) for d in set(pruned["density"]))
 DEFAULT_QUERY = results.profile.setups_for(EXPERIMENT)[0].query_epochs  # chapters 02, 03, 05, 06 (10% of the final training)
 
 # %% tags=["remove-input"]
+# The paper's claims on this chapter and their verdicts: the rows of the scorecard
+# ({doc}`08_scorecard`), from every stored run of the profile, Holm-corrected over the scorecard.
+from dropkit import scorecard
+
+card, omissions, _ = scorecard.book_scorecard(profile, results_dir, seeds=seeds, device=device,
+                                              reference=reference)
+publish.show_markdown(scorecard.chapter_box(card, "07_pretraining_ablation"))
+
+# %% tags=["remove-input"]
 note = (f"Query models train {', '.join(f'{q:g}' for q in QUERY_EPOCHS)} epochs (a fraction of an epoch: "
         f"that fraction of the first epoch's batches), from below to above the default; the final model trains "
         f"{int(frame['epochs'].iloc[0])} epochs; chapters 02, 03, 05 and 06 use query models of {DEFAULT_QUERY} "
@@ -95,8 +104,6 @@ publish.publish_figure("paper-figure-15", fig)
 # scorecard ({doc}`08_scorecard`).
 
 # %% tags=["hide-input"]
-from dropkit import scorecard
-
 title = curves.setup_title(frame["dataset"].iloc[0], frame["model"].iloc[0])
 for density in DENSITIES:
     rows = pruned[np.isclose(pruned["density"], density)].copy()
@@ -104,4 +111,4 @@ for density in DENSITIES:
     rows = rows.sort_values("query_epochs", kind="stable")
     table = claims.curve_metrics(rows, density, ("test_accuracy", "test_worst_class"))
     publish.show_markdown(publish.markdown_table(table, f"{title}, Random+DRoP at $d = {density:g}$"))
-publish.show_markdown(scorecard.chapter_markdown(results, EXPERIMENT, reference))
+publish.show_markdown(scorecard.chapter_markdown(card, "07_pretraining_ablation", omissions))

@@ -205,7 +205,15 @@ def test_curve_metrics_rejects_absent_density_and_missing_columns():
 
 
 
-# --------------------------------------------------------------------------- the rule
+# --------------------------------------------------------------------------- the rules
+
+
+def effect(values, unit="pp"):
+    return claims.Effect(tuple(float(v) for v in values), tuple(range(len(values))), unit, "x")
+
+
+def one(values, margin=None):
+    return claims.Evidence({"": effect(values)}, margin=margin, margin_source="test")
 
 
 def test_t_interval_is_the_student_t_interval_over_seeds():
@@ -213,8 +221,8 @@ def test_t_interval_is_the_student_t_interval_over_seeds():
     # s = 1, n = 3, t_{0.975, 2} = 4.302652729911275
     assert mean == 2.0
     assert (low, high) == pytest.approx((2.0 - 4.302652729911275 / np.sqrt(3), 2.0 + 4.302652729911275 / np.sqrt(3)))
-    one = claims.t_interval([0.5])
-    assert one[0] == 0.5 and np.isnan(one[1]) and np.isnan(one[2])
+    single = claims.t_interval([0.5])
+    assert single[0] == 0.5 and np.isnan(single[1]) and np.isnan(single[2])
     for bad in ([], [np.nan, 1.0], [[1.0, 2.0]]):
         with pytest.raises(ValueError, match="finite"):
             claims.t_interval(bad)
@@ -227,20 +235,140 @@ def test_t_interval_is_the_student_t_interval_over_seeds():
     ((3.0,), "inconclusive"),                          # one seed: no interval
     ((1.0, 1.0, 1.0), "holds"),                        # no spread: the interval is the mean
 ])
-def test_the_rule_reaches_all_three_verdicts(values, expected):
-    effect = claims.Effect(tuple(values), tuple(range(len(values))), "pp", "x")
-    assert effect.verdict == expected
-    mean, low, high = effect.interval
-    assert expected != "holds" or low > 0
-    assert expected != "contradicted" or high < 0
+def test_superiority_reaches_every_verdict(values, expected):
+    decision = claims.Superiority().decide(one(values))
+    assert decision.verdict == expected
+    assert expected != "holds" or decision.low > 0
+    assert expected != "contradicted" or decision.high < 0
 
 
-def test_paired_effect_pairs_by_seed_and_drops_unpaired_seeds():
-    a = {0: 50.0, 1: 60.0, 2: 70.0, 3: 99.0}
-    b = {0: 40.0, 1: 52.0, 2: 61.0, 4: 10.0}
-    effect = claims.paired_effect([a, b], lambda x, y: x - y, "pp", "a minus b")
-    assert effect.seeds == (0, 1, 2) and effect.values == (10.0, 8.0, 9.0)
-    assert effect.verdict == "holds"
-    assert effect.text() == "+9.0 pp [+6.5, +11.5] (3 seeds)"
-    with pytest.raises(ValueError, match="share no seed"):
-        claims.paired_effect([{0: 1.0}, {1: 2.0}], lambda x, y: x - y, "pp", "m")
+def test_superiority_p_values_are_the_one_sided_t_tests():
+    from scipy import stats
+
+    values = (1.0, 2.0, 0.5, 1.5, -0.2)
+    decision = claims.Superiority().decide(one(values))
+    assert decision.p_holds == pytest.approx(stats.ttest_1samp(values, 0.0, alternative="greater").pvalue)
+    assert decision.p_contra == pytest.approx(stats.ttest_1samp(values, 0.0, alternative="less").pvalue)
+    assert decision.p == pytest.approx(stats.ttest_1samp(values, 0.0).pvalue)  # the two-sided p enters Holm
+
+
+@pytest.mark.parametrize("values, margin, expected", [
+    ((-0.5, -0.3, -0.4, -0.6, -0.2), 1.0, "holds"),          # below 0, but surely above -1
+    ((-2.0, -2.5, -3.0, -2.2, -2.8), 1.0, "contradicted"),   # surely below -1
+    ((-1.0, 0.5, -2.0, 0.0, -1.5), 1.0, "inconclusive"),     # the interval straddles -1
+])
+def test_non_inferiority_is_judged_against_the_margin_not_zero(values, margin, expected):
+    decision = claims.NonInferiority().decide(one(values, margin))
+    assert decision.verdict == expected
+    assert claims.Superiority().decide(one(values)).verdict != "holds"  # a difference test would say otherwise
+
+
+@pytest.mark.parametrize("values, margin, expected", [
+    ((0.1, -0.2, 0.15, 0.0, -0.05), 1.0, "holds"),          # inside (-1, 1)
+    ((0.6, 0.7, 0.65, 0.62, 0.68), 1.0, "holds"),            # different from 0, yet equivalent
+    ((-66.0, -80.0, -50.0, -70.0, -64.0), 3.0, "contradicted"),  # far outside: "keeps the bias" is false
+    ((0.5, 2.0, -1.0, 1.5, 0.2), 1.0, "inconclusive"),       # interval crosses the margin
+])
+def test_equivalence_is_tost_within_the_margin(values, margin, expected):
+    decision = claims.Equivalence().decide(one(values, margin))
+    assert decision.verdict == expected
+    if expected == "holds":
+        assert -margin < decision.low and decision.high < margin
+
+
+def test_rules_with_a_margin_refuse_evidence_without_one():
+    for rule in (claims.Equivalence(), claims.NonInferiority()):
+        for margin in (None, 0.0, -1.0, float("nan")):
+            with pytest.raises(ValueError, match="margin"):
+                rule.decide(one((1.0, 2.0, 3.0), margin))
+
+
+def test_beats_every_is_an_intersection_union_test():
+    good, also_good = (2.0, 2.5, 3.0, 2.2, 2.8), (1.0, 1.2, 0.9, 1.1, 1.3)
+    noisy, bad = (1.0, -1.0, 2.0, -2.0, 0.5), (-2.0, -2.5, -3.0, -2.2, -2.8)
+    rule = claims.AllOf(claims.Superiority())
+
+    def decide(**parts):
+        return rule.decide(claims.Evidence({k: effect(v) for k, v in parts.items()}))
+
+    assert decide(a=good, b=also_good).verdict == "holds"
+    undecided = decide(a=good, b=noisy)
+    assert undecided.verdict == "inconclusive" and undecided.part == "b"  # the binding comparison is reported
+    beaten = decide(a=good, b=bad)
+    assert beaten.verdict == "contradicted"
+    assert beaten.p_contra == pytest.approx(2 * claims.Superiority().decide(one(bad)).p_contra)  # Bonferroni
+    assert beaten.p_holds == pytest.approx(claims.Superiority().decide(one(bad)).p_holds)  # the largest
+
+
+def test_correlation_rule_tests_the_sign_of_spearmans_rho():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=200)
+    y = x + 0.5 * rng.normal(size=200)
+    assert claims.Correlation(+1).decide(claims.Evidence(points=(x, y))).verdict == "holds"
+    assert claims.Correlation(-1).decide(claims.Evidence(points=(x, y))).verdict == "contradicted"
+    assert claims.Correlation(+1).decide(claims.Evidence(points=(x, rng.normal(size=200)))).verdict == "inconclusive"
+
+
+def test_context_observation_exact_and_not_testable_rows_are_not_tests():
+    context = claims.Context("< 6 pp (another setting)").decide(one((1.8, 1.6, 2.0)))
+    assert context.verdict == "context" and not context.is_test and context.mean == pytest.approx(1.8)
+    every = claims.EveryReplicate()
+    assert every.decide(claims.Evidence(computed={"0": 1.0, "1": 1.0})).verdict == "holds"
+    assert every.decide(claims.Evidence(computed={"0": 0.0, "1": 0.0})).verdict == "contradicted"
+    assert every.decide(claims.Evidence(computed={"0": 1.0, "1": 0.0})).verdict == "inconclusive"
+    exact = claims.Exact({"r": 4.8}, 1)
+    assert exact.decide(claims.Evidence(computed={"r": 4.8314})).verdict == "holds"
+    assert exact.decide(claims.Evidence(computed={"r": 4.9})).verdict == "contradicted"
+    assert claims.NotTestable("needs ImageNet").decide(claims.Evidence()).verdict == "not testable here"
+    assert not every.decide(claims.Evidence(computed={"0": 1.0, "1": 1.0})).is_test
+    assert not exact.decide(claims.Evidence(computed={"r": 4.8})).is_test
+
+
+def test_holm_is_the_step_down_procedure_and_ignores_rows_that_are_not_tests():
+    p = [0.01, 0.04, np.nan, 0.03, 0.001]
+    # m = 4 tests: 0.001 <= 0.05/4, 0.01 <= 0.05/3, 0.03 > 0.05/2: stop
+    np.testing.assert_array_equal(claims.holm(p), [True, False, False, False, True])
+    np.testing.assert_array_equal(claims.holm([0.04]), [True])
+    assert not claims.holm([np.nan, np.nan]).any()
+
+
+def test_minimum_detectable_effect_and_needed_n_have_80_percent_power():
+    from scipy import stats
+
+    values = (1.0, -0.5, 0.8, 0.3, -0.2)
+    decision = claims.Superiority().decide(one(values))
+    sd, n = float(np.std(values, ddof=1)), len(values)
+    critical = stats.t.ppf(0.975, n - 1)
+    assert stats.nct.sf(critical, n - 1, decision.mde * np.sqrt(n) / sd) == pytest.approx(0.8, abs=1e-6)
+    mean = float(np.mean(values))
+    needed = decision.n_needed
+    power = lambda k: stats.nct.sf(stats.t.ppf(0.975, k - 1), k - 1, mean * np.sqrt(k) / sd)  # noqa: E731
+    assert power(needed) >= 0.8 > power(needed - 1)
+    assert claims.Superiority().decide(one((1.0, -1.0, 0.5, -0.5))).n_needed is None  # mean 0: never
+
+
+@pytest.mark.parametrize("rule, shift, margin", [
+    (claims.Superiority(), 0.0, None),          # at H0's boundary: mean 0
+    (claims.NonInferiority(), -1.0, 1.0),       # mean exactly -margin
+    (claims.Equivalence(), 1.0, 1.0),           # mean exactly at the margin
+])
+def test_no_rule_decides_by_construction_under_its_null(rule, shift, margin):
+    """Null simulation: 4,000 datasets of 5 seeds at the boundary of the null (e.g. the two arms of
+    a comparison exchangeable within seed): the rule says "holds" at most at its level 2.5 %
+    (plus Monte-Carlo error), and an effect of 0 is never contradicted more often either."""
+    rng = np.random.default_rng(1)
+    holds = sum(rule.decide(one(shift + rng.normal(size=5), margin), power=False).verdict == "holds"
+                for _ in range(4000))
+    assert holds / 4000 <= 0.025 + 3 * np.sqrt(0.025 * 0.975 / 4000)
+
+
+def test_sign_flips_of_real_paired_differences_decide_at_the_level():
+    """Swapping the two arms within a seed flips the sign of that seed's difference: over every
+    such shuffle of a real 5-seed comparison, the superiority rule's two-sided p is at most 5 %
+    for at most 5 % of the shuffles (2 of 32 here: the all-positive and all-negative ones)."""
+    import itertools
+
+    values = np.array([1.4, 3.1, -0.8, 2.2, 0.9])
+    decided = [claims.Superiority().decide(one(values * np.array(signs)), power=False).verdict != "inconclusive"
+               for signs in itertools.product((1, -1), repeat=5)]
+    assert sum(decided) / len(decided) <= 0.0625
