@@ -258,9 +258,9 @@ def _store(args):
     return ResultStore(root, check_profile(args.profile))
 
 
-def _positive_option(value: int | None, option: str) -> int | None:
+def _positive_option(value: int | None, option: str, default: str = "the profile's") -> int | None:
     if value is not None and value < 1:
-        raise ValueError(f"{option} {value} must be a positive integer (omit it for the profile's)")
+        raise ValueError(f"{option} {value} must be a positive integer (omit it for {default})")
     return value
 
 
@@ -312,6 +312,7 @@ def _slurm_options(args, profile, threads: int):
         time_min=profile.slurm_time_min if args.slurm_time is None else args.slurm_time,
         gpus=profile.slurm_gpus if args.slurm_gpus is None else args.slurm_gpus,
         cpus=threads,
+        **({} if args.slurm_array_parallelism is None else {"array_parallelism": args.slurm_array_parallelism}),
     )
     return options if args.executor == "slurm" else None
 
@@ -323,6 +324,7 @@ def _cmd_sweep(args) -> int:
     profile = get_profile(args.profile)
     _positive_option(args.workers, "--workers")
     _positive_option(args.threads, "--threads")
+    _positive_option(args.slurm_array_parallelism, "--slurm-array-parallelism", "the default, 64")
     _check_slurm_available(args)
     specs = _specs(args)
     store = _store(args)
@@ -485,6 +487,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--slurm-partition", help="Slurm partition")
     sweep.add_argument("--slurm-time", type=int, help="time limit per job, minutes")
     sweep.add_argument("--slurm-gpus", type=int, help="GPUs per job")
+    sweep.add_argument("--slurm-array-parallelism", type=int,
+                       help="how many tasks of a job array may run at once (default 64)")
     sweep.add_argument("--dry-run", action="store_true", help="only count stored and missing runs, and project the missing work's wall time "
                             "from its FLOPs and rates measured now")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")

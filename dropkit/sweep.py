@@ -497,6 +497,14 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+#: Seconds a job that its scheduler says ended may take to show its result file (a shared file
+#: system can show a compute node's file late) before it counts as ended without a result.
+RESULT_GRACE_S = 15.0
+#: Slurm states of a job stopped from outside, which wrote no result: no grace.
+STOPPED_STATES = ("CANCELLED", "TIMEOUT", "NODE_FAIL", "BOOT_FAIL", "DEADLINE", "OUT_OF_MEMORY",
+                  "PREEMPTED")
+
+
 def _run_submitit(phase: list[tuple], report: SweepReport, outcomes: dict, options: SlurmOptions,
                   *, store: ResultStore, threads: int, progress: bool, description: str) -> None:
     import submitit
@@ -504,6 +512,7 @@ def _run_submitit(phase: list[tuple], report: SweepReport, outcomes: dict, optio
     folder = options.folder or str(store.path / "submitit")
     executor = submitit.AutoExecutor(folder=folder, cluster=options.cluster)
     parameters: dict[str, Any] = {
+        "name": "dropkit",  # the jobs' name in squeue
         "timeout_min": options.time_min,
         "gpus_per_node": options.gpus,
         "cpus_per_task": max(options.cpus, threads),
@@ -512,6 +521,11 @@ def _run_submitit(phase: list[tuple], report: SweepReport, outcomes: dict, optio
     if options.partition is not None:
         parameters["slurm_partition"] = options.partition
     executor.update_parameters(**parameters)
+    watcher = None
+    if executor.cluster == "slurm":  # submitit's sacct fails where accounting is off: ask squeue
+        from dropkit.slurm import SqueueWatcher
+
+        watcher = SqueueWatcher()
     by_task: dict[Callable, list[tuple]] = {}
     for task, args, label in phase:
         by_task.setdefault(task, []).append((args, label))
@@ -519,24 +533,54 @@ def _run_submitit(phase: list[tuple], report: SweepReport, outcomes: dict, optio
     for task, entries in by_task.items():
         columns = list(zip(*[args + (threads,) for args, _ in entries]))
         submitted = executor.map_array(task, *columns)
+        for job in submitted if watcher is not None else ():
+            job.watcher = watcher  # this job's own: submitit's class-wide watcher is left alone
+            watcher.register_job(job.job_id)
         jobs.extend(zip(submitted, [label for _, label in entries]))
+    ended: dict[str, float] = {}  # job id -> when it was first seen ended without a result file
     with _progress_bar(len(jobs), description, progress) as bar:
         pending = list(jobs)
         while pending:
             still = []
             for job, label in pending:
-                if options.cluster == "debug" or job.done():
+                if options.cluster == "debug":
                     error = job.exception()  # runs a debug job in-process, never opens pdb
-                    if error is not None:
-                        report.failed.append((label, _job_error_line(error)))
-                    else:
-                        _record(outcomes, job.result())
-                    bar.update(1)
-                else:
+                elif not job.done():
                     still.append((job, label))
+                    continue
+                elif job.paths.result_pickle.exists():  # it returned or raised
+                    error = job.exception()
+                elif (not job.state.upper().startswith(STOPPED_STATES)
+                      and time.monotonic() - ended.setdefault(job.job_id, time.monotonic()) < RESULT_GRACE_S):
+                    still.append((job, label))
+                    continue
+                else:  # cancelled, past its time limit, node lost
+                    report.failed.append((label, _ended_without_result(job)))
+                    bar.update(1)
+                    continue
+                if error is not None:
+                    line = _job_error_line(error)
+                    if options.cluster != "debug":
+                        line += f" (log: {job.paths.stderr})"
+                    report.failed.append((label, line))
+                else:
+                    _record(outcomes, job.result())
+                bar.update(1)
             pending = still
             if pending:
                 time.sleep(1.0)
+
+
+def _ended_without_result(job) -> str:
+    """One line for a submitit job that ended without a result file: its state (e.g.
+    ``CANCELLED``, ``TIMEOUT``) and the last line of its error log (Slurm's own line, e.g.
+    ``slurmstepd: error: *** JOB 17 ON node4 CANCELLED AT ... ***``), or that it never started."""
+    log = job.paths.stderr
+    lines = [line.strip() for line in log.read_text(errors="replace").splitlines()
+             if line.strip()] if log.exists() else []
+    where = (f"{lines[-1]} (log: {log})" if lines else f"log: {log}" if log.exists()
+             else "it never started (no log)")
+    return f"job {job.job_id} ended without a result, state {job.state}: {where}"
 
 
 def results_frame(specs: Iterable[RunSpec], store: ResultStore, rows=None):
