@@ -618,7 +618,8 @@ def scorecard_markdown(table: pd.DataFrame, title: str) -> str:
     shown = shown.drop(columns=["id", "setting", "measured here"]).rename(
         columns={"ours (mean, 95 % CI)": "ours (95 % CI)"})
     body = shown.to_markdown(index=False, disable_numparse=True)
-    return f"```{{table}} {title}\n{body}\n```"
+    # A colon fence: a backtick fence's info string (the caption) may not hold backticks (CommonMark).
+    return f":::{{table}} {title}\n{body}\n:::"
 
 
 def chapter_markdown(results, experiment: str, reference: float = 0.5) -> str:

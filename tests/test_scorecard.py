@@ -215,3 +215,18 @@ def test_every_registered_claim_of_the_default_profile_has_a_computed_row_per_se
             assert entry["values"] == scorecard.evaluate(c, own, scorecard.profile_context(profile)).values
     if unshipped:
         pytest.skip(f"every stored setting checked; no row stored yet of {', '.join(unshipped)}")
+
+
+def test_chapter_verdict_table_is_a_fence_and_the_omission_a_paragraph():
+    """The verdict table's caption holds backticks, which a backtick fence's info string may not
+    (CommonMark): the table is a colon fence, and the sentence after it a paragraph, not the
+    content of a stray code block."""
+    from markdown_it import MarkdownIt
+    from mdit_py_plugins.colon_fence import colon_fence_plugin
+
+    results = SimpleNamespace(frame=two_setting_evaluation(), profile=get_profile("default"))
+    text = scorecard.chapter_markdown(results, "drop_evaluation")
+    tokens = MarkdownIt("commonmark").use(colon_fence_plugin).parse(text)
+    assert tokens[0].type == "colon_fence" and tokens[0].info.startswith("{table} ") and "`" in tokens[0].info
+    assert [t.type for t in tokens[1:]] == ["paragraph_open", "inline", "paragraph_close"]
+    assert tokens[2].content.startswith("**fashion-mnist, CNN** has no row for")
