@@ -101,10 +101,11 @@ def _book_import(module: str, name: str):
 
 
 def publish_figure(name: str, fig, *, chapter: str, profile: str, data=None,
-                   directory: Path | str = DATA_DIR) -> Path:
+                   directory: Path | str = DATA_DIR) -> None:
     """Glue ``fig`` under ``name`` for a ``{glue:figure}`` directive, write the numbers it plots
     to ``<directory>/<name>.csv``, glue the line under it (:func:`figure_source_markdown`) under
-    ``<name>-source`` for a ``{glue:md}`` directive, and close the figure. Returns the CSV's path.
+    ``<name>-source`` for a ``{glue:md}`` directive, and close the figure (returns None, so the
+    notebook cell shows nothing).
 
     The image is displayed :data:`CSS_DPI` pixels per inch of the matplotlib figure (at most the
     text width) and links to the full-resolution PNG. ``name`` is also the figure's label in the
@@ -121,7 +122,7 @@ def publish_figure(name: str, fig, *, chapter: str, profile: str, data=None,
 
     if not isinstance(name, str) or not name:
         raise ValueError(f"name={name!r} must be a non-empty string")
-    path = write_figure_data(name, figure_data(fig) if data is None else data, directory)
+    write_figure_data(name, figure_data(fig) if data is None else data, directory)
     png = figure_png(fig)
     plt.close(fig)
     from PIL import Image as PILImage
@@ -129,7 +130,6 @@ def publish_figure(name: str, fig, *, chapter: str, profile: str, data=None,
     width = PILImage.open(io.BytesIO(png)).width
     glue(name, Image(data=png, format="png", width=int(round(width * CSS_DPI / DPI))), display=False)
     glue(f"{name}-source", Markdown(figure_source_markdown(name, chapter, profile)), display=False)
-    return path
 
 
 def publish_text(name: str, text: str) -> None:
