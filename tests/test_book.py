@@ -227,7 +227,7 @@ const wide = [];
 for (const e of article.querySelectorAll('*')) {
   // a formula's box may be a few px wider than its scroll box (MathJax's own metrics): only its
   // outer edges count, which the element holding it reports
-  if (scroller(e) || e.closest('mjx-container, .math')) continue;
+  if (scroller(e) || e.closest('mjx-container, .math') || e.matches('a.headerlink')) continue;  // "#" shows on hover only
   const r = e.getBoundingClientRect();
   if (r.width === 0 && r.height === 0) continue;
   if (r.right > right + 1 || r.left < left - 1) wide.push(describe(e) + ' spans ' + Math.round(r.left) + '-' + Math.round(r.right));
