@@ -49,7 +49,8 @@ def record(ax, curve: str, x_name: str, x, y_name: str, y, *, low=None, high=Non
            density=None) -> None:
     """Record on ``ax`` the points of one drawn curve (for :func:`figure_data`): ``x``, ``y``
     (equal-length 1-D arrays or scalars), optionally their band ``low``/``high``, the number of
-    values ``n`` behind each point and the dataset ``density`` of each point."""
+    values ``n`` behind each point and the dataset ``density`` of each point. The axis names are
+    stored without TeX's ``$`` (a CSV is read as plain text)."""
     x, y = np.atleast_1d(np.asarray(x, dtype=object)), np.atleast_1d(np.asarray(y, dtype=np.float64))
     if x.shape != y.shape or x.ndim != 1:
         raise ValueError(f"x and y must be 1-D arrays of one shape, got {x.shape} and {y.shape}")
@@ -59,7 +60,8 @@ def record(ax, curve: str, x_name: str, x, y_name: str, y, *, low=None, high=Non
 
     rows = ax.__dict__.setdefault("_dropkit_rows", [])
     for xi, yi, lo, hi, ni, di in zip(x, y, column(low), column(high), column(n), column(density)):
-        rows.append({"curve": curve, "density": di, "x name": x_name, "x": xi, "y name": y_name, "y": yi,
+        rows.append({"curve": curve, "density": di, "x name": x_name.replace("$", ""), "x": xi,
+                     "y name": y_name.replace("$", ""), "y": yi,
                      "y min": lo, "y max": hi, "n": ni})
 
 

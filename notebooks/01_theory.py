@@ -59,6 +59,7 @@ from dropkit.theory import (
     average_risk,
     class_risks,
     error_based_density_ratio,
+    ratio_agreement,
     sample_figure4a_parameters,
     simulate_pruning,
     validity_violations,
@@ -183,13 +184,9 @@ error_based = error_based_density_ratio(mixture.mu0, mixture.mu1, sigma0[valid],
 
 fig, ax = plt.subplots(figsize=(7, 5.6), layout="constrained")
 points = ax.scatter(variance_based, error_based, c=np.log10(sigma1[valid] / sigma0[valid]), s=8, cmap="viridis")
-# An error-based ratio below ~1e-308 underflows to 0 (R_0[t*] is tiny for a very narrow class 0):
-# it has no place on a log axis, lies beyond the plotted range and is counted among the points outside.
-positive = error_based > 0
-# Axis range: the central 98% of both ratios (log scale); points beyond it are counted below.
-log_ratios = np.log10(np.concatenate([variance_based, error_based[positive]]))
-low, high = 10.0 ** (np.percentile(log_ratios, [1, 99]) + np.array([-0.5, 0.5]))
-outside = int(np.sum((variance_based < low) | (variance_based > high) | (error_based < low) | (error_based > high)))
+# The plotted range and the counts below (an error-based ratio that underflowed to 0 lies outside it).
+agreement = ratio_agreement(variance_based, error_based)
+low, high = agreement.low, agreement.high
 ax.plot([low, high], [low, high], color="black", linewidth=1, label="equal ratios")
 ax.set(xlim=(low, high), ylim=(low, high), xscale="log", yscale="log",
        xlabel="variance-based $d_0/d_1 = (\\sigma_0/\\sigma_1)(\\phi_1/\\phi_0)$ (Eq. 5)",
@@ -199,12 +196,10 @@ ax.legend()
 plotted = pd.DataFrame({"sigma0": sigma0[valid], "sigma1": sigma1[valid], "phi0": phi0[valid],
                         "variance-based d0/d1": variance_based, "error-based d0/d1": error_based})
 publish.publish_figure("paper-figure-4a", fig, chapter=CHAPTER, profile=profile, data=plotted)
-near = int(np.sum(np.abs(np.log10(error_based[positive] / variance_based[positive])) <= np.log10(2)))
-below = int(np.sum(error_based < variance_based))
 publish.show_markdown(f"{int(valid.sum())} of {n_draws} draws satisfy Appendix B.1's conditions and are "
-                      f"shown; {outside} of them fall outside the plotted range. {near} of the shown draws "
-                      f"lie within a factor of 2 of the diagonal; the error-based ratio is below the "
-                      f"variance-based one in {below} of them.")
+                      f"shown; {agreement.outside} of them fall outside the plotted range. {agreement.near} of the "
+                      f"shown draws lie within a factor of 2 of the diagonal; the error-based ratio is below the "
+                      f"variance-based one in {agreement.below} of them.")
 
 # %% [markdown]
 # ```{glue:figure} paper-figure-4a

@@ -576,7 +576,7 @@ def test_figure_data_holds_exactly_the_plotted_points(frame):
     np.testing.assert_allclose(random["x"].astype(float), [0.1, 0.5])
     np.testing.assert_allclose(random["y"], [0.4, 0.5])
     np.testing.assert_allclose(random["y min"].astype(float), [0.3, 0.5])
-    assert list(random["n"]) == [2, 2]
+    assert list(random["n"]) == [2, 2] and set(random["x name"]) == {"dataset density d"}  # no TeX in a CSV
     full = worst[worst["curve"] == "Full dataset"].iloc[0]
     assert full["y"] == pytest.approx(0.65) and full["y max"] == pytest.approx(0.7)
     # every drawn line's points are in the table
