@@ -44,7 +44,9 @@ whose effect, if any, is below the MDE.
 **The tables.** Every number of the "what we see" tables is computed from the tidy results table
 (one row per run, see :func:`dropkit.runner.run`) of **one** setting (a model-dataset pair and its
 training, the ``setting`` column); split a larger table with :func:`dropkit.tables.split_setups`. Curves are named as in the figures
-(:func:`dropkit.curves.method_label`). Metrics are averaged over seeds.
+(:func:`dropkit.curves.method_label`). Metrics are averaged over seeds; a metric's column ``X`` comes
+with ``X sd``, its standard deviation over the seeds (ddof 1, NaN for one seed), and ``seeds``
+counts them (:func:`dropkit.publish.markdown_table` shows ``mean ± sd`` and ``n``).
 """
 
 from __future__ import annotations
@@ -654,15 +656,18 @@ def _curve_order(frame) -> list[str]:
 
 
 def metrics_at_density(frame, density: float, metrics=tuple(_SUMMARY)) -> pd.DataFrame:
-    """Mean over seeds of ``metrics`` at ``density`` for every pruned curve, and for the full
-    dataset (first row). Index: curve label; values in percent; column ``seeds``."""
+    """Mean and standard deviation over seeds of ``metrics`` at ``density`` for every pruned
+    curve, and for the full dataset (first row). Index: curve label; values in percent (columns
+    ``X`` and ``X sd`` per metric); column ``seeds``."""
     frame = _frame(frame)
     density = _check_density(frame, density)
     rows = {}
     full = {m: full_dataset_metric(frame, m) for m in metrics}
     if all(v is not None for v in full.values()):
-        rows[FULL_DATASET] = {**{_SUMMARY.get(m, m): 100 * full[m]["mean"] for m in metrics},
-                              "seeds": next(iter(full.values()))["seeds"]}
+        rows[FULL_DATASET] = {}
+        for m in metrics:
+            rows[FULL_DATASET] |= {_SUMMARY.get(m, m): 100 * full[m]["mean"], f"{_SUMMARY.get(m, m)} sd": 100 * full[m]["sd"]}
+        rows[FULL_DATASET]["seeds"] = next(iter(full.values()))["seeds"]
     tables = {m: metric_by_density(frame, m) for m in metrics}
     for label in _curve_order(frame):
         entry = {}
@@ -671,6 +676,7 @@ def metrics_at_density(frame, density: float, metrics=tuple(_SUMMARY)) -> pd.Dat
             if hit.empty:
                 break
             entry[_SUMMARY.get(metric, metric)] = 100 * float(hit["mean"].iloc[0])
+            entry[f"{_SUMMARY.get(metric, metric)} sd"] = 100 * float(hit["sd"].iloc[0])
             entry["seeds"] = int(hit["seeds"].iloc[0])
         else:
             rows[label] = entry
@@ -708,16 +714,16 @@ def _correlations(frame, labels) -> dict[str, float]:
 
 def bias_table(frame, density: float) -> pd.DataFrame:
     """Chapter 02's table: one row per pruned method (and the full dataset) with, at ``density``,
-    accuracy, worst-class accuracy, their drops from the full dataset (percentage points; the
-    last is positive when pruning widens the distance between average and worst class), the
-    density where worst-class accuracy peaks, the mean class-accuracy/class-density correlation
-    and the minimum samples per class at the lowest density."""
+    accuracy and worst-class accuracy (mean and sd over seeds, percent), the *extra* worst-class
+    drop (percentage points: the worst-class drop from the full dataset minus the accuracy drop,
+    of the seed means; positive when pruning widens the distance between average and worst
+    class), the density where worst-class accuracy peaks, the mean class-accuracy/class-density
+    correlation and the minimum samples per class at the lowest density. (The drops themselves
+    are the differences to the full dataset's row.)"""
     frame = _frame(frame)
-    table = metrics_at_density(frame, density, ("test_accuracy", "test_worst_class", "test_gap"))
+    table = metrics_at_density(frame, density, ("test_accuracy", "test_worst_class"))
     full_acc, full_worst = 100 * _full(frame, "test_accuracy"), 100 * _full(frame, "test_worst_class")
-    table["accuracy drop (pp)"] = full_acc - table["accuracy (%)"]
-    table["worst-class drop (pp)"] = full_worst - table["worst-class (%)"]
-    table["extra worst-class drop (pp)"] = table["worst-class drop (pp)"] - table["accuracy drop (pp)"]
+    table["extra worst-class drop (pp)"] = (full_worst - table["worst-class (%)"]) - (full_acc - table["accuracy (%)"])
     peaks = peak_densities(frame)
     table["worst-class peaks at d"] = peaks["peak density"]
     labels = _curve_order(frame)
@@ -730,8 +736,8 @@ def bias_table(frame, density: float) -> pd.DataFrame:
 
 def drop_table(frame, density: float) -> pd.DataFrame:
     """Chapter 03's table: one row per protocol (and the full dataset) with accuracy,
-    worst-class accuracy, gap and std at ``density`` (percent), where the worst-class accuracy
-    peaks, and the mean class-accuracy/class-density correlation."""
+    worst-class accuracy, gap and std at ``density`` (percent, mean and sd over seeds), where the
+    worst-class accuracy peaks, and the mean class-accuracy/class-density correlation."""
     frame = _frame(frame)
     table = metrics_at_density(frame, density)
     peaks = peak_densities(frame)
@@ -769,7 +775,7 @@ def provenance_sentence(frame) -> str:
 
 
 def curve_metrics(frame, density: float, metrics=tuple(_SUMMARY)) -> pd.DataFrame:
-    """Mean over seeds (in percent) of ``metrics`` at ``density`` for every value of the column
+    """Mean and sd over seeds (in percent) of ``metrics`` at ``density`` for every value of the column
     ``curve`` (else ``label``); full-dataset curves (rows at density 1) are read at density 1
     whatever ``density``.
 
@@ -781,8 +787,9 @@ def curve_metrics(frame, density: float, metrics=tuple(_SUMMARY)) -> pd.DataFram
             (``"worst-class (%)"`` ...) or are the column names themselves.
 
     Returns:
-        DataFrame indexed by curve (order of first appearance) with one column per metric and
-        ``seeds`` (the number of runs averaged).
+        DataFrame indexed by curve (order of first appearance) with two columns per metric
+        (``X``: the mean, ``X sd``: the standard deviation over the runs, ddof 1, NaN for one run)
+        and ``seeds`` (the number of runs averaged).
     """
     if ("curve" not in frame and "label" not in frame) or "density" not in frame:
         raise ValueError("frame needs the columns 'curve' (or 'label') and 'density'")
@@ -803,8 +810,12 @@ def curve_metrics(frame, density: float, metrics=tuple(_SUMMARY)) -> pd.DataFram
             at = runs[runs["density"] == 1]
         if at.empty:
             continue
-        rows[curve] = {**{_SUMMARY.get(m, m): 100 * float(at[m].astype(float).mean()) for m in metrics},
-                       "seeds": int(len(at))}
+        rows[curve] = {}
+        for m in metrics:
+            values = at[m].astype(float)
+            rows[curve] |= {_SUMMARY.get(m, m): 100 * float(values.mean()),
+                            f"{_SUMMARY.get(m, m)} sd": 100 * float(values.std(ddof=1)) if len(values) > 1 else np.nan}
+        rows[curve]["seeds"] = int(len(at))
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "curve"
     return table

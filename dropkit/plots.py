@@ -5,6 +5,10 @@ at most :data:`MAX_COLUMNS` panels side by side so that every panel stays readab
 figure fills the book's text column. Curves keep one colour and line style across the book
 (:mod:`dropkit.curves`); accuracies are shown as percentages. :mod:`dropkit.publish` puts a
 figure into the book.
+
+Every ``draw_*`` function records the numbers it draws on its axes (:func:`figure_data` returns
+them for a whole figure, one row per plotted point): the book offers them as a CSV file under
+each figure.
 """
 
 from __future__ import annotations
@@ -31,6 +35,50 @@ from dropkit.tables import (
 MAX_COLUMNS = 2
 #: Axis label of the density axis, the same in every figure.
 DENSITY_AXIS = "dataset density $d$"
+#: The full dataset's line: black and dash-dotted, unlike every curve (the variants of
+#: :data:`dropkit.curves.VARIANT_COLORS` are dashed in dark colours).
+FULL_DATASET_LINE = {"color": "black", "linestyle": "-.", "linewidth": 1.4}
+#: Columns of :func:`figure_data`.
+DATA_COLUMNS = ("block", "panel", "curve", "density", "x name", "x", "y name", "y", "y min", "y max", "n")
+
+
+# --------------------------------------------------------------------------- the plotted numbers
+
+
+def record(ax, curve: str, x_name: str, x, y_name: str, y, *, low=None, high=None, n=None,
+           density=None) -> None:
+    """Record on ``ax`` the points of one drawn curve (for :func:`figure_data`): ``x``, ``y``
+    (equal-length 1-D arrays or scalars), optionally their band ``low``/``high``, the number of
+    values ``n`` behind each point and the dataset ``density`` of each point. The axis names are
+    stored without TeX's ``$`` (a CSV is read as plain text)."""
+    x, y = np.atleast_1d(np.asarray(x, dtype=object)), np.atleast_1d(np.asarray(y, dtype=np.float64))
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"x and y must be 1-D arrays of one shape, got {x.shape} and {y.shape}")
+
+    def column(values):
+        return np.broadcast_to(np.asarray(np.nan if values is None else values, dtype=object), y.shape)
+
+    rows = ax.__dict__.setdefault("_dropkit_rows", [])
+    for xi, yi, lo, hi, ni, di in zip(x, y, column(low), column(high), column(n), column(density)):
+        rows.append({"curve": curve, "density": di, "x name": x_name.replace("$", ""), "x": xi,
+                     "y name": y_name.replace("$", ""), "y": yi,
+                     "y min": lo, "y max": hi, "n": ni})
+
+
+def figure_data(fig):
+    """The numbers ``fig`` plots, as recorded by the ``draw_*`` functions: a DataFrame with
+    :data:`DATA_COLUMNS`, one row per plotted point; ``block`` is the title of the block of panels
+    (a setting; empty for a figure without blocks), ``panel`` the axes' title. Empty when nothing
+    was recorded (a figure drawn without this module)."""
+    import pandas as pd
+
+    rows = []
+    for ax in fig.get_axes():
+        container = ax.get_figure(root=False)
+        suptitle = getattr(container, "_suptitle", None)
+        block = suptitle.get_text() if suptitle is not None and container is not fig else ""
+        rows += [{"block": block, "panel": ax.get_title(), **row} for row in ax.__dict__.get("_dropkit_rows", [])]
+    return pd.DataFrame(rows, columns=list(DATA_COLUMNS))
 
 
 # --------------------------------------------------------------------------- drawing
@@ -61,7 +109,7 @@ def _curve_order(frame, labels) -> list[str]:
 
 def draw_metric_curve(ax, frame, metric: str = "test_accuracy", *, labels=None) -> None:
     """Draw ``metric`` against density on ``ax``: one line (mean over seeds) with a min/max band
-    per curve, the full-dataset mean as a dashed black line with its min/max band, and every
+    per curve, the full-dataset mean as a dash-dotted black line with its min/max band, and every
     other full-dataset curve (e.g. CDB-W on the full dataset) as a dotted line in its colour."""
     frame = _with_labels(frame)
     table = metric_by_density(frame, metric)
@@ -71,22 +119,37 @@ def draw_metric_curve(ax, frame, metric: str = "test_accuracy", *, labels=None) 
         ax.plot(rows["density"], rows["mean"], marker="o", markersize=4, color=color, label=label,
                 linestyle=curve_style(label), linewidth=2.2 if label == "Random+DRoP" else 1.5)
         ax.fill_between(rows["density"], rows["min"], rows["max"], color=color, alpha=0.15, linewidth=0)
+        record(ax, label, DENSITY_AXIS, rows["density"], _axis_label(metric), rows["mean"], low=rows["min"],
+               high=rows["max"], n=rows["seeds"], density=rows["density"])
     full = full_dataset_metric(frame, metric)
     if full is not None:
-        ax.axhline(full["mean"], color="black", linestyle="--", linewidth=1.2, label=FULL_DATASET)
+        ax.axhline(full["mean"], label=FULL_DATASET, **FULL_DATASET_LINE)
         ax.axhspan(full["min"], full["max"], color="black", alpha=0.08, linewidth=0)
+        record(ax, FULL_DATASET, DENSITY_AXIS, 1.0, _axis_label(metric), full["mean"], low=full["min"],
+               high=full["max"], n=full["seeds"], density=1.0)
     for label in dict.fromkeys(frame.loc[frame["protocol"] == "none", "label"]):
         if label != FULL_DATASET:
             other = full_dataset_metric(frame, metric, label)
             color = frame.loc[frame["label"] == label, "color"].iloc[0]
             ax.axhline(other["mean"], color=color, linestyle=":", linewidth=1.8, label=label)
+            record(ax, label, DENSITY_AXIS, 1.0, _axis_label(metric), other["mean"], low=other["min"],
+                   high=other["max"], n=other["seeds"], density=1.0)
     ax.set_xlabel(DENSITY_AXIS)
     ax.set_ylabel(_axis_label(metric))
-    ax.set_xlim(0, 1)
+    ax.set_xlim(*density_limits(table["density"]))
     if _is_accuracy_metric(metric):
         _percent_axis(ax)
     ax.grid(True, alpha=0.3)
 
+
+
+def density_limits(densities) -> tuple[float, float]:
+    """The density axis of a setting: from 0 to just past the largest density it runs (the
+    ``default`` CNN stops at 0.7, the MLP at 0.9), at most 1."""
+    densities = [float(d) for d in densities]
+    if not densities:
+        return 0.0, 1.0
+    return 0.0, min(1.0, max(densities) + 0.05)
 
 
 def draw_tradeoff(ax, frame, *, labels=None, window=None) -> None:
@@ -102,9 +165,13 @@ def draw_tradeoff(ax, frame, *, labels=None, window=None) -> None:
         ax.plot(rows["worst_class"], rows["accuracy"], color=color, alpha=0.8, label=label,
                 linestyle=curve_style(label), linewidth=2.0 if label == "Random+DRoP" else 1.2)
         ax.scatter(rows["worst_class"], rows["accuracy"], s=12 + 50 * rows["density"], color=color, zorder=3)
+        record(ax, label, "worst-class accuracy", rows["worst_class"], "average test accuracy", rows["accuracy"],
+               density=rows["density"])
     if full_acc is not None:
         ax.scatter([full_worst["mean"]], [full_acc["mean"]], marker="*", s=220, color="black", zorder=4,
                    label=FULL_DATASET)
+        record(ax, FULL_DATASET, "worst-class accuracy", full_worst["mean"], "average test accuracy",
+               full_acc["mean"], n=full_acc["seeds"], density=1.0)
     if window is not None:
         ax.set_xlim(*window[:2])
         ax.set_ylim(*window[2:])
@@ -183,7 +250,7 @@ def plot_density_curves(frame, metrics=("test_accuracy",), *, tradeoff: bool = F
     worst-class accuracy, followed (in a block whose low densities stretch its axes) by the same
     plot zoomed on the points within ``zoom`` of the full dataset's
     average accuracy (:func:`dropkit.tables.zoom_window`; ``zoom=None``: no zoomed panel). Lines:
-    mean over seeds; bands: min/max over seeds; dashed black: full dataset. ``labels`` fixes the
+    mean over seeds; bands: min/max over seeds; dash-dotted black: full dataset. ``labels`` fixes the
     order of the curves. One legend below the figure when every block shows the same curves, else
     one below each block. Returns the figure.
     """
@@ -205,7 +272,9 @@ def plot_density_curves(frame, metrics=("test_accuracy",), *, tradeoff: bool = F
         if window is not None:
             draw_tradeoff(axes[-1], rows, labels=labels, window=window)
             axes[-1].set_title(f"zoom: within {100 * zoom:g} pp of the full dataset")
-            ax.indicate_inset_zoom(axes[-1], edgecolor="0.4")
+            # the zoomed region as a rectangle only: connector lines would cross neighbouring panels
+            ax.indicate_inset([window[0], window[2], window[1] - window[0], window[3] - window[2]],
+                              edgecolor="0.4")
     if len({tuple(_curve_order(rows, labels)) for _, rows in panels}) == 1:
         _legend(fig, [ax for axes in blocks for ax in axes])
     else:
@@ -221,7 +290,7 @@ def plot_query_length_curves(frame, metrics=("test_accuracy", "test_worst_class"
     """Final performance against the query models' training length (paper Figure 15).
 
     One panel per metric; one line per density (mean over seeds, min/max band) over the query
-    epochs (log2 axis); dashed black: the full dataset; dotted grey: ``reference_query``, the
+    epochs (log2 axis); dash-dotted black: the full dataset; dotted grey: ``reference_query``, the
     query length the other chapters use (legend ``reference_label``). ``label`` names the curve
     in the legend. Returns the figure.
     """
@@ -246,9 +315,14 @@ def plot_query_length_curves(frame, metrics=("test_accuracy", "test_worst_class"
                     label=f"{label}, d = {density:g}")
             ax.fill_between(rows["query_epochs"], rows["min"], rows["max"], color=color, alpha=0.15,
                             linewidth=0)
+            record(ax, f"{label}, d = {density:g}", "query model training (epochs)", rows["query_epochs"],
+                   _axis_label(metric), rows["mean"], low=rows["min"], high=rows["max"], n=rows["seeds"],
+                   density=density)
         full = full_dataset_metric(frame, metric)
         if full is not None:
-            ax.axhline(full["mean"], color="black", linestyle="--", linewidth=1.2, label=FULL_DATASET)
+            ax.axhline(full["mean"], label=FULL_DATASET, **FULL_DATASET_LINE)
+            record(ax, FULL_DATASET, "query model training (epochs)", np.nan, _axis_label(metric), full["mean"],
+                   low=full["min"], high=full["max"], n=full["seeds"], density=1.0)
         if reference_query is not None:
             ax.axvline(reference_query, color="gray", linestyle=":", linewidth=1.2,
                        label=f"{reference_label} ({reference_query})")
@@ -276,6 +350,8 @@ def draw_sorted_class_densities(ax, frame, label: str, densities=None, *, spc_de
         rank = np.arange(1, len(values) + 1)
         ax.plot(rank, values, color=colors[density], marker="o" if len(values) <= 20 else None,
                 markersize=3, label=f"d = {density:g}")
+        record(ax, label, "class rank (by class density)", rank, "class density (kept / N_k)", values,
+               density=density)
         ax.axhline(density, color=colors[density], linestyle=":", linewidth=0.8)
     spc_at = spc_density if any(np.isclose(d, spc_density) for d in by_density) else min(by_density)
     spc = min_samples_per_class(frame, label, spc_at)
@@ -308,6 +384,8 @@ def draw_class_accuracy_vs_density(ax, frame, label: str, densities=None) -> Non
     colors = _density_colors(chosen)
     for density in chosen:
         ax.scatter(by_density[density], accuracy, color=colors[density], s=18, label=f"d = {density:g}")
+        record(ax, label, "class density (kept / N_k)", by_density[density], "full-dataset class accuracy",
+               accuracy, density=density)
     ax.set_title(f"{label}: mean corr = {mean_r:+.2f}")
     ax.set_xlabel("class density (kept / $N_k$)")
     ax.set_ylabel("full-dataset class accuracy")
@@ -406,8 +484,10 @@ def draw_pruned_histograms(ax, simulation, mixture, title: str) -> None:
     x = np.concatenate(simulation.kept_x)
     y = np.concatenate(simulation.kept_y)
     for label, color in enumerate(CLASS_COLORS):
-        ax.hist(x[y == label], bins=bins, weights=np.full(np.sum(y == label), weight), alpha=0.8,
-                color=color, label=f"class {label}")
+        counts, _, _ = ax.hist(x[y == label], bins=bins, weights=np.full(np.sum(y == label), weight), alpha=0.8,
+                               color=color, label=f"class {label}")
+        record(ax, f"class {label}", "bin centre x", (bins[:-1] + bins[1:]) / 2, "points per dataset per bin",
+               counts, n=len(simulation.kept_x))
     ax.axvline(t_star, color="black", linestyle="--", label=f"$t^*(1)$ = {t_star:.2f}")
     ax.axvline(t_hat, color="black", linestyle=":", linewidth=2, label=f"$\\hat t$ = {t_hat:.2f}")
     ax.axvline(simulation.mean_threshold, color="black",
@@ -415,6 +495,9 @@ def draw_pruned_histograms(ax, simulation, mixture, title: str) -> None:
     finite = simulation.thresholds[np.isfinite(simulation.thresholds)]
     ax.vlines(finite, 0, 0.08, transform=ax.get_xaxis_transform(), color="0.3", linewidth=1.5,
               label="$T(D_i')$ per dataset")
+    record(ax, "thresholds", "threshold", ["t*(1)", "hat t", "mean ERM"], "x",
+           [t_star, t_hat, simulation.mean_threshold])
+    record(ax, "ERM per pruned dataset", "dataset", np.arange(len(finite)), "x", finite)
     r0, r1 = class_risks(simulation.mean_threshold, *params)
     kept = simulation.kept_sizes.mean(axis=0)
     ax.set_title(f"{title}\nkept {kept[0]:.0f} / {kept[1]:.0f};  "
@@ -490,4 +573,42 @@ def plot_forest(rows, chapter_titles=None):
     ax.legend(handles=[Line2D([], [], color=c, linewidth=2, label=v) for v, c in VERDICT_COLORS.items()
                        if v in set(rows["verdict"])], loc="lower right", fontsize=9, title="verdict (Holm)")
     ax.grid(axis="y", visible=False)
+    return fig
+
+
+# --------------------------------------------------------------------------- per-seed lines
+
+
+def seed_colors(seeds) -> dict:
+    """One grey per seed, dark to light (seeds are drawn in no colour of the method palette of
+    :mod:`dropkit.curves`, nor in the densities' viridis), with a marker each."""
+    seeds = list(seeds)
+    shades = np.linspace(0.1, 0.65, len(seeds)) if len(seeds) > 1 else [0.3]
+    markers = "os^Dv<>ph*"
+    return {seed: {"color": str(round(float(shade), 3)), "marker": markers[i % len(markers)]}
+            for i, (seed, shade) in enumerate(zip(seeds, shades))}
+
+
+def plot_cdbw_weight_history(history, *, panel_size=(4.6, 3.4)):
+    """CDB-W's weights during training (chapter 04): per seed, the worst validation recall after
+    each epoch (which sets the next epoch's weights) and the largest class weight, from
+    :func:`dropkit.tables.cdbw_weight_history`; seeds in greys (:func:`seed_colors`). Returns the
+    figure."""
+    import matplotlib.pyplot as plt
+
+    if history.empty:
+        raise ValueError("history holds no epochs")
+    fig, axes = plt.subplots(1, 2, figsize=(2 * panel_size[0], panel_size[1] + 0.6), layout="constrained")
+    styles = seed_colors(sorted(set(history["seed"])))
+    epoch = "epoch trained with these weights"
+    for seed, rows in history.groupby("seed"):
+        style = styles[seed]
+        axes[0].plot(rows["epoch"], 100 * rows["val_worst_recall"], label=f"seed {seed}", **style)
+        axes[1].plot(rows["epoch"], rows["max_weight"], label=f"seed {seed}", **style)
+        record(axes[0], f"seed {seed}", epoch, rows["epoch"], "worst validation recall (%)",
+               100 * rows["val_worst_recall"])
+        record(axes[1], f"seed {seed}", epoch, rows["epoch"], "largest class weight", rows["max_weight"])
+    axes[0].set(xlabel=epoch, ylabel="worst validation recall (%)", title="recalls behind the weights")
+    axes[1].set(xlabel=epoch, ylabel="largest class weight", title="largest CDB-W weight")
+    _legend(fig, axes)
     return fig

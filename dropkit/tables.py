@@ -85,15 +85,16 @@ def _metric_column(frame, metric: str) -> None:
 
 
 def metric_by_density(frame, metric: str = "test_accuracy"):
-    """Mean, min and max over seeds of ``metric`` for each pruned curve and density.
+    """Mean, min, max and standard deviation (``sd``, ddof 1; NaN for one seed) over seeds of
+    ``metric`` for each pruned curve and density.
 
     Args:
         frame: result rows of one model-dataset pair (full-dataset rows are left out).
         metric: a scalar result column, e.g. ``"test_worst_class"``.
 
     Returns:
-        DataFrame with columns ``label, color, density, mean, min, max, seeds`` sorted by label
-        and density (metric values in the column's units, fractions for the test metrics).
+        DataFrame with columns ``label, color, density, mean, min, max, sd, seeds`` sorted by
+        label and density (metric values in the column's units, fractions for the test metrics).
     """
     import pandas as pd
 
@@ -102,17 +103,17 @@ def metric_by_density(frame, metric: str = "test_accuracy"):
     check_one_setting(frame)
     pruned = frame[frame["protocol"] != "none"]
     if pruned.empty:
-        return pd.DataFrame(columns=["label", "color", "density", "mean", "min", "max", "seeds"])
+        return pd.DataFrame(columns=["label", "color", "density", "mean", "min", "max", "sd", "seeds"])
     table = (
         pruned.groupby(["label", "color", "density"], sort=True)[metric]
-        .agg(mean="mean", min="min", max="max", seeds="count")
+        .agg(mean="mean", min="min", max="max", sd="std", seeds="count")
         .reset_index()
     )
     return table
 
 
 def full_dataset_metric(frame, metric: str = "test_accuracy", label: str = FULL_DATASET) -> dict[str, float] | None:
-    """``{"mean", "min", "max", "seeds"}`` of ``metric`` over the full-dataset runs (curve
+    """``{"mean", "min", "max", "sd", "seeds"}`` of ``metric`` over the full-dataset runs (curve
     ``label``: plain training, or e.g. :data:`CDBW_FULL_DATASET`), or None if ``frame`` holds
     none."""
     frame = _with_labels(frame)
@@ -122,7 +123,7 @@ def full_dataset_metric(frame, metric: str = "test_accuracy", label: str = FULL_
     if values.empty:
         return None
     return {"mean": float(values.mean()), "min": float(values.min()), "max": float(values.max()),
-            "seeds": int(values.size)}
+            "sd": float(values.std(ddof=1)) if values.size > 1 else float("nan"), "seeds": int(values.size)}
 
 
 def _vectors(column) -> np.ndarray:

@@ -35,6 +35,7 @@ from scipy.special import log_ndtr, ndtr
 __all__ = [
     "GaussianMixture",
     "PruningSimulation",
+    "RatioAgreement",
     "STRATEGIES",
     "average_optimal_threshold",
     "average_risk",
@@ -45,6 +46,7 @@ __all__ = [
     "margin_prune",
     "optimal_prior_ratio",
     "prior_ratio_quotas",
+    "ratio_agreement",
     "sample_mixture",
     "sample_figure4a_parameters",
     "figure4b_thresholds",
@@ -271,6 +273,47 @@ def variance_based_density_ratio(sigma0, sigma1, prior_ratio):
     """
     prior_ratio = _positive("prior_ratio", prior_ratio)
     return _scalar_or_array(np.asarray(optimal_prior_ratio(sigma0, sigma1)) / prior_ratio)
+
+
+@dataclass(frozen=True)
+class RatioAgreement:
+    """How well two arrays of class-density ratios agree (Figure 4a; :func:`ratio_agreement`).
+
+    ``low``/``high``: the plotted range (both axes, log scale); ``outside``: draws with a ratio
+    beyond it (a ratio that underflowed to 0 included); ``near``: draws whose ratios are within
+    the factor of each other; ``below``: draws whose error-based ratio is the smaller.
+    """
+
+    low: float
+    high: float
+    outside: int
+    near: int
+    below: int
+
+
+def ratio_agreement(variance_based, error_based, *, factor: float = 2.0, percentiles=(1.0, 99.0),
+                    margin_decades: float = 0.5) -> RatioAgreement:
+    """Figure 4a's summary of ``variance_based`` against ``error_based`` class-density ratios
+    (equal-length 1-D arrays, one value per draw; variance-based ratios positive). The plotted
+    range spans the ``percentiles`` of both ratios' log10, widened by ``margin_decades`` on each
+    side. An error-based ratio of exactly 0 (``R_0[t*]`` below the smallest float, e.g. for a very
+    narrow class 0) has no logarithm: it is left out of the range and of ``near``, and counted
+    ``outside`` (no log of 0 is taken, so no warning is printed)."""
+    v = np.asarray(variance_based, dtype=np.float64)
+    e = np.asarray(error_based, dtype=np.float64)
+    if v.ndim != 1 or v.shape != e.shape or v.size == 0:
+        raise ValueError(f"variance_based and error_based must be non-empty 1-D arrays of one length, got "
+                         f"shapes {v.shape} and {e.shape}")
+    if not (np.all(np.isfinite(v)) and np.all(v > 0) and np.all(np.isfinite(e)) and np.all(e >= 0)):
+        raise ValueError("variance-based ratios must be finite and positive, error-based ones finite and >= 0")
+    if not factor > 1:
+        raise ValueError(f"factor={factor!r} must be > 1")
+    positive = e > 0
+    logs = np.log10(np.concatenate([v, e[positive]]))
+    low, high = 10.0 ** (np.percentile(logs, percentiles) + np.array([-margin_decades, margin_decades]))
+    outside = int(np.sum((v < low) | (v > high) | (e < low) | (e > high)))
+    near = int(np.sum(np.abs(np.log10(e[positive] / v[positive])) <= np.log10(factor)))
+    return RatioAgreement(float(low), float(high), outside, near, int(np.sum(e < v)))
 
 
 def sample_figure4a_parameters(n_draws: int, rng, *, sigma_range=(1e-2, 1e2),

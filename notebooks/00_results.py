@@ -43,7 +43,7 @@ publish.show_markdown(scorecard.summary_markdown(table, profile, missing))
 # %% tags=["remove-input"]
 rows = plots.forest_table(table)
 fig = plots.plot_forest(rows, scorecard.CHAPTER_TITLES)
-publish.publish_figure("results-forest", fig)
+publish.publish_figure("results-forest", fig, chapter="00_results", profile=profile, data=rows)
 publish.publish_text("results-forest-rows", f"{len(rows)} of the {len(table)} rows")
 
 # %% [markdown]
@@ -59,6 +59,10 @@ publish.publish_text("results-forest-rows", f"{len(rows)} of the {len(table)} ro
 # coloured by the verdict after Holm's correction. An equivalence claim holds when its interval
 # lies inside its margin, not when it lies right of 0: its verdict, not its position, is the
 # answer.
+# ```
+#
+# ```{glue:md} results-forest-source
+# :format: myst
 # ```
 
 # %% tags=["remove-input"]

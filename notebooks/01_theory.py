@@ -59,6 +59,7 @@ from dropkit.theory import (
     average_risk,
     class_risks,
     error_based_density_ratio,
+    ratio_agreement,
     sample_figure4a_parameters,
     simulate_pruning,
     validity_violations,
@@ -73,6 +74,7 @@ check_theory_parameters(dataset=dataset, model=model, densities=densities, figur
 if profile == "smoke":
     n_draws = min(n_draws, 500)
 curves.use_book_theme()
+CHAPTER = "01_theory"  # this notebook (the figures' regeneration command)
 mixture = GaussianMixture(mu0=-1.0, mu1=1.0, sigma0=0.5, sigma1=1.0, phi0=0.5)  # Figure 3's mixture
 params = mixture.params  # (mu0, mu1, sigma0, sigma1)
 total_datasets = n_datasets * len(seeds)
@@ -112,7 +114,7 @@ publish.show_markdown(publish.bullet_list([
 ]))
 
 # %% [markdown]
-# ## Figure 3: how three pruning procedures move the ERM
+# ## {numref}`Figure %s <paper-figure-3>` (paper Figure 3): how three pruning procedures move the ERM
 #
 # We draw datasets of `n_points` points from the mixture, prune each to density $d$ and fit the
 # exact ERM threshold $T(D_i')$ to each pruned dataset; $\overline T$ is their average.
@@ -147,16 +149,20 @@ full_data = simulate_pruning(mixture, "none", density=1.0, n_datasets=n_datasets
 fig, axes = plt.subplots(3, 1, figsize=(9, 11), sharex=True, layout="constrained")
 for ax, (strategy, title) in zip(axes, figure3_strategies.items()):
     plots.draw_pruned_histograms(ax, figure3[strategy], mixture, title)
-publish.publish_figure("paper-figure-3", fig)
+publish.publish_figure("paper-figure-3", fig, chapter=CHAPTER, profile=profile)
 
 # %% [markdown]
 # ```{glue:figure} paper-figure-3
 # :name: paper-figure-3
 # :alt: Reproduction of paper Figure 3
 #
-# The Gaussian mixture pruned by three procedures: per-dataset histograms of the two classes, the
+# (paper Figure 3) The Gaussian mixture pruned by three procedures: per-dataset histograms of the two classes, the
 # optimal thresholds $t^*(1)$ (dashed) and $\hat t$ (dotted), the mean ERM $\overline T$ (solid)
-# and each pruned dataset's ERM (ticks) (paper Figure 3).
+# and each pruned dataset's ERM (ticks).
+# ```
+#
+# ```{glue:md} paper-figure-3-source
+# :format: myst
 # ```
 
 # %%
@@ -166,7 +172,7 @@ publish.show_markdown(
     f"{np.median(figure3['ssp'].thresholds):.3f} against {np.median(full_data.thresholds):.3f} on the full data.")
 
 # %% [markdown]
-# ## Figure 4a: error-based versus variance-based class densities
+# ## {numref}`Figure %s <paper-figure-4a>` (paper Figure 4a): error-based versus variance-based class densities
 #
 # DRoP cannot know the class variances of a real dataset, so it replaces the worst-class optimal
 # condition $d_0 N_0 \sigma_1 = d_1 N_1 \sigma_0$ by one on class *errors* of the average-optimal
@@ -187,41 +193,44 @@ error_based = error_based_density_ratio(mixture.mu0, mixture.mu1, sigma0[valid],
 
 fig, ax = plt.subplots(figsize=(7, 5.6), layout="constrained")
 points = ax.scatter(variance_based, error_based, c=np.log10(sigma1[valid] / sigma0[valid]), s=8, cmap="viridis")
-# Axis range: the central 98% of both ratios (log scale); points beyond it are counted below.
-log_ratios = np.log10(np.concatenate([variance_based, error_based]))
-low, high = 10.0 ** (np.percentile(log_ratios, [1, 99]) + np.array([-0.5, 0.5]))
-outside = int(np.sum((variance_based < low) | (variance_based > high) | (error_based < low) | (error_based > high)))
+# The plotted range and the counts below (an error-based ratio that underflowed to 0 lies outside it).
+agreement = ratio_agreement(variance_based, error_based)
+low, high = agreement.low, agreement.high
 ax.plot([low, high], [low, high], color="black", linewidth=1, label="equal ratios")
 ax.set(xlim=(low, high), ylim=(low, high), xscale="log", yscale="log",
        xlabel="variance-based $d_0/d_1 = (\\sigma_0/\\sigma_1)(\\phi_1/\\phi_0)$ (Eq. 5)",
        ylabel="error-based $d_0/d_1 = R_0[t^*]/R_1[t^*]$ (DRoP)")
 fig.colorbar(points, label="$\\log_{10}(\\sigma_1/\\sigma_0)$")
 ax.legend()
-publish.publish_figure("paper-figure-4a", fig)
-near = int(np.sum(np.abs(np.log10(error_based / variance_based)) <= np.log10(2)))
-below = int(np.sum(error_based < variance_based))
+plotted = pd.DataFrame({"sigma0": sigma0[valid], "sigma1": sigma1[valid], "phi0": phi0[valid],
+                        "variance-based d0/d1": variance_based, "error-based d0/d1": error_based})
+publish.publish_figure("paper-figure-4a", fig, chapter=CHAPTER, profile=profile, data=plotted)
 publish.show_markdown(f"{int(valid.sum())} of {n_draws} draws satisfy Appendix B.1's conditions and are "
-                      f"shown; {outside} of them fall outside the plotted range. {near} of the shown draws "
-                      f"lie within a factor of 2 of the diagonal; the error-based ratio is below the "
-                      f"variance-based one in {below} of them.")
+                      f"shown; {agreement.outside} of them fall outside the plotted range. {agreement.near} of the "
+                      f"shown draws lie within a factor of 2 of the diagonal; the error-based ratio is below the "
+                      f"variance-based one in {agreement.below} of them.")
 
 # %% [markdown]
 # ```{glue:figure} paper-figure-4a
 # :name: paper-figure-4a
 # :alt: Reproduction of paper Figure 4a
 #
-# DRoP's error-based class-density ratio $R_0[t^*]/R_1[t^*]$ against the worst-class optimal
+# (paper Figure 4a) DRoP's error-based class-density ratio $R_0[t^*]/R_1[t^*]$ against the worst-class optimal
 # ratio of Eq. 5 for random mixtures with $\sigma_0 < \sigma_1$ drawn uniformly from
 # $[10^{-2}, 10^{2}]$ (the paper's sampling; earlier versions drew them log-uniformly), $\phi_0 \sim U[0,1]$;
 # colour: $\log_{10}(\sigma_1/\sigma_0)$,
-# black line: equal ratios (paper Figure 4a).
+# black line: equal ratios.
+# ```
+#
+# ```{glue:md} paper-figure-4a-source
+# :format: myst
 # ```
 #
 # The closer the points lie to the diagonal, the better class errors stand in for class
 # variances. The sentence above the figure counts how many draws lie within a factor of 2 of
 # the diagonal and on which side of it the others lie.
 #
-# ## Figure 4b: random pruning with DRoP's class quotas
+# ## {numref}`Figure %s <paper-figure-4b>` (paper Figure 4b): random pruning with DRoP's class quotas
 #
 # DRoP's quotas (`dropkit.quotas.drop_quotas`, Algorithm 1) are computed from the recalls
 # $1 - R_k[t^*(N_0/N_1)]$ of each dataset's average-optimal rule; samples are then removed at
@@ -237,16 +246,19 @@ fig, axes = plt.subplots(len(densities), 1, figsize=(9, 3.7 * len(densities)), s
 for ax, (density, simulation) in zip(axes[:, 0], figure4b.items()):
     title = f"Random with DRoP quotas, $d$ = {100 * density:.0f}%"
     plots.draw_pruned_histograms(ax, simulation, mixture, title)
-publish.publish_figure("paper-figure-4b", fig)
+publish.publish_figure("paper-figure-4b", fig, chapter=CHAPTER, profile=profile)
 
 # %% [markdown]
 # ```{glue:figure} paper-figure-4b
 # :name: paper-figure-4b
 # :alt: Reproduction of paper Figure 4b
 #
-# Random pruning within classes with DRoP's quotas (recalls $1 - R_k[t^*(N_0/N_1)]$) on the mixture
-# of {numref}`paper-figure-3`, one panel per density; lines as in {numref}`paper-figure-3`
-# (paper Figure 4b).
+# (paper Figure 4b) Random pruning within classes with DRoP's quotas (recalls $1 - R_k[t^*(N_0/N_1)]$) on the mixture
+# of {numref}`Figure %s (paper Figure 3) <paper-figure-3>`, one panel per density; lines as in {numref}`Figure %s (paper Figure 3) <paper-figure-3>`.
+# ```
+#
+# ```{glue:md} paper-figure-4b-source
+# :format: myst
 # ```
 
 # %% [markdown]
@@ -258,23 +270,25 @@ publish.publish_figure("paper-figure-4b", fig)
 
 # %% tags=["hide-input"]
 rows = [
-    {"setting": "optimum: $t^*(1)$", "density": 1.0, "threshold": t_star},
-    {"setting": "optimum: $\\hat t$", "density": 1.0, "threshold": t_hat},
+    {"setting": "optimum $t^*(1)$", "threshold": t_star},
+    {"setting": "optimum $\\hat t$", "threshold": t_hat},
 ]
 simulations = [("full data", full_data)]
-simulations += [(f"Fig. 3: {strategy}", sim) for strategy, sim in figure3.items()]
-simulations += [("Fig. 4b: random-drop", sim) for sim in figure4b.values()]
+simulations += [(f"paper Fig. 3: {strategy}, $d = {sim.density:g}$", sim) for strategy, sim in figure3.items()]
+simulations += [(f"paper Fig. 4b: random-drop, $d = {sim.density:g}$", sim) for sim in figure4b.values()]
 for name, sim in simulations:
     kept = sim.kept_sizes.mean(axis=0)
-    rows.append({"setting": name, "density": sim.density, "kept class 0": kept[0], "kept class 1": kept[1],
+    rows.append({"setting": name, "kept (class 0 / 1)": " / ".join(f"{k:.0f}" if k == round(k) else f"{k:.1f}" for k in kept),
                  "threshold": sim.mean_threshold, "median ERM": float(np.median(sim.thresholds))})
 table = pd.DataFrame(rows)
 risks = np.array(class_risks(table["threshold"].to_numpy(), *params)).T
-table["R0 %"] = 100 * risks[:, 0]
-table["R1 %"] = 100 * risks[:, 1]
-table["average risk %"] = 100 * average_risk(table["threshold"].to_numpy(), *params, mixture.phi0)
-table["worst-class risk %"] = table[["R0 %", "R1 %"]].max(axis=1)
-publish.show_markdown(publish.markdown_table(table, "Thresholds and class risks of every setting", decimals=3))
+table["R0 (%)"] = 100 * risks[:, 0]
+table["R1 (%)"] = 100 * risks[:, 1]
+table["average risk (%)"] = 100 * average_risk(table["threshold"].to_numpy(), *params, mixture.phi0)
+table["worst-class risk (%)"] = table[["R0 (%)", "R1 (%)"]].max(axis=1)
+publish.show_markdown(publish.markdown_table(
+    table.fillna({"kept (class 0 / 1)": ""}), "Thresholds and class risks of every setting: the optima, and the mean "
+    f"ERM of each procedure over its {total_datasets} datasets (kept: mean class sizes)"))
 
 # %% [markdown]
 # ## What we see

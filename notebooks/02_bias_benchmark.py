@@ -59,6 +59,7 @@ from dropkit import claims, curves, plots, publish, tables
 from dropkit.chapter import chapter_results, check_reference, setting_paragraph
 
 EXPERIMENT = "bias_benchmark"
+CHAPTER = "02_bias_benchmark"  # this notebook (the figures\' regeneration command)
 curves.use_book_theme()
 check_reference(reference)
 results = chapter_results(profile, EXPERIMENT, dataset=dataset, model=model, densities=densities,
@@ -80,7 +81,7 @@ publish.show_markdown(scorecard.chapter_box(card, "02_bias_benchmark"))
 publish.show_markdown(setting_paragraph(results, EXPERIMENT, dataset=dataset, model=model))
 
 # %% [markdown]
-# ## Average accuracy and the average/worst-class trade-off (Figure 1)
+# ## {numref}`Figure %s <paper-figure-1>` (paper Figure 1): Average accuracy and the average/worst-class trade-off
 #
 # Average test accuracy against density, one line per method; then average accuracy against
 # worst-class accuracy, one point per density (larger markers for larger densities): a method
@@ -90,39 +91,45 @@ publish.show_markdown(setting_paragraph(results, EXPERIMENT, dataset=dataset, mo
 # %%
 fig = plots.plot_density_curves(frame, ("test_accuracy",), tradeoff=True,
                                 labels=CURVES)
-publish.publish_figure("paper-figure-1", fig)
-publish.publish_text("paper-figure-1-settings", tables.figure_settings(frame, CURVES))
+publish.publish_figure("paper-figure-1", fig, chapter=CHAPTER, profile=profile)
 
 # %% [markdown]
 # ```{glue:figure} paper-figure-1
 # :name: paper-figure-1
 # :alt: Reproduction of paper Figure 1
 #
-# Average test accuracy against density $d$ and against worst-class accuracy, one curve per
-# pruning method; lines are means over seeds, bands span the seeds, the dashed line and the star
-# are the full dataset (paper Figure 1). {glue:text}`paper-figure-1-settings`
+# (paper Figure 1) Average test accuracy against density $d$ and against worst-class accuracy, one curve per
+# pruning method; lines are means over seeds, bands span the seeds, the dash-dotted black line and the star
+# are the full dataset.
+# ```
+#
+# ```{glue:md} paper-figure-1-source
+# :format: myst
 # ```
 
 # %% [markdown]
-# ## All robustness metrics (Figure 10)
+# ## {numref}`Figure %s <paper-figure-10>` (paper Figure 10): All robustness metrics
 
 # %%
 fig = plots.plot_density_curves(frame, tuple(curves.METRICS), labels=CURVES)
-publish.publish_figure("paper-figure-10", fig)
-publish.publish_text("paper-figure-10-settings", tables.figure_settings(frame, CURVES))
+publish.publish_figure("paper-figure-10", fig, chapter=CHAPTER, profile=profile)
 
 # %% [markdown]
 # ```{glue:figure} paper-figure-10
 # :name: paper-figure-10
 # :alt: Reproduction of paper Figure 10
 #
-# Average accuracy, worst-class accuracy $\min_k r_k$, gap $\max_k r_k - \min_k r_k$ and standard
+# (paper Figure 10) Average accuracy, worst-class accuracy $\min_k r_k$, gap $\max_k r_k - \min_k r_k$ and standard
 # deviation of the class accuracies against density $d$, one curve per pruning method; bands span
-# the seeds, dashed: full dataset (paper Figure 10). {glue:text}`paper-figure-10-settings`
+# the seeds, dash-dotted black: full dataset.
+# ```
+#
+# ```{glue:md} paper-figure-10-source
+# :format: myst
 # ```
 
 # %% [markdown]
-# ## Which classes does Dynamic Uncertainty prune? (Figure 2)
+# ## {numref}`Figure %s <paper-figure-2>` (paper Figure 2): Which classes does Dynamic Uncertainty prune?
 #
 # First panel: the class densities $d_k$ = kept / $N_k$ sorted from the most to the least kept
 # class, at each dataset density (dotted lines: the uniform density $d$), with the minimum number
@@ -133,53 +140,60 @@ publish.publish_text("paper-figure-10-settings", tables.figure_settings(frame, C
 # %%
 DU = curves.METHOD_NAMES["dynamic_uncertainty"]
 fig = plots.plot_class_profile(frame, DU)
-publish.publish_figure("paper-figure-2", fig)
-publish.publish_text("paper-figure-2-settings", tables.figure_settings(frame, [DU]))
+publish.publish_figure("paper-figure-2", fig, chapter=CHAPTER, profile=profile)
 
 # %% [markdown]
 # ```{glue:figure} paper-figure-2
 # :name: paper-figure-2
 # :alt: Reproduction of paper Figure 2
 #
-# Dynamic Uncertainty: sorted class densities $d_k$ at each density, and full-dataset class
+# (paper Figure 2) Dynamic Uncertainty: sorted class densities $d_k$ at each density, and full-dataset class
 # accuracy against $d_k$ with the correlation across classes averaged over densities; class
-# densities are means over seeds (paper Figure 2). {glue:text}`paper-figure-2-settings`
+# densities are means over seeds.
+# ```
+#
+# ```{glue:md} paper-figure-2-source
+# :format: myst
 # ```
 
 # %% [markdown]
-# ## Class difficulty and class density for every method (Figure 13)
+# ## {numref}`Figure %s <paper-figure-13>` (paper Figure 13): Class difficulty and class density for every method
 
 # %%
 fig = plots.plot_class_accuracy_vs_density(frame, CURVES)
-publish.publish_figure("paper-figure-13", fig)
-publish.publish_text("paper-figure-13-settings", tables.figure_settings(frame, CURVES))
+publish.publish_figure("paper-figure-13", fig, chapter=CHAPTER, profile=profile)
 
 # %% [markdown]
 # ```{glue:figure} paper-figure-13
 # :name: paper-figure-13
 # :alt: Reproduction of paper Figure 13
 #
-# Full-dataset class accuracy against the class density $d_k$ each method keeps, one colour per
-# dataset density; panel titles give the correlation across classes averaged over densities
-# (paper Figure 13). {glue:text}`paper-figure-13-settings`
+# (paper Figure 13) Full-dataset class accuracy against the class density $d_k$ each method keeps, one colour per
+# dataset density; panel titles give the correlation across classes averaged over densities.
+# ```
+#
+# ```{glue:md} paper-figure-13-source
+# :format: myst
 # ```
 
 # %% [markdown]
-# ## How balanced are the pruned datasets? (Figure 14)
+# ## {numref}`Figure %s <paper-figure-14>` (paper Figure 14): How balanced are the pruned datasets?
 
 # %%
 fig = plots.plot_sorted_class_densities(frame, CURVES)
-publish.publish_figure("paper-figure-14", fig)
-publish.publish_text("paper-figure-14-settings", tables.figure_settings(frame, CURVES))
+publish.publish_figure("paper-figure-14", fig, chapter=CHAPTER, profile=profile)
 
 # %% [markdown]
 # ```{glue:figure} paper-figure-14
 # :name: paper-figure-14
 # :alt: Reproduction of paper Figure 14
 #
-# Sorted class densities $d_k$ of the training set each method keeps, at each dataset density
-# (dotted: the uniform density $d$), with the minimum samples per class at the lowest density
-# (paper Figure 14). {glue:text}`paper-figure-14-settings`
+# (paper Figure 14) Sorted class densities $d_k$ of the training set each method keeps, at each dataset density
+# (dotted: the uniform density $d$), with the minimum samples per class at the lowest density.
+# ```
+#
+# ```{glue:md} paper-figure-14-source
+# :format: myst
 # ```
 
 # %% [markdown]
@@ -187,9 +201,10 @@ publish.publish_text("paper-figure-14-settings", tables.figure_settings(frame, C
 #
 # The tables below are computed from the results above; they are not typed in. One table per
 # setting; for each method it runs, at the reference density: average and worst-class accuracy
-# (mean over seeds), their drops from the full dataset, and the *extra* worst-class drop
-# (positive: pruning costs the worst class more than the average); the density at which worst-class accuracy peaks; the correlation of
-# {numref}`paper-figure-13`; and the minimum samples per class of {numref}`paper-figure-14`.
+# (mean ± sd over the seeds; $n$: the number of seeds), the *extra* worst-class drop (the
+# worst-class drop from the full dataset minus the accuracy drop, of the means; positive: pruning
+# costs the worst class more than the average); the density at which worst-class accuracy peaks; the correlation of
+# {numref}`Figure %s (paper Figure 13) <paper-figure-13>`; and the minimum samples per class of {numref}`Figure %s (paper Figure 14) <paper-figure-14>`.
 # Random is a pruning method too: the paper's claim that a method *exacerbates* bias is judged
 # against Random's extra drop, not against zero. The verdicts are the one rule of
 # `dropkit.claims` (per-seed effects, 95 % t-interval over seeds), one row per claim and setting,
@@ -199,5 +214,5 @@ publish.publish_text("paper-figure-14-settings", tables.figure_settings(frame, C
 # %% tags=["hide-input"]
 for title, rows in tables.split_setups(frame):
     at = claims.reference_density(rows, reference)
-    publish.show_markdown(publish.markdown_table(claims.bias_table(rows, at), f"{title}: methods at $d = {at:g}$"))
+    publish.show_markdown(publish.markdown_table(claims.bias_table(rows, at), f"{title}: methods at $d = {at:g}$ (mean ± sd over the $n$ seeds)"))
 publish.show_markdown(scorecard.chapter_markdown(card, "02_bias_benchmark", omissions))

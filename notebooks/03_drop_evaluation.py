@@ -67,6 +67,7 @@ from dropkit.chapter import chapter_results, check_reference, setting_paragraph
 from dropkit.profiles import check_profile, get_profile
 
 EXPERIMENT = "drop_evaluation"
+CHAPTER = "03_drop_evaluation"  # this notebook (the figures\' regeneration command)
 STRATEGIES = ("el2n", "grand", "forgetting")
 if strategy is not None and strategy not in STRATEGIES:
     raise ValueError(f"strategy={strategy!r} must be None (the profile's strategies) or one of {', '.join(STRATEGIES)}")
@@ -101,7 +102,7 @@ publish.show_markdown(scorecard.chapter_box(card, "03_drop_evaluation"))
 publish.show_markdown(setting_paragraph(results, EXPERIMENT, dataset=dataset, model=model))
 
 # %% [markdown]
-# ## Average and worst-class accuracy (Figure 5)
+# ## {numref}`Figure %s <paper-figure-5>` (paper Figure 5): Average and worst-class accuracy
 #
 # One block per setting and Strategy: average and worst-class test accuracy against density,
 # then average against worst-class accuracy, one point per density (larger markers for larger
@@ -110,66 +111,73 @@ publish.show_markdown(setting_paragraph(results, EXPERIMENT, dataset=dataset, mo
 # %%
 fig = plots.plot_density_curves(panels, ("test_accuracy", "test_worst_class"),
                                 tradeoff=True, row="panel", labels=CURVES)
-publish.publish_figure("paper-figure-5", fig)
-publish.publish_text("paper-figure-5-settings", tables.figure_settings(frame, CURVES, row_each=False))
+publish.publish_figure("paper-figure-5", fig, chapter=CHAPTER, profile=profile)
 
 # %% [markdown]
 # ```{glue:figure} paper-figure-5
 # :name: paper-figure-5
 # :alt: Reproduction of paper Figure 5
 #
-# Average and worst-class accuracy against density $d$, and average against worst-class accuracy,
+# (paper Figure 5) Average and worst-class accuracy against density $d$, and average against worst-class accuracy,
 # for each Strategy with Random+StrategyQ, Strategy+DRoP, Random+DRoP and Random; bands span the
-# seeds, the dashed line and the star are the full dataset (paper Figure 5). Both DRoP protocols
+# seeds, the dash-dotted black line and the star are the full dataset. Both DRoP protocols
 # take their class quotas from the short EL2N query models (Appendix F).
-# {glue:text}`paper-figure-5-settings`
+# ```
+#
+# ```{glue:md} paper-figure-5-source
+# :format: myst
 # ```
 
 # %% [markdown]
-# ## Which classes does DRoP keep? (Figure 6)
+# ## {numref}`Figure %s <paper-figure-6>` (paper Figure 6): Which classes does DRoP keep?
 #
 # DRoP's class densities sorted from the most to the least kept class at each dataset density
 # (dotted: the uniform density $d$), with the minimum samples per class at the lowest density;
 # then full-dataset class accuracy against class density. DRoP keeps the hard classes, so the
 # correlation should be strongly negative: compare with the plain methods in
-# {numref}`paper-figure-13` of {doc}`02_bias_benchmark`.
+# {numref}`Figure %s (paper Figure 13) <paper-figure-13>` of {doc}`02_bias_benchmark`.
 
 # %%
 fig = plots.plot_class_profile(frame, claims.DROP_LABEL)
-publish.publish_figure("paper-figure-6", fig)
-publish.publish_text("paper-figure-6-settings", tables.figure_settings(frame, [claims.DROP_LABEL]))
+publish.publish_figure("paper-figure-6", fig, chapter=CHAPTER, profile=profile)
 
 # %% [markdown]
 # ```{glue:figure} paper-figure-6
 # :name: paper-figure-6
 # :alt: Reproduction of paper Figure 6
 #
-# Random+DRoP: sorted class densities $d_k$ at each density, and full-dataset class accuracy
+# (paper Figure 6) Random+DRoP: sorted class densities $d_k$ at each density, and full-dataset class accuracy
 # against $d_k$ with the correlation across classes averaged over densities; quotas from the
-# validation recalls of the EL2N query models (paper Figure 6). {glue:text}`paper-figure-6-settings`
+# validation recalls of the EL2N query models.
+# ```
+#
+# ```{glue:md} paper-figure-6-source
+# :format: myst
 # ```
 
 # %% [markdown]
-# ## Other measures of class robustness (Figure 11)
+# ## {numref}`Figure %s <paper-figure-11>` (paper Figure 11): Other measures of class robustness
 
 # %%
 fig = plots.plot_density_curves(panels, ("test_worst_class", "test_gap", "test_std"),
                                 row="panel", labels=CURVES)
-publish.publish_figure("paper-figure-11", fig)
-publish.publish_text("paper-figure-11-settings", tables.figure_settings(frame, CURVES, row_each=False))
+publish.publish_figure("paper-figure-11", fig, chapter=CHAPTER, profile=profile)
 
 # %% [markdown]
 # ```{glue:figure} paper-figure-11
 # :name: paper-figure-11
 # :alt: Reproduction of paper Figure 11
 #
-# Worst-class accuracy, gap $\max_k r_k - \min_k r_k$ and standard deviation of the class
-# accuracies against density $d$ for each Strategy and the protocols of {numref}`paper-figure-5`
-# (paper Figure 11). {glue:text}`paper-figure-11-settings`
+# (paper Figure 11) Worst-class accuracy, gap $\max_k r_k - \min_k r_k$ and standard deviation of the class
+# accuracies against density $d$ for each Strategy and the protocols of {numref}`Figure %s (paper Figure 5) <paper-figure-5>`.
+# ```
+#
+# ```{glue:md} paper-figure-11-source
+# :format: myst
 # ```
 
 # %% [markdown]
-# ## All four metrics with EL2N as the Strategy (Figure 12)
+# ## {numref}`Figure %s <paper-figure-12>` (paper Figure 12): All four metrics with EL2N as the Strategy
 #
 # The paper's Figure 12 shows ResNet-50 on ImageNet with EL2N as the Strategy. We draw the same
 # four panels for EL2N on this chapter's data (or for the chosen Strategy if EL2N was not run),
@@ -180,26 +188,28 @@ shown = "el2n" if "el2n" in used else used[0]
 SHOWN = [curves.method_label(p, shown) for p in ("strategy", "random+strategyq", "strategy+drop")]
 fig = plots.plot_density_curves(panels[panels["strategy"] == shown], tuple(curves.METRICS),
                                 row="panel", labels=CURVES)
-publish.publish_figure("paper-figure-12", fig)
-publish.publish_text("paper-figure-12-settings", tables.figure_settings(frame, SHOWN))
+publish.publish_figure("paper-figure-12", fig, chapter=CHAPTER, profile=profile)
 
 # %% [markdown]
 # ```{glue:figure} paper-figure-12
 # :name: paper-figure-12
 # :alt: Reproduction of paper Figure 12
 #
-# Average accuracy, worst-class accuracy, gap and standard deviation of the class accuracies
-# against density $d$ for one Strategy (named above the panels) and its protocols (paper
-# Figure 12). {glue:text}`paper-figure-12-settings`
+# (paper Figure 12) Average accuracy, worst-class accuracy, gap and standard deviation of the class accuracies
+# against density $d$ for one Strategy (named above the panels) and its protocols.
+# ```
+#
+# ```{glue:md} paper-figure-12-source
+# :format: myst
 # ```
 
 # %% [markdown]
 # ## What we see
 #
 # Computed from the results above, one table per setting and Strategy: at the reference density, the
-# average, worst-class, gap and standard deviation of the class accuracies (mean over seeds),
+# average, worst-class, gap and standard deviation of the class accuracies (mean ± sd over the seeds; $n$: the number of seeds),
 # the density at which each protocol's worst-class accuracy peaks and the class-accuracy /
-# class-density correlation ({numref}`paper-figure-6` and {numref}`paper-figure-13`). The
+# class-density correlation ({numref}`Figure %s (paper Figure 6) <paper-figure-6>` and {numref}`Figure %s (paper Figure 13) <paper-figure-13>`). The
 # verdicts below are the one rule of `dropkit.claims` (per-seed effects, 95 % t-interval over
 # seeds), one row per claim and setting, the same rows as the scorecard ({doc}`08_scorecard`); a
 # claim about a Strategy that a setting does not evaluate has no row for it, as the sentence below
@@ -208,5 +218,5 @@ publish.publish_text("paper-figure-12-settings", tables.figure_settings(frame, S
 # %% tags=["hide-input"]
 for title, rows in panels.groupby("panel", sort=False):
     at = claims.reference_density(rows, reference)
-    publish.show_markdown(publish.markdown_table(claims.drop_table(rows, at), f"{title}: protocols at $d = {at:g}$"))
+    publish.show_markdown(publish.markdown_table(claims.drop_table(rows, at), f"{title}: protocols at $d = {at:g}$ (mean ± sd over the $n$ seeds)"))
 publish.show_markdown(scorecard.chapter_markdown(card, "03_drop_evaluation", omissions))

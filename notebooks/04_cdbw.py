@@ -57,6 +57,7 @@ from dropkit import claims, curves, plots, publish, tables
 from dropkit.chapter import chapter_results, check_reference, setting_paragraph
 
 EXPERIMENT = "cdbw"
+CHAPTER = "04_cdbw"  # this notebook (the figures\' regeneration command)
 curves.use_book_theme()
 check_reference(reference)
 results = chapter_results(profile, EXPERIMENT, dataset=dataset, model=model, densities=densities,
@@ -95,21 +96,25 @@ else:
 publish.show_markdown(setting_paragraph(results, EXPERIMENT, dataset=dataset, model=model, notes=[note]))
 
 # %% [markdown]
-# ## Average accuracy and class robustness against density (Figure 7)
+# ## {numref}`Figure %s <paper-figure-7>` (paper Figure 7): Average accuracy and class robustness against density
 
 # %%
 fig = plots.plot_density_curves(frame, tuple(curves.METRICS), labels=CURVES)
-publish.publish_figure("paper-figure-7", fig)
+publish.publish_figure("paper-figure-7", fig, chapter=CHAPTER, profile=profile)
 
 # %% [markdown]
 # ```{glue:figure} paper-figure-7
 # :name: paper-figure-7
 # :alt: Reproduction of paper Figure 7
 #
-# Average accuracy, worst-class accuracy, gap and standard deviation of the class accuracies
-# against density $d$ for the DRoP and CDB-W protocols; bands span the seeds, dashed black: the
-# full dataset, dotted green: the full dataset trained with CDB-W (paper Figure 7). CDB-W weights
+# (paper Figure 7) Average accuracy, worst-class accuracy, gap and standard deviation of the class accuracies
+# against density $d$ for the DRoP and CDB-W protocols; bands span the seeds, dash-dotted black: the
+# full dataset, dotted green: the full dataset trained with CDB-W. CDB-W weights
 # $(1 - r_k)/Z$ with DRoP's normaliser (Section 4); query models 2 epochs; no data augmentation.
+# ```
+#
+# ```{glue:md} paper-figure-7-source
+# :format: myst
 # ```
 
 # %% [markdown]
@@ -127,7 +132,6 @@ publish.publish_figure("paper-figure-7", fig)
 # over classes).
 
 # %% tags=["hide-input"]
-import matplotlib.pyplot as plt
 import numpy as np
 
 at = claims.reference_density(frame[frame["protocol"] != "none"], reference)
@@ -136,16 +140,8 @@ if history.empty:
     publish.show_markdown("*These rows do not record the recalls behind CDB-W's weights "
                           "(computed before `cdbw_val_recalls_per_epoch` existed).*")
 else:
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), layout="constrained")
-    for seed, rows in history.groupby("seed"):
-        axes[0].plot(rows["epoch"], 100 * rows["val_worst_recall"], marker="o", label=f"seed {seed}")
-        axes[1].plot(rows["epoch"], rows["max_weight"], marker="o", label=f"seed {seed}")
-    axes[0].set(xlabel="epoch trained with these weights", ylabel="worst validation recall (%)",
-                title="recalls behind the weights")
-    axes[1].set(xlabel="epoch trained with these weights", ylabel="largest class weight",
-                title="largest CDB-W weight")
-    axes[1].legend(fontsize=8)
-    publish.publish_figure("cdbw-weight-history", fig)
+    fig = plots.plot_cdbw_weight_history(history)
+    publish.publish_figure("cdbw-weight-history", fig, chapter=CHAPTER, profile=profile)
     names = list(frame["class_names"].iloc[0])
     lines = []
     for seed, rows in history.sort_values("epoch").groupby("seed"):
@@ -168,19 +164,28 @@ else:
 #
 # EL2N+CDB-W at the reference density: the worst validation recall after each epoch and the
 # largest CDB-W class weight it sets for the next epoch, one line per seed. Not a
-# figure of the paper: the measurement behind the EL2N+CDB-W curve of {numref}`paper-figure-7`.
+# figure of the paper: the measurement behind the EL2N+CDB-W curve of {numref}`Figure %s (paper Figure 7) <paper-figure-7>`.
+# ```
+#
+# ```{glue:md} cdbw-weight-history-source
+# :format: myst
 # ```
 
 # %% [markdown]
 # ## What we see
 #
-# Computed from the results above: at the reference density, the mean over seeds of the four
+# Computed from the results above: at the reference density, the mean ± sd over seeds of the four
 # metrics for every curve (full-dataset rows at density 1). The verdicts below are the one rule of
 # `dropkit.claims` (per-seed effects, 95 % t-interval over seeds), the same rows as the
 # scorecard ({doc}`08_scorecard`).
 
 # %% tags=["hide-input"]
+SPREAD = " (mean ± sd over the $n$ seeds)"
 table = claims.curve_metrics(frame, at)
 title = curves.setup_title(frame["dataset"].iloc[0], frame["model"].iloc[0])
-publish.show_markdown(publish.markdown_table(table, f"{title}: every curve at $d = {at:g}$"),
+OTHER_QUERY = results.profile.setups_for("drop_evaluation")[0].query_epochs  # chapter 03's query models
+why = "" if QUERY_EPOCHS == [OTHER_QUERY] else (
+    f"; the query models train {', '.join(f'{q:g}' for q in QUERY_EPOCHS)} epochs here and {OTHER_QUERY:g} in chapter 03, "
+    "so Random+DRoP, EL2N+DRoP and EL2N differ from chapter 03's values")
+publish.show_markdown(publish.markdown_table(table, f"{title}: every curve at $d = {at:g}${SPREAD}{why}"),
                       scorecard.chapter_markdown(card, "04_cdbw", omissions))

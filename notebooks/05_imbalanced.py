@@ -55,6 +55,7 @@ from dropkit import claims, curves, plots, publish
 from dropkit.chapter import chapter_results, check_reference, setting_paragraph
 
 EXPERIMENT = "imbalanced"
+CHAPTER = "05_imbalanced"  # this notebook (the figures\' regeneration command)
 curves.use_book_theme()
 check_reference(reference)
 results = chapter_results(profile, EXPERIMENT, dataset=dataset, model=model, densities=densities,
@@ -84,24 +85,28 @@ note = (f"Training-set sizes per imbalance factor: {sizes}; DRoP quota rule(s): 
 publish.show_markdown(setting_paragraph(results, EXPERIMENT, dataset=dataset, model=model, notes=[note]))
 
 # %% [markdown]
-# ## Random+DRoP against EL2N across imbalance factors (Figure 8)
+# ## {numref}`Figure %s <paper-figure-8>` (paper Figure 8): Random+DRoP against EL2N across imbalance factors
 #
 # One block per imbalance factor.
 
 # %%
 fig = plots.plot_density_curves(frame, tuple(curves.METRICS), row="panel",
                                 labels=CURVES)
-publish.publish_figure("paper-figure-8", fig)
+publish.publish_figure("paper-figure-8", fig, chapter=CHAPTER, profile=profile)
 
 # %% [markdown]
 # ```{glue:figure} paper-figure-8
 # :name: paper-figure-8
 # :alt: Reproduction of paper Figure 8
 #
-# Average accuracy, worst-class accuracy, gap and standard deviation of the class accuracies
+# (paper Figure 8) Average accuracy, worst-class accuracy, gap and standard deviation of the class accuracies
 # against density $d$ for Random+DRoP (Algorithm 1), Random+DRoP with the authors' counts rule
-# and EL2N, one block per imbalance factor $I$; dashed black: the unpruned long-tailed dataset,
-# dotted green: the same trained with CDB-W (paper Figure 8).
+# and EL2N, one block per imbalance factor $I$; dash-dotted black: the unpruned long-tailed dataset,
+# dotted green: the same trained with CDB-W.
+# ```
+#
+# ```{glue:md} paper-figure-8-source
+# :format: myst
 # ```
 
 # %% [markdown]
@@ -147,6 +152,6 @@ for factor in FACTORS:
                      f"with rule paper, {table.loc[COUNTS_RULE, 'worst-class (%)']:.1f} % with rule counts (not a "
                      f"claim of the paper, which plots rule paper only; no verdict).")
     title = curves.setup_title(rows["dataset"].iloc[0], rows["model"].iloc[0])
-    publish.show_markdown(publish.markdown_table(table, f"{title}, $I = {factor:g}$: every curve at $d = {at:g}$"),
+    publish.show_markdown(publish.markdown_table(table, f"{title}, $I = {factor:g}$: every curve at $d = {at:g}$ (mean ± sd over the $n$ seeds)"),
                           publish.bullet_list(notes))
 publish.show_markdown(scorecard.chapter_markdown(card, "05_imbalanced", omissions))

@@ -67,6 +67,7 @@ from dropkit import claims, curves, plots, publish
 from dropkit.chapter import chapter_results, check_reference, setting_paragraph
 
 EXPERIMENT = "waterbirds"
+CHAPTER = "06_waterbirds"  # this notebook (the figures\' regeneration command)
 curves.use_book_theme()
 check_reference(reference)
 results = chapter_results(profile, EXPERIMENT, dataset=dataset, model=model, densities=densities,
@@ -98,27 +99,31 @@ GROUP_NAMES = [f"{CLASS_NAMES[g // K]}, cue {g % K}{' (aligned)' if g % K == g /
 publish.show_markdown(setting_paragraph(results, EXPERIMENT, dataset=dataset, model=model))
 
 # %% [markdown]
-# ## Worst-group accuracy and the other group metrics (Figure 9)
+# ## {numref}`Figure %s <paper-figure-9>` (paper Figure 9): Worst-group accuracy and the other group metrics
 
 # %%
 fig = plots.plot_density_curves(frame, tuple(GROUP_METRICS), labels=CURVES)
-publish.publish_figure("paper-figure-9", fig)
+publish.publish_figure("paper-figure-9", fig, chapter=CHAPTER, profile=profile)
 
 # %% [markdown]
 # ```{glue:figure} paper-figure-9
 # :name: paper-figure-9
 # :alt: Reproduction of paper Figure 9
 #
-# Average accuracy, worst-group accuracy, gap and standard deviation of the group accuracies
+# (paper Figure 9) Average accuracy, worst-group accuracy, gap and standard deviation of the group accuracies
 # (groups = label $\times$ cue) and worst-class accuracy against density $d$, for DRoP with quotas
-# over classes (Algorithm 1) and over groups (dashed); black dashed: the full dataset, dotted
-# green: the full dataset trained with CDB-W (paper Figure 9).
+# over classes (Algorithm 1) and over groups (dashed); dash-dotted black: the full dataset, dotted
+# green: the full dataset trained with CDB-W.
+# ```
+#
+# ```{glue:md} paper-figure-9-source
+# :format: myst
 # ```
 
 # %% [markdown]
 # ## What we see
 #
-# Computed from the results above: at the reference density, the mean over seeds of the group
+# Computed from the results above: at the reference density, the mean ± sd over seeds of the group
 # metrics and of every group's accuracy for every curve (full-dataset rows at density 1), the
 # training samples each group kept; then the verdicts of the one rule of `dropkit.claims`
 # (per-seed effects, 95 % t-interval over seeds), the same rows as the scorecard
@@ -127,7 +132,8 @@ publish.publish_figure("paper-figure-9", fig)
 # %% tags=["hide-input"]
 at = claims.reference_density(frame, reference)
 table = claims.curve_metrics(frame, at, tuple(GROUP_METRICS))
-table = table.rename(columns={m: f"{name} (%)" for m, name in GROUP_METRICS.items()})
+table = table.rename(columns={**{m: f"{name} (%)" for m, name in GROUP_METRICS.items()},
+                              **{f"{m} sd": f"{name} (%) sd" for m, name in GROUP_METRICS.items()}})
 groups = {}
 for curve, rows in frame.groupby("label", sort=False):
     chosen = rows[np.isclose(rows["density"], at)] if (rows["density"] < 1).any() else rows
@@ -149,7 +155,7 @@ for first in ("Random+DRoP", "EL2N+DRoP"):
         notes.append(f"{first}: worst-group accuracy {by_group:.1f} % with quotas over groups, {by_class:.1f} % "
                      f"with quotas over classes, means over seeds (the paper does not say which quotas it "
                      f"used; no verdict).")
-parts = [publish.markdown_table(table, f"{title}: group metrics of every curve at $d = {at:g}$"),
+parts = [publish.markdown_table(table, f"{title}: group metrics of every curve at $d = {at:g}$ (mean ± sd over the $n$ seeds)"),
          publish.markdown_table(group_table, f"Test accuracy of every group (%) at $d = {at:g}$")]
 if not kept_table.empty:
     parts.append(publish.markdown_table(kept_table, f"Training samples kept per group at $d = {at:g}$ (mean over seeds)",

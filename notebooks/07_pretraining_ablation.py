@@ -47,6 +47,7 @@ from dropkit import claims, curves, plots, publish
 from dropkit.chapter import chapter_results, check_reference, setting_paragraph
 
 EXPERIMENT = "pretraining_ablation"
+CHAPTER = "07_pretraining_ablation"  # this notebook (the figures\' regeneration command)
 curves.use_book_theme()
 check_reference(reference)
 results = chapter_results(profile, EXPERIMENT, dataset=dataset, model=model, densities=densities,
@@ -75,30 +76,34 @@ note = (f"Query models train {', '.join(f'{q:g}' for q in QUERY_EPOCHS)} epochs 
 publish.show_markdown(setting_paragraph(results, EXPERIMENT, dataset=dataset, model=model, notes=[note]))
 
 # %% [markdown]
-# ## Final performance against the query model's training length (Figure 15)
+# ## {numref}`Figure %s <paper-figure-15>` (paper Figure 15): Final performance against the query model's training length
 
 # %%
 fig = plots.plot_query_length_curves(frame, ("test_accuracy", "test_worst_class"),
                                      reference_query=DEFAULT_QUERY,
                                      reference_label="query length of chapters 02, 03, 05, 06")
-publish.publish_figure("paper-figure-15", fig)
+publish.publish_figure("paper-figure-15", fig, chapter=CHAPTER, profile=profile)
 
 # %% [markdown]
 # ```{glue:figure} paper-figure-15
 # :name: paper-figure-15
 # :alt: Reproduction of paper Figure 15
 #
-# Average and worst-class test accuracy of Random+DRoP against the training length of the query
-# models that give DRoP its class recalls, one line per density $d$; bands span the seeds, dashed
-# black: the full dataset, dotted grey: the query length of the other chapters (paper Figure 15).
+# (paper Figure 15) Average and worst-class test accuracy of Random+DRoP against the training length of the query
+# models that give DRoP its class recalls, one line per density $d$; bands span the seeds,
+# dash-dotted black: the full dataset, dotted grey: the query length of the other chapters.
 # Query lengths lie below and above that default (a fraction of an epoch trains on that fraction
 # of one epoch's batches); no data augmentation.
+# ```
+#
+# ```{glue:md} paper-figure-15-source
+# :format: myst
 # ```
 
 # %% [markdown]
 # ## What we see
 #
-# Computed from the results above: for every density, the mean over seeds of the average and
+# Computed from the results above: for every density, the mean ± sd over seeds of the average and
 # worst-class accuracy at each query length; then the verdicts of the one rule of
 # `dropkit.claims` (per-seed effects, 95 % t-interval over seeds), the same rows as the
 # scorecard ({doc}`08_scorecard`).
@@ -110,5 +115,5 @@ for density in DENSITIES:
     rows["curve"] = [f"query {q:g} epoch{'s' if q != 1 else ''}" for q in rows["query_epochs"]]
     rows = rows.sort_values("query_epochs", kind="stable")
     table = claims.curve_metrics(rows, density, ("test_accuracy", "test_worst_class"))
-    publish.show_markdown(publish.markdown_table(table, f"{title}, Random+DRoP at $d = {density:g}$"))
+    publish.show_markdown(publish.markdown_table(table, f"{title}, Random+DRoP at $d = {density:g}$ (mean ± sd over the $n$ seeds)"))
 publish.show_markdown(scorecard.chapter_markdown(card, "07_pretraining_ablation", omissions))

@@ -13,7 +13,11 @@ papermill, renders with ``jupyter-book build -W`` (an unresolved ``{numref}``, `
   disabled**, and checks that no image is broken, every formula was typeset by the local
   MathJax (no raw TeX left in the text), no panel of any figure is narrower than
   ``MIN_PANEL_PX`` CSS pixels, and no page shows papermill's injected cell, a stderr block, an
-  error output or a Python traceback.
+  error output or a Python traceback;
+- reads every page as a reader would at 800 and 1400 px (:func:`test_pages_read_well_at_800_and_1400_px`):
+  no literal MyST/Markdown syntax, no warning text, no element wider than the content column,
+  every figure numbered with legible text and followed by its command and CSV, every table
+  captioned.
 """
 
 from __future__ import annotations
@@ -102,10 +106,10 @@ def test_every_paper_figure_is_a_numbered_myst_figure(rendered_book):
             assert match, f"{chapter}: paper figure {figure} is missing, not a MyST figure or not linked"
             link, source, caption = match.groups()
             assert link == source and (page.parent / source).is_file(), f"{chapter}: figure {figure} image"
-            assert re.search(r'<span class="caption-number">Fig\. [0-9]+ </span>', caption), \
-                f"{chapter}: figure {figure} is not numbered"
             number = re.match(r"[0-9]+", figure).group(0)
-            assert f"paper Figure {number}" in " ".join(caption.split()), f"{chapter}: caption of {figure} names no paper figure"
+            assert re.search(rf'<span class="caption-number">Figure [0-9]+ </span>\s*<span class="caption-text">'
+                             rf'\(paper Figure {number}[a-z]?\)', caption), \
+                f"{chapter}: figure {figure} is not numbered 'Figure N (paper Figure {number})'"
         assert "data:image/png;base64" not in html
         assert "Traceback (most recent call last)" not in html
 
@@ -212,3 +216,146 @@ def test_every_chapter_setting_describes_every_profile():
             assert set(PAPER_DIFFERENCES[experiment]) == set(PROFILE_NAMES), experiment
     for chapter in CHAPTERS:
         assert "}[profile]" not in (ROOT / "notebooks" / f"{chapter}.py").read_text()
+
+
+# --------------------------------------------------------------------------- reading at 800 and 1400 px
+
+WIDTHS = (800, 1400)
+#: Smallest text (CSS px) a figure may show at the width it is displayed.
+MIN_FIGURE_TEXT_PX = 10
+#: Text that only unrendered MyST or Markdown leaves on a page.
+_LITERAL_MARKUP = re.compile(r"```|:::|\{(?:table|numref|glue|glue:[a-z]+|download|doc|cite:[pt]|eval-rst)\}")
+#: Text of a warning or an error printed by Python.
+_PRINTED_PROBLEM = re.compile(r"\b[A-Z]\w*(?:Warning|Error): |Traceback \(most recent call last\)")
+
+# One pass over a page: everything the checks need, in CSS pixels of the window.
+_PAGE_REPORT = r"""
+const article = document.querySelector('main article') || document.querySelector('main');
+const box = article.getBoundingClientRect(), style = getComputedStyle(article);
+const left = box.left + parseFloat(style.paddingLeft), right = box.right - parseFloat(style.paddingRight);
+// Code listings (a cell's input, a docstring's example) may scroll sideways; nothing else may.
+const scroller = e => e.closest('.cell_input, .highlight:not(.cell_output .highlight)');
+const describe = e => e.tagName.toLowerCase() + (e.className && typeof e.className === 'string' ? '.' + e.className.split(' ').join('.') : '')
+                      + ' "' + (e.textContent || '').trim().slice(0, 60) + '"';
+const wide = [];
+for (const e of article.querySelectorAll('*')) {
+  // a formula's box may be a few px wider than its scroll box (MathJax's own metrics): only its
+  // outer edges count, which the element holding it reports
+  if (scroller(e) || e.closest('mjx-container, .math') || e.matches('a.headerlink')) continue;  // "#" shows on hover only
+  const r = e.getBoundingClientRect();
+  if (r.width === 0 && r.height === 0) continue;
+  if (r.right > right + 1 || r.left < left - 1) wide.push(describe(e) + ' spans ' + Math.round(r.left) + '-' + Math.round(r.right));
+  else if (e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX !== 'visible')
+    wide.push(describe(e) + ' scrolls: ' + e.scrollWidth + ' px in ' + e.clientWidth);
+}
+const copy = article.cloneNode(true);
+// code (a docstring naming a role, a cell's source) may show markup; the prose may not
+copy.querySelectorAll('pre, code, script, style, .cell_input, mjx-container, mjx-assistive-mml').forEach(e => e.remove());
+const outputs = Array.from(article.querySelectorAll('.cell_output')).map(e => e.innerText).join('\n');
+const emptyCode = Array.from(article.querySelectorAll('.cell_output pre')).filter(p => !p.textContent.trim()).length;
+const position = e => Array.from(article.querySelectorAll('*')).indexOf(e);
+const figures = Array.from(article.querySelectorAll('figure')).map(f => ({
+  id: f.id, number: (f.querySelector('.caption-number') || {textContent: ''}).textContent.trim(),
+  at: position(f), img: f.querySelector('img') ? [f.querySelector('img').src, f.querySelector('img').clientWidth] : null}));
+const downloads = Array.from(article.querySelectorAll('a.download')).map(a => [position(a), a.getAttribute('href')]);
+const commands = Array.from(article.querySelectorAll('code')).filter(c => /-m dropkit\.book --profile \S+ --chapter \S+/.test(c.textContent))
+                      .map(c => position(c));
+const tables = Array.from(article.querySelectorAll('table')).map(t => (t.querySelector('caption .caption-number') || {textContent: ''}).textContent.trim()
+                      + ' | ' + (t.textContent || '').trim().slice(0, 60));
+return {wide: wide.slice(0, 5), text: copy.textContent, outputs: outputs, emptyCode: emptyCode, figures: figures,
+        downloads: downloads, commands: commands, tables: tables, stderr: article.querySelectorAll('.output.stderr').length};
+"""
+
+
+def test_pages_read_well_at_800_and_1400_px(rendered_book):
+    """Every page, at a narrow (800 px) and a wide (1400 px) window, as a reader sees it: no
+    literal MyST/Markdown (a fence whose info string holds a backtick is not a fence), no printed
+    warning or stderr, no empty code box, no element wider than the content column (code
+    listings may scroll), every figure numbered ("Figure N"), its smallest text at least
+    ``MIN_FIGURE_TEXT_PX`` px at the displayed width, and followed (before the next figure) by
+    its regeneration command and a link to a CSV file that exists and holds its numbers, and
+    every table captioned and numbered."""
+    from PIL import Image
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from dropkit.publish import CSS_DPI, DPI, MIN_FONT_KEY
+
+    driver = _offline_chromium()
+    pages = [p for p in _pages(rendered_book) if p.parent != rendered_book]
+    problems = []
+    try:
+        for width in WIDTHS:
+            driver.set_window_size(width, 1000)
+            for page in pages:
+                where = f"{page.relative_to(rendered_book)} at {width} px"
+                driver.get(page.as_uri())
+                WebDriverWait(driver, 20).until(lambda d: d.execute_script("return document.readyState") == "complete")
+                driver.execute_async_script(
+                    "const done = arguments[arguments.length - 1];"
+                    "if (window.MathJax && MathJax.startup) { MathJax.startup.promise.then(() => done()); } else { done(); }")
+                report = driver.execute_script(_PAGE_REPORT)
+                literal = _LITERAL_MARKUP.findall(report["text"])
+                if literal:
+                    problems.append(f"{where}: literal markup {literal[:3]}")
+                printed = _PRINTED_PROBLEM.findall(report["text"]) + _PRINTED_PROBLEM.findall(report["outputs"])
+                if printed or "/tmp/" in report["outputs"] or report["stderr"]:
+                    problems.append(f"{where}: printed warnings/errors {printed[:3]}, stderr blocks {report['stderr']}")
+                if report["emptyCode"]:
+                    problems.append(f"{where}: {report['emptyCode']} empty code boxes in the output")
+                if report["wide"]:
+                    problems.append(f"{where}: wider than the content column: {report['wide']}")
+                uncaptioned = [t for t in report["tables"] if not re.match(r"Table [0-9]+ \|", t)]
+                if uncaptioned and "api" not in page.relative_to(rendered_book).parts:  # docstrings' tables are layout
+                    problems.append(f"{where}: tables without a numbered caption: {uncaptioned[:3]}")
+                figures = report["figures"]
+                for i, figure in enumerate(figures):
+                    if not re.fullmatch(r"Figure [0-9]+", figure["number"]):
+                        problems.append(f"{where}: figure {figure['id']} is not numbered ({figure['number']!r})")
+                    end = figures[i + 1]["at"] if i + 1 < len(figures) else float("inf")
+                    links = [href for at, href in report["downloads"] if figure["at"] < at < end]
+                    if not any(figure["at"] < at < end for at in report["commands"]):
+                        problems.append(f"{where}: figure {figure['id']} has no regeneration command under it")
+                    csvs = [page.parent / href for href in links if href.endswith(".csv")]
+                    if len(csvs) != 1 or not csvs[0].is_file() or len(csvs[0].read_text().splitlines()) < 2:
+                        problems.append(f"{where}: figure {figure['id']} has no CSV of its numbers under it ({links})")
+                    if figure["img"]:
+                        src, shown = figure["img"]
+                        png = Image.open(Path(src.removeprefix("file://")))
+                        smallest = float(png.text.get(MIN_FONT_KEY, "nan")) * shown / (png.width * CSS_DPI / DPI)
+                        if not smallest >= MIN_FIGURE_TEXT_PX:
+                            problems.append(f"{where}: figure {figure['id']}'s smallest text is {smallest:.1f} px")
+    finally:
+        driver.quit()
+    assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems[:40])
+
+
+def test_bibliography_labels_are_the_citations_author_year_text(rendered_book):
+    """Chapters cite "(Vysogorets *et al.*, 2025)"; the bibliography labels the entry with the same
+    text ("[Vysogorets et al., 2025]", book/_ext/author_year_bibliography.py), not "[VAK25]"."""
+    html = (rendered_book / "book" / "references.html").read_text()
+    labels = {re.sub(r"<[^>]+>", "", label) for label in re.findall(
+        r'<span class="label"><span class="fn-bracket">\[</span>(.*?)<span class="fn-bracket">\]</span>', html)}
+    assert "Vysogorets et al., 2025" in labels and "Sener and Savarese, 2018" in labels, labels
+    cited = set()
+    for page in (rendered_book / GENERATED_DIR).glob("*.html"):
+        texts = {re.sub(r"<[^>]+>", "", text) for text in
+                 re.findall(r'href="\.\./references\.html#[^"]+"[^>]*>(.*?)</a>', page.read_text())}
+        cited |= {text for text in texts if re.search(r", [0-9]{4}[a-z]?$", text)}  # (Name, year); {cite:t} links the year alone
+    assert cited and cited <= labels, f"citations without a matching label: {sorted(cited - labels)}"
+
+
+def test_api_reference_is_one_page_per_module():
+    """Every page under book/api/ documents one module under a heading naming it, and the table
+    of contents lists exactly those pages under the API reference."""
+    import importlib
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    entry = next(c for part in toc["parts"] for c in part["chapters"] if c["file"] == "book/api_reference")
+    listed = [section["file"] for section in entry["sections"]]
+    pages = sorted(f"book/api/{p.stem}" for p in (ROOT / "book" / "api").glob("*.md"))
+    assert sorted(listed) == pages and len(pages) > 20
+    for page in pages:
+        text = (ROOT / f"{page}.md").read_text()
+        modules = re.findall(r"^\.\. automodule:: (\S+)$", text, flags=re.M)
+        assert len(modules) == 1 and text.startswith(f"# `{modules[0]}`\n"), page
+        importlib.import_module(modules[0])

@@ -58,6 +58,9 @@ def test_metrics_at_density_means_over_seeds_in_percent():
     assert table.loc["Full dataset", "worst-class (%)"] == pytest.approx(65.0)
     assert table.loc["Full dataset", "max-min gap (%)"] == pytest.approx(30.0)
     assert table.loc["Random", "seeds"] == 2
+    # the spread over the seeds: worst class 0.4 and 0.6 (Random), 0.6 and 0.7 (full dataset)
+    assert table.loc["Random", "worst-class (%) sd"] == pytest.approx(100 * np.std([0.4, 0.6], ddof=1))
+    assert table.loc["Full dataset", "worst-class (%) sd"] == pytest.approx(100 * np.std([0.6, 0.7], ddof=1))
     with pytest.raises(ValueError, match="density=0.3"):
         claims.metrics_at_density(frame, 0.3)
 
@@ -101,9 +104,11 @@ def benchmark(grand_recalls):
 def test_bias_table_numbers():
     table = claims.bias_table(benchmark([0.5, 0.8, 0.8]), 0.5)
     assert list(table.index) == ["Full dataset", "Random", "EL2N", "GraNd"]
-    assert table.loc["EL2N", "accuracy drop (pp)"] == pytest.approx(10.0)
-    assert table.loc["EL2N", "worst-class drop (pp)"] == pytest.approx(30.0)
+    # accuracy drop 80 - 70 = 10 pp, worst-class drop 60 - 30 = 30 pp: 20 pp extra
+    assert table.loc["Full dataset", "accuracy (%)"] - table.loc["EL2N", "accuracy (%)"] == pytest.approx(10.0)
+    assert table.loc["Full dataset", "worst-class (%)"] - table.loc["EL2N", "worst-class (%)"] == pytest.approx(30.0)
     assert table.loc["EL2N", "extra worst-class drop (pp)"] == pytest.approx(20.0)
+    assert "accuracy (%) sd" in table and "max-min gap (%)" not in table  # spread shown, fewer columns
     assert table.loc["EL2N", "worst-class peaks at d"] == 0.5
     assert table.loc["EL2N", "min SPC at d=0.1"] == 0
     assert table.loc["GraNd", "min SPC at d=0.1"] == 10
@@ -194,6 +199,8 @@ def test_curve_metrics_means_over_seeds_and_reads_full_dataset_at_density_one():
     assert table.loc["Random+DRoP", "accuracy (%)"] == pytest.approx(100 * (2.4 + 2.2) / 6)
     assert table.loc["Full dataset", "worst-class (%)"] == pytest.approx(60.0)
     assert table.loc["EL2N", "seeds"] == 2
+    assert table.loc["Random+DRoP", "worst-class (%) sd"] == pytest.approx(100 * np.std([0.7, 0.5], ddof=1))
+    assert table.loc["EL2N", "worst-class (%) sd"] == pytest.approx(0.0)
 
 
 def test_curve_metrics_rejects_absent_density_and_missing_columns():

@@ -70,11 +70,33 @@ def test_figure_png_records_the_panels_side_by_side():
         plt.close(fig)
 
 
+def test_markdown_table_shows_mean_plus_minus_sd_n_and_whole_numbers():
+    table = pd.DataFrame({"accuracy (%)": [91.234, 80.0], "accuracy (%) sd": [0.314, float("nan")],
+                          "seeds": [5, 1], "kept": [204.0, 10.0], "corr": [0.5, -0.25]},
+                         index=pd.Index(["Random", "EL2N"], name="curve"))
+    lines = publish.markdown_table(table, "T").splitlines()
+    assert re.split(r"\s*\|\s*", lines[1].strip("| ")) == ["curve", "accuracy (%)", "n", "kept", "corr"]
+    assert re.split(r"\s*\|\s*", lines[3].strip("| ")) == ["Random", "91.23 ± 0.31", "5", "204", "0.50"]
+    assert re.split(r"\s*\|\s*", lines[4].strip("| ")) == ["EL2N", "80.00", "1", "10", "-0.25"]
+
+
+def test_markdown_table_caption_may_hold_backticks():
+    """A backtick fence's info string may not hold a backtick (CommonMark): such a "fence" is a
+    paragraph of literal text. The table directive is a colon fence, whose caption may."""
+    from markdown_it import MarkdownIt
+    from mdit_py_plugins.colon_fence import colon_fence_plugin
+
+    text = publish.markdown_table(pd.DataFrame({"a": [1]}), "checked by `dropkit.claims`") + "\n\nA sentence."
+    tokens = MarkdownIt("commonmark").use(colon_fence_plugin).parse(text)
+    assert tokens[0].type == "colon_fence" and tokens[0].info == "{table} checked by `dropkit.claims`"
+    assert [t.type for t in tokens[1:4]] == ["paragraph_open", "inline", "paragraph_close"]
+
+
 def test_markdown_table_is_a_titled_myst_table():
     table = pd.DataFrame({"accuracy (%)": [91.234, 80.0], "seeds": [3, 3]},
                          index=pd.Index(["Random", "EL2N"], name="curve"))
     text = publish.markdown_table(table, "At $d = 0.5$")
-    assert text.startswith("```{table} At $d = 0.5$\n") and text.endswith("\n```")
+    assert text.startswith(":::{table} At $d = 0.5$\n") and text.endswith("\n:::")
     assert "| Random" in text and "91.23" in text and "91.234" not in text
 
 
@@ -146,6 +168,7 @@ def test_metric_by_density_mean_min_max_over_seeds(frame):
     assert random_01["min"] == pytest.approx(0.3)
     assert random_01["max"] == pytest.approx(0.5)
     assert random_01["seeds"] == 2
+    assert random_01["sd"] == pytest.approx(np.std([0.3, 0.5], ddof=1))
     el2n = table[table["label"] == "EL2N"].sort_values("density")
     np.testing.assert_allclose(el2n["mean"], [0.15, 0.4])
     with pytest.raises(ValueError, match="metric='test_bogus'"):
@@ -154,7 +177,7 @@ def test_metric_by_density_mean_min_max_over_seeds(frame):
 
 def test_full_dataset_metric(frame):
     full = tables.full_dataset_metric(frame, "test_worst_class")
-    assert full == pytest.approx({"mean": 0.65, "min": 0.6, "max": 0.7, "seeds": 2})
+    assert full == pytest.approx({"mean": 0.65, "min": 0.6, "max": 0.7, "sd": np.std([0.6, 0.7], ddof=1), "seeds": 2})
     assert tables.full_dataset_metric(frame[frame["protocol"] != "none"], "test_accuracy") is None
 
 
@@ -481,7 +504,9 @@ def test_variants_get_their_own_curves_and_the_cdbw_baseline_a_dotted_line(frame
     lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
     np.testing.assert_allclose(lines["CDB-W (full dataset)"].get_ydata(), [0.75, 0.75])
     assert lines["CDB-W (full dataset)"].get_linestyle() == ":"
-    assert lines["Full dataset"].get_linestyle() == "--"
+    # dash-dotted black, unlike the dashed variants in dark colours
+    assert lines["Full dataset"].get_linestyle() == "-." and lines["Full dataset"].get_color() == "black"
+    assert all(line.get_linestyle() != "-." for label, line in lines.items() if label != "Full dataset")
     np.testing.assert_allclose(lines["Random+DRoP (rule counts)"].get_ydata(), [0.6])
     plt.close(fig)
 
@@ -537,3 +562,94 @@ def test_a_third_setting_is_a_third_row_without_code_changes(frame):
     (title, text), = tables.setting_descriptions(three[three["setting"] == "vgg16-cifar10"])
     assert title == "cifar10, VGG16" and text.startswith("VGG-16 with BatchNorm and one linear head")
     assert "trained on a GPU" in text
+
+
+# --------------------------------------------------------------------------- reader tools
+
+
+def test_figure_data_holds_exactly_the_plotted_points(frame):
+    fig = plots.plot_density_curves(frame, ("test_worst_class",), tradeoff=True)
+    data = plots.figure_data(fig)
+    assert tuple(data.columns) == plots.DATA_COLUMNS
+    worst = data[data["panel"] == "worst-class accuracy"]
+    random = worst[worst["curve"] == "Random"]
+    np.testing.assert_allclose(random["x"].astype(float), [0.1, 0.5])
+    np.testing.assert_allclose(random["y"], [0.4, 0.5])
+    np.testing.assert_allclose(random["y min"].astype(float), [0.3, 0.5])
+    assert list(random["n"]) == [2, 2] and set(random["x name"]) == {"dataset density d"}  # no TeX in a CSV
+    full = worst[worst["curve"] == "Full dataset"].iloc[0]
+    assert full["y"] == pytest.approx(0.65) and full["y max"] == pytest.approx(0.7)
+    # every drawn line's points are in the table
+    for line in fig.axes[0].get_lines():
+        if line.get_label() in ("Random", "EL2N"):
+            rows = worst[worst["curve"] == line.get_label()]
+            np.testing.assert_allclose(rows["y"], line.get_ydata())
+    tradeoff = data[data["panel"] == "average vs worst-class accuracy"]
+    assert len(tradeoff) == 5  # two densities of two curves and the full dataset's star
+    plt.close(fig)
+    fig, ax = plt.subplots()
+    assert plots.figure_data(fig).empty  # drawn without dropkit.plots: nothing recorded
+    plt.close(fig)
+
+
+def test_density_axis_stops_at_the_largest_density_a_setting_runs(frame):
+    assert plots.density_limits([0.1, 0.3, 0.7]) == (0.0, pytest.approx(0.75))
+    assert plots.density_limits([0.1, 0.9, 1.0]) == (0.0, 1.0)
+    fig = plots.plot_density_curves(frame, ("test_accuracy",))
+    assert fig.axes[0].get_xlim() == pytest.approx((0.0, 0.55))  # the frame's densities: 0.1 and 0.5
+    plt.close(fig)
+
+
+def test_zoomed_region_is_marked_without_connector_lines(frame):
+    from matplotlib.patches import ConnectionPatch
+
+    fig = plots.plot_density_curves(frame, (), tradeoff=True, zoom=0.14)
+    full = fig.axes[0]
+    assert not [a for a in fig.findobj(ConnectionPatch)]
+    assert not any(getattr(c, "connectors", None) for c in full.get_children())
+    plt.close(fig)
+
+
+def test_seed_colours_are_greys_outside_the_method_palette():
+    from matplotlib.colors import to_rgb
+
+    styles = plots.seed_colors([0, 1, 2, 3, 4])
+    palette = {to_rgb(c) for c in [*curves.METHOD_COLORS.values(), *curves.PROTOCOL_COLORS.values(),
+                                   *curves.VARIANT_COLORS.values()]}
+    colours = [to_rgb(style["color"]) for style in styles.values()]
+    assert len(set(colours)) == 5 and not set(colours) & palette
+    assert all(r == g == b for r, g, b in colours)
+    assert len({style["marker"] for style in styles.values()}) == 5
+    history = pd.DataFrame({"seed": [0, 0, 1, 1], "epoch": [2, 3, 2, 3], "val_worst_recall": [0.1, 0.2, 0.3, 0.4],
+                            "max_weight": [2.0, 1.5, 1.2, 1.1]})
+    fig = plots.plot_cdbw_weight_history(history)
+    lines = fig.axes[0].get_lines()
+    two = [to_rgb(style["color"]) for style in plots.seed_colors([0, 1]).values()]
+    assert [to_rgb(line.get_color()) for line in lines] == two and two[0] != two[1]
+    np.testing.assert_allclose(plots.figure_data(fig).query("curve == 'seed 1' and panel == 'largest CDB-W weight'")["y"],
+                               [1.2, 1.1])
+    assert min(t.get_fontsize() for t in fig.legends[0].get_texts()) >= 10  # no 8-pt legend
+    plt.close(fig)
+
+
+def test_min_font_px_and_the_csv_and_command_under_a_figure(tmp_path, frame):
+    import io
+
+    from PIL import Image
+
+    fig, ax = plt.subplots()
+    ax.set_title("big", fontsize=14)
+    ax.set_xlabel("small", fontsize=7.2)
+    assert publish.min_font_px(fig) == pytest.approx(7.2 * publish.CSS_DPI / 72)
+    assert float(Image.open(io.BytesIO(publish.figure_png(fig))).text[publish.MIN_FONT_KEY]) == pytest.approx(10.0)
+    plt.close(fig)
+    fig = plots.plot_density_curves(frame, ("test_accuracy",))
+    path = publish.write_figure_data("paper-figure-1", plots.figure_data(fig), tmp_path)
+    plt.close(fig)
+    written = pd.read_csv(path)
+    assert path == tmp_path / "paper-figure-1.csv" and tuple(written.columns) == plots.DATA_COLUMNS and len(written) == 5
+    with pytest.raises(ValueError, match="no plotted numbers"):
+        publish.write_figure_data("empty", pd.DataFrame(), tmp_path)
+    line = publish.figure_source_markdown("paper-figure-1", "02_bias_benchmark", "default")
+    assert "{download}`Numbers of this figure (CSV) <data/paper-figure-1.csv>`" in line
+    assert "`.venv/bin/python -m dropkit.book --profile default --chapter 02_bias_benchmark`" in line

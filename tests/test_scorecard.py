@@ -250,3 +250,20 @@ def test_the_scorecard_page_renders_from_the_shipped_rows(shipped_card):
     for chapter in ("01_theory", "02_bias_benchmark", "07_pretraining_ablation"):
         assert f"{{doc}}`{chapter}`" in text
     assert "not testable here" in text and "**fashion-mnist, CNN** has no row for" in text
+
+
+def test_chapter_verdict_table_is_a_colon_fence_and_the_omission_a_paragraph():
+    """A backtick fence's info string may not hold backticks (CommonMark): the verdict table and
+    the definitions are colon fences, and the sentence after them a paragraph, not the content of
+    a stray code block."""
+    from markdown_it import MarkdownIt
+    from mdit_py_plugins.colon_fence import colon_fence_plugin
+
+    frame = two_settings()
+    chosen = [claim(i) for i in ("drop-worst-gain", "strategy-drop-forgetting")]
+    table = scorecard.scorecard({"drop_evaluation": frame}, chosen)
+    text = scorecard.chapter_markdown(table, "03_drop_evaluation", scorecard.omitted({"drop_evaluation": frame}, chosen))
+    tokens = MarkdownIt("commonmark").use(colon_fence_plugin).parse(text)
+    assert [t.type for t in tokens] == ["colon_fence", "colon_fence", "paragraph_open", "inline", "paragraph_close"]
+    assert tokens[0].info.startswith("{table} ") and tokens[1].info.startswith("{dropdown} ")
+    assert tokens[3].content.startswith("**fashion-mnist, CNN** has no row for")

@@ -468,3 +468,33 @@ def test_figure4a_scales_are_uniform_as_the_paper_says_or_log_uniform():
     assert abs(np.mean(logs < 1.0) - 0.5) < 0.02  # log-uniform: half below 1
     with pytest.raises(ValueError, match="spacing"):
         sample_figure4a_parameters(5, 0, spacing="linear")
+
+
+def test_ratio_agreement_counts_exactly_and_takes_no_log_of_an_underflowed_ratio():
+    import warnings
+
+    from dropkit.theory import ratio_agreement
+
+    variance = np.array([1.0, 1.0, 0.1, 10.0, 1e-3])
+    error = np.array([1.5, 3.0, 0.01, 10.0, 0.0])  # the last underflowed to 0 (R_0[t*] < 1e-308)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # chapter 01 printed "divide by zero encountered in log10"
+        agreement = ratio_agreement(variance, error, percentiles=(0, 100), margin_decades=0.5)
+    # range: log10 of the 9 positive ratios spans [-3, 1], widened by half a decade
+    assert agreement.low == pytest.approx(10 ** -3.5) and agreement.high == pytest.approx(10 ** 1.5)
+    assert agreement.outside == 1  # the 0
+    assert agreement.near == 2  # 1.5/1 and 10/10; 3/1 and 0.01/0.1 are beyond a factor of 2
+    assert agreement.below == 2  # 0.01 < 0.1 and 0 < 1e-3
+    # the default book's draws (2000, seed 0) hold such a ratio
+    s0, s1, phi0 = sample_figure4a_parameters(2000, 0)
+    ratio = phi0 / (1 - phi0)
+    ok = ~validity_violations(-1.0, 1.0, s0, s1, ratio)[1]
+    errors = error_based_density_ratio(-1.0, 1.0, s0[ok], s1[ok], ratio[ok])
+    assert np.sum(errors == 0) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ratio_agreement(variance_based_density_ratio(s0[ok], s1[ok], ratio[ok]), errors)
+    with pytest.raises(ValueError, match="one length"):
+        ratio_agreement(variance, error[:3])
+    with pytest.raises(ValueError, match=">= 0"):
+        ratio_agreement(variance, -error)
