@@ -226,7 +226,7 @@ def scorecard(frames: Mapping[str, pd.DataFrame], claims, context: Context = Con
             row = _row(claim, title)
             try:
                 _fill(row, claim, *evaluate(claim, part, context))
-            except ValueError as error:
+            except (ValueError, KeyError, IndexError) as error:  # runs or columns missing
                 if strict:
                     raise ValueError(f"claim {claim.id!r}{f' on {title}' if title else ''}: {error}") from error
                 row["measured"] = f"({error})"

@@ -13,7 +13,10 @@ _WHERE = "Appendix F, Figure 15"
 
 
 def _lengths(frame) -> list[float]:
-    return sorted({float(q) for q in frame.loc[frame["protocol"] != "none", "query_epochs"]})
+    lengths = sorted({float(q) for q in frame.loc[frame["protocol"] != "none", "query_epochs"]})
+    if not lengths:
+        raise ValueError("no pruned runs, so no query length")
+    return lengths
 
 
 def _saturates(frame, ctx):
