@@ -551,12 +551,12 @@ def plot_forest(rows, chapter_titles=None):
         for entry in group.to_dict("records"):
             lines.append(("row", entry, y))
             y += 1
-    fig, ax = plt.subplots(figsize=(8.5, 0.22 * y + 1.4), layout="constrained")
+    fig, ax = plt.subplots(figsize=(8.0, 0.26 * y + 1.4), layout="constrained")
     span = float(np.nanmax(np.abs(rows[["low", "high"]].to_numpy()))) * 1.05
     labels, ticks = [], []
     for kind, entry, position in lines:
         if kind == "heading":
-            ax.text(-span, position, entry, fontweight="bold", fontsize=10, va="center", ha="left")
+            ax.text(-span, position, entry, fontweight="bold", fontsize=11, va="center", ha="left")
             continue
         color = VERDICT_COLORS.get(entry["verdict"], "#7f7f7f")
         ax.plot([entry["low"], entry["high"]], [position, position], color=color, linewidth=2)
@@ -564,14 +564,15 @@ def plot_forest(rows, chapter_titles=None):
         labels.append(entry["label"])
         ticks.append(position)
     ax.axvline(0, color="black", linewidth=0.8)
-    ax.set_yticks(ticks, labels, fontsize=8.5)
+    ax.set_yticks(ticks, labels, fontsize=10.5)
     ax.set_ylim(y - 0.5, -0.8)
     ax.set_xscale("symlog", linthresh=1.0)  # linear within ±1 SD, logarithmic beyond
     ax.set_xlim(-span, span)
     ax.set_xlabel("standardised effect: mean / replicate SD with its 95 % interval\n"
                   "(> 0: the paper's side; linear within ±1, logarithmic beyond)")
     ax.legend(handles=[Line2D([], [], color=c, linewidth=2, label=v) for v, c in VERDICT_COLORS.items()
-                       if v in set(rows["verdict"])], loc="lower right", fontsize=9, title="verdict (Holm)")
+                       if v in set(rows["verdict"])], loc="lower right", fontsize=10.5, title="verdict (Holm)",
+              title_fontsize=10.5)
     ax.grid(axis="y", visible=False)
     return fig
 

@@ -42,13 +42,13 @@ NOT_COMPUTED = "not computed"
 ALL_VERDICTS = (*VERDICTS, CONTEXT, NOT_TESTABLE, NOT_COMPUTED)
 #: The book's chapter titles by document name.
 CHAPTER_TITLES = {
-    "01_theory": "Theory: the Gaussian mixture",
-    "02_bias_benchmark": "Pruning and classification bias",
-    "03_drop_evaluation": "DRoP against the pruning protocols",
-    "04_cdbw": "DRoP and CDB-W",
-    "05_imbalanced": "Long-tailed data",
-    "06_waterbirds": "Group robustness",
-    "07_pretraining_ablation": "The query model's training length",
+    "01_theory": "01 Gaussian mixture",
+    "02_bias_benchmark": "02 Pruning and bias",
+    "03_drop_evaluation": "03 DRoP evaluation",
+    "04_cdbw": "04 CDB-W",
+    "05_imbalanced": "05 Long-tailed data",
+    "06_waterbirds": "06 Group robustness",
+    "07_pretraining_ablation": "07 Query length",
     "elsewhere": "Not testable here",
 }
 #: Columns of :func:`scorecard`.
@@ -458,10 +458,12 @@ def chapter_summary_markdown(table: pd.DataFrame) -> str:
     rows = []
     for chapter, group in table.groupby("chapter", sort=False):
         counts = verdict_counts(group)
-        link = CHAPTER_TITLES.get(chapter, chapter) if chapter == "elsewhere" else f"{{doc}}`{chapter}`"
-        rows.append({"chapter": link, **{v: str(counts[v]) for v in ALL_VERDICTS if table["holm"].eq(v).any()}})
+        link = "not testable here" if chapter == "elsewhere" else f"{{doc}}`{CHAPTER_TITLES[chapter]} <{chapter}>`"
+        rows.append({"chapter": link, **{v: str(counts[v]) for v in VERDICTS},
+                     "other": str(sum(counts[v] for v in ALL_VERDICTS if v not in VERDICTS))})
     body = pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)
-    return f":::{{table}} Verdicts by chapter (after Holm's correction over the scorecard)\n:name: results-by-chapter\n\n{body}\n:::"
+    return (f":::{{table}} Verdicts by chapter, after Holm's correction (other: context, not testable, not "
+            f"computed)\n:name: results-by-chapter\n\n{body}\n:::")
 
 
 def family_sentence(table: pd.DataFrame) -> str:
