@@ -205,3 +205,16 @@ def collapse_finding(frame: pd.DataFrame, density: float, fraction: float = COLL
     return (f"Measured: {numbers}: {cause}. Epoch by epoch, over the seeds' final trainings: with our rule "
             f"{motion('paper')}; with the authors' {motion('authors')}. (Whether a smaller learning rate "
             f"would damp this was not measured.)")
+
+
+def first_epochs_agree(histories: pd.DataFrame, curve: str = "EL2N+CDB-W") -> tuple[int, int]:
+    """``(same, pairs)``: of the (density, seed) pairs whose ``curve`` final training is recorded
+    under both the ``"paper"`` and the ``"authors"`` rule in :func:`class_histories`, how many have
+    bit-identical validation recalls after epoch 0. Epoch 0 is unweighted under every rule, so
+    all should: the two rules' runs start from the same model and differ from epoch 1 on."""
+    rows = histories[(histories["curve"] == curve) & (histories["training"] == "final") & (histories["epoch"] == 0)]
+    recalls = {key: group.sort_values("class")["val_recall"].to_numpy()
+               for key, group in rows.groupby(["density", "seed", "rule"])}
+    pairs = [(d, s) for d, s, rule in recalls if rule == "paper" and (d, s, "authors") in recalls]
+    same = sum(np.array_equal(recalls[(d, s, "paper")], recalls[(d, s, "authors")]) for d, s in pairs)
+    return int(same), len(pairs)

@@ -298,7 +298,7 @@ PROFILES: dict[str, Profile] = {
         description="the embedded default: real Fashion-MNIST (60k train), an MLP trained 10 "
         "epochs per run, 5 seeds, densities 0.1, 0.3, ..., 0.9 (the five levels of the paper's "
         "Figure 13); chapters 02-03 also on a small CNN (15 epochs, augmented, densities "
-        "0.1-0.7); on 2 CPU cores as 2 workers x 1 thread. Cost: 890 MLP runs for all chapters "
+        "0.1-0.7); on 2 CPU cores as 2 workers x 1 thread. Cost: 945 MLP runs for all chapters "
         "and 125 CNN runs; measured walls in results/default/README.md; the rows ship in "
         "results/default",
         setups=(_FMNIST_MLP, _SPURIOUS_MLP, _FMNIST_CNN),

@@ -87,3 +87,11 @@ def test_collapse_finding_names_the_case_the_numbers_give(frame):
     assert "both rules collapse" in cdbw_rules.collapse_finding(both, 0.5)
     with pytest.raises(ValueError, match="both rules"):
         cdbw_rules.collapse_finding(frame[frame["cdbw_weights"] != "authors"], 0.5)
+
+
+def test_first_epochs_agree_compares_the_rules_unweighted_epoch(frame):
+    histories = cdbw_rules.class_histories(frame)
+    assert cdbw_rules.first_epochs_agree(histories) == (2, 2)
+    changed = histories.copy()
+    changed.loc[(changed["rule"] == "authors") & (changed["epoch"] == 0) & (changed["seed"] == 1), "val_recall"] += 0.01
+    assert cdbw_rules.first_epochs_agree(changed) == (1, 2)
