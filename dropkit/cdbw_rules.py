@@ -161,20 +161,45 @@ def _share(count: int, total: int) -> str:
 
 
 def collapse_finding(frame: pd.DataFrame, density: float, fraction: float = COLLAPSE_FRACTION) -> str:
-    """One Markdown sentence, from the rows, on what causes EL2N+CDB-W's collapse at ``density``:
-    the method (both rules collapse in most seeds), the book's normalisation (only the ``"paper"``
-    rule does), or neither; with the collapse counts (:func:`collapse_counts`) and how much the
-    weights of both rules' final trainings oscillate (:func:`oscillation`). Raises ``ValueError``
-    if the frame lacks EL2N+CDB-W under either rule at ``density``.
+    """One Markdown paragraph, from the rows, on what causes EL2N+CDB-W's collapse: its collapse
+    counts under both rules (:func:`collapse_counts`) at every density where either rule collapses
+    in a seed, which case they give (both rules collapse at some density in most seeds: CDB-W's
+    weighting itself; only the book's ``"paper"`` rule: its normalisation; neither), and how much
+    both rules' final trainings' weights and recalls move at ``density`` (:func:`oscillation`).
+    Raises ``ValueError`` if the frame lacks EL2N+CDB-W under either rule.
     """
     counts = collapse_counts(frame, fraction)
-    counts = counts[(counts["curve"] == "EL2N+CDB-W") & np.isclose(counts["density"], density)]
-    by_rule = {row["rule"]: row for row in counts.to_dict("records")}
-    if not {"paper", "authors"} <= set(by_rule):
-        raise ValueError(f"the frame lacks EL2N+CDB-W under both rules ('paper', 'authors') at d = {density:g}")
-    ours, theirs = by_rule["paper"], by_rule["authors"]
-    ours_collapse = ours["collapsed"] > ours["seeds"] / 2
-    theirs_collapse = theirs["collapsed"] > theirs["seeds"] / 2
+    counts = counts[counts["curve"] == "EL2N+CDB-W"]
+    if not {"paper", "authors"} <= set(counts["rule"]):
+        raise ValueError("the frame lacks EL2N+CDB-W under both rules ('paper', 'authors')")
+    table = counts.pivot(index="density", columns="rule")
+    shown = [d for d in table.index if table.loc[d, ("collapsed", "paper")] + table.loc[d, ("collapsed", "authors")] > 0]
+    if not shown:
+        return (f"Measured: EL2N+CDB-W's worst class never falls below {fraction:.0%} of plain EL2N's (same seed) "
+                f"under either rule: **no collapse to explain in these runs**.")
+
+    def listing(rule: str) -> str:
+        return " and ".join(f"{_share(int(table.loc[d, ('collapsed', rule)]), int(table.loc[d, ('seeds', rule)]))} "
+                            f"at $d = {d:g}$ (worst class {table.loc[d, ('worst_min', rule)]:.1f}-"
+                            f"{table.loc[d, ('worst_max', rule)]:.1f} %)" for d in shown)
+
+    def majority(d, rule) -> bool:
+        return table.loc[d, ("collapsed", rule)] > table.loc[d, ("seeds", rule)] / 2
+
+    both = [d for d in shown if majority(d, "paper") and majority(d, "authors")]
+    ours_only = [d for d in shown if majority(d, "paper") and not majority(d, "authors")]
+    theirs_only = [d for d in shown if majority(d, "authors") and not majority(d, "paper")]
+    if both:
+        cause = (f"**both rules collapse in most seeds (at $d = {', '.join(f'{d:g}' for d in both)}$), so the "
+                 f"collapse is CDB-W's weighting itself in this setting, not our normalisation alone**")
+        if ours_only:
+            cause += f"; at $d = {', '.join(f'{d:g}' for d in ours_only)}$ only our rule collapses in most seeds"
+    elif ours_only:
+        cause = "**only our rule collapses in most seeds, so the cause is our normalisation**"
+    elif theirs_only:
+        cause = "**only the authors' rule collapses in most seeds, so the cause is not our normalisation**"
+    else:
+        cause = "**neither rule collapses in most seeds at any density**"
     moves = oscillation(class_histories(frame, density))
     moves = moves[(moves["curve"] == "EL2N+CDB-W") & (moves["training"] == "final")]
     swings = {rule: rows for rule, rows in moves.groupby("rule")}
@@ -189,32 +214,34 @@ def collapse_finding(frame: pd.DataFrame, density: float, fraction: float = COLL
                 f"from one epoch to the next, and the largest class weight reaches "
                 f"{rows['weight_ratio_max'].max():.1f} times the mean class weight")
 
-    numbers = (f"at $d = {density:g}$, EL2N+CDB-W's worst class falls below {fraction:g} of plain EL2N's "
-               f"(same seed) in {_share(ours['collapsed'], ours['seeds'])} seeds with our rule "
-               f"(mean {ours['worst_mean']:.1f} %) and in {_share(theirs['collapsed'], theirs['seeds'])} with "
-               f"the authors' rule (mean {theirs['worst_mean']:.1f} %), against EL2N's {ours['el2n_mean']:.1f} %")
-    if ours_collapse and theirs_collapse:
-        cause = ("**both rules collapse, so the cause is CDB-W's weighting itself in this setting, not our "
-                 "normalisation**")
-    elif ours_collapse:
-        cause = "**only our rule collapses, so the cause is our normalisation**"
-    elif theirs_collapse:
-        cause = "**only the authors' rule collapses, so it is not our normalisation**"
-    else:
-        cause = "**neither rule collapses in most seeds**"
-    return (f"Measured: {numbers}: {cause}. Epoch by epoch, over the seeds' final trainings: with our rule "
-            f"{motion('paper')}; with the authors' {motion('authors')}. (Whether a smaller learning rate "
-            f"would damp this was not measured.)")
+    return (f"Measured: EL2N+CDB-W's worst class falls below {fraction:.0%} of plain EL2N's (same seed and density) "
+            f"with our rule in {listing('paper')}; with the authors' rule in {listing('authors')}: {cause}. "
+            f"Epoch by epoch at $d = {density:g}$, over the seeds' final trainings: with our rule {motion('paper')}; "
+            f"with the authors' {motion('authors')}. (Whether a smaller learning rate would damp this was not "
+            f"measured.)")
 
 
-def first_epochs_agree(histories: pd.DataFrame, curve: str = "EL2N+CDB-W") -> tuple[int, int]:
-    """``(same, pairs)``: of the (density, seed) pairs whose ``curve`` final training is recorded
-    under both the ``"paper"`` and the ``"authors"`` rule in :func:`class_histories`, how many have
-    bit-identical validation recalls after epoch 0. Epoch 0 is unweighted under every rule, so
-    all should: the two rules' runs start from the same model and differ from epoch 1 on."""
-    rows = histories[(histories["curve"] == curve) & (histories["training"] == "final") & (histories["epoch"] == 0)]
-    recalls = {key: group.sort_values("class")["val_recall"].to_numpy()
-               for key, group in rows.groupby(["density", "seed", "rule"])}
-    pairs = [(d, s) for d, s, rule in recalls if rule == "paper" and (d, s, "authors") in recalls]
-    same = sum(np.array_equal(recalls[(d, s, "paper")], recalls[(d, s, "authors")]) for d, s in pairs)
-    return int(same), len(pairs)
+def rule_pairs(frame: pd.DataFrame, curve: str = "EL2N+CDB-W") -> pd.DataFrame:
+    """How alike the two rules' runs of ``curve`` on one seed and density started: one row per
+    (``density``, ``seed``) run under both ``"paper"`` and ``"authors"``: ``same_counts`` (the
+    kept class counts are equal), ``count_diff_max`` (the largest difference of one class's kept
+    count, samples) and, where both record their final training's recalls, ``first_epoch_diff_max``
+    (the largest difference of one class's validation recall after the unweighted epoch 0, in
+    [0, 1]). Runs of one spec but for the rule keep the same data and epoch 0 only if their query
+    trainings and epoch 0 computed the same floats."""
+    rows = _cdbw_rows(frame)
+    rows = rows[rows["curve"] == curve]
+    out = []
+    for (density, seed), group in rows.groupby(["density", "seed"], sort=True):
+        by_rule = {row["rule"]: row for row in group.to_dict("records")}
+        if not {"paper", "authors"} <= set(by_rule):
+            continue
+        ours, theirs = by_rule["paper"], by_rule["authors"]
+        counts = np.abs(np.asarray(ours["class_counts"]) - np.asarray(theirs["class_counts"]))
+        first = np.nan
+        if isinstance(ours.get("cdbw_val_recalls_per_epoch"), list) and isinstance(theirs.get("cdbw_val_recalls_per_epoch"), list):
+            first = float(np.nanmax(np.abs(np.asarray(ours["cdbw_val_recalls_per_epoch"][0], dtype=float)
+                                           - np.asarray(theirs["cdbw_val_recalls_per_epoch"][0], dtype=float))))
+        out.append({"density": float(density), "seed": int(seed), "same_counts": bool(counts.max() == 0),
+                    "count_diff_max": int(counts.max()), "first_epoch_diff_max": first})
+    return pd.DataFrame(out, columns=["density", "seed", "same_counts", "count_diff_max", "first_epoch_diff_max"])

@@ -239,13 +239,13 @@ else:
     shown = final[final["seed"] == seed]
     palette = plt.get_cmap("tab10")
     fig, axes = plt.subplots(2, 2, figsize=(9, 5.6), sharex=True, layout="constrained")
-    for r, (rule, rule_name) in enumerate(RULES.items()):
+    for r, (rule, rule_name) in enumerate({"paper": "our", "authors": "authors'"}.items()):
         rows = shown[shown["rule"] == rule]
         for k, class_rows in rows.groupby("class"):
             axes[r, 0].plot(class_rows["epoch"], class_rows["weight"], marker=".", color=palette(k), label=names[k])
             axes[r, 1].plot(class_rows["epoch"], 100 * class_rows["val_recall"], marker=".", color=palette(k))
         axes[r, 0].set(ylabel=f"class weight ({rule_name} rule)")
-        axes[r, 1].set(ylabel=f"validation recall (%)")
+        axes[r, 1].set(ylabel="validation recall (%)")
         axes[r, 0].set_title(f"{rule_name} rule: weight during the epoch", fontsize=10)
         axes[r, 1].set_title(f"{rule_name} rule: recall after the epoch", fontsize=10)
     for ax in axes[1]:
@@ -263,11 +263,18 @@ else:
     summary = summary.assign(lowest_recall=100 * summary["lowest_recall"], swing=100 * summary["swing"])
     summary.columns = ["runs", "worst-class changes", "epoch pairs", "lowest recall %",
                        "largest recall swing (pp)", "largest weight / mean weight"]
-    same, pairs = cdbw_rules.first_epochs_agree(histories)
+    pairs = cdbw_rules.rule_pairs(frame)
+    revisions = {rule: sorted({str(r)[:7] for r in frame.loc[(frame["label"] == label), "git_revision"]})
+                 for rule, label in (("paper", "EL2N+CDB-W"), ("authors", "EL2N+CDB-W" + AUTHORS))}
     publish.show_markdown(
         publish.markdown_table(summary, f"How CDB-W's weights move at $d = {at:g}$, all seeds", decimals=1),
-        f"Both rules start alike: after the unweighted epoch 0, the validation recalls of EL2N+CDB-W "
-        f"are identical under both rules in {same} of {pairs} seeds at $d = {at:g}$.")
+        f"How alike the two rules' EL2N+CDB-W runs of one seed started: the same kept class counts in "
+        f"{int(pairs['same_counts'].sum())} of {len(pairs)} (density, seed) pairs (one class's count differs by up "
+        f"to {pairs['count_diff_max'].max()} samples); after the unweighted epoch 0 one class's validation recall "
+        f"differs by up to {100 * pairs['first_epoch_diff_max'].max():.1f} pp. Our rule's rows come from "
+        f"revision(s) {', '.join(revisions['paper'])}, the authors' from {', '.join(revisions['authors'])}: "
+        f"computed on different machines (see `results/default/README.md`), whose query models rounded "
+        f"differently, so the rules' runs of one seed differ before any weight acts.")
 
 # %% [markdown]
 # ```{glue:figure} cdbw-class-histories

@@ -80,18 +80,31 @@ def test_oscillation_counts_flips_swings_and_weight_ratios(frame):
 
 def test_collapse_finding_names_the_case_the_numbers_give(frame):
     text = cdbw_rules.collapse_finding(frame, 0.5)
-    assert "1 of 2 seeds with our rule" in text and "2 of 2 with the authors' rule" in text
+    assert "with our rule in 1 of 2 at $d = 0.5$ (worst class 1.0-50.0 %)" in text
+    assert "with the authors' rule in 2 of 2 at $d = 0.5$" in text
     assert "only the authors' rule collapses" in text
+    assert "changes after 4 of 4 epochs" in text  # 2 seeds x 2 pairs of epochs, the lowest class flips each time
     both = frame.assign(test_worst_class=np.where(frame["cdbw"] & (frame["protocol"] != "none"), 0.0,
                                                   frame["test_worst_class"]))
-    assert "both rules collapse" in cdbw_rules.collapse_finding(both, 0.5)
+    assert "both rules collapse in most seeds (at $d = 0.5$)" in cdbw_rules.collapse_finding(both, 0.5)
+    ours = frame.assign(test_worst_class=np.where(frame["cdbw_weights"] == "paper", 0.0, frame["test_worst_class"]))
+    ours.loc[ours["cdbw_weights"] == "authors", "test_worst_class"] = 0.69
+    assert "only our rule collapses in most seeds" in cdbw_rules.collapse_finding(ours, 0.5)
+    none = frame.assign(test_worst_class=0.7)
+    assert "no collapse to explain" in cdbw_rules.collapse_finding(none, 0.5)
     with pytest.raises(ValueError, match="both rules"):
         cdbw_rules.collapse_finding(frame[frame["cdbw_weights"] != "authors"], 0.5)
 
 
-def test_first_epochs_agree_compares_the_rules_unweighted_epoch(frame):
-    histories = cdbw_rules.class_histories(frame)
-    assert cdbw_rules.first_epochs_agree(histories) == (2, 2)
-    changed = histories.copy()
-    changed.loc[(changed["rule"] == "authors") & (changed["epoch"] == 0) & (changed["seed"] == 1), "val_recall"] += 0.01
-    assert cdbw_rules.first_epochs_agree(changed) == (1, 2)
+def test_rule_pairs_compare_the_rules_kept_data_and_unweighted_epoch(frame):
+    pairs = cdbw_rules.rule_pairs(frame)
+    assert pairs[["density", "seed", "same_counts", "count_diff_max", "first_epoch_diff_max"]].values.tolist() == [
+        [0.5, 0, True, 0, 0.0], [0.5, 1, True, 0, 0.0]]
+    changed = frame.copy()
+    authors = (changed["rule"] if "rule" in changed else changed["cdbw_weights"]) == "authors"
+    index = changed.index[authors & changed["cdbw"] & (changed["seed"] == 1)][0]
+    changed.at[index, "class_counts"] = [103, 298]
+    changed.at[index, "cdbw_val_recalls_per_epoch"] = [[0.25, 0.9]] + HISTORY[1:]
+    pairs = cdbw_rules.rule_pairs(changed).set_index("seed")
+    assert not pairs.loc[1, "same_counts"] and pairs.loc[1, "count_diff_max"] == 3
+    assert pairs.loc[1, "first_epoch_diff_max"] == pytest.approx(0.05)
