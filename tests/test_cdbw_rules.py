@@ -108,3 +108,16 @@ def test_rule_pairs_compare_the_rules_kept_data_and_unweighted_epoch(frame):
     pairs = cdbw_rules.rule_pairs(changed).set_index("seed")
     assert not pairs.loc[1, "same_counts"] and pairs.loc[1, "count_diff_max"] == 3
     assert pairs.loc[1, "first_epoch_diff_max"] == pytest.approx(0.05)
+
+
+def test_same_machine_finding_swaps_in_the_recomputed_rows(frame):
+    frame = frame.assign(cache_key=[f"k{i}" for i in range(len(frame))])
+    ours = frame[(frame["cdbw_weights"] == "paper") & frame["cdbw"] & (frame["protocol"] == "strategy")]
+    recomputed = ours.assign(test_worst_class=0.02)  # now collapses in both seeds, like the authors' rule
+    text = cdbw_rules.same_machine_finding(frame, recomputed)
+    assert "same class counts in 2 of 2" in text and "epoch 0 in 2;" in text
+    assert "at $d = 0.5$ ours 2 of 2, the authors' 2 of 2" in text
+    assert "agree on whether a seed collapses in 2 of 2 pairs" in text
+    assert "agree on whether a seed collapses in 1 of 2 pairs" in cdbw_rules.same_machine_finding(frame, ours)
+    with pytest.raises(ValueError, match="no recomputed row"):
+        cdbw_rules.same_machine_finding(frame, ours.assign(cache_key="other"))
