@@ -57,11 +57,20 @@ PROTOCOL_COLORS: dict[str, str] = {
     "strategy+drop": _DEEP[6],
 }
 CDBW_FULL_DATASET = "CDB-W (full dataset)"
+#: The suffix of the curves of CDB-W runs with the authors' weight rule (``cdbw_weights="authors"``:
+#: ``1 - r_k`` per batch-normalised loss, ``dropkit.train.cdbw_batch_loss``); the book's own rule
+#: (``"paper"``) keeps the plain names.
+CDBW_AUTHORS_SUFFIX = " (authors' rule)"
+#: :data:`CDBW_FULL_DATASET` with the authors' rule.
+CDBW_AUTHORS_FULL_DATASET = "CDB-W (full dataset, authors' rule)"
 #: ... and one per training or quota variant of chapters 04-06 (:func:`curve_label`), drawn dashed.
 VARIANT_COLORS: dict[str, str] = {
     CDBW_FULL_DATASET: _DARK[2],
     "EL2N+CDB-W": _DARK[0],
     "CDB-W+EL2N": _DARK[4],
+    CDBW_AUTHORS_FULL_DATASET: _DARK[8],
+    "EL2N+CDB-W" + CDBW_AUTHORS_SUFFIX: _DARK[5],
+    "CDB-W+EL2N" + CDBW_AUTHORS_SUFFIX: _DARK[9],
     "Random+DRoP (rule counts)": _DARK[3],
     "Random+DRoP (group quotas)": _DARK[1],
     "EL2N+DRoP (group quotas)": _DARK[6],
@@ -104,21 +113,28 @@ def method_color(protocol: str, method: str | None = None) -> str:
 
 def curve_label(protocol: str, method: str | None = None, *, cdbw: bool = False,
                 query_cdbw: bool = False, quota_rule: str = "paper",
-                drop_over: str = "classes") -> str:
+                drop_over: str = "classes", cdbw_weights: str = "paper") -> str:
     """:func:`method_label` with the variants of chapters 04-06 spelled out.
 
     ``cdbw`` (CDB-W on the final model): ``"CDB-W (full dataset)"``, ``"EL2N+CDB-W"``;
-    ``query_cdbw`` (CDB-W query models): ``"CDB-W+EL2N"``; DRoP with quota rule ``"counts"``:
-    ``"Random+DRoP (rule counts)"``; DRoP quotas over groups: ``"EL2N+DRoP (group quotas)"``.
-    Runs of the paper's defaults keep :func:`method_label`'s names.
+    ``query_cdbw`` (CDB-W query models): ``"CDB-W+EL2N"``; with ``cdbw_weights="authors"`` (the
+    authors' CDB-W rule) these read ``"CDB-W (full dataset, authors' rule)"``,
+    ``"EL2N+CDB-W (authors' rule)"``, ``"CDB-W+EL2N (authors' rule)"``; DRoP with quota rule
+    ``"counts"``: ``"Random+DRoP (rule counts)"``; DRoP quotas over groups:
+    ``"EL2N+DRoP (group quotas)"``. Runs of the paper's defaults keep :func:`method_label`'s names.
     """
     label = method_label(protocol, method)
+    authors = (cdbw or query_cdbw) and cdbw_weights == "authors"
     if protocol == "none":
-        return CDBW_FULL_DATASET if cdbw else label
+        if not cdbw:
+            return label
+        return CDBW_AUTHORS_FULL_DATASET if authors else CDBW_FULL_DATASET
     if query_cdbw:
         label = f"CDB-W+{label}"
     if cdbw:
         label = f"{label}+CDB-W"
+    if authors:
+        label += CDBW_AUTHORS_SUFFIX
     if protocol in ("random+drop", "strategy+drop"):
         if quota_rule != "paper":
             label += f" (rule {quota_rule})"
@@ -134,7 +150,7 @@ def _row_value(row, name: str, default):
 
 def labelled(frame):
     """A copy of ``frame`` with ``label`` and ``color`` columns (see :func:`curve_label`: the
-    variant columns ``cdbw``, ``query_cdbw``, ``quota_rule`` and ``drop_over`` count when
+    variant columns ``cdbw``, ``query_cdbw``, ``cdbw_weights``, ``quota_rule`` and ``drop_over`` count when
     present; missing ones take the paper's defaults).
 
     Raises ``ValueError`` naming the missing columns if ``frame`` lacks the spec columns.
@@ -143,7 +159,8 @@ def labelled(frame):
     if missing:
         raise ValueError(f"frame lacks the result columns {missing}")
     out = frame.copy()
-    defaults = {"cdbw": False, "query_cdbw": False, "quota_rule": "paper", "drop_over": "classes"}
+    defaults = {"cdbw": False, "query_cdbw": False, "quota_rule": "paper", "drop_over": "classes",
+                "cdbw_weights": "paper"}
     labels, colors = [], []
     for row in out.to_dict("records"):
         variant = {name: _row_value(row, name, default) for name, default in defaults.items()}

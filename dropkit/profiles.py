@@ -25,7 +25,10 @@ experiment set              chapter                     runs per setup, seed and
                                                         ``strategy+drop``, EL2N + CDB-W final model,
                                                         CDB-W query model + EL2N; + full dataset with
                                                         and without CDB-W; query models train at
-                                                        least :data:`CDBW_MIN_QUERY_EPOCHS` epochs
+                                                        least :data:`CDBW_MIN_QUERY_EPOCHS` epochs;
+                                                        the three CDB-W runs again with the
+                                                        authors' weight rule
+                                                        (:data:`CDBW_COMPARED_RULE`)
 ``imbalanced``              05 (Figure 8)               for each imbalance factor: ``random+drop``
                                                         with quota rule ``"paper"`` and with rule
                                                         ``"counts"``, EL2N ``strategy``; + full
@@ -66,6 +69,10 @@ EXPERIMENT_SETS: dict[str, str] = {
 #: model *is* the plain one, and CDB-W+EL2N would repeat EL2N. The set's query models (all of its
 #: protocols alike, so the comparison stays fair) train ``max(2, setup.query_epochs)`` epochs.
 CDBW_MIN_QUERY_EPOCHS = 2
+#: The CDB-W weight rule the ``cdbw`` set runs beside the profile's own (``Profile.cdbw_weights``):
+#: the authors' public code (``dropkit.spec.CDBW_WEIGHTS``), so chapter 04 can compare the two on
+#: the same seeds (CDB-W on the full dataset, EL2N+CDB-W, CDB-W+EL2N).
+CDBW_COMPARED_RULE = "authors"
 
 #: The pruning methods of the bias benchmark (Section 2), besides Random.
 BENCHMARK_METHODS: tuple[str, ...] = ("el2n", "grand", "forgetting", "dynamic_uncertainty", "coreset")
@@ -131,7 +138,8 @@ class Profile:
 
     Protocol choices (RunSpec fields set on the runs they apply to): recall_query (Strategy+DRoP's
     recalls from DRoP's short query models, ``"short"``, the paper, or from the strategy's own,
-    ``"method"``), cdbw_weights (``"paper"``: (1 - r_k)/Z, or ``"floored"``), du_window (Dynamic
+    ``"method"``), cdbw_weights (``"paper"``: (1 - r_k)/Z, ``"floored"`` or ``"authors"``; the
+    ``cdbw`` set also runs :data:`CDBW_COMPARED_RULE`), du_window (Dynamic
     Uncertainty's window J, He et al.: 10). experiment_seeds: experiment set -> seeds where a
     chapter's seeds differ from ``seeds`` (e.g. while the rows of new seeds are not computed yet).
     """
@@ -290,7 +298,7 @@ PROFILES: dict[str, Profile] = {
         description="the embedded default: real Fashion-MNIST (60k train), an MLP trained 10 "
         "epochs per run, 5 seeds, densities 0.1, 0.3, ..., 0.9 (the five levels of the paper's "
         "Figure 13); chapters 02-03 also on a small CNN (15 epochs, augmented, densities "
-        "0.1-0.7); on 2 CPU cores as 2 workers x 1 thread. Cost: 890 MLP runs for all chapters "
+        "0.1-0.7); on 2 CPU cores as 2 workers x 1 thread. Cost: 945 MLP runs for all chapters "
         "and 125 CNN runs; measured walls in results/default/README.md; the rows ship in "
         "results/default",
         setups=(_FMNIST_MLP, _SPURIOUS_MLP, _FMNIST_CNN),
@@ -425,10 +433,11 @@ def _base_spec_fields(profile: Profile, setup: TrainingSetup, device: str) -> di
 
 def _protocol_fields(profile: Profile, fields: dict[str, Any]) -> dict[str, Any]:
     """``fields`` with the profile's protocol choices on the runs they apply to: its CDB-W weight
-    rule on CDB-W trainings and its Dynamic Uncertainty window on Dynamic Uncertainty runs."""
+    rule on CDB-W trainings that name none and its Dynamic Uncertainty window on Dynamic
+    Uncertainty runs."""
     fields = dict(fields)
     if fields.get("cdbw") or fields.get("query_cdbw"):
-        fields["cdbw_weights"] = profile.cdbw_weights
+        fields.setdefault("cdbw_weights", profile.cdbw_weights)
     if fields.get("method") == "dynamic_uncertainty":
         fields["du_window"] = profile.du_window
     return fields
@@ -456,6 +465,8 @@ def _runs_for(experiment: str, profile: Profile, setup: TrainingSetup, densities
         add(protocol="none", density=1.0, seed=seed)
         if experiment in ("cdbw", "waterbirds"):
             add(protocol="none", density=1.0, seed=seed, cdbw=True)
+        if experiment == "cdbw":
+            add(protocol="none", density=1.0, seed=seed, cdbw=True, cdbw_weights=CDBW_COMPARED_RULE)
         for d in densities:
             if experiment == "bias_benchmark":
                 add(protocol="random", density=d, seed=seed)
@@ -475,6 +486,10 @@ def _runs_for(experiment: str, profile: Profile, setup: TrainingSetup, densities
                 add(protocol="strategy+drop", method="el2n", density=d, seed=seed)
                 add(protocol="strategy", method="el2n", density=d, seed=seed, cdbw=True)
                 add(protocol="strategy", method="el2n", density=d, seed=seed, query_cdbw=True)
+                add(protocol="strategy", method="el2n", density=d, seed=seed, cdbw=True,
+                    cdbw_weights=CDBW_COMPARED_RULE)
+                add(protocol="strategy", method="el2n", density=d, seed=seed, query_cdbw=True,
+                    cdbw_weights=CDBW_COMPARED_RULE)
             elif experiment == "waterbirds":
                 add(protocol="random", density=d, seed=seed)
                 add(protocol="random+drop", density=d, seed=seed)

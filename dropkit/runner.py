@@ -248,7 +248,7 @@ def query_group_outputs(group: Sequence[RunSpec], data, store: ResultStore | Non
     results = compute_query_scores(data, model=_model_for(lead, data, query_seed(lead)), progress=progress,
                                    requests=[(spec.method, _query_config(spec)) for spec in missing])
     for spec, result in zip(missing, results, strict=True):
-        outputs[spec.query_key] = _outputs(result, data)
+        outputs[spec.query_key] = _outputs(spec, result, data)
         if store is not None:
             store.save_scores(spec.query_key, outputs[spec.query_key])
     return outputs
@@ -258,19 +258,26 @@ def _cached_outputs(spec: RunSpec, data, store: ResultStore | None) -> dict[str,
     """The query outputs of ``spec`` cached in ``store``, if complete for ``data``."""
     if store is None:
         return None
-    needed = {"scores", "val_recalls"} | ({"val_group_recalls"} if data.num_groups else set())
+    needed = ({"scores", "val_recalls"} | ({"val_group_recalls"} if data.num_groups else set())
+              | ({"cdbw_val_recalls_per_epoch"} if spec.query_cdbw else set()))
     cached = store.load_scores(spec.query_key)
     if cached is not None and needed <= set(cached) and cached["scores"].shape == (data.num_train,):
         return cached
     return None
 
 
-def _outputs(result, data) -> dict[str, np.ndarray]:
-    """The stored query outputs of a ``dropkit.scores.ScoreResult`` (see :func:`query_outputs`)."""
+def _outputs(spec: RunSpec, result, data) -> dict[str, np.ndarray]:
+    """The stored query outputs of ``spec``'s ``dropkit.scores.ScoreResult`` (see
+    :func:`query_outputs`); with ``query_cdbw`` also ``cdbw_val_recalls_per_epoch`` (float64
+    ``[S, E, K]``: each query run's validation recalls after every epoch, which set its next
+    epoch's CDB-W weights)."""
     outputs = {
         "scores": np.asarray(result.scores, dtype=np.float64),
         "val_recalls": np.asarray(result.val_recalls, dtype=np.float64),
     }
+    if spec.query_cdbw:
+        outputs["cdbw_val_recalls_per_epoch"] = np.asarray(
+            [r.val_recalls_per_epoch for r in result.runs], dtype=np.float64)
     if data.num_groups:
         from dropkit.metrics import group_recalls
 
@@ -336,7 +343,9 @@ def run(spec: RunSpec, store: ResultStore | None = None, *,
     Returns a flat dict: every :class:`RunSpec` field, ``cache_key``, ``query_key``, and
     ``num_classes``, ``class_names``, ``num_train`` (training-set size N after subset/long tail),
     ``class_sizes`` ([K] N_k), ``class_counts`` ([K] kept per class), ``num_kept``,
-    ``query_val_recalls`` ([K] or None), ``test_recalls``/``val_recalls`` ([K] final model,
+    ``query_val_recalls`` ([K] or None), with CDB-W ``cdbw_val_recalls_per_epoch`` ([E, K] the
+    final training's validation recalls after each epoch, which set the next epoch's weights) and
+    ``query_cdbw_val_recalls_per_epoch`` ([S, E, K], each CDB-W query run's), ``test_recalls``/``val_recalls`` ([K] final model,
     final epoch), ``test_accuracy``/``test_worst_class``/``test_gap``/``test_std`` (and ``val_``
     versions, see :func:`dropkit.metrics.robustness_summary`), for group data
     ``test_group_recalls``, ``test_worst_group``…, ``group_counts`` ([G] kept per group) and
@@ -398,6 +407,8 @@ def run(spec: RunSpec, store: ResultStore | None = None, *,
     )
     if spec.cdbw:  # the validation recalls that set each epoch's CDB-W weights ([E, K])
         row["cdbw_val_recalls_per_epoch"] = np.asarray(result.val_recalls_per_epoch).tolist()
+    if spec.query_cdbw and query is not None:  # the same for each CDB-W query run ([S, E, K])
+        row["query_cdbw_val_recalls_per_epoch"] = np.asarray(query["cdbw_val_recalls_per_epoch"]).tolist()
     if data.groups_test is not None and data.num_groups:
         row["group_counts"] = np.bincount(train_groups[keep], minlength=data.num_groups).tolist()
         if query is not None and "val_group_recalls" in query:

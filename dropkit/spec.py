@@ -84,8 +84,13 @@ RECALL_QUERIES: tuple[str, ...] = ("method", "short")
 #: CDB-W class weights (``dropkit.train.cdbw_class_weights``): ``"floored"`` (max(1 - r, 1e-3),
 #: rescaled to mean 1 over classes; the first implementation) or ``"paper"`` (Section 4: the
 #: weights are "precisely the proportions used by DRoP", (1 - r_k) / Z with DRoP's normaliser
-#: Z = sum_k (1 - r_k) N_k / N over the trained-on class sizes N_k, so the mean weight per sample is 1).
-CDBW_WEIGHTS: tuple[str, ...] = ("floored", "paper")
+#: Z = sum_k (1 - r_k) N_k / N over the trained-on class sizes N_k, so the mean weight per sample is 1;
+#: loss mean_i w_{y_i} l_i) or ``"authors"`` (the authors' public code, ``avysogorets/fair-data-pruning``
+#: ``trainer.py``: w_k = 1 - r_k with no floor and no normaliser, and each batch's loss the weighted mean
+#: sum_i w_{y_i} l_i / sum_i w_{y_i}, i.e. ``F.cross_entropy(..., weight=w)``; a batch that weighs 0 in
+#: all has loss 0, see ``dropkit.train.cdbw_batch_loss``). A rule other than the default ``"floored"``
+#: is part of the cache key of CDB-W runs only, so adding ``"authors"`` changed no stored key.
+CDBW_WEIGHTS: tuple[str, ...] = ("floored", "paper", "authors")
 #: The methods whose query model is the short one (so ``recall_query`` changes nothing for them).
 SHORT_QUERY_METHODS: tuple[str, ...] = ("el2n", "grand")
 #: Fields that only shape the query training: they cannot change a run without one (full data,

@@ -37,6 +37,13 @@
 # EL2N+CDB-W keeps EL2N's bias; and that CDB-W+EL2N is among the most biased protocols of the
 # study.
 #
+# The authors' public code ({cite:t}`vysogorets2025drop`'s repository `avysogorets/fair-data-pruning`,
+# `trainer.py`) weighs differently: $w_{k,t} = 1 - r_{k,t}$ with no normaliser, and each batch's
+# loss is the weighted mean $\sum_i w_{y_i} \ell_i / \sum_i w_{y_i}$ (PyTorch's
+# `cross_entropy(..., weight=w)`), so the batch's own weight sum sets the scale. Every CDB-W run of
+# this chapter is also run with that rule (`cdbw_weights="authors"`, curves marked "authors'
+# rule"), on the same seeds, to tell a property of CDB-W from one of our implementation.
+#
 # The runs come from `dropkit.profiles.experiment_specs(profile, "cdbw")`; the `default`
 # profile's rows ship in `results/default/`, so rendering the book only reads them.
 
@@ -99,7 +106,9 @@ publish.show_markdown(setting_paragraph(results, EXPERIMENT, dataset=dataset, mo
 # ## {numref}`Figure %s <paper-figure-7>` (paper Figure 7): Average accuracy and class robustness against density
 
 # %%
-fig = plots.plot_density_curves(frame, tuple(curves.METRICS), labels=CURVES)
+# Our rule's runs only: the authors' rule has its own figure below.
+fig = plots.plot_density_curves(frame[frame["label"] != curves.CDBW_AUTHORS_FULL_DATASET],
+                                tuple(curves.METRICS), labels=CURVES)
 publish.publish_figure("paper-figure-7", fig, chapter=CHAPTER, profile=profile)
 
 # %% [markdown]
@@ -170,6 +179,162 @@ else:
 # ```{glue:md} cdbw-weight-history-source
 # :format: myst
 # ```
+
+# %% [markdown]
+# ## Our rule against the authors' rule
+#
+# The same CDB-W runs with both weight rules, on the same seeds: **ours** ($w_k = (1 - r_k)/Z$,
+# loss $\frac1B \sum_i w_{y_i} \ell_i$) and **the authors'** ($w_k = 1 - r_k$, loss
+# $\sum_i w_{y_i} \ell_i / \sum_i w_{y_i}$ per batch, as in their `trainer.py`; a batch whose
+# samples all weigh 0 would give PyTorch 0/0, here it gives loss 0, see
+# `dropkit.train.cdbw_batch_loss`). Both start from unweighted first epochs, so they differ from
+# the second epoch on. Which rule stands for the paper: its text (Section 4) gives the weights as
+# "precisely the proportions used by DRoP", which our rule implements; its Figure 7 numbers were
+# computed with the authors' code, so the authors' rule is the one whose provenance matches the
+# paper's numbers. Below: worst-class accuracy against density, and the number of seeds in
+# which a CDB-W run *collapses*, i.e. its worst-class accuracy falls below half of plain EL2N's
+# on the same seed and density (`dropkit.cdbw_rules.collapse_counts`).
+
+# %% tags=["hide-input"]
+from dropkit import cdbw_rules
+
+AUTHORS = curves.CDBW_AUTHORS_SUFFIX
+RULE_CURVES = ["EL2N", "EL2N+CDB-W", "EL2N+CDB-W" + AUTHORS, "CDB-W+EL2N", "CDB-W+EL2N" + AUTHORS]
+RULES = {"paper": "ours", "authors": "authors'"}
+authors_rows = frame[(frame["cdbw"] | frame["query_cdbw"]) & (frame["cdbw_weights"] == "authors")]
+if authors_rows.empty:
+    publish.show_markdown("*No run of this chapter uses the authors' CDB-W rule.*")
+else:
+    fig = plots.plot_density_curves(frame, ("test_worst_class",), labels=RULE_CURVES, zoom=None)
+    publish.publish_figure("cdbw-rules", fig, chapter=CHAPTER, profile=profile)
+    counts = cdbw_rules.collapse_counts(frame)
+    counts = counts[counts["curve"] != curves.CDBW_FULL_DATASET].assign(rule=lambda t: t["rule"].map(RULES))
+    counts = counts.rename(columns={"density": "d", "worst_mean": "worst class %", "el2n_mean": "EL2N worst class %",
+                                    "worst_min": "min %", "worst_max": "max %"})
+    publish.show_markdown(publish.markdown_table(counts.set_index(["curve", "rule", "d"]),
+                                                 "CDB-W runs whose worst class collapses (below half of EL2N's), by rule",
+                                                 decimals=1))
+
+# %% [markdown]
+# ```{glue:figure} cdbw-rules
+# :name: cdbw-rules
+# :alt: Worst-class accuracy of EL2N+CDB-W and CDB-W+EL2N under both CDB-W rules
+#
+# Worst-class test accuracy against density $d$ of EL2N, EL2N+CDB-W and CDB-W+EL2N with our CDB-W
+# rule and with the authors' rule (same seeds; lines: mean, bands: min/max over seeds); dotted:
+# CDB-W on the full dataset under each rule, dashed black: the full dataset. Not a figure of the
+# paper: the measurement behind the EL2N+CDB-W curve of {numref}`paper-figure-7`.
+# ```
+#
+# ```{glue:md} cdbw-rules-source
+# :format: myst
+# ```
+
+# %% [markdown]
+# ## Class weights and recalls, epoch by epoch, under both rules
+#
+# Each CDB-W run records the validation recalls after every epoch of its CDB-W training(s)
+# (`cdbw_val_recalls_per_epoch`; CDB-W+EL2N's query runs: `query_cdbw_val_recalls_per_epoch`, in
+# rows computed since that column exists), so the weights each epoch used are recomputed exactly
+# (`dropkit.cdbw_rules.class_histories`). Below, EL2N+CDB-W's final training at the reference
+# density for one seed (the smallest), both rules: the weight of each class during each epoch, and
+# each class's validation recall after it. Then, over all seeds, how much the weights and recalls
+# move between epochs (`dropkit.cdbw_rules.oscillation`).
+
+# %% tags=["hide-input"]
+histories = cdbw_rules.class_histories(frame, at)
+final = histories[(histories["curve"] == "EL2N+CDB-W") & (histories["training"] == "final")]
+if authors_rows.empty or final.empty or set(final["rule"]) < set(RULES):
+    publish.show_markdown("*These rows do not record both rules' CDB-W recalls at the reference density.*")
+else:
+    names = list(frame["class_names"].iloc[0])
+    seed = int(final["seed"].min())
+    shown = final[final["seed"] == seed]
+    palette = plt.get_cmap("tab10")
+    fig, axes = plt.subplots(2, 2, figsize=(9, 5.6), sharex=True, layout="constrained")
+    for r, (rule, rule_name) in enumerate({"paper": "our", "authors": "authors'"}.items()):
+        rows = shown[shown["rule"] == rule]
+        for k, class_rows in rows.groupby("class"):
+            axes[r, 0].plot(class_rows["epoch"], class_rows["weight"], marker=".", color=palette(k), label=names[k])
+            axes[r, 1].plot(class_rows["epoch"], 100 * class_rows["val_recall"], marker=".", color=palette(k))
+        axes[r, 0].set(ylabel=f"class weight ({rule_name} rule)")
+        axes[r, 1].set(ylabel="validation recall (%)")
+        axes[r, 0].set_title(f"{rule_name} rule: weight during the epoch", fontsize=11)
+        axes[r, 1].set_title(f"{rule_name} rule: recall after the epoch", fontsize=11)
+    for ax in axes[1]:
+        ax.set_xlabel("epoch")
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncol=5, fontsize=10)
+    publish.publish_figure("cdbw-class-histories", fig, chapter=CHAPTER, profile=profile,
+                           data=shown[["rule", "class", "epoch", "weight", "val_recall"]].assign(
+                               class_name=lambda t: [names[k] for k in t["class"]]))
+    moves = cdbw_rules.oscillation(histories)
+    moves = moves.assign(training=moves["training"].str.replace(r"query run \d+", "query runs", regex=True),
+                         rule=moves["rule"].map(RULES), changes=moves["worst_class_changes"],
+                         pairs=moves["epochs"] - 1)
+    summary = moves.groupby(["curve", "rule", "training"]).agg(
+        runs=("seed", "size"), changes=("changes", "sum"), pairs=("pairs", "sum"),
+        lowest_recall=("lowest_recall_min", "min"), swing=("recall_swing_max", "max"),
+        weight_ratio=("weight_ratio_max", "max"))
+    summary = summary.assign(lowest_recall=100 * summary["lowest_recall"], swing=100 * summary["swing"])
+    summary.columns = ["runs", "worst-class changes", "epoch pairs", "lowest recall %",
+                       "largest recall swing (pp)", "largest weight / mean weight"]
+    pairs = cdbw_rules.rule_pairs(frame)
+    revisions = {rule: sorted({str(r)[:7] for r in frame.loc[(frame["label"] == label), "git_revision"]})
+                 for rule, label in (("paper", "EL2N+CDB-W"), ("authors", "EL2N+CDB-W" + AUTHORS))}
+    publish.show_markdown(
+        publish.markdown_table(summary, f"How CDB-W's weights move at $d = {at:g}$, all seeds", decimals=1),
+        f"How alike the two rules' EL2N+CDB-W runs of one seed started: the same kept class counts in "
+        f"{int(pairs['same_counts'].sum())} of {len(pairs)} (density, seed) pairs (one class's count differs by up "
+        f"to {pairs['count_diff_max'].max()} samples); after the unweighted epoch 0 one class's validation recall "
+        f"differs by up to {100 * pairs['first_epoch_diff_max'].max():.1f} pp. Our rule's rows come from "
+        f"revision(s) {', '.join(revisions['paper'])}, the authors' from {', '.join(revisions['authors'])}: "
+        f"computed on different machines (see `results/default/README.md`), whose query models rounded "
+        f"differently, so the rules' runs of one seed differ before any weight acts.")
+
+# %% [markdown]
+# ```{glue:figure} cdbw-class-histories
+# :name: cdbw-class-histories
+# :alt: Per-epoch class weights and validation recalls of EL2N+CDB-W under both rules
+#
+# EL2N+CDB-W at the reference density, one seed, our rule (top) and the authors' (bottom): left,
+# each class's CDB-W weight during each epoch (epoch 0 unweighted); right, its validation recall
+# after the epoch, which sets the next epoch's weight. MLP on Fashion-MNIST, 10 epochs. Not a
+# figure of the paper.
+# ```
+#
+# ```{glue:md} cdbw-class-histories-source
+# :format: myst
+# ```
+
+# %% [markdown]
+# ### What causes the collapse
+#
+# Computed from the rows above (`dropkit.cdbw_rules.collapse_finding`): the collapse counts under
+# both rules and how the weights moved. The two rules' rows come from different machines (see
+# above), so a difference between their counts may be the machine's rather than the rule's. The
+# book's-rule EL2N+CDB-W runs at $d = 0.3$ and $0.5$ were therefore also recomputed on the machine
+# of the authors'-rule rows (`results/reruns/<profile>/runs`, not part of the figures above;
+# `results/default/README.md`, "The authors' CDB-W rule"), compared by
+# `dropkit.cdbw_rules.same_machine_finding`.
+
+# %% tags=["hide-input"]
+from pathlib import Path
+
+from dropkit.store import ResultStore
+
+if not authors_rows.empty:
+    try:
+        publish.show_markdown(cdbw_rules.collapse_finding(frame, at))
+    except ValueError as error:
+        publish.show_markdown(f"*{error}*")
+    recomputed = ResultStore(Path(results_dir) / "reruns", results.profile.name).frame()
+    if recomputed.empty:
+        publish.show_markdown(f"*No recomputed rows in {Path(results_dir) / 'reruns'}.*")
+    else:
+        try:
+            publish.show_markdown(cdbw_rules.same_machine_finding(frame, recomputed))
+        except ValueError as error:
+            publish.show_markdown(f"*{error}*")
 
 # %% [markdown]
 # ## What we see

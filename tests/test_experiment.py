@@ -710,3 +710,28 @@ def test_cdbw_rows_record_the_recalls_behind_the_weights():
     row = run(tiny("none", cdbw=True, cdbw_weights="paper"))
     assert np.asarray(row["cdbw_val_recalls_per_epoch"]).shape == (2, 2)
     assert "cdbw_val_recalls_per_epoch" not in run(tiny("none"))
+
+
+def test_cdbw_query_rows_record_each_query_runs_recalls_and_the_cache_keeps_them(tmp_path):
+    store = ResultStore(tmp_path, "smoke")
+    spec = tiny("strategy", 0.5, method="el2n", query_cdbw=True, cdbw_weights="authors",
+                query_epochs=2, query_seeds=2)
+    row = run(spec, store)
+    history = np.asarray(row["query_cdbw_val_recalls_per_epoch"])
+    assert history.shape == (2, 2, 2)  # query runs x epochs x classes
+    np.testing.assert_allclose(history[:, -1].mean(axis=0), row["query_val_recalls"], rtol=1e-12)
+    assert store.load_scores(spec.query_key)["cdbw_val_recalls_per_epoch"].shape == (2, 2, 2)
+    again = run(dataclasses.replace(spec, density=0.4), store)  # from the cached query outputs
+    assert again["query_cdbw_val_recalls_per_epoch"] == row["query_cdbw_val_recalls_per_epoch"]
+    assert "query_cdbw_val_recalls_per_epoch" not in run(dataclasses.replace(spec, query_cdbw=False), store)
+
+
+def test_the_authors_cdbw_rule_is_a_new_key_and_leaves_every_other_key_alone():
+    cdbw = dataclasses.replace(BASE, cdbw=True, cdbw_weights="paper")
+    authors = dataclasses.replace(cdbw, cdbw_weights="authors")
+    assert authors.cache_key not in {cdbw.cache_key, BASE.cache_key}
+    assert authors._key_fields()["cdbw_weights"] == "authors"
+    # a run without CDB-W never keys its rule, whichever it names
+    assert dataclasses.replace(BASE, cdbw_weights="authors").cache_key == BASE.cache_key
+    query_cdbw = dataclasses.replace(BASE, query_cdbw=True, cdbw_weights="paper")
+    assert dataclasses.replace(query_cdbw, cdbw_weights="authors").query_key != query_cdbw.query_key

@@ -480,6 +480,12 @@ def test_tradeoff_table_and_zoom_window(frame):
     (dict(protocol="strategy+drop", method="el2n", drop_over="groups"), "EL2N+DRoP (group quotas)"),
     (dict(protocol="random+drop", method="el2n"), "Random+DRoP"),
     (dict(protocol="strategy", method="el2n", quota_rule="counts"), "EL2N"),  # no quotas: no rule
+    (dict(protocol="none", cdbw=True, cdbw_weights="authors"), "CDB-W (full dataset, authors' rule)"),
+    (dict(protocol="strategy", method="el2n", cdbw=True, cdbw_weights="authors"), "EL2N+CDB-W (authors' rule)"),
+    (dict(protocol="strategy", method="el2n", query_cdbw=True, cdbw_weights="authors"),
+     "CDB-W+EL2N (authors' rule)"),
+    (dict(protocol="strategy", method="el2n", cdbw=True, cdbw_weights="floored"), "EL2N+CDB-W"),
+    (dict(protocol="strategy", method="el2n", cdbw_weights="authors"), "EL2N"),  # no CDB-W: no rule
 ])
 def test_curve_label_names_the_variants(kwargs, label):
     assert curves.curve_label(**kwargs) == label

@@ -142,9 +142,14 @@ def test_default_drop_evaluation_specs():
 
 def test_cdbw_imbalanced_waterbirds_and_ablation_sets():
     cdbw = experiment_specs("smoke", "cdbw")
-    assert sum(s.protocol == "none" and s.cdbw for s in cdbw) == 1
-    assert sum(s.protocol == "strategy" and s.cdbw for s in cdbw) == 2
-    assert sum(s.protocol == "strategy" and s.query_cdbw for s in cdbw) == 2
+    # each CDB-W run twice: with the profile's weight rule ("paper") and the authors'
+    for rule in ("paper", "authors"):
+        ruled = [s for s in cdbw if s.cdbw_weights == rule]
+        assert sum(s.protocol == "none" and s.cdbw for s in ruled) == 1
+        assert sum(s.protocol == "strategy" and s.cdbw for s in ruled) == 2
+        assert sum(s.protocol == "strategy" and s.query_cdbw for s in ruled) == 2
+    assert {s.cdbw_weights for s in cdbw if s.cdbw or s.query_cdbw} == {"paper", "authors"}
+    assert len(experiment_specs("default", "cdbw")) == 5 * (3 + 7 * 5)  # seeds x (3 full + 7 protocols x 5 d)
     # CDB-W's first epoch is unweighted: the cdbw set's query models train >= 2 epochs, all alike,
     # unless the setup's own query length is longer (paper: 16) or the caller overrides it.
     for profile, expected in (("smoke", 2), ("default", 2), ("paper", 16)):

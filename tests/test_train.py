@@ -11,12 +11,13 @@ import itertools
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from dropkit import train as train_module
 from dropkit.data import DataSplits, FolderSplits, load_dataset
 from dropkit.models import build_model
 from dropkit.train import (
-    CDBW_MIN_WEIGHT, TrainConfig, augment_batch, cdbw_class_weights, embeddings, epoch_batches,
+    CDBW_MIN_WEIGHT, TrainConfig, augment_batch, cdbw_batch_loss, cdbw_class_weights, embeddings, epoch_batches,
     learning_rate, predict_logits, prefix_mismatch, train, training_steps,
 )
 from dropkit.train.__main__ import main, paper_drop_epochs
@@ -124,6 +125,64 @@ def test_cdbw_paper_weights_are_drop_proportions():
         cdbw_class_weights([0.5, 0.5], "paper")
     with pytest.raises(ValueError, match="rule"):
         cdbw_class_weights([0.5, 0.5], "other")
+
+
+def test_cdbw_authors_weights_are_one_minus_recall_without_floor_or_normaliser():
+    # the authors' trainer.py: weights[k] = 1 - recall_k, nothing else
+    weights = cdbw_class_weights([0.5, 0.75, 1.0, 0.0], "authors", [100, 300, 600, 1])
+    np.testing.assert_array_equal(weights, [0.5, 0.25, 0.0, 1.0])
+    np.testing.assert_array_equal(cdbw_class_weights([1.0, 1.0], "authors"), [0.0, 0.0])  # no floor
+    np.testing.assert_array_equal(cdbw_class_weights([np.nan, 0.9], "authors"), [1.0, 1.0 - 0.9])
+
+
+def _authors_batch(seed=0, batch=96, classes=5):
+    generator = torch.Generator().manual_seed(seed)
+    logits = (3 * torch.randn(batch, classes, generator=generator)).requires_grad_()
+    labels = torch.randint(0, classes, (batch,), generator=generator)
+    return logits, labels
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_cdbw_authors_loss_is_torchs_weighted_cross_entropy_bit_for_bit(seed):
+    logits, labels = _authors_batch(seed)
+    weights = torch.tensor([0.5, 0.0, 0.9, 0.02, 0.3])
+    losses = F.cross_entropy(logits, labels, reduction="none")
+    loss = cdbw_batch_loss(logits, labels, losses, weights, "authors")
+    expected = F.cross_entropy(logits, labels, weight=weights)
+    assert torch.equal(loss, expected)
+    # = sum_i w_{y_i} l_i / sum_i w_{y_i} (up to float32 summation order), not mean_i w_{y_i} l_i
+    w = weights[labels].double()
+    ratio = (losses.double() * w).sum() / w.sum()
+    assert loss.item() == pytest.approx(ratio.item(), rel=1e-6)
+    assert loss.item() != pytest.approx((losses * weights[labels]).mean().item(), rel=1e-3)
+    (gradient,) = torch.autograd.grad(loss, logits)
+    (expected_gradient,) = torch.autograd.grad(F.cross_entropy(logits, labels, weight=weights), logits)
+    assert torch.equal(gradient, expected_gradient)
+    # the other rules keep the plain mean of the weighted losses
+    assert torch.equal(cdbw_batch_loss(logits, labels, losses, weights, "paper"), (losses * weights[labels]).mean())
+
+
+def test_cdbw_authors_loss_of_a_batch_that_weighs_zero_is_zero_not_nan():
+    logits, labels = _authors_batch(batch=8)
+    labels = torch.full((8,), 2)
+    weights = torch.tensor([1.0, 1.0, 0.0, 1.0, 1.0])  # the batch's only class is at recall 1
+    assert torch.isnan(F.cross_entropy(logits, labels, weight=weights))  # what torch does: 0/0
+    losses = F.cross_entropy(logits, labels, reduction="none")
+    loss = cdbw_batch_loss(logits, labels, losses, weights, "authors")
+    (gradient,) = torch.autograd.grad(loss, logits)
+    assert loss.item() == 0.0 and torch.equal(gradient, torch.zeros_like(logits))
+    with pytest.raises(ValueError, match="rule"):
+        cdbw_batch_loss(logits, labels, losses, weights, "other")
+
+
+def test_cdbw_authors_training_steps_on_torchs_weighted_loss(gaussian):
+    config = TrainConfig(epochs=3, batch_size=32, cdbw=True, cdbw_weights="authors")
+    authors = train(gaussian, "linear", config, progress=False)
+    paper = train(gaussian, "linear", dataclasses.replace(config, cdbw_weights="paper"), progress=False)
+    # epoch 0 is unweighted under every rule; then the batch-normalised loss trains differently
+    np.testing.assert_array_equal(authors.val_recalls_per_epoch[0], paper.val_recalls_per_epoch[0])
+    assert not torch.equal(authors.model.classifier.weight, paper.model.classifier.weight)
+    assert np.all(np.isfinite(authors.history["train_loss"]))
 
 
 def test_last_epoch_fraction_trains_part_of_the_last_epoch(bands):

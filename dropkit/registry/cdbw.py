@@ -1,12 +1,15 @@
 """Chapter 04: the claims of Section 4's "A DRO baseline" (CDB-W), Figure 7.
 
-CDB-W's rows come in two weighting rules (chapter 04): the scorecard reads those of
-``Context.cdbw_rule`` (:func:`cdbw_label`)."""
+CDB-W's rows come in two weighting rules (chapter 04): ours, ``w_k = (1 - r_k)/Z`` as the paper's
+text describes it, and the authors' code's, ``w_k = 1 - r_k`` in a per-batch weighted mean. The
+scorecard reads those of ``Context.cdbw_rule`` (:func:`cdbw_label`):
+:func:`dropkit.scorecard.book_scorecard` takes the authors' rule wherever its rows exist, since the
+paper's Figure 7 numbers were computed with the authors' code."""
 
 from __future__ import annotations
 
 from dropkit.claims import AllOf, Equivalence, Evidence, NonInferiority, Superiority
-from dropkit.curves import CDBW_FULL_DATASET
+from dropkit.curves import CDBW_AUTHORS_FULL_DATASET, CDBW_AUTHORS_SUFFIX, CDBW_FULL_DATASET
 from dropkit.registry.claim import Claim
 from dropkit.registry.measures import densities_of, difference, full, nearest, per_seed, seed_spread
 
@@ -17,7 +20,11 @@ _WHERE = "Section 4 (A DRO baseline), Figure 7"
 def cdbw_label(base: str, ctx) -> str:
     """The curve label of a CDB-W curve (``"EL2N+CDB-W"``, ``"CDB-W+EL2N"``, ``"CDB-W (full
     dataset)"``) under the context's weighting rule."""
-    return base if ctx.cdbw_rule == "paper" else f"{base} [{ctx.cdbw_rule}]"
+    if ctx.cdbw_rule == "paper":
+        return base
+    if ctx.cdbw_rule != "authors":
+        raise ValueError(f"cdbw_rule={ctx.cdbw_rule!r} is not 'paper' or 'authors'")
+    return CDBW_AUTHORS_FULL_DATASET if base == CDBW_FULL_DATASET else base + CDBW_AUTHORS_SUFFIX
 
 
 def _full_gain(frame, ctx):

@@ -62,8 +62,9 @@ from dropkit.models import MODELS, build_model
 from dropkit.train.batches import (MAX_SHIFT, InMemoryTrainSet, StreamingTrainSet, augment_batch,
                                    check_train_indices, default_loader_workers, epoch_batches,
                                    eval_batches)
-from dropkit.train.config import (CDBW_MIN_WEIGHT, CDBW_WEIGHT_RULES, PREFIX_FREE_FIELDS, TrainConfig, TrainResult,
-                                  cdbw_class_weights, default_cuda_graphs, is_cuda, last_epoch_batches,
+from dropkit.train.config import (CDBW_BATCH_NORMALISED_RULES, CDBW_MIN_WEIGHT, CDBW_WEIGHT_RULES,
+                                  PREFIX_FREE_FIELDS, TrainConfig, TrainResult, cdbw_batch_loss, cdbw_class_weights,
+                                  default_cuda_graphs, is_cuda, last_epoch_batches,
                                   learning_rate, prefix_mismatch, training_steps)
 from dropkit.train.inference import EVAL_BATCH_SIZE, Normalizer, embeddings, map_batches, predict_logits
 from dropkit.train.step import GraphedStep, TrainStep
@@ -72,8 +73,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from dropkit.data import DataSplits
 
 __all__ = [
-    "CDBW_MIN_WEIGHT", "CDBW_WEIGHT_RULES", "EVAL_BATCH_SIZE", "MAX_SHIFT", "Normalizer", "TrainConfig", "TrainResult",
-    "augment_batch", "cdbw_class_weights", "default_cuda_graphs", "default_loader_workers",
+    "CDBW_BATCH_NORMALISED_RULES", "CDBW_MIN_WEIGHT", "CDBW_WEIGHT_RULES", "EVAL_BATCH_SIZE", "MAX_SHIFT", "Normalizer", "TrainConfig", "TrainResult",
+    "augment_batch", "cdbw_batch_loss", "cdbw_class_weights", "default_cuda_graphs", "default_loader_workers",
     "embeddings", "epoch_batches", "is_cuda", "last_epoch_batches", "learning_rate", "predict_logits",
     "prefix_mismatch", "PREFIX_FREE_FIELDS", "train", "training_steps",
 ]

@@ -16,7 +16,10 @@ from torch import nn
 
 CDBW_MIN_WEIGHT = 1e-3        # floor on 1 - r_k before renormalisation: no class ever weighs 0
 #: CDB-W weight rules of :func:`cdbw_class_weights`.
-CDBW_WEIGHT_RULES: tuple[str, ...] = ("floored", "paper")
+CDBW_WEIGHT_RULES: tuple[str, ...] = ("floored", "paper", "authors")
+#: The CDB-W rules whose loss is each batch's weighted mean, ``sum_i w_{y_i} l_i / sum_i w_{y_i}``
+#: (``F.cross_entropy(..., weight=w)``), instead of ``mean_i w_{y_i} l_i``: see :func:`cdbw_batch_loss`.
+CDBW_BATCH_NORMALISED_RULES: tuple[str, ...] = ("authors",)
 
 
 @dataclass(frozen=True)
@@ -221,6 +224,10 @@ def cdbw_class_weights(val_recalls: Sequence[float] | np.ndarray, rule: str = "f
       ``Z = sum_k (1 - r_k) N_k / N``: ``w_k = (1 - r_k) / Z`` over the trained-on class sizes
       ``class_sizes`` ``[K]`` (``N_k``), so the mean weight per training sample is 1. A class at
       recall 1 weighs 0; if every present class is at recall 1 (``Z = 0``) all weights are 1.
+    * ``rule="authors"``: the authors' public code (``avysogorets/fair-data-pruning``,
+      ``trainer.py``): ``w_k = 1 - r_k``, no floor and no normalisation (``class_sizes`` is not
+      used); a class at recall 1 weighs 0. The training divides each batch's weighted loss by the
+      batch's weight sum (:func:`cdbw_batch_loss`), which is where the scale is set.
     """
     recalls = np.asarray(val_recalls, dtype=np.float64)
     if recalls.ndim != 1 or recalls.size == 0:
@@ -232,6 +239,8 @@ def cdbw_class_weights(val_recalls: Sequence[float] | np.ndarray, rule: str = "f
     if rule == "floored":
         weights = np.maximum(errors, CDBW_MIN_WEIGHT)
         return weights / weights.mean()
+    if rule == "authors":
+        return errors
     if rule != "paper":
         raise ValueError(f"rule={rule!r} is not one of {CDBW_WEIGHT_RULES}")
     if class_sizes is None:
@@ -241,3 +250,31 @@ def cdbw_class_weights(val_recalls: Sequence[float] | np.ndarray, rule: str = "f
         raise ValueError(f"class_sizes must be {recalls.shape} non-negative counts, not all 0")
     z = float((errors * sizes).sum() / sizes.sum())
     return errors / z if z > 0 else np.ones_like(errors)
+
+
+def cdbw_batch_loss(logits: torch.Tensor, labels: torch.Tensor, losses: torch.Tensor,
+                    class_weights: torch.Tensor, rule: str = "floored") -> torch.Tensor:
+    """The CDB-W loss of one batch (a 0-d tensor): ``logits`` ``[B, K]``, ``labels`` ``[B]``
+    (int64), ``losses`` ``[B]`` the samples' cross-entropies ``l_i`` (nats,
+    ``F.cross_entropy(logits, labels, reduction="none")``), ``class_weights`` ``[K]`` (from
+    :func:`cdbw_class_weights` under ``rule``).
+
+    * ``"floored"``, ``"paper"``: ``mean_i w_{y_i} l_i`` (the weights carry the normalisation).
+    * ``"authors"`` (:data:`CDBW_BATCH_NORMALISED_RULES`): the batch's weighted mean
+      ``sum_i w_{y_i} l_i / sum_i w_{y_i}``, computed as ``F.cross_entropy(logits, labels,
+      weight=class_weights)`` with the default mean reduction, bit for bit what the authors'
+      ``trainer.py`` computes. Edge case: a batch whose samples all weigh 0 (every class in it at
+      validation recall 1). There torch returns 0/0 = NaN, with NaN gradients that the optimiser
+      step would write into every parameter; here such a batch's loss is 0 with zero gradients
+      (the SGD step that follows still applies momentum and weight decay). Decided on the device,
+      with no host synchronisation, so the step stays capturable as a CUDA graph.
+    """
+    import torch.nn.functional as F
+
+    if rule not in CDBW_WEIGHT_RULES:
+        raise ValueError(f"rule={rule!r} is not one of {CDBW_WEIGHT_RULES}")
+    if rule not in CDBW_BATCH_NORMALISED_RULES:
+        return (losses * class_weights[labels]).mean()
+    weighed = class_weights[labels].sum() > 0
+    safe = torch.where(weighed, class_weights, torch.ones_like(class_weights))
+    return F.cross_entropy(logits, labels, weight=safe) * weighed

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dropkit.train.config import TrainConfig, is_cuda
+from dropkit.train.config import TrainConfig, cdbw_batch_loss, is_cuda
 from dropkit.train.inference import Normalizer, bf16_autocast
 
 
@@ -26,6 +26,7 @@ class TrainStep:
                  config: TrainConfig, num_classes: int, n: int, max_batch: int, device: torch.device):
         self.network, self.optimizer, self.normalizer = network, optimizer, normalizer
         self.device, self.bf16, self.cdbw = device, config.bf16, config.cdbw
+        self.cdbw_rule = config.cdbw_weights
         self.class_weights = torch.ones(num_classes, device=device)
         self.loss_sum = torch.zeros((), device=device)
         self.hit_sum = torch.zeros((), dtype=torch.int64, device=device)
@@ -44,7 +45,8 @@ class TrainStep:
             logits = self.network(self.normalizer(xb))
         logits = logits.float()
         losses = F.cross_entropy(logits, yb, reduction="none")
-        loss = (losses * self.class_weights[yb]).mean() if self.cdbw else losses.mean()
+        loss = (cdbw_batch_loss(logits, yb, losses, self.class_weights, self.cdbw_rule) if self.cdbw
+                else losses.mean())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
