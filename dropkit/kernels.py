@@ -1,5 +1,7 @@
 """The CPU kernels a run computes with: what a result row records about them, and the pinned
-kernels with which every x86-64 machine computes the shipped rows' numbers bit for bit.
+kernels with which an x86-64 machine computes the shipped rows' numbers bit for bit (shown on the
+AMD EPYC that computed them and on an Intel Xeon with AVX-512 and AMX; expected on others with
+AVX2).
 
 Two libraries inside PyTorch pick their CPU code by the processor, and both change the last bits
 of a training (so a recall's last digit, or a near-tied class count):
@@ -10,13 +12,13 @@ of a training (so a recall's last digit, or a near-tied class count):
   on an Intel processor it runs Intel's code paths, on an AMD Zen processor its Zen path. On
   an Intel processor no MKL setting selects the Zen path (``MKL_CBWR=AVX2``,
   ``MKL_CBWR=COMPATIBLE``, ``MKL_ENABLE_INSTRUCTIONS=AVX2`` give Intel paths whose sums round
-  differently; measured in session 11, issue 26, see ``results/default/README.md``). A tiny
+  differently; measured for issue 26, see ``results/default/README.md``). A tiny
   preloaded library (``mkl_amd_path.c``, compiled on first use with the system's C compiler)
   answers MKL's vendor checks as an AMD Zen processor does, so MKL runs its Zen path there too.
 
 The shipped rows were computed on an AMD EPYC with ATen's AVX2 kernels (MKL's Zen path, natively).
-:func:`pinned_environment` gives a child process exactly those kernels on any x86-64 processor
-with AVX2 (Intel or AMD): ``ATEN_CPU_CAPABILITY=avx2`` and the preloaded library. Both must be
+:func:`pinned_environment` gives a child process those kernels on an x86-64 processor with
+AVX2 (Intel or AMD): ``ATEN_CPU_CAPABILITY=avx2`` and the preloaded library. Both must be
 in place before the process starts (the dynamic linker reads ``LD_PRELOAD`` at start-up), so a
 pin applies to new processes (the sweep's workers and Slurm jobs, :func:`pinned_new_processes`;
 the tests' re-runs), never to the current one. To start any command pinned (a one-worker sweep,
@@ -25,7 +27,7 @@ which runs in its own process, or ``make book``)::
     python -m dropkit.kernels                      # this process's kernels, and a pinned one's
     python -m dropkit.kernels dropkit sweep --profile default --workers 1 ...
 
-Not ISA settings, found not to change a row (session 11): oneDNN's ``ONEDNN_MAX_CPU_ISA``,
+Settings found not to change a row (issue 26): oneDNN's ``ONEDNN_MAX_CPU_ISA``,
 ``torch.backends.mkldnn.enabled``, numpy's ``NPY_DISABLE_CPU_FEATURES`` (AVX-512 off), glibc's
 ``GLIBC_TUNABLES=glibc.cpu.hwcaps`` (AVX-512 off); they are recorded anyway when set.
 """
@@ -58,7 +60,10 @@ KERNEL_ENVIRONMENT = (
     "NPY_ENABLE_CPU_FEATURES", "GLIBC_TUNABLES", "LD_PRELOAD",
 )
 #: The processor flags (``/proc/cpuinfo``) that decide which kernels the libraries can pick.
-ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile")
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_bf16", "avx512_fp16",
+             "amx_tile")
+#: The flags of oneDNN's ``avx512_core`` kernels (its convolutions' fp32 code on such processors).
+AVX512_CORE = ("avx512f", "avx512bw", "avx512vl", "avx512dq")
 
 
 def cpu_description(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> dict[str, object]:
@@ -117,22 +122,40 @@ def kernel_environment(environ: Mapping[str, str] | None = None) -> dict[str, st
     return found
 
 
+def onednn_isa(flags: list[str] | None, environ: Mapping[str, str] | None = None) -> str | None:
+    """The instruction set of oneDNN's fp32 kernels (PyTorch's convolutions): ``"avx512_core"``
+    where the processor has :data:`AVX512_CORE` (also with AMX or BF16: a Xeon with AMX runs
+    ``brg_conv_fwd:avx512_core`` for fp32), else ``"avx2"`` or ``"other"``, lowered to
+    ``ONEDNN_MAX_CPU_ISA`` (or ``DNNL_MAX_CPU_ISA``) where that names AVX2 or older; None for
+    unknown ``flags``. The CNN's rows depend on it (a shipped CNN row re-run with
+    ``ONEDNN_MAX_CPU_ISA=AVX2`` on the pinned kernels differs); the MLP's do not."""
+    if flags is None:
+        return None
+    environ = os.environ if environ is None else environ
+    isa = "avx512_core" if all(flag in flags for flag in AVX512_CORE) else "avx2" if "avx2" in flags else "other"
+    limit = (environ.get("ONEDNN_MAX_CPU_ISA") or environ.get("DNNL_MAX_CPU_ISA") or "").lower()
+    if limit and not limit.startswith(("avx512", "avx10", "all")) and isa != "other":
+        isa = "avx2" if limit.startswith("avx2") else "other"
+    return isa
+
+
 def kernel_provenance() -> dict[str, object]:
     """What a result row records about the kernels that computed it: :func:`cpu_description`'s
-    fields, ``cpu_capability`` (ATen's), ``mkl_code_path`` and ``kernel_environment`` (the
-    :data:`KERNEL_ENVIRONMENT` variables set)."""
+    fields, ``cpu_capability`` (ATen's), ``mkl_code_path``, ``onednn_isa`` and
+    ``kernel_environment`` (the :data:`KERNEL_ENVIRONMENT` variables set)."""
     import torch
 
-    return {**cpu_description(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "mkl_code_path": mkl_code_path(), "kernel_environment": kernel_environment()}
+    cpu = cpu_description()
+    return {**cpu, "cpu_capability": torch.backends.cpu.get_cpu_capability(), "mkl_code_path": mkl_code_path(),
+            "onednn_isa": onednn_isa(cpu["cpu_flags"]), "kernel_environment": kernel_environment()}
 
 
 def same_kernels(row: Mapping[str, object], other: Mapping[str, object]) -> bool:
-    """Whether two rows were computed with the same kernels (ATen capability and MKL code
-    path): then a re-run gives the same numbers bit for bit, whichever x86-64 processor (Intel
-    or AMD) ran either (checked in ``tests/test_shipped_results.py``)."""
+    """Whether two rows were computed with the same kernels (ATen's capability, MKL's code
+    path, oneDNN's instruction set): then a re-run gives the same numbers bit for bit, whichever
+    x86-64 processor (Intel or AMD) ran either (checked in ``tests/test_shipped_results.py``)."""
     return all(row.get(name) is not None and row.get(name) == other.get(name)
-               for name in ("cpu_capability", "mkl_code_path"))
+               for name in ("cpu_capability", "mkl_code_path", "onednn_isa"))
 
 
 def _cache_dir() -> Path:

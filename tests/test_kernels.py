@@ -5,7 +5,9 @@ That the pin reproduces shipped rows bit for bit is checked by the re-runs of
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -37,7 +39,7 @@ def test_cpu_description_reads_the_first_processor(tmp_path):
     (tmp_path / "cpuinfo").write_text(CPUINFO)
     assert kernels.cpu_description(tmp_path / "cpuinfo") == {
         "cpu_vendor": "AuthenticAMD", "cpu_model": "AMD EPYC 9R14 96-Core Processor",
-        "cpu_flags": ["avx2", "fma", "avx512f"]}
+        "cpu_flags": ["avx2", "fma", "avx512f", "avx512bw"]}
     missing = kernels.cpu_description(tmp_path / "absent")
     assert missing["cpu_vendor"] is None and missing["cpu_flags"] is None
 
@@ -49,13 +51,25 @@ def test_kernel_environment_records_the_set_variables_and_preloads_by_name():
                                                    "LD_PRELOAD": "mkl_amd_path-0123.so libx.so"}
 
 
-def test_rows_have_the_same_kernels_when_capability_and_mkl_path_agree():
-    amd = {"cpu_model": "AMD EPYC", "cpu_capability": "AVX2", "mkl_code_path": "amd-zen"}
-    intel_pinned = {"cpu_model": "Intel(R) Xeon(R)", "cpu_capability": "AVX2", "mkl_code_path": "amd-zen"}
+def test_onednns_instruction_set_follows_the_flags_and_its_limit():
+    avx512 = ["avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq", "amx_tile"]
+    assert kernels.onednn_isa(avx512, {}) == "avx512_core"
+    assert kernels.onednn_isa(avx512[:3], {}) == "avx2"                            # AVX-512F alone is not enough
+    assert kernels.onednn_isa(["sse4_2"], {}) == "other" and kernels.onednn_isa(None, {}) is None
+    assert kernels.onednn_isa(avx512, {"ONEDNN_MAX_CPU_ISA": "AVX2"}) == "avx2"
+    assert kernels.onednn_isa(avx512, {"DNNL_MAX_CPU_ISA": "SSE41"}) == "other"
+    assert kernels.onednn_isa(avx512, {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX"}) == "avx512_core"
+    assert kernels.onednn_isa(["avx2"], {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}) == "avx2"
+
+
+def test_rows_have_the_same_kernels_when_capability_mkl_path_and_onednn_isa_agree():
+    amd = {"cpu_model": "AMD EPYC", "cpu_capability": "AVX2", "mkl_code_path": "amd-zen", "onednn_isa": "avx512_core"}
+    intel_pinned = {**amd, "cpu_model": "Intel(R) Xeon(R)"}
     assert kernels.same_kernels(amd, intel_pinned)
     assert not kernels.same_kernels(amd, {**intel_pinned, "mkl_code_path": "intel"})
     assert not kernels.same_kernels(amd, {**intel_pinned, "cpu_capability": "AVX512"})
-    assert not kernels.same_kernels({"cpu_capability": "AVX2"}, {"cpu_capability": "AVX2"})  # path unknown
+    assert not kernels.same_kernels(amd, {**intel_pinned, "onednn_isa": "avx2"})
+    assert not kernels.same_kernels({"cpu_capability": "AVX2"}, {"cpu_capability": "AVX2"})  # paths unknown
 
 
 def test_this_process_reports_mkls_own_code_path_for_its_vendor():
@@ -99,8 +113,7 @@ def test_backfill_fills_only_missing_fields_marks_them_and_is_rerunnable(tmp_pat
     store = ResultStore(tmp_path, "default")
     old = _row(0, "2026-11-28T16:40:00+00:00")
     capable = _row(1, "2026-11-29T02:18:00+00:00", cpu_capability="AVX2")
-    current = _row(2, "2026-12-06T12:00:00+00:00", cpu_capability="AVX512", mkl_code_path="intel",
-                   cpu_vendor="GenuineIntel")
+    current = _row(2, "2026-12-06T12:00:00+00:00", **{**machine_kernels(), "cpu_capability": "AVX512"})
     for row in (old, capable, current):
         store.write(row)
     report = backfill_kernels(store, SHIPPED_AMD_EPYC, "the README", dry_run=True)
@@ -136,7 +149,35 @@ def test_backfill_of_this_machines_rows_in_a_time_window(tmp_path, capsys):
     filled = store.read(today["cache_key"])
     machine = machine_kernels()
     assert filled["cpu_capability"] == "AVX512"                                  # its own, kept
-    assert {k: filled[k] for k in ("cpu_vendor", "cpu_model", "mkl_code_path")} == {
-        k: machine[k] for k in ("cpu_vendor", "cpu_model", "mkl_code_path")}
+    assert {k: filled[k] for k in ("cpu_vendor", "cpu_model", "mkl_code_path", "onednn_isa")} == {
+        k: machine[k] for k in ("cpu_vendor", "cpu_model", "mkl_code_path", "onednn_isa")}
     assert filled["kernel_environment"] is None                                  # not recorded
     assert "this-machine" in filled["provenance_backfilled"]["source"]
+
+
+def record_kernels(spec, store, *, data_root=None):
+    """A sweep's run function (importable by its workers) that stores only the kernels it ran on."""
+    store.write({**spec.to_dict(), "cache_key": spec.cache_key, **kernels.kernel_provenance()})
+
+
+def test_a_sweeps_worker_processes_compute_with_the_pinned_kernels_unless_told_not_to(tmp_path, monkeypatch):
+    from dropkit.sweep import sweep
+
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("a pool of 2 workers needs 2 cores")
+    before = {name: os.environ.get(name) for name in ("LD_PRELOAD", "ATEN_CPU_CAPABILITY")}
+    store = ResultStore(tmp_path, "smoke")
+    specs = [RunSpec("gaussian", "linear", "random", 0.5, seed=seed) for seed in range(4)]
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    with contextlib.nullcontext() if compiler else pytest.warns(RuntimeWarning, match="own CPU kernels"):
+        sweep(specs[:2], store, workers=2, run_function=record_kernels, progress=False)
+    pinned = [store.read(spec.cache_key) for spec in specs[:2]]
+    assert all(row["mkl_code_path"] == ("amd-zen" if compiler else kernels.mkl_code_path()) for row in pinned)
+    assert all(row["cpu_capability"] == ("AVX2" if compiler else torch.backends.cpu.get_cpu_capability())
+               for row in pinned)
+    assert {name: os.environ.get(name) for name in before} == before             # restored after the sweep
+    monkeypatch.setenv("DROPKIT_KERNELS", "native")
+    sweep(specs[2:], store, workers=2, run_function=record_kernels, progress=False)
+    native = [store.read(spec.cache_key) for spec in specs[2:]]
+    assert all(row["mkl_code_path"] == kernels.mkl_code_path() for row in native)
+    assert all(row["cpu_capability"] == torch.backends.cpu.get_cpu_capability() for row in native)
