@@ -3,8 +3,8 @@ kernels with which an x86-64 machine computes the shipped rows' numbers bit for 
 AMD EPYC that computed them and on an Intel Xeon with AVX-512 and AMX; expected on others with
 AVX2).
 
-Two libraries inside PyTorch pick their CPU code by the processor, and both change the last bits
-of a training (so a recall's last digit, or a near-tied class count):
+Three libraries inside PyTorch pick their CPU code by the processor, and each changes the last
+bits of a training (so a recall's last digit, or a near-tied class count):
 
 * **ATen** (PyTorch's own kernels) by instruction set: ``torch.backends.cpu.get_cpu_capability()``
   (``"AVX2"``, ``"AVX512"``), pinned by the environment variable ``ATEN_CPU_CAPABILITY=avx2``;
@@ -14,9 +14,13 @@ of a training (so a recall's last digit, or a near-tied class count):
   ``MKL_CBWR=COMPATIBLE``, ``MKL_ENABLE_INSTRUCTIONS=AVX2`` give Intel paths whose sums round
   differently; measured for issue 26, see ``results/default/README.md``). A tiny
   preloaded library (``mkl_amd_path.c``, compiled on first use with the system's C compiler)
-  answers MKL's vendor checks as an AMD Zen processor does, so MKL runs its Zen path there too.
+  answers MKL's vendor checks as an AMD Zen processor does, so MKL runs its Zen path there too;
+* **oneDNN** (the convolutions: the CNN's rows, not the MLP's) by instruction set:
+  :func:`onednn_isa`; its fp32 ``avx512_core`` kernels run on every processor with AVX-512
+  (F, BW, VL, DQ), AMX or not. A processor without AVX-512 cannot run them.
 
-The shipped rows were computed on an AMD EPYC with ATen's AVX2 kernels (MKL's Zen path, natively).
+The shipped rows were computed on an AMD EPYC with AVX-512, with ATen's AVX2 kernels (MKL's Zen
+path and oneDNN's avx512_core kernels, natively).
 :func:`pinned_environment` gives a child process those kernels on an x86-64 processor with
 AVX2 (Intel or AMD): ``ATEN_CPU_CAPABILITY=avx2`` and the preloaded library. Both must be
 in place before the process starts (the dynamic linker reads ``LD_PRELOAD`` at start-up), so a
@@ -27,9 +31,12 @@ which runs in its own process, or ``make book``)::
     python -m dropkit.kernels                      # this process's kernels, and a pinned one's
     python -m dropkit.kernels dropkit sweep --profile default --workers 1 ...
 
-Settings found not to change a row (issue 26): oneDNN's ``ONEDNN_MAX_CPU_ISA``,
+Settings found not to change an MLP row (issue 26): oneDNN's ``ONEDNN_MAX_CPU_ISA``,
 ``torch.backends.mkldnn.enabled``, numpy's ``NPY_DISABLE_CPU_FEATURES`` (AVX-512 off), glibc's
-``GLIBC_TUNABLES=glibc.cpu.hwcaps`` (AVX-512 off); they are recorded anyway when set.
+``GLIBC_TUNABLES=glibc.cpu.hwcaps`` (AVX-512 off); they are recorded anyway when set. The pin
+costs time on an Intel processor: the MLP's training step took about 2x as long pinned as with
+the machine's own AVX-512 kernels (one thread, a busy 2-core Xeon; ``DROPKIT_KERNELS=native``
+for the machine's own kernels).
 """
 
 from __future__ import annotations
@@ -246,7 +253,11 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m dropkit.kernels [COMMAND ...]``: run COMMAND with the pinned kernels (its exit
     status), or with no command print this process's kernels and a pinned process's."""
     argv = sys.argv[1:] if argv is None else argv
-    environ = pinned_environment()
+    try:
+        environ = pinned_environment()
+    except RuntimeError as error:
+        print(f"dropkit.kernels: {error}", file=sys.stderr)
+        return 1
     if argv:
         os.execvpe(argv[0], argv, environ)
     pinned = subprocess.run([sys.executable, "-c", "import json; from dropkit.kernels import kernel_provenance; "

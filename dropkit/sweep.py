@@ -287,7 +287,10 @@ def sweep(
     outcomes: dict[str, str] = {}  # cache key -> "ran", "found" or "busy" (see _run_task)
     cpu_before = _cpu_seconds()
     try:
-        with pinned_new_processes():  # workers and Slurm jobs compute with the shipped rows' kernels
+        # Worker processes and Slurm jobs compute with the shipped rows' kernels; a one-worker sweep
+        # runs here, where the pin cannot apply (and must not change what this process records).
+        starts_processes = executor == "slurm" or workers > 1
+        with pinned_new_processes() if starts_processes else contextlib.nullcontext():
             _run_tasks(tasks, report, outcomes, executor=executor, workers=workers, threads=threads,
                        progress=progress, slurm=slurm, store=store)
             busy = [task for task in tasks if outcomes.get(task.job.key) == "busy"]

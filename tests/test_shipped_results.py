@@ -8,10 +8,10 @@ methods from shared query trainings in ``tests/test_sweep_prefixes.py``).
 The shipped rows were computed on an AMD EPYC with ATen's AVX2 kernels and MKL's Zen code path;
 other kernels (ATen's AVX-512 ones, MKL's Intel paths) round some sums differently (a fresh run
 differs in the last digits of a recall, or in a class count of a near-tied selection). So the
-re-runs happen in a fresh interpreter with those kernels pinned (``dropkit.kernels``), with
-which any x86-64 processor with AVX2 computes the rows bit for bit, and are compared exactly
-where they computed with the row's kernels, otherwise within the measured cross-CPU tolerance
-(``tests/shipped_reproduction.py``)."""
+re-runs happen in a fresh interpreter with those kernels pinned (``dropkit.kernels``; with them
+an Intel Xeon with AVX-512 and AMX computes the rows bit for bit, as the AMD EPYC did), and are
+compared exactly where they computed with the row's kernels, otherwise within the measured
+cross-CPU tolerance (``tests/shipped_reproduction.py``)."""
 
 from __future__ import annotations
 
@@ -55,6 +55,8 @@ def check_kernels(row: dict) -> None:
     assert all(row.get(name) is not None for name in PROVENANCE) and "kernel_environment" in row, row["cache_key"]
     if row["finished_at"] < AMD_SWEEPS_ENDED:
         assert {name: row[name] for name in SHIPPED_KERNELS} == SHIPPED_KERNELS, row["cache_key"]
+
+
 _RERUN = """
 import json, sys
 import torch
