@@ -131,7 +131,9 @@ def write(path: Path, report: dict) -> None:
     machine that this report does not hold (so settings can be measured one at a time)."""
     if path.is_file():
         earlier = json.loads(path.read_text())
-        if earlier.get("labels") == report["labels"] and earlier.get("machine") == report["machine"]:
+        same_machine = {k: earlier.get("machine", {}).get(k) for k in ("cpu_vendor", "cpu_model")} == {
+            k: report["machine"][k] for k in ("cpu_vendor", "cpu_model")}
+        if earlier.get("labels") == report["labels"] and same_machine:
             report = {**report, "kernels": {**earlier["kernels"], **report["kernels"]}}
     path.write_text(json.dumps(report, indent=1) + "\n")
 
@@ -166,6 +168,7 @@ def main(argv=None) -> None:
         result = compare(fresh, stored, shipped_rows)
         result["provenance"] = {k: fresh[0].get(k) for k in ("cpu_vendor", "cpu_model", "cpu_flags", "cpu_capability",
                                                               "mkl_code_path", "kernel_environment", "torch_version")}
+        result["git_revision"] = report["git_revision"]
         result["wall_seconds"] = round(wall, 1)
         result["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         report["kernels"][setting] = result
