@@ -23,8 +23,14 @@ data:
 	  else echo "Fashion-MNIST missing: run 'sudo apt-get install dataset-fashion-mnist' or set DROPKIT_DATA"; fi; \
 	fi
 
-# Headless Chromium and its driver, for the tests that load the rendered book in a browser.
+# Headless Chromium and its driver, for the tests that load the rendered book in a browser; a C
+# compiler for the pinned CPU kernels (dropkit/kernels.py).
 system-deps: data
+	@if ! command -v cc >/dev/null && ! command -v gcc >/dev/null; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get install -y -q gcc || (apt-get update -q && apt-get install -y -q gcc)) >/dev/null; \
+	  else echo "no C compiler: rows are computed with this machine's own kernels (install gcc)"; fi; \
+	fi
 	@if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then \
 	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	    (apt-get install -y -q chromium chromium-driver || (apt-get update -q && apt-get install -y -q chromium chromium-driver)) >/dev/null; \

@@ -31,7 +31,8 @@ __all__ = ["PROVENANCE_FIELDS", "RekeyReport", "rekey_store"]
 #: Row fields that record how and when a run was computed, not what it found.
 PROVENANCE_FIELDS = frozenset({
     "cache_key", "seconds", "train_seconds", "finished_at", "git_revision", "device_name", "cpu_capability",
-    "dropkit_version", "torch_version", "numpy_version", "python_version",
+    "dropkit_version", "torch_version", "numpy_version", "python_version", "cpu_vendor", "cpu_model", "cpu_flags",
+    "mkl_code_path", "kernel_environment", "provenance_backfilled",
 })
 
 

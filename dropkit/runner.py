@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from dropkit import __version__
+from dropkit.kernels import kernel_provenance
 from dropkit.spec import RECALL_PROTOCOLS, SCORE_PROTOCOLS, RunSpec, query_seed
 from dropkit.store import ResultStore
 
@@ -350,8 +351,11 @@ def run(spec: RunSpec, store: ResultStore | None = None, *,
     versions, see :func:`dropkit.metrics.robustness_summary`), for group data
     ``test_group_recalls``, ``test_worst_group``…, ``group_counts`` ([G] kept per group) and
     ``query_val_group_recalls`` ([G], runs with a query model), ``final_epochs``, ``seconds`` (wall
-    time of the whole run, s), ``train_seconds``, ``device_name``, ``cpu_capability`` (the CPU
-    kernels torch used, e.g. ``"AVX2"``: other kernels may round sums differently),
+    time of the whole run, s), ``train_seconds``, ``device_name``, the processor and the kernels
+    that computed the run (:func:`dropkit.kernels.kernel_provenance`: ``cpu_vendor``,
+    ``cpu_model``, ``cpu_flags``, ``cpu_capability`` (ATen's kernels, e.g. ``"AVX2"``),
+    ``mkl_code_path`` (e.g. ``"amd-zen"``), ``kernel_environment``: other kernels round some
+    sums differently),
     ``dropkit_version``, ``torch_version``, ``numpy_version``, ``python_version``,
     ``git_revision``, ``finished_at`` (UTC ISO time).
     """
@@ -424,7 +428,7 @@ def run(spec: RunSpec, store: ResultStore | None = None, *,
         seconds=time.perf_counter() - started,
         train_seconds=float(result.seconds),
         device_name=_device_name(spec.device),
-        cpu_capability=torch.backends.cpu.get_cpu_capability(),
+        **kernel_provenance(),
         dropkit_version=__version__,
         torch_version=torch.__version__,
         numpy_version=np.__version__,

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from dropkit.cost import ModelFlops, final_passes, group_query_passes
+from dropkit.kernels import pinned_new_processes
 from dropkit.runner import load_data, query_group_outputs, query_plan, run, stored_queries
 from dropkit.schedule import Job, ReadyQueue
 from dropkit.spec import LATER_FIELD_DEFAULTS, SHORT_QUERY_METHODS, RunSpec, check_choice, check_int
@@ -294,6 +295,11 @@ def sweep(
         executor: ``"local"`` (process pool on this machine) or ``"slurm"`` (submitit job arrays).
         workers: local processes; ``workers * threads`` must not exceed ``os.cpu_count()``.
             ``workers=1`` runs in this process (no pool; sets this process's torch threads).
+            Worker processes and Slurm jobs compute with the pinned kernels of
+            :func:`dropkit.kernels.pinned_new_processes` (those of the shipped rows, on any
+            x86-64 processor; ``DROPKIT_KERNELS=native`` for this machine's own); a one-worker
+            sweep with this process's kernels (``python -m dropkit.kernels dropkit sweep ...``
+            starts it pinned). Each row records its kernels.
         threads: torch threads per worker (and per Slurm task when ``slurm.cpus`` is 1).
         data_root: passed to ``dropkit.data.load_dataset`` (not part of the cache key).
         slurm: :class:`SlurmOptions` for ``executor="slurm"``.
@@ -332,13 +338,17 @@ def sweep(
     outcomes: dict[str, str] = {}  # cache key -> "ran", "found" or "busy" (see _run_task)
     cpu_before = _cpu_seconds()
     try:
-        _run_tasks(tasks, report, outcomes, executor=executor, workers=workers, threads=threads,
-                   progress=progress, slurm=slurm, store=store)
-        busy = [task for task in tasks if outcomes.get(task.job.key) == "busy"]
-        if busy and not report.failed:  # passed over while another process held them: wait now
-            waiting = [dataclasses.replace(task, args=task.args[:-1] + (True,)) for task in busy]
-            _run_tasks(waiting, report, outcomes, executor=executor, workers=workers,
-                       threads=threads, progress=progress, slurm=slurm, store=store)
+        # Worker processes and Slurm jobs compute with the shipped rows' kernels; a one-worker sweep
+        # runs here, where the pin cannot apply (and must not change what this process records).
+        starts_processes = executor == "slurm" or workers > 1
+        with pinned_new_processes() if starts_processes else contextlib.nullcontext():
+            _run_tasks(tasks, report, outcomes, executor=executor, workers=workers, threads=threads,
+                       progress=progress, slurm=slurm, store=store)
+            busy = [task for task in tasks if outcomes.get(task.job.key) == "busy"]
+            if busy and not report.failed:  # passed over while another process held them: wait now
+                waiting = [dataclasses.replace(task, args=task.args[:-1] + (True,)) for task in busy]
+                _run_tasks(waiting, report, outcomes, executor=executor, workers=workers,
+                           threads=threads, progress=progress, slurm=slurm, store=store)
     finally:
         report.seconds = time.perf_counter() - started
         if executor == "local":

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+from dropkit.kernels import cpu_description, kernel_environment, mkl_code_path, onednn_isa
 from dropkit.runner import run
 from dropkit.spec import (LATER_FIELD_DEFAULTS, QUERY_FIELDS, QUERY_ONLY_FIELDS, QUOTA_ONLY_FIELDS, SCHEMA_VERSION,
                           RunSpec, full_dataset_spec)
@@ -481,6 +483,10 @@ def test_real_full_dataset_run_row(tmp_path):
     assert row["test_accuracy"] == pytest.approx(recalls.mean())  # balanced test set
     for name in ("seconds", "torch_version", "dropkit_version", "device_name", "finished_at"):
         assert row[name]
+    assert {name: row[name] for name in ("cpu_vendor", "cpu_model", "cpu_flags")} == cpu_description()
+    assert row["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert row["mkl_code_path"] == mkl_code_path() and row["kernel_environment"] == kernel_environment()
+    assert row["onednn_isa"] == onednn_isa(row["cpu_flags"])
     # Deterministic under the seed: the same spec gives the same numbers.
     again = run(spec)
     assert again["test_recalls"] == row["test_recalls"]

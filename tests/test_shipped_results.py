@@ -5,26 +5,29 @@ torch thread, as the sweep runs them), including one run with DRoP quotas over g
 run, whose k-center order must keep every stored run's kept set, is re-run with the other score
 methods from shared query trainings in ``tests/test_sweep_prefixes.py``).
 
-The shipped rows were computed with PyTorch's AVX2 CPU kernels; AVX-512 kernels round some sums
-differently (on an AVX-512 machine a fresh run differs in the last digits of a recall, or in a
-class count of a near-tied selection). So the re-runs happen in a fresh interpreter with
-``ATEN_CPU_CAPABILITY=avx2``, the kernels the rows were computed with (recorded in new rows as
-``cpu_capability``)."""
+The shipped rows were computed on an AMD EPYC with ATen's AVX2 kernels and MKL's Zen code path;
+other kernels (ATen's AVX-512 ones, MKL's Intel paths) round some sums differently (a fresh run
+differs in the last digits of a recall, or in a class count of a near-tied selection). So the
+re-runs happen in a fresh interpreter with those kernels pinned (``dropkit.kernels``; with them
+an Intel Xeon with AVX-512 and AMX computes the rows bit for bit, as the AMD EPYC did), and are
+compared exactly where they computed with the row's kernels, otherwise within the measured
+cross-CPU tolerance (``tests/shipped_reproduction.py``)."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from dropkit.backfill_kernels import SHIPPED_AMD_EPYC
 from dropkit.runner import run
 from dropkit.spec import RunSpec
 from dropkit.profiles import EXPERIMENT_SETS, experiment_specs
 from dropkit.store import ResultStore
+from shipped_reproduction import assert_reproduces, check_pinned, cross_cpu_tolerance, rerun_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ResultStore(ROOT / "results", "default")
@@ -36,13 +39,24 @@ REPRODUCED = (
     "val_accuracy", "val_worst_class", "val_gap", "val_std", "final_epochs",
 )
 PROVENANCE = ("seconds", "train_seconds", "device_name", "dropkit_version", "torch_version", "numpy_version",
-              "python_version", "git_revision", "finished_at")
+              "python_version", "git_revision", "finished_at", "cpu_vendor", "cpu_model", "cpu_capability",
+              "mkl_code_path", "onednn_isa")
+#: The processor and kernels of every row computed before issue 26 (``dropkit.backfill_kernels
+#: --shipped-amd-epyc``: the AMD EPYC of results/default/README.md, ATen AVX2, MKL's Zen path).
+SHIPPED_KERNELS = {name: SHIPPED_AMD_EPYC[name] for name in ("cpu_vendor", "cpu_capability", "mkl_code_path",
+                                                            "onednn_isa")}
+#: The shipped sweeps on the AMD EPYC ran before this time (UTC); later rows record their own machine.
+AMD_SWEEPS_ENDED = "2026-11-30T00:00:00+00:00"
 
 
-#: The CPU kernels the shipped rows were computed with (``torch.backends.cpu.get_cpu_capability()``),
-#: for rows from before the ``cpu_capability`` column; the sweeps of the shipped rows pin
-#: ``ATEN_CPU_CAPABILITY=avx2`` so that every row reproduces on any x86-64 machine with AVX2.
-SHIPPED_CPU_CAPABILITY = "AVX2"
+def check_kernels(row: dict) -> None:
+    """A row records its processor and kernels (``kernel_environment`` may be None: not
+    recorded, in a row backfilled with ``--this-machine``); a row of the AMD EPYC's sweeps says so."""
+    assert all(row.get(name) is not None for name in PROVENANCE) and "kernel_environment" in row, row["cache_key"]
+    if row["finished_at"] < AMD_SWEEPS_ENDED:
+        assert {name: row[name] for name in SHIPPED_KERNELS} == SHIPPED_KERNELS, row["cache_key"]
+
+
 _RERUN = """
 import json, sys
 import torch
@@ -57,15 +71,17 @@ run(spec, ResultStore(sys.argv[2], "default"))
 
 
 def rerun(stored: dict, root: Path) -> dict:
-    """Run the spec of a stored row in a fresh interpreter on the shipped rows' CPU kernels;
-    returns the new row as read back from its JSON file."""
+    """Run the spec of a stored row in a fresh interpreter on the shipped rows' CPU kernels
+    (pinned where possible, see ``tests/shipped_reproduction.py``); returns the new row as read
+    back from its JSON file."""
     spec = RunSpec.from_dict(stored)
     assert spec.cache_key == stored["cache_key"]
-    capability = stored.get("cpu_capability", SHIPPED_CPU_CAPABILITY)
-    env = {**os.environ, "ATEN_CPU_CAPABILITY": capability.lower()}
-    subprocess.run([sys.executable, "-c", _RERUN, json.dumps(spec.to_dict()), str(root), capability],
+    env, pinned = rerun_environment(stored)
+    subprocess.run([sys.executable, "-c", _RERUN, json.dumps(spec.to_dict()), str(root), stored["cpu_capability"]],
                    check=True, env=env, cwd=ROOT)
-    return ResultStore(root, "default").read(spec.cache_key)
+    fresh = ResultStore(root, "default").read(spec.cache_key)
+    check_pinned(fresh, pinned)
+    return fresh
 
 
 #: Every chapter's experiment set (chapters 02-07).
@@ -95,8 +111,7 @@ def test_every_chapter_is_shipped_complete_and_nothing_else():
     for key, row in rows.items():
         assert RunSpec.from_dict(row).cache_key == key == wanted[key].cache_key  # every field that counts
         assert not row["git_revision"].endswith("-dirty"), "shipped rows must come from committed code"
-        assert row.get("cpu_capability", SHIPPED_CPU_CAPABILITY) == SHIPPED_CPU_CAPABILITY, key
-        assert all(row.get(name) is not None for name in PROVENANCE), key
+        check_kernels(row)
     group_rows = [r for r in rows.values() if r["dataset"] == "spurious-fashion-mnist"]
     assert group_rows and all(sum(r["group_counts"]) == r["num_kept"] for r in group_rows)
 
@@ -115,7 +130,7 @@ def test_every_run_of_both_chapters_is_shipped_with_provenance(shipped):
         assert all(row.get(name) is not None for name in PROVENANCE), row["cache_key"]
         assert row["seconds"] > 0 and row["train_seconds"] > 0
         assert not row["git_revision"].endswith("-dirty"), "shipped rows must come from committed code"
-        assert row.get("cpu_capability", SHIPPED_CPU_CAPABILITY) == SHIPPED_CPU_CAPABILITY, key
+        check_kernels(row)
         assert RunSpec.from_dict(row).cache_key == row["cache_key"]
 
 
@@ -136,9 +151,7 @@ def cheapest(shipped: dict[str, dict]) -> list[dict]:
 def test_cheapest_shipped_runs_reproduce_exactly(shipped, tmp_path):
     for stored in cheapest(shipped):
         fresh = rerun(stored, tmp_path)
-        for name in REPRODUCED:
-            assert fresh[name] == stored[name], f"{RunSpec.from_dict(stored).label()}: {name} differs"
-        assert fresh["cpu_capability"] == stored.get("cpu_capability", SHIPPED_CPU_CAPABILITY)
+        assert_reproduces(fresh, stored, REPRODUCED, RunSpec.from_dict(stored).label())
 
 
 @pytest.mark.slow
@@ -148,9 +161,8 @@ def test_a_shipped_group_quota_run_reproduces_exactly(tmp_path):
     assert rows, "no shipped Random+DRoP run with quotas over groups"
     stored = min(rows, key=lambda r: r["density"])
     fresh = rerun(stored, tmp_path)
-    for name in (*REPRODUCED, "group_counts", "query_val_group_recalls", "test_group_recalls",
-                 "test_worst_group"):
-        assert fresh[name] == stored[name], f"{RunSpec.from_dict(stored).label()}: {name} differs"
+    assert_reproduces(fresh, stored, (*REPRODUCED, "group_counts", "query_val_group_recalls", "test_group_recalls",
+                                      "test_worst_group"), RunSpec.from_dict(stored).label())
 
 
 # CoreSet's shipped row (and Forgetting's, Dynamic Uncertainty's, EL2N's and GraNd's) re-run from
@@ -167,8 +179,7 @@ def test_every_shipped_row_has_the_schema_of_a_run_row(shipped):
     """GPU rows are skipped by the re-runs below, not by this check: every row, on any device,
     carries the reproduced columns, its provenance and the device it ran on."""
     for row in shipped.values():
-        missing = [name for name in (*REPRODUCED, *PROVENANCE, "device", "cpu_capability")
-                   if name not in row and not (name == "cpu_capability" and row["model"] == "mlp")]
+        missing = [name for name in (*REPRODUCED, *PROVENANCE, "device") if name not in row]
         assert not missing, f"{row['cache_key']}: missing {missing}"
         assert len(row["test_recalls"]) == len(row["class_sizes"]) == len(row["class_counts"]) == 10
         assert sum(row["class_counts"]) == row["num_kept"]
@@ -184,5 +195,28 @@ def test_a_shipped_cnn_run_reproduces_exactly(shipped, tmp_path):
     stored = min(rows, key=lambda r: r["density"])
     assert stored["augment"] and stored["channels_last"] and stored["cpu_capability"] == "AVX2"
     fresh = rerun(stored, tmp_path)
-    for name in REPRODUCED:
-        assert fresh[name] == stored[name], f"{RunSpec.from_dict(stored).label()}: {name} differs"
+    assert_reproduces(fresh, stored, REPRODUCED, RunSpec.from_dict(stored).label())
+
+
+def test_a_rerun_is_compared_exactly_on_the_rows_kernels_and_within_the_measured_tolerance_on_others(shipped):
+    """``assert_reproduces``: with the row's kernels (ATen AVX2, MKL's Zen path: the pin, on
+    any processor) the last digit of a recall counts; with other kernels a difference up to the
+    tolerance measured in ``results/default/cross_cpu.json`` passes, a larger one fails, and the
+    message says which comparison was made."""
+    stored = cheapest(shipped)[0]
+    label = RunSpec.from_dict(stored).label()
+    recalls = stored["test_recalls"]
+    nudged = {**stored, "cpu_vendor": "GenuineIntel", "cpu_model": "Intel(R) Xeon(R) Processor",
+              "test_recalls": [recalls[0] + 0.002, *recalls[1:]]}
+    assert_reproduces({**stored, "cpu_model": "Intel(R) Xeon(R) Processor"}, stored, REPRODUCED, label)
+    with pytest.raises(AssertionError, match="test_recalls differs; computed with the row's kernels.*exactly"):
+        assert_reproduces(nudged, stored, REPRODUCED, label)
+    tolerance, measured = cross_cpu_tolerance()
+    assert tolerance["test_recalls"] >= 0.002 and "cross_cpu.json" in measured
+    other = {**nudged, "mkl_code_path": "intel"}
+    assert_reproduces(other, stored, REPRODUCED, label)                          # 0.002: within
+    beyond = {**other, "test_recalls": [recalls[0] + 1.5 * tolerance["test_recalls"], *recalls[1:]]}
+    with pytest.raises(AssertionError, match="differ from the row's.*measured cross-CPU tolerance"):
+        assert_reproduces(beyond, stored, REPRODUCED, label)
+    with pytest.raises(AssertionError, match="num_train differs"):                 # not a kernel's number
+        assert_reproduces({**other, "num_train": stored["num_train"] - 1}, stored, REPRODUCED, label)

@@ -15,6 +15,7 @@ import torch
 import dataset_fixtures as fx
 import dropkit.scores.query as query_module
 from dropkit.cost import Passes, group_query_passes, model_flops, query_passes, sweep_jobs
+from dropkit.kernels import same_kernels
 from dropkit.models import build_model
 from dropkit.profiles import experiment_specs
 from dropkit.runner import (QueryPlan, _query_config, load_data, query_group_outputs, query_groups, query_outputs,
@@ -23,6 +24,7 @@ from dropkit.scores import prefix_query_mismatch
 from dropkit.spec import RunSpec
 from dropkit.store import ResultStore
 from dropkit.sweep import sweep
+from shipped_reproduction import assert_reproduces, check_pinned, rerun_environment
 
 torch.set_num_threads(1)
 
@@ -229,8 +231,9 @@ def test_the_dry_run_counts_a_groups_training_once(root):
 
 # --------------------------------------------------------------------------- the shipped rows
 
-#: Chapter 07's shipped rows were computed with PyTorch's AVX2 kernels, one torch thread (see
-#: tests/test_shipped_results.py): the group is swept in a fresh interpreter on those kernels.
+#: Chapter 07's shipped rows were computed with ATen's AVX2 kernels and MKL's Zen path, one torch
+#: thread (see tests/test_shipped_results.py): the group is swept in a fresh interpreter on those
+#: kernels, pinned where possible (tests/shipped_reproduction.py).
 _GROUP_SWEEP = """
 import json, sys
 import torch
@@ -252,7 +255,6 @@ def test_chapter_07s_shipped_rows_reproduce_from_one_group_training(tmp_path):
     """Seed 0 at the lowest ablation density: the five query lengths (0.1-5 epochs, 5 query seeds
     each) from 5 trainings instead of 25, and every stored number of the five rows as shipped."""
     import json
-    import os
     import subprocess
     import sys
     from pathlib import Path
@@ -262,16 +264,18 @@ def test_chapter_07s_shipped_rows_reproduce_from_one_group_training(tmp_path):
              if s.seed == 0 and s.protocol == "random+drop" and s.density == 0.4]
     assert sorted(s.query_epochs for s in specs) == [0.1, 0.3, 1, 2, 5]
     stored = [shipped.read(spec.cache_key) for spec in specs]
-    assert all(row.get("cpu_capability", "AVX2") == "AVX2" for row in stored)
+    assert all(row["cpu_capability"] == "AVX2" for row in stored)
+    assert all(same_kernels(row, stored[0]) for row in stored)  # one sweep on one machine's kernels
+    env, pinned = rerun_environment(stored[0])
     done = subprocess.run([sys.executable, "-c", _GROUP_SWEEP, json.dumps([s.to_dict() for s in specs]), str(tmp_path)],
-                          check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1],
-                          env={**os.environ, "ATEN_CPU_CAPABILITY": "avx2"})
+                          check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], env=env)
     assert json.loads(done.stdout.strip().splitlines()[-1]) == [4] * 5  # 5 query seeds, 4 snapshots each
     for spec, row in zip(specs, stored, strict=True):
         fresh = ResultStore(tmp_path, "default").read(spec.cache_key)
-        for name in ("cache_key", "query_key", "num_train", "class_sizes", *COMPUTED, "test_gap", "test_std",
-                     "val_worst_class", "val_gap", "val_std"):
-            assert fresh[name] == row[name], (spec.query_epochs, name)
+        check_pinned(fresh, pinned)
+        assert_reproduces(fresh, row, ("cache_key", "query_key", "num_train", "class_sizes", *COMPUTED, "test_gap",
+                                       "test_std", "val_worst_class", "val_gap", "val_std"),
+                          f"query {spec.query_epochs} epochs")
 
 
 @pytest.mark.slow
@@ -281,7 +285,6 @@ def test_the_bias_benchmarks_shipped_rows_reproduce_with_one_training_per_query_
     CoreSet's run without records is its snapshot), instead of 5 + 5 + 3 trainings, with every
     stored number of the five rows as shipped (CoreSet's greedy k-center order included)."""
     import json
-    import os
     import subprocess
     import sys
     from pathlib import Path
@@ -292,12 +295,13 @@ def test_the_bias_benchmarks_shipped_rows_reproduce_with_one_training_per_query_
     assert sorted(s.method for s in specs) == ["coreset", "dynamic_uncertainty", "el2n", "forgetting", "grand"]
     assert len(query_groups(specs)) == 2
     stored = [shipped.read(spec.cache_key) for spec in specs]
+    assert all(same_kernels(row, stored[0]) for row in stored)  # one sweep on one machine's kernels
+    env, pinned = rerun_environment(stored[0])
     done = subprocess.run([sys.executable, "-c", _GROUP_SWEEP, json.dumps([s.to_dict() for s in specs]), str(tmp_path)],
-                          check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1],
-                          env={**os.environ, "ATEN_CPU_CAPABILITY": "avx2"})
+                          check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], env=env)
     assert sorted(json.loads(done.stdout.strip().splitlines()[-1])) == [0] * 5 + [1]  # snapshots per training
     for spec, row in zip(specs, stored, strict=True):
         fresh = ResultStore(tmp_path, "default").read(spec.cache_key)
-        for name in ("cache_key", "query_key", "num_train", "class_sizes", *COMPUTED, "test_gap", "test_std",
-                     "val_worst_class", "val_gap", "val_std"):
-            assert fresh[name] == row[name], (spec.method, name)
+        check_pinned(fresh, pinned)
+        assert_reproduces(fresh, row, ("cache_key", "query_key", "num_train", "class_sizes", *COMPUTED, "test_gap",
+                                       "test_std", "val_worst_class", "val_gap", "val_std"), spec.method)
