@@ -32,7 +32,7 @@ def test_book_refuses_an_unknown_parameter_before_running_anything(tmp_path, cap
                    "results_dir, workers, data_root, reference)"]
     assert not (ROOT / "book" / "generated" / ".03_drop_evaluation.input.ipynb").exists()
     # 'seed' is a parameter of the theory chapter, but not of every chapter of a whole-book build
-    with pytest.raises(ValueError, match="'seed' is not a parameter of chapter 02_bias_benchmark"):
+    with pytest.raises(ValueError, match="'seed' is not a parameter of chapter 00_results"):
         build_book(ROOT, "smoke", parameters={"seed": 5}, render=False)
     assert main(["--profile", "smoke", "-p", "profile", "paper"]) == 2
 
@@ -59,7 +59,7 @@ def test_publishing_without_ipython_is_a_clear_error():
     code = ("import sys; sys.modules['IPython'] = None; sys.modules['IPython.display'] = None\n"
             "import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt\n"
             "from dropkit.publish import publish_figure, show_markdown\n"
-            "for call in (lambda: publish_figure('x', plt.figure()), lambda: show_markdown('x')):\n"
+            "for call in (lambda: publish_figure('x', plt.figure(), chapter='01_theory', profile='smoke'), lambda: show_markdown('x')):\n"
             "    try:\n        call()\n"
             "    except ImportError as e:\n        print(e)\n")
     shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
