@@ -398,6 +398,11 @@ def _shifted(effect: Effect, bound: float, part: str, power: bool = True) -> Dec
                     _n_needed(lambda n: _power_one_sided(distance, sd, n)) if distance > 0 else None, part)
 
 
+def _margin_text(evidence: Evidence | None) -> str:
+    """`` 1.2 pp``: the evidence's margin with its unit, or empty."""
+    return "" if evidence is None or evidence.margin is None else f" {evidence.margin:.2g} {evidence.unit}"
+
+
 class NonInferiority(Rule):
     """The effect is above ``-margin``: holds if the 95 % interval lies above ``-margin``,
     contradicted if it lies below ``-margin``. The MDE is the distance above ``-margin``."""
@@ -406,8 +411,7 @@ class NonInferiority(Rule):
     needs_margin = True
 
     def describe(self, evidence=None) -> str:
-        margin = "" if evidence is None or evidence.margin is None else f" {evidence.margin:.2g} {evidence.unit}"
-        return f"non-inferiority (> -margin{margin})"
+        return f"non-inferiority (> -margin{_margin_text(evidence)})"
 
     def decide(self, evidence: Evidence, *, power: bool = True) -> Decision:
         part, effect = self._single(evidence)
@@ -423,8 +427,7 @@ class Equivalence(Rule):
     needs_margin = True
 
     def describe(self, evidence=None) -> str:
-        margin = "" if evidence is None or evidence.margin is None else f" {evidence.margin:.2g} {evidence.unit}"
-        return f"equivalence (TOST, ±margin{margin})"
+        return f"equivalence (TOST, ±margin{_margin_text(evidence)})"
 
     def decide(self, evidence: Evidence, *, power: bool = True) -> Decision:
         part, effect = self._single(evidence)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from dropkit.claims import Evidence, Rule
+from dropkit.profiles import EXPERIMENT_SETS
 
 __all__ = ["Claim", "Context", "CHAPTER_OF"]
 
@@ -70,13 +71,4 @@ class Claim:
 
 
 #: The book chapter of each experiment set.
-CHAPTER_OF = {
-    "theory": "01_theory",
-    "theory_draws": "01_theory",
-    "bias_benchmark": "02_bias_benchmark",
-    "drop_evaluation": "03_drop_evaluation",
-    "cdbw": "04_cdbw",
-    "imbalanced": "05_imbalanced",
-    "waterbirds": "06_waterbirds",
-    "pretraining_ablation": "07_pretraining_ablation",
-}
+CHAPTER_OF = {"theory": "01_theory", "theory_draws": "01_theory", **EXPERIMENT_SETS}
