@@ -208,6 +208,10 @@ def _legend(target, axes, *, loc: str = "outside lower center") -> None:
     if not handles:
         return
     ncol = 1 if "right" in loc else (len(handles) if len(handles) <= 3 else (len(handles) + 1) // 2)
+    # no wider than the panels (about 2.6 in per entry): a wider legend would widen the figure,
+    # and the book would then shrink its text below legibility
+    width = (target if hasattr(target, "get_figwidth") else target.figure).get_figwidth()
+    ncol = max(1, min(ncol, int(width // 2.6)))
     target.legend(handles.values(), handles.keys(), loc=loc, ncol=ncol, frameon=False)
 
 

@@ -60,6 +60,9 @@ data_root = None  # None: the datasets' default locations ($DROPKIT_DATA, system
 reference = 0.5  # the density of the "what we see" table (the closest density present is used)
 
 # %% tags=["remove-stderr"]
+import matplotlib.pyplot as plt
+import pandas as pd
+
 from dropkit import claims, curves, plots, publish, tables
 from dropkit.chapter import chapter_results, check_reference, setting_paragraph
 
@@ -205,7 +208,8 @@ authors_rows = frame[(frame["cdbw"] | frame["query_cdbw"]) & (frame["cdbw_weight
 if authors_rows.empty:
     publish.show_markdown("*No run of this chapter uses the authors' CDB-W rule.*")
 else:
-    fig = plots.plot_density_curves(frame, ("test_worst_class",), labels=RULE_CURVES, zoom=None)
+    fig = plots.plot_density_curves(frame, ("test_worst_class",), labels=RULE_CURVES, zoom=None,
+                                    panel_size=(6.4, 3.8))
     publish.publish_figure("cdbw-rules", fig, chapter=CHAPTER, profile=profile)
     counts = cdbw_rules.collapse_counts(frame)
     counts = counts[counts["curve"] != curves.CDBW_FULL_DATASET].assign(rule=lambda t: t["rule"].map(RULES))
@@ -275,14 +279,18 @@ else:
         runs=("seed", "size"), changes=("changes", "sum"), pairs=("pairs", "sum"),
         lowest_recall=("lowest_recall_min", "min"), swing=("recall_swing_max", "max"),
         weight_ratio=("weight_ratio_max", "max"))
-    summary = summary.assign(lowest_recall=100 * summary["lowest_recall"], swing=100 * summary["swing"])
-    summary.columns = ["runs", "worst-class changes", "epoch pairs", "lowest recall %",
-                       "largest recall swing (pp)", "largest weight / mean weight"]
+    summary = pd.DataFrame({
+        "worst class changed": [f"{c} of {p}" for c, p in zip(summary["changes"], summary["pairs"])],
+        "lowest recall %": 100 * summary["lowest_recall"],
+        "largest swing (pp)": 100 * summary["swing"],
+        "max / mean weight": summary["weight_ratio"],
+    }, index=summary.index)
     pairs = cdbw_rules.rule_pairs(frame)
     revisions = {rule: sorted({str(r)[:7] for r in frame.loc[(frame["label"] == label), "git_revision"]})
                  for rule, label in (("paper", "EL2N+CDB-W"), ("authors", "EL2N+CDB-W" + AUTHORS))}
     publish.show_markdown(
-        publish.markdown_table(summary, f"How CDB-W's weights move at $d = {at:g}$, all seeds", decimals=1),
+        publish.markdown_table(summary, f"How CDB-W's weights move at $d = {at:g}$, all seeds (worst class changed: "
+                                        "epoch pairs whose lowest-recall class differs)", decimals=1),
         f"How alike the two rules' EL2N+CDB-W runs of one seed started: the same kept class counts in "
         f"{int(pairs['same_counts'].sum())} of {len(pairs)} (density, seed) pairs (one class's count differs by up "
         f"to {pairs['count_diff_max'].max()} samples); after the unweighted epoch 0 one class's validation recall "

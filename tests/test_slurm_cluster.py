@@ -1,7 +1,7 @@
 """``dropkit sweep --executor slurm`` against a real Slurm cluster (``tests/slurm_cluster.py``).
 
 A one-node cluster (this machine: ``munged``, ``slurmctld``, ``slurmd`` started here, stopped by
-process id after the session) runs the smoke profile's CDB-W set at density 0.3 (7 runs, 3 query
+process id after the session) runs the smoke profile's CDB-W set at density 0.3 (its runs and query
 trainings) on real Fashion-MNIST. Checked: its rows equal a local sweep's (every field but
 provenance); a sweep whose job array is cancelled with ``scancel`` fails with a message saying
 so, and the next sweep computes exactly the runs that are missing, leaving the stored ones
@@ -58,9 +58,21 @@ def dropkit_sweep(cluster: SlurmCluster, results: Path, *options: str, wait: boo
     return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
 
 
-#: The smoke CDB-W set at one density: 7 runs (full data; EL2N with Random+DRoP, Strategy and
-#: Strategy+DRoP quotas; EL2N scores of CDB-W query models) from 3 query trainings.
+#: The smoke CDB-W set at one density: its runs (full data; EL2N with Random+DRoP, Strategy and
+#: Strategy+DRoP quotas; EL2N scores of CDB-W query models; both CDB-W weight rules) and their query
+#: trainings, counted from the specs (10 runs from 5 query trainings when this was written).
 CDBW = ("--experiment", "cdbw", "--densities", "0.3")
+
+
+def _counts() -> tuple[int, int]:
+    from dropkit.profiles import experiment_specs
+    from dropkit.runner import query_plan
+
+    specs = experiment_specs("smoke", "cdbw", densities=[0.3])
+    return len({spec.cache_key for spec in specs}), len(query_plan(specs).groups)
+
+
+N_RUNS, N_QUERIES = _counts()
 SLURM = ("--executor", "slurm", "--slurm-partition", PARTITION, "--slurm-time", "10")
 
 
@@ -70,8 +82,11 @@ def rows(results: Path) -> dict[str, dict]:
 
 
 def computed(row: dict) -> dict:
-    """A row without its provenance (when, where, how long, which revision)."""
-    return {name: value for name, value in row.items() if name not in PROVENANCE_FIELDS}
+    """A row without its provenance (when, where, how long, which revision) and its seal (a
+    digest of the whole row, provenance included)."""
+    from dropkit.rows import SEAL_FIELD
+
+    return {name: value for name, value in row.items() if name not in PROVENANCE_FIELDS and name != SEAL_FIELD}
 
 
 @pytest.fixture(scope="module")
@@ -90,11 +105,11 @@ def cdbw_on_slurm(slurm_cluster, tmp_path_factory):
 def test_smoke_sweep_on_slurm_equals_the_local_sweep(cdbw_on_slurm, tmp_path, slurm_cluster):
     results, done = cdbw_on_slurm
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "done: ran 7, found 0 computed by another process, skipped 0 stored" in done.stdout
+    assert f"done: ran {N_RUNS}, found 0 computed by another process, skipped 0 stored" in done.stdout
     local = dropkit_sweep(slurm_cluster, tmp_path, *CDBW, "--executor", "local")
     assert local.returncode == 0, local.stderr
     on_slurm, here = rows(results), rows(tmp_path)
-    assert len(here) == 7 and on_slurm.keys() == here.keys()
+    assert len(here) == N_RUNS and on_slurm.keys() == here.keys()
     for key in here:
         assert computed(on_slurm[key]) == computed(here[key]), key
     # every task was a Slurm job of the test cluster, submitted with the sweep's options
@@ -104,7 +119,7 @@ def test_smoke_sweep_on_slurm_equals_the_local_sweep(cdbw_on_slurm, tmp_path, sl
         text = script.read_text()
         assert f"#SBATCH --partition={PARTITION}" in text and "#SBATCH --time=10" in text, text
         assert "#SBATCH --job-name=dropkit" in text
-    assert len(list((results / "smoke" / "submitit").glob("*_log.out"))) == 7 + 3  # runs, queries
+    assert len(list((results / "smoke" / "submitit").glob("*_log.out"))) == N_RUNS + N_QUERIES  # runs, queries
 
 
 def test_no_sacct_warnings_where_accounting_is_off(cdbw_on_slurm, slurm_cluster):
@@ -142,23 +157,23 @@ def test_scancel_mid_sweep_then_resume_computes_each_run_once(cdbw_on_slurm, slu
     assert "task(s) failed" in output and "ended without a result, state CANCELLED" in output, output
     assert "re-run the sweep to resume" in output, output
     before = {path.name: (path.read_bytes(), path.stat().st_mtime_ns) for path in runs.glob("*.json")}
-    assert 1 <= len(before) < 7, output
+    assert 1 <= len(before) < N_RUNS, output
     arrays = [script.read_text() for script in (results / "smoke" / "submitit").glob("*_submission.sh")]
-    assert len(arrays) == 1 and "#SBATCH --array=0-6%1" in arrays[0]  # one task at a time
+    assert len(arrays) == 1 and f"#SBATCH --array=0-{N_RUNS - 1}%1" in arrays[0]  # one task at a time
     assert all(datetime.fromisoformat(row["finished_at"]) <= first_ended for row in rows(results).values())
 
     resumed_at = datetime.now().astimezone().replace(microsecond=0)
     second = dropkit_sweep(slurm_cluster, results, *CDBW, *SLURM)
     assert second.returncode == 0, second.stdout + second.stderr
-    assert (f"done: ran {7 - len(before)}, found 0 computed by another process, "
+    assert (f"done: ran {N_RUNS - len(before)}, found 0 computed by another process, "
             f"skipped {len(before)} stored") in second.stdout
     after = rows(results)
-    assert len(after) == 7 and len(ResultStore(results, "smoke").frame()) == 7
+    assert len(after) == N_RUNS and len(ResultStore(results, "smoke").frame()) == N_RUNS
     for name, (content, mtime) in before.items():  # stored rows untouched
         path = runs / name
         assert path.read_bytes() == content and path.stat().st_mtime_ns == mtime
     new = [row for key, row in after.items() if f"{key}.json" not in before]
-    assert len(new) == 7 - len(before)
+    assert len(new) == N_RUNS - len(before)
     assert all(datetime.fromisoformat(row["finished_at"]) >= resumed_at for row in new)
     # the same numbers as the uninterrupted sweep
     whole = rows(shared)
