@@ -359,3 +359,12 @@ def test_api_reference_is_one_page_per_module():
         modules = re.findall(r"^\.\. automodule:: (\S+)$", text, flags=re.M)
         assert len(modules) == 1 and text.startswith(f"# `{modules[0]}`\n"), page
         importlib.import_module(modules[0])
+    # every module of the package (a subpackage's modules on its own page) has a page
+    import pkgutil
+
+    import dropkit
+
+    documented = {re.findall(r"^\.\. automodule:: (\S+)$", (ROOT / f"{page}.md").read_text(), flags=re.M)[0]
+                  for page in pages}
+    top = {m.name for m in pkgutil.iter_modules(dropkit.__path__, "dropkit.") if not m.name.split(".")[-1].startswith("_")}
+    assert top <= documented, f"modules without an API page: {sorted(top - documented)}"
