@@ -410,11 +410,6 @@ def omissions_markdown(table: pd.DataFrame) -> str:
     return "\n\n".join(sentences)
 
 
-def _listed(items) -> str:
-    items = list(items)
-    return items[0] if len(items) == 1 else f"{'; '.join(items[:-1])}; and {items[-1]}"
-
-
 def summary_markdown(table: pd.DataFrame, profile_name, missing: Mapping[str, int] | None = None) -> str:
     """The landing page's answer in plain words, computed from the scorecard: how many verdicts of
     each kind (after Holm's correction), which claims hold, which are contradicted, and what the
@@ -435,9 +430,9 @@ def summary_markdown(table: pd.DataFrame, profile_name, missing: Mapping[str, in
              + ", ".join(f"**{n} {v}**" for v, n in counts.items() if n) + "."]
     holding, contradicted = claims_with("holds"), claims_with("contradicted")
     if holding:
-        parts.append(f"**What holds here:** {_listed(holding)}.")
+        parts.append("**What holds here:**\n\n" + "\n".join(f"- {item}" for item in holding))
     if contradicted:
-        parts.append(f"**What the runs contradict:** {_listed(contradicted)}.")
+        parts.append("**What the runs contradict:**\n\n" + "\n".join(f"- {item}" for item in contradicted))
     undecided = tests[tests["holm"] == "inconclusive"]
     if len(undecided):
         needed = pd.to_numeric(undecided["n_needed"], errors="coerce")

@@ -267,3 +267,13 @@ def test_chapter_verdict_table_is_a_colon_fence_and_the_omission_a_paragraph():
     assert [t.type for t in tokens] == ["colon_fence", "colon_fence", "paragraph_open", "inline", "paragraph_close"]
     assert tokens[0].info.startswith("{table} ") and tokens[1].info.startswith("{dropdown} ")
     assert tokens[3].content.startswith("**fashion-mnist, CNN** has no row for")
+
+
+def test_the_landing_summary_is_computed_from_the_scorecard(shipped_card):
+    table, _, missing = shipped_card
+    text = scorecard.summary_markdown(table, "default", missing)
+    counts = scorecard.verdict_counts(table)
+    assert text.startswith(f"**{len(table)} verdicts on {table['id'].nunique()} claims**")
+    assert f"**{counts['holds']} holds**" in text and f"**{counts['inconclusive']} inconclusive**" in text
+    holding = text.split("**What holds here:**")[1].split("**What the runs contradict:**")[0]
+    assert holding.count("\n- ") == table.loc[table["holm"] == "holds", "id"].nunique()
