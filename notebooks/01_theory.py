@@ -206,8 +206,9 @@ plotted = pd.DataFrame({"sigma0": sigma0[valid], "sigma1": sigma1[valid], "phi0"
                         "variance-based d0/d1": variance_based, "error-based d0/d1": error_based})
 publish.publish_figure("paper-figure-4a", fig, chapter=CHAPTER, profile=profile, data=plotted)
 publish.show_markdown(f"{int(valid.sum())} of {n_draws} draws satisfy Appendix B.1's conditions and are "
-                      f"shown; {agreement.outside} of them fall outside the plotted range. {agreement.near} of the "
-                      f"shown draws lie within a factor of 2 of the diagonal; the error-based ratio is below the "
+                      f"shown; {agreement.outside} of them fall outside the plotted range. Of the shown draws, "
+                      f"{agreement.near} {'lies' if agreement.near == 1 else 'lie'} within a factor of 2 of the "
+                      f"diagonal; the error-based ratio is below the "
                       f"variance-based one in {agreement.below} of them.")
 
 # %% [markdown]
