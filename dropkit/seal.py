@@ -17,13 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from dropkit.rows import SEAL_FIELD, row_digest, row_problem, seal_problem
-from dropkit.store import KEY_PATTERN, atomic_write_bytes, spec_key
+from dropkit.rows import SEAL_FIELD, row_problem, seal_problem
+from dropkit.store import KEY_PATTERN, atomic_write_bytes, sealed_row_text, spec_key
 
 __all__ = ["SealReport", "seal_store", "main"]
 
@@ -36,11 +34,6 @@ class SealReport:
     sealed: list[Path] = field(default_factory=list)
     verified: int = 0
     refused: list[tuple[Path, str]] = field(default_factory=list)
-
-
-def _row_file_text(row: Mapping[str, Any]) -> str:
-    """A row file's text: the layout :meth:`dropkit.store.ResultStore.write` gives it."""
-    return json.dumps(row, sort_keys=True, allow_nan=False)
 
 
 def seal_store(path: str | Path, *, check: bool = False) -> SealReport:
@@ -79,13 +72,13 @@ def seal_store(path: str | Path, *, check: bool = False) -> SealReport:
             problem = "it has no seal (--check changes nothing)"
         if problem is None:
             try:
-                sealed = {**row, SEAL_FIELD: row_digest(row)}
+                text = sealed_row_text(row)
             except (TypeError, ValueError) as err:
                 problem = f"its content cannot be sealed ({err})"
         if problem:
             report.refused.append((file, problem))
             continue
-        atomic_write_bytes(file, _row_file_text(sealed).encode("utf-8"))
+        atomic_write_bytes(file, text.encode("utf-8"))
         back = json.loads(file.read_text(encoding="utf-8"))
         if {k: v for k, v in back.items() if k != SEAL_FIELD} != row or seal_problem(back):
             raise RuntimeError(f"sealing {file} changed more than its seal; restore it from version control")

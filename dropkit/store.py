@@ -54,7 +54,7 @@ import pandas as pd
 from dropkit.rows import SEAL_FIELD, row_digest, row_problem, seal_problem
 
 __all__ = ["ResultStore", "KEY_PATTERN", "atomic_write_bytes", "default_results_dir", "scores_digest",
-           "spec_key", "summary_table"]
+           "sealed_row_text", "spec_key", "summary_table"]
 
 #: A cache key is the hex sha256 of a run's canonical spec (see ``RunSpec.cache_key``).
 #: Use it with ``fullmatch`` (``$`` in ``re.match`` would also accept a trailing newline).
@@ -148,6 +148,12 @@ def _run_spec_class():
     from dropkit.spec import RunSpec
 
     return RunSpec
+
+
+def sealed_row_text(row: Mapping[str, Any]) -> str:
+    """A row file's text: ``row`` (plain JSON types, no seal) with its seal
+    (:func:`dropkit.rows.row_digest`), keys sorted; the one layout of every row file."""
+    return json.dumps({**row, SEAL_FIELD: row_digest(row)}, sort_keys=True, allow_nan=False)
 
 
 def spec_key(row: Mapping[str, Any]) -> str | None:
@@ -286,8 +292,7 @@ class ResultStore:
         problem = row_problem(plain)
         if problem is not None:
             raise ValueError(f"refusing to store row {row['cache_key']}: {problem}")
-        payload = json.dumps({**plain, SEAL_FIELD: row_digest(plain)}, sort_keys=True,
-                             allow_nan=False).encode("utf-8")
+        payload = sealed_row_text(plain).encode("utf-8")
         self.check_writable()
         atomic_write_bytes(path, payload)
         return path
