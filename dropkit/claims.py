@@ -6,7 +6,7 @@ of the chapters.
 seed; or per simulated dataset in chapter 01), oriented so that a positive value is the paper's
 side. Where a hypothesis needs a margin, :class:`Evidence` carries it with where it comes from.
 
-**The rules** (:data:`RULES`), each with two one-sided tests at level ``ALPHA / 2 = 0.025`` (so
+**The rules**, each with two one-sided tests at level ``ALPHA / 2 = 0.025`` (so
 that a two-sided 95 % interval decides, as in a two-sided test at 5 %): one whose rejection
 supports the paper (``p_holds``), one whose rejection contradicts it (``p_contra``):
 
@@ -84,7 +84,6 @@ __all__ = [
     "EveryReplicate",
     "Exact",
     "NotTestable",
-    "RULES",
     "t_interval",
     "holm",
     "paired_effect",
@@ -201,12 +200,6 @@ class Evidence:
     margin_source: str = ""
     points: tuple | None = None
     computed: Mapping[str, float] = field(default_factory=dict)
-
-    @property
-    def n(self) -> int:
-        if self.points is not None:
-            return len(self.points[0])
-        return min((e.n for e in self.parts.values()), default=0)
 
     @property
     def replicate(self) -> str:
@@ -596,11 +589,6 @@ class NotTestable(Rule):
 
     def decide(self, evidence: Evidence, *, power: bool = True) -> Decision:
         return Decision(NOT_TESTABLE)
-
-
-#: The rules by hypothesis type.
-RULES = {rule.name: rule for rule in (Superiority, NonInferiority, Equivalence, Correlation, AllOf, Context,
-                                       EveryReplicate, Exact, NotTestable)}
 
 
 def holm(p_values, alpha: float = ALPHA) -> np.ndarray:

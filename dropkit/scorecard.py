@@ -19,7 +19,6 @@ those pairs and :func:`omissions_markdown` says why.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -120,13 +119,13 @@ def _frame_for(claim: Claim, frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame
 
 def _settings(claim: Claim, frames) -> list[tuple[str, pd.DataFrame]]:
     frame = _frame_for(claim, frames)
-    if claim.experiments[0].startswith("theory"):
+    if claim.simulated:
         return [("", frame)]
     return split_setups(frame)
 
 
 def _missing_labels(claim: Claim, part: pd.DataFrame) -> tuple[str, ...]:
-    if claim.experiments[0].startswith("theory"):
+    if claim.simulated:
         return ()
     present = set(part["label"])
     return tuple(label for label in claim.needs if label not in present)
@@ -138,7 +137,7 @@ def evaluate(claim: Claim, frame: pd.DataFrame | None, context: Context = Contex
     if claim.measure is None:
         evidence = Evidence()
     else:
-        if not claim.experiments[0].startswith("theory"):
+        if not claim.simulated:
             check_one_setting(frame)
             frame = labelled(frame)
         evidence = claim.measure(frame, context)
@@ -147,8 +146,12 @@ def evaluate(claim: Claim, frame: pd.DataFrame | None, context: Context = Contex
     return evidence, claim.rule.decide(evidence)
 
 
-def _digits(mean: float, low: float, high: float, unit: str, decided: bool) -> int:
-    digits = 2 if unit in ("r", "x", "log10") else 1
+#: Units printed without a suffix, with two decimals (correlations, thresholds, log ratios).
+_BARE_UNITS = ("r", "x", "log10")
+
+
+def _digits(low: float, high: float, unit: str, decided: bool) -> int:
+    digits = 2 if unit in _BARE_UNITS else 1
     if decided:
         while digits < 4 and any(round(v, digits) == 0 for v in (low, high) if np.isfinite(v)):
             digits += 1
@@ -160,10 +163,10 @@ def estimate_text(row) -> str:
     row reads as 0), or the computed numbers of an exact/observation row."""
     if row["verdict"] in (NOT_TESTABLE, NOT_COMPUTED) or not np.isfinite(row["mean"]):
         return ""
-    unit = "" if row["unit"] in ("r", "x", "log10", "") else f" {row['unit']}"
+    unit = "" if row["unit"] in (*_BARE_UNITS, "") else f" {row['unit']}"
     if row["hypothesis"].startswith("observation"):
         return f"{row['mean']:.0%} of {row['n']} {row['replicate']}s"
-    digits = _digits(row["mean"], row["low"], row["high"], row["unit"], row["verdict"] in ("holds", "contradicted"))
+    digits = _digits(row["low"], row["high"], row["unit"], row["verdict"] in ("holds", "contradicted"))
     span = "" if not np.isfinite(row["low"]) else f" [{row['low']:+.{digits}f}, {row['high']:+.{digits}f}]"
     return f"{row['mean']:+.{digits}f}{unit}{span}"
 
@@ -244,7 +247,7 @@ def omitted(frames: Mapping[str, pd.DataFrame], claims) -> pd.DataFrame:
     curve the claim needs. Columns: ``id``, ``chapter``, ``setting``, ``missing`` (the labels)."""
     rows = []
     for claim in claims:
-        if claim.measure is None or claim.experiments[0].startswith("theory"):
+        if claim.measure is None or claim.simulated:
             continue
         try:
             settings = _settings(claim, frames)
@@ -295,8 +298,8 @@ def _escape(text) -> str:
 def _power_text(row) -> str:
     if row["verdict"] not in VERDICTS or not np.isfinite(row["mde"]):
         return ""
-    digits = 2 if row["unit"] in ("r", "x", "log10") else 1
-    unit = "" if row["unit"] in ("r", "x", "log10", "") else f" {row['unit']}"
+    digits = 2 if row["unit"] in _BARE_UNITS else 1
+    unit = "" if row["unit"] in (*_BARE_UNITS, "") else f" {row['unit']}"
     needed = row["n_needed"]
     need = "never at this mean" if needed is None or pd.isna(needed) else f"{int(needed)}"
     what = "smallest provable margin" if row["hypothesis"].startswith(("equivalence", "intersection-union over")) \

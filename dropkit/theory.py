@@ -49,7 +49,8 @@ __all__ = [
     "ratio_agreement",
     "sample_mixture",
     "sample_figure4a_parameters",
-    "figure4b_thresholds",
+    "simulation_table",
+    "figure4a_table",
     "simulate_pruning",
     "validity_violations",
     "variance_based_density_ratio",
@@ -591,26 +592,6 @@ def simulate_pruning(
         kept_x=tuple(kept_x),
         kept_y=tuple(kept_y),
     )
-
-
-def figure4b_thresholds(mixture: GaussianMixture, densities, *, n_datasets: int = 10, n_points: int = 400,
-                        seed=0):
-    """Figure 4b as a tidy table: for each density and each simulated dataset, the ERM threshold
-    after random pruning with DRoP's quotas (:func:`simulate_pruning`, ``"random-drop"``) and the
-    two optima of the mixture, ``t_star`` (average risk, the mixture's prior) and ``t_hat`` (worst
-    class). Columns ``seed`` (the dataset's index: datasets are the replicates), ``density``,
-    ``threshold``, ``t_star``, ``t_hat``."""
-    import pandas as pd
-
-    t_star = float(average_optimal_threshold(*mixture.params, mixture.phi0 / (1 - mixture.phi0)))
-    t_hat = float(worst_class_optimal_threshold(*mixture.params))
-    rows = []
-    for density in densities:
-        simulation = simulate_pruning(mixture, "random-drop", density=density, n_datasets=n_datasets,
-                                      n_points=n_points, seed=seed)
-        rows += [{"seed": i, "density": float(density), "threshold": float(t), "t_star": t_star, "t_hat": t_hat}
-                 for i, t in enumerate(simulation.thresholds)]
-    return pd.DataFrame(rows)
 
 
 def simulation_table(mixture: GaussianMixture, runs, *, n_datasets: int = 50, n_points: int = 400, seed=0):

@@ -7,7 +7,7 @@ paper's "pruning half"), and each row says which."""
 
 from __future__ import annotations
 
-from dropkit.claims import AllOf, EveryReplicate, Evidence, NonInferiority, Superiority, Equivalence
+from dropkit.claims import AllOf, Equivalence, EveryReplicate, Evidence, NonInferiority, Superiority, paired_effect
 from dropkit.curves import FULL_DATASET, METHOD_NAMES
 from dropkit.registry.claim import Claim
 from dropkit.registry.measures import (
@@ -15,11 +15,13 @@ from dropkit.registry.measures import (
     densities_of,
     difference,
     full,
+    low_densities,
     min_samples_per_class,
     nearest,
     per_seed,
     pruned_labels,
     seed_spread,
+    versus_every,
 )
 
 DU, EL2N, GRAND, FORGETTING = (METHOD_NAMES[m] for m in ("dynamic_uncertainty", "el2n", "grand", "forgetting"))
@@ -36,16 +38,7 @@ def _beats_every(label: str, metric: str, *, lower_is_paper: bool = False):
     """``label``'s ``metric`` at the reference density against every other pruned curve; > 0 on
     the paper's side (``lower_is_paper``: ``label`` is worse)."""
     def measure(frame, ctx):
-        d = nearest(frame, ctx.reference)
-        mine = per_seed(frame, label, metric, d)
-        parts = {}
-        for other in _others(frame, label):
-            theirs = per_seed(frame, other, metric, d)
-            a, b = (theirs, mine) if lower_is_paper else (mine, theirs)
-            first, second = (other, label) if lower_is_paper else (label, other)
-            parts[other] = difference(a, b, "pp", f"{metric.removeprefix('test_').replace('_', '-')} at d = {d:g}, "
-                                                  f"{first} minus {second}")
-        return Evidence(parts)
+        return Evidence(versus_every(frame, label, metric, nearest(frame, ctx.reference), label_higher=not lower_is_paper))
     return measure
 
 
@@ -55,17 +48,9 @@ def _du_removes_classes(frame, ctx):
     return Evidence(computed={str(seed): float(value == 0) for seed, value in counts.items()})
 
 
-def _low_densities(frame, label):
-    low = [d for d in densities_of(frame, label) if d <= 0.3 + 1e-9]
-    if not low:
-        raise ValueError(f"no low density (0.3 or below) of {label!r} was run")
-    return low
-
-
 def _du_hard_classes(frame, ctx):
-    densities = _low_densities(frame, DU)
+    densities = low_densities(frame, DU)
     r = class_correlation(frame, DU, densities)
-    from dropkit.claims import paired_effect
     return Evidence({"": paired_effect([r], lambda v: v, "r",
                                        f"correlation of class density with full-dataset class accuracy, "
                                        f"Dynamic Uncertainty, mean over d = {', '.join(f'{d:g}' for d in densities)}")})
@@ -75,7 +60,7 @@ def _correlation_versus(label: str, *, below: bool, low_only: bool):
     """``label``'s class-density correlation against every other pruned curve's: ``below``:
     the paper says ``label``'s is lower (prunes easy classes more)."""
     def measure(frame, ctx):
-        densities = _low_densities(frame, label) if low_only else densities_of(frame, label)
+        densities = low_densities(frame, label) if low_only else densities_of(frame, label)
         mine = class_correlation(frame, label, densities)
         parts = {}
         for other in _others(frame, label):

@@ -66,6 +66,12 @@ class Claim:
         return (self.experiment,) if isinstance(self.experiment, str) else tuple(self.experiment)
 
     @property
+    def simulated(self) -> bool:
+        """Whether the claim reads chapter 01's simulations (replicates: datasets or random
+        mixtures, one table, no settings) rather than the result rows of an experiment set."""
+        return bool(self.experiments) and self.experiments[0].startswith("theory")
+
+    @property
     def chapter(self) -> str:
         return CHAPTER_OF[self.experiments[0]] if self.experiments else "elsewhere"
 

@@ -6,7 +6,7 @@ intersection-union tests over every other pruning protocol the setting runs."""
 
 from __future__ import annotations
 
-from dropkit.claims import AllOf, Context as ContextRule, Effect, Evidence, Superiority, paired_effect
+from dropkit.claims import AllOf, Context as ContextRule, Evidence, Superiority, paired_effect
 from dropkit.curves import METHOD_NAMES
 from dropkit.registry.claim import Claim
 from dropkit.registry.measures import (
@@ -15,22 +15,17 @@ from dropkit.registry.measures import (
     densities_of,
     difference,
     full,
+    low_densities,
     nearest,
     per_seed,
     pruned_labels,
     slope,
+    versus_every,
 )
 
 DROP = "Random+DRoP"
 _S4 = "Section 4"
 _LOW = "low densities: 0.1 and 0.3"
-
-
-def _low(frame):
-    low = [d for d in densities_of(frame) if d <= 0.3 + 1e-9]
-    if not low:
-        raise ValueError("no low density (0.3 or below) was run")
-    return low
 
 
 def _worst_gain(frame, ctx):
@@ -79,12 +74,12 @@ def _accuracy_loss_low(frame, ctx):
     return Evidence({f"d = {d:g}": difference(per_seed(frame, "Random", "test_accuracy", d),
                                               per_seed(frame, DROP, "test_accuracy", d), "pp",
                                               f"average accuracy at d = {d:g}, Random minus Random+DRoP")
-                     for d in _low(frame)})
+                     for d in low_densities(frame)})
 
 
 def _accuracy_beats_low(frame, ctx):
     parts = {}
-    for d in _low(frame):
+    for d in low_densities(frame):
         mine = per_seed(frame, DROP, "test_accuracy", d)
         for other in pruned_labels(frame):
             if other not in (DROP, "Random"):
@@ -95,18 +90,7 @@ def _accuracy_beats_low(frame, ctx):
 
 def _beats_every(metric: str, higher_is_better: bool = True):
     def measure(frame, ctx):
-        d = nearest(frame, ctx.reference)
-        mine = per_seed(frame, DROP, metric, d)
-        parts = {}
-        for other in pruned_labels(frame):
-            if other == DROP:
-                continue
-            theirs = per_seed(frame, other, metric, d)
-            parts[other] = (difference(mine, theirs, "pp", f"{METRIC_NAMES[metric]} at d = {d:g}, Random+DRoP minus "
-                                       f"{other}") if higher_is_better else
-                            difference(theirs, mine, "pp", f"{METRIC_NAMES[metric]} at d = {d:g}, {other} minus "
-                                       "Random+DRoP"))
-        return Evidence(parts)
+        return Evidence(versus_every(frame, DROP, metric, nearest(frame, ctx.reference), label_higher=higher_is_better))
     return measure
 
 

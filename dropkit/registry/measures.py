@@ -81,6 +81,31 @@ def pruned_labels(frame) -> list[str]:
     return list(dict.fromkeys(frame.loc[frame["protocol"] != "none", "label"]))
 
 
+def low_densities(frame, label: str | None = None) -> list[float]:
+    """The paper's "low densities": the pruned densities at or below 0.3 present (of curve
+    ``label`` if given); ``ValueError`` when there is none."""
+    low = [d for d in densities_of(frame, label) if d <= 0.3 + 1e-9]
+    if not low:
+        raise ValueError(f"no low density (0.3 or below){f' of {label!r}' if label else ''} was run")
+    return low
+
+
+def versus_every(frame, label: str, metric: str, density: float, *, label_higher: bool = True) -> dict[str, Effect]:
+    """``label``'s ``metric`` at ``density`` against every other pruned curve, one effect per other
+    curve (the parts of an intersection-union test), oriented so that > 0 is the paper's side:
+    ``label``'s value minus the other's (``label_higher``), else the other's minus ``label``'s."""
+    mine = per_seed(frame, label, metric, density)
+    parts = {}
+    for other in pruned_labels(frame):
+        if other == label:
+            continue
+        theirs = per_seed(frame, other, metric, density)
+        first, second = (label, other) if label_higher else (other, label)
+        parts[other] = difference(*((mine, theirs) if label_higher else (theirs, mine)), "pp",
+                                  f"{METRIC_NAMES[metric]} at d = {density:g}, {first} minus {second}")
+    return parts
+
+
 def class_correlation(frame, label: str, densities) -> dict[int, float]:
     """Per seed: the mean over ``densities`` of the correlation across classes between the seed's
     full-dataset class accuracy and the class densities of ``label`` (> 0: the hard classes are
