@@ -33,7 +33,7 @@ from dropkit.tables import check_one_setting, split_setups
 __all__ = ["NOT_COMPUTED", "ALL_VERDICTS", "CHAPTER_TITLES", "profile_claims", "profile_context",
            "theory_frames", "stored_frames", "evaluate", "scorecard", "omitted", "book_scorecard",
            "verdict_counts", "scorecard_markdown", "chapter_markdown", "chapter_box", "omissions_markdown",
-           "estimate_text", "family_sentence", "summary_markdown", "chapter_summary_markdown"]
+           "estimate_text", "family_sentence", "summary_markdown", "chapter_summary_markdown", "replicates_text"]
 
 #: The verdict of a claim whose runs are missing (never a verdict of the rule).
 NOT_COMPUTED = "not computed"
@@ -449,6 +449,18 @@ def summary_markdown(table: pd.DataFrame, profile_name, missing: Mapping[str, in
     if absent:
         parts.append("Runs not stored yet: " + ", ".join(f"{n} of `{e}`" for e, n in absent.items()) + ".")
     return "\n\n".join(parts)
+
+
+def replicates_text(table: pd.DataFrame) -> str:
+    """What the scorecard's rows were computed on, from the rows themselves: each setting with its
+    number(s) of seeds, and chapter 01's simulated replicates."""
+    parts = []
+    tested = table[table["n"] > 1]
+    for (setting, replicate), rows in tested.groupby(["setting", "replicate"], sort=False):
+        numbers = "/".join(str(n) for n in sorted({int(n) for n in rows["n"]}))
+        what = setting or "chapter 01's simulations"
+        parts.append(f"{what} ({numbers} {replicate}s)")
+    return "; ".join(parts)
 
 
 def chapter_summary_markdown(table: pd.DataFrame) -> str:

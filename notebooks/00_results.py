@@ -45,6 +45,7 @@ rows = plots.forest_table(table)
 fig = plots.plot_forest(rows, scorecard.CHAPTER_TITLES)
 publish.publish_figure("results-forest", fig, chapter="00_results", profile=profile, data=rows)
 publish.publish_text("results-forest-rows", f"{len(rows)} of the {len(table)} rows")
+publish.publish_text("results-forest-data", scorecard.replicates_text(table))
 
 # %% [markdown]
 # ```{glue:figure} results-forest
@@ -58,7 +59,7 @@ publish.publish_text("results-forest-rows", f"{len(rows)} of the {len(table)} ro
 # replicates' standard deviation, since the effects come in different units. Grouped by chapter,
 # coloured by the verdict after Holm's correction. An equivalence claim holds when its interval
 # lies inside its margin, not when it lies right of 0: its verdict, not its position, is the
-# answer.
+# answer. Not a figure of the paper; computed on {glue:text}`results-forest-data`.
 # ```
 #
 # ```{glue:md} results-forest-source

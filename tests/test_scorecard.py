@@ -277,3 +277,10 @@ def test_the_landing_summary_is_computed_from_the_scorecard(shipped_card):
     assert f"**{counts['holds']} holds**" in text and f"**{counts['inconclusive']} inconclusive**" in text
     holding = text.split("**What holds here:**")[1].split("**What the runs contradict:**")[0]
     assert holding.count("\n- ") == table.loc[table["holm"] == "holds", "id"].nunique()
+
+
+def test_the_forest_caption_names_the_replicates_of_the_rows(shipped_card):
+    table, _, _ = shipped_card
+    text = scorecard.replicates_text(table)
+    assert "fashion-mnist, MLP (5 seeds)" in text and "fashion-mnist, CNN (5 seeds)" in text
+    assert "chapter 01's simulations (50 datasets)" in text

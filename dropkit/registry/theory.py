@@ -79,7 +79,7 @@ def _approximation(frame, ctx):
     values = np.log10(valid["error_ratio"].to_numpy() / valid["variance_ratio"].to_numpy())
     return Evidence({"": Effect(tuple(values), tuple(range(len(values))), "log10",
                                 "log10 of the error-based over the variance-based density ratio d0/d1 "
-                                "(0: equal; -0.3: half)", replicate="draw")})
+                                "(0: equal; -0.3: half)", replicate="point")})
 
 
 def _small_ratio(frame, ctx):
