@@ -78,6 +78,26 @@ CDBW_COMPARED_RULE = "authors"
 BENCHMARK_METHODS: tuple[str, ...] = ("el2n", "grand", "forgetting", "dynamic_uncertainty", "coreset")
 
 
+def _densities(value, name: str = "densities") -> tuple[float, ...]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) == 0:
+        raise ValueError(f"{name}={value!r} must be a non-empty list of numbers in (0, 1]")
+    out = []
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, numbers.Real) or not 0 < float(item) <= 1:
+            raise ValueError(f"{name}={value!r} must be a non-empty list of numbers in (0, 1]")
+        out.append(float(item))
+    return tuple(out)
+
+
+def _seeds(value) -> tuple[int, ...]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) == 0:
+        raise ValueError(f"seeds={value!r} must be a non-empty list of non-negative integers")
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, numbers.Integral) or item < 0:
+            raise ValueError(f"seeds={value!r} must be a non-empty list of non-negative integers")
+    return tuple(int(item) for item in value)
+
+
 def check_profile(name: str) -> str:
     """Return ``name`` if it is a known profile, else raise ``ValueError`` listing the valid ones."""
     if not isinstance(name, str) or name not in PROFILE_NAMES:
@@ -100,6 +120,8 @@ class TrainingSetup:
     densities of chapters 02-03 on this setup (None: the profile's ``densities``). needs_pretrained: the
     setup fine-tunes ImageNet weights, given as ``pretrained_path`` (Waterbirds). bf16,
     channels_last: the GPU path's speed options for every training of the setup (``fast``).
+    seeds: the setting's pre-registered seeds, fixed before their rows were computed (None: the
+    profile's ``seeds``; :meth:`Profile.seeds_for` says which of them a chapter reads now).
     """
 
     name: str
@@ -122,6 +144,7 @@ class TrainingSetup:
     needs_pretrained: bool = False
     bf16: bool = False
     channels_last: bool = False
+    seeds: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -140,8 +163,10 @@ class Profile:
     recalls from DRoP's short query models, ``"short"``, the paper, or from the strategy's own,
     ``"method"``), cdbw_weights (``"paper"``: (1 - r_k)/Z, ``"floored"`` or ``"authors"``; the
     ``cdbw`` set also runs :data:`CDBW_COMPARED_RULE`), du_window (Dynamic
-    Uncertainty's window J, He et al.: 10). experiment_seeds: experiment set -> seeds where a
-    chapter's seeds differ from ``seeds`` (e.g. while the rows of new seeds are not computed yet).
+    Uncertainty's window J, He et al.: 10). experiment_seeds: ``(experiment set, setup name,
+    seeds)`` entries for the settings whose rows are computed for fewer seeds than the setup
+    registers (:attr:`TrainingSetup.seeds`): what the chapter reads until the rest are computed
+    (:meth:`registered_seeds` is what it will read).
     """
 
     name: str
@@ -165,13 +190,39 @@ class Profile:
     recall_query: str = "short"
     cdbw_weights: str = "paper"
     du_window: int = 10
-    experiment_seeds: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    experiment_seeds: tuple[tuple[str, str, tuple[int, ...]], ...] = ()
 
-    def seeds_for(self, experiment: str) -> tuple[int, ...]:
-        """The seeds of experiment set ``experiment``: its entry in ``experiment_seeds``, else
-        ``seeds``."""
+    def __post_init__(self):
+        names = {s.name for s in self.setups}
+        for entry in self.experiment_seeds:
+            if len(entry) != 3:
+                raise ValueError(f"experiment_seeds entry {entry!r} must be (experiment set, setup name, seeds)")
+            experiment, setup, seeds = entry
+            check_experiment(experiment)
+            if setup not in names:
+                raise ValueError(f"experiment_seeds entry {entry!r}: no setup {setup!r} in profile {self.name!r}")
+            if not set(_seeds(seeds)) <= set(self.registered_seeds(setup)):
+                raise ValueError(f"experiment_seeds entry {entry!r}: seeds outside the setup's registered "
+                                 f"{self.registered_seeds(setup)}")
+
+    def registered_seeds(self, setup: str) -> tuple[int, ...]:
+        """The pre-registered seeds of setup ``setup``: its own ``seeds``, else the profile's."""
+        own = self.setup(setup).seeds
+        return self.seeds if own is None else own
+
+    def seeds_for(self, experiment: str, setup: str | None = None) -> tuple[int, ...]:
+        """The seeds experiment set ``experiment`` reads on setup ``setup``: the entry of
+        ``experiment_seeds`` for the pair, else the setup's registered seeds. Without ``setup``:
+        the seeds of every setup of the experiment set, if they agree (else ``ValueError``)."""
         check_experiment(experiment)
-        return dict(self.experiment_seeds).get(experiment, self.seeds)
+        if setup is None:
+            found = {self.seeds_for(experiment, s.name) for s in self.setups_for(experiment)} or {self.seeds}
+            if len(found) > 1:
+                raise ValueError(f"experiment {experiment!r} reads different seeds on its setups in profile "
+                                 f"{self.name!r}; name the setup")
+            return found.pop()
+        pending = {(e, s): seeds for e, s, seeds in self.experiment_seeds}
+        return tuple(pending.get((experiment, setup), self.registered_seeds(setup)))
 
     def setup(self, name: str) -> TrainingSetup:
         """The setup called ``name``."""
@@ -211,12 +262,20 @@ _SPURIOUS_MLP_SMOKE = dataclasses.replace(
     _FMNIST_MLP_SMOKE, name="mlp-spurious-fashion-mnist", dataset="spurious-fashion-mnist",
     train_subset=2000,
 )
+#: The default profile's pre-registered seeds (issue 28, ``results/default/README.md``), fixed
+#: before any row of a new seed was computed: 20 for every MLP cell a scorecard claim reads, 10 for
+#: the CNN's.
+MLP_SEEDS: tuple[int, ...] = tuple(range(20))
+CNN_SEEDS: tuple[int, ...] = tuple(range(10))
+#: The seeds the default profile's chapters read where the registered seeds' rows are not all
+#: computed yet (``Profile.experiment_seeds``).
+_FIRST_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4)
 # Default: one MLP per run on the real Fashion-MNIST (60k), 10 epochs with the paper's
 # 50%/75% LR drops; query models trained 1 epoch (10% of the final length, as in the paper).
 _FMNIST_MLP = TrainingSetup(
     name="mlp-fashion-mnist", dataset="fashion-mnist", model="mlp", epochs=10, drop_epochs=(5, 8),
     batch_size=256, lr=0.05, weight_decay=5e-4, query_epochs=1, augment=False,
-    strategies=("el2n", "forgetting"),
+    strategies=("el2n", "forgetting"), seeds=MLP_SEEDS,
 )
 _SPURIOUS_MLP = dataclasses.replace(
     _FMNIST_MLP, name="mlp-spurious-fashion-mnist", dataset="spurious-fashion-mnist",
@@ -240,10 +299,10 @@ _FMNIST_CNN = TrainingSetup(
     name="cnn-fashion-mnist", dataset="fashion-mnist", model="cnn", epochs=CNN_EPOCHS,
     drop_epochs=CNN_DROP_EPOCHS, batch_size=128, lr=0.1, weight_decay=5e-4, query_epochs=CNN_QUERY_EPOCHS,
     augment=True, max_shift=2, hflip=False, strategies=("el2n",), methods=("el2n", "forgetting"), channels_last=True,
-    densities=CNN_DENSITIES,
+    densities=CNN_DENSITIES, seeds=CNN_SEEDS,
 )
 _FMNIST_CNN_SMOKE = dataclasses.replace(
-    _FMNIST_CNN, epochs=2, drop_epochs=(), query_epochs=1, train_subset=3000, densities=None,
+    _FMNIST_CNN, epochs=2, drop_epochs=(), query_epochs=1, train_subset=3000, densities=None, seeds=None,
 )
 _ALL_CHAPTERS = tuple(EXPERIMENT_SETS)
 #: The chapters with one row per setting (MLP and CNN): the bias benchmark and DRoP's evaluation.
@@ -316,6 +375,11 @@ PROFILES: dict[str, Profile] = {
         threads=1,
         # 10-epoch query runs: Dynamic Uncertainty's window J = 5 gives 6 windows (J = 10: one)
         du_window=5,
+        # the settings whose registered seeds' rows are not all computed yet read seeds 0-4
+        experiment_seeds=tuple((experiment, setup, _FIRST_SEEDS)
+                               for experiment, setups in _cpu_experiments(_FMNIST_MLP.name, _SPURIOUS_MLP.name,
+                                                                          _FMNIST_CNN.name)
+                               for setup in setups),
     ),
     "paper": Profile(
         name="paper",
@@ -395,26 +459,6 @@ def get_profile(name: str) -> Profile:
 
 
 # --------------------------------------------------------------------------- specs
-
-
-def _densities(value, name: str = "densities") -> tuple[float, ...]:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) == 0:
-        raise ValueError(f"{name}={value!r} must be a non-empty list of numbers in (0, 1]")
-    out = []
-    for item in value:
-        if isinstance(item, bool) or not isinstance(item, numbers.Real) or not 0 < float(item) <= 1:
-            raise ValueError(f"{name}={value!r} must be a non-empty list of numbers in (0, 1]")
-        out.append(float(item))
-    return tuple(out)
-
-
-def _seeds(value) -> tuple[int, ...]:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) == 0:
-        raise ValueError(f"seeds={value!r} must be a non-empty list of non-negative integers")
-    for item in value:
-        if isinstance(item, bool) or not isinstance(item, numbers.Integral) or item < 0:
-            raise ValueError(f"seeds={value!r} must be a non-empty list of non-negative integers")
-    return tuple(int(item) for item in value)
 
 
 #: RunSpec fields an experiment set decides itself (not overridable).
@@ -539,7 +583,7 @@ def experiment_settings(
         model: replace the setups' model (e.g. ``"cnn"`` instead of ``"mlp"``).
         densities: replace the profile's (and the setups' own) densities for this experiment
             (values in (0, 1]).
-        seeds: replace the profile's seeds.
+        seeds: replace every setting's seeds (default: :meth:`Profile.seeds_for` of each setup).
         device: replace the profile's device.
         overrides: any other :class:`~dropkit.spec.RunSpec` field applied to every run
             (``epochs``, ``lr``, ``query_seeds``, ``pretrained_path``, ``train_subset`` ...);
@@ -579,7 +623,7 @@ def experiment_settings(
             raise ValueError(f"model={model!r} must be a model name")
         setups = tuple(dataclasses.replace(s, model=model) for s in setups)
     chosen = None if densities is None else _densities(densities)
-    seeds = _seeds(profile.seeds_for(experiment) if seeds is None else seeds)
+    seeds = None if seeds is None else _seeds(seeds)
     device = profile.device if device is None else device
 
     by_setting: dict[str, list] = {}
@@ -594,7 +638,8 @@ def experiment_settings(
             base["query_epochs"] = max(CDBW_MIN_QUERY_EPOCHS, base["query_epochs"])
         densities = chosen or _densities(_default_densities(profile, training, experiment))
         specs: dict[str, Any] = {}
-        for fields in _runs_for(experiment, profile, training, densities, seeds):
+        setting_seeds = seeds or _seeds(profile.seeds_for(experiment, training.name))
+        for fields in _runs_for(experiment, profile, training, densities, setting_seeds):
             fields = _protocol_fields(profile, fields)
             spec = RunSpec(**{**base, **overrides, **fields})
             specs.setdefault(spec.cache_key, spec)

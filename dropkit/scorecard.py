@@ -33,7 +33,8 @@ from dropkit.tables import check_one_setting, split_setups
 __all__ = ["NOT_COMPUTED", "ALL_VERDICTS", "CHAPTER_TITLES", "profile_claims", "profile_context",
            "theory_frames", "stored_frames", "evaluate", "scorecard", "omitted", "book_scorecard",
            "verdict_counts", "scorecard_markdown", "chapter_markdown", "chapter_box", "omissions_markdown",
-           "estimate_text", "family_sentence", "summary_markdown", "chapter_summary_markdown", "replicates_text"]
+           "estimate_text", "family_sentence", "summary_markdown", "chapter_summary_markdown", "replicates_text",
+           "seeds_markdown"]
 
 #: The verdict of a claim whose runs are missing (never a verdict of the rule).
 NOT_COMPUTED = "not computed"
@@ -461,6 +462,46 @@ def replicates_text(table: pd.DataFrame) -> str:
         what = setting or "chapter 01's simulations"
         parts.append(f"{what} ({numbers} {replicate}s)")
     return "; ".join(parts)
+
+
+def _seed_range(seeds) -> str:
+    seeds = sorted(seeds)
+    if seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 2:
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ", ".join(map(str, seeds))
+
+
+def seeds_markdown(profile) -> str:
+    """The seeds of ``profile``'s settings: each setup's pre-registered seeds (fixed before their
+    rows were computed; :attr:`dropkit.profiles.TrainingSetup.seeds`) and, where a chapter still
+    reads fewer (``Profile.experiment_seeds``), which chapters and seeds. A sentence for the
+    landing and scorecard pages, computed from the profile."""
+    from dropkit.profiles import EXPERIMENT_SETS, get_profile
+
+    profile = get_profile(profile) if isinstance(profile, str) else profile
+    used = [s for s in profile.setups if any(s in profile.setups_for(e) for e in EXPERIMENT_SETS)]
+    registered = "; ".join(f"`{s.name}` {len(profile.registered_seeds(s.name))} "
+                           f"(seed{'s' if len(profile.registered_seeds(s.name)) > 1 else ''} "
+                           f"{_seed_range(profile.registered_seeds(s.name))})" for s in used)
+    fixed = (f" (pre-registered in `results/{profile.name}/README.md` before their rows were computed)"
+             if any(s.seeds is not None for s in used) else "")
+    parts = [f"Seeds per setting{fixed}: {registered}."]
+    pending = []
+    for setup in used:
+        short = {}
+        for experiment in EXPERIMENT_SETS:
+            if setup in profile.setups_for(experiment):
+                seeds = profile.seeds_for(experiment, setup.name)
+                if set(seeds) != set(profile.registered_seeds(setup.name)):
+                    short.setdefault(tuple(seeds), []).append(CHAPTER_TITLES[EXPERIMENT_SETS[experiment]])
+        for seeds, chapters in short.items():
+            pending.append(f"`{setup.name}` in {', '.join(chapters)}: seeds {_seed_range(seeds)}")
+    if pending:
+        parts.append("Not all computed yet; until they are, these chapters read fewer seeds (each row states its "
+                     "n): " + "; ".join(pending) + ".")
+    else:
+        parts.append("Every chapter reads all of them.")
+    return " ".join(parts)
 
 
 def chapter_summary_markdown(table: pd.DataFrame) -> str:

@@ -21,7 +21,7 @@
 
 # %% tags=["parameters", "hide-input"]
 profile = "default"
-seeds = None  # None: each chapter's seeds of the profile (default: 0-4)
+seeds = None  # None: each chapter's seeds of the profile, per setting (default: see results/default/README.md)
 device = None  # None: the profile's device (default: cpu)
 results_dir = "results"
 reference = 0.5  # the paper's reference density (the closest density present is used)
@@ -38,7 +38,8 @@ table, omitted, missing = scorecard.book_scorecard(profile, results_dir, seeds=s
                                                    reference=reference)
 
 # %% tags=["remove-input"]
-publish.show_markdown(scorecard.summary_markdown(table, profile, missing))
+publish.show_markdown(scorecard.summary_markdown(table, profile, missing),
+                      scorecard.seeds_markdown(profile) if seeds is None else f"Seeds: {seeds} (the `seeds` parameter).")
 
 # %% tags=["remove-input"]
 rows = plots.forest_table(table)

@@ -52,7 +52,7 @@ model = None  # None: each setting's own model (default: mlp, cnn); else it repl
 strategy = None  # "el2n", "grand" or "forgetting" for every setting; None: each setting's own (default: MLP
 # el2n, forgetting; CNN el2n)
 densities = None  # None: each setting's densities (default: MLP 0.1, 0.3, 0.5, 0.7, 0.9; CNN 0.1-0.7)
-seeds = None  # None: the profile's seeds for this chapter (default: 0, 1, 2, 3, 4)
+seeds = None  # None: the profile's seeds for this chapter, per setting (Profile.seeds_for)
 device = None  # None: the profile's device (default: cpu)
 results_dir = "results"
 workers = None  # None: the profile's local worker processes, limited by the CPU count

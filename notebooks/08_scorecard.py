@@ -53,7 +53,7 @@
 
 # %% tags=["parameters", "hide-input"]
 profile = "default"
-seeds = None  # None: each chapter's seeds of the profile (default: 0-4)
+seeds = None  # None: each chapter's seeds of the profile, per setting (default: see results/default/README.md)
 device = None  # None: the profile's device (default: cpu)
 results_dir = "results"
 reference = 0.5  # the paper's reference density (the closest density present is used)
@@ -78,6 +78,7 @@ publish.show_markdown(
     + " before it). The family: " + scorecard.family_sentence(table) + "."
     + (" Runs not stored yet: " + ", ".join(f"{n} of `{e}`" for e, n in not_stored.items())
        + " (their claims say *not computed*)." if not_stored else ""),
+    scorecard.seeds_markdown(profile) if seeds is None else f"Seeds: {seeds} (the `seeds` parameter).",
     scorecard.scorecard_markdown(table, omitted))
 
 # %% [markdown]

@@ -14,6 +14,7 @@ from dropkit.profiles import (
     Profile,
     check_experiment,
     check_profile,
+    experiment_settings,
     experiment_specs,
     get_profile,
 )
@@ -114,9 +115,50 @@ def test_smoke_bias_benchmark_specs():
         experiment_specs("smoke", "bias_benchmark", setup="vgg")
 
 
+def test_default_seeds_are_registered_per_setting():
+    """Issue 28's pre-registration: 20 seeds for every MLP setting, 10 for the CNN; a chapter reads
+    the registered seeds unless ``experiment_seeds`` lists fewer for it (rows not computed yet)."""
+    default = get_profile("default")
+    assert default.registered_seeds("mlp-fashion-mnist") == tuple(range(20))
+    assert default.registered_seeds("mlp-spurious-fashion-mnist") == tuple(range(20))
+    assert default.registered_seeds("cnn-fashion-mnist") == tuple(range(10))
+    pending = {(e, s): seeds for e, s, seeds in default.experiment_seeds}
+    for experiment in EXPERIMENT_SETS:
+        for setup in default.setups_for(experiment):
+            seeds = default.seeds_for(experiment, setup.name)
+            assert seeds == pending.get((experiment, setup.name), default.registered_seeds(setup.name))
+            by_setting = experiment_settings(default, experiment, setup=setup.name)
+            assert {spec.seed for spec in by_setting[setup.name]} == set(seeds)
+    # the smoke profile registers nothing of its own: its profile seeds
+    smoke = get_profile("smoke")
+    assert all(smoke.registered_seeds(s.name) == smoke.seeds for s in smoke.setups)
+
+
+def test_seeds_per_setting():
+    profile = dataclasses.replace(get_profile("smoke"), setups=tuple(
+        dataclasses.replace(s, seeds=(0, 1, 2) if s.model == "mlp" else (0, 1)) for s in get_profile("smoke").setups))
+    by_setting = experiment_settings(profile, "drop_evaluation")
+    assert {s.seed for s in by_setting["mlp-fashion-mnist"]} == {0, 1, 2}
+    assert {s.seed for s in by_setting["cnn-fashion-mnist"]} == {0, 1}
+    with pytest.raises(ValueError, match="different seeds on its setups.*name the setup"):
+        profile.seeds_for("drop_evaluation")
+    assert profile.seeds_for("waterbirds") == (0, 1, 2)
+    # a caller's seeds replace every setting's
+    assert {s.seed for specs in experiment_settings(profile, "drop_evaluation", seeds=[4]).values() for s in specs} == {4}
+    pending = dataclasses.replace(profile, experiment_seeds=(("drop_evaluation", "mlp-fashion-mnist", (0,)),))
+    assert pending.seeds_for("drop_evaluation", "mlp-fashion-mnist") == (0,)
+    assert pending.seeds_for("bias_benchmark", "mlp-fashion-mnist") == (0, 1, 2)
+    for bad, message in [((("drop_evaluation", "vgg", (0,)),), "no setup 'vgg'"),
+                         ((("drop_evaluation", "mlp-fashion-mnist", (7,)),), "seeds outside the setup's registered"),
+                         ((("chapter9", "mlp-fashion-mnist", (0,)),), "not a known experiment set"),
+                         ((("drop_evaluation", (0,)),), "must be \\(experiment set, setup name, seeds\\)")]:
+        with pytest.raises(ValueError, match=message):
+            dataclasses.replace(profile, experiment_seeds=bad)
+
+
 def test_default_drop_evaluation_specs():
     specs = experiment_specs("default", "drop_evaluation", setup="mlp-fashion-mnist")
-    seeds = len(get_profile("default").seeds_for("drop_evaluation"))
+    seeds = len(get_profile("default").seeds_for("drop_evaluation", "mlp-fashion-mnist"))
     assert len(specs) == len({s.cache_key for s in specs}) == seeds * (5 * (2 + 2 * 3) + 1)
     kinds = collections.Counter((s.protocol, s.method) for s in specs)
     assert kinds[("random+drop", "el2n")] == 5 * seeds

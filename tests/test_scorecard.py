@@ -238,10 +238,30 @@ def test_every_registered_claim_of_the_default_profile_has_a_computed_row(shippe
             assert entry["verdict"] in claims.VERDICTS and np.isfinite(entry["mde"]), entry["id"]
             assert entry["holm"] in (entry["verdict"], "inconclusive"), entry["id"]
         if entry["chapter"] not in ("01_theory", "elsewhere"):
-            assert entry["n"] == len(profile.seeds_for(next(c for c in scorecard.profile_claims(profile)
-                                                           if c.id == entry["id"]).experiments[0])), entry["id"]
+            experiment = next(c for c in scorecard.profile_claims(profile) if c.id == entry["id"]).experiments[0]
+            setup = ("cnn-fashion-mnist" if "CNN" in entry["setting"] else
+                     "mlp-spurious-fashion-mnist" if experiment == "waterbirds" else "mlp-fashion-mnist")
+            assert entry["n"] == len(profile.seeds_for(experiment, setup)), entry["id"]
     mlp = table[(table["setting"] == "fashion-mnist, MLP") & (table["id"] == "drop-worst-gain")]
     assert mlp["paper"].iloc[0].startswith("35.8")
+
+
+def test_the_pages_state_the_registered_and_the_read_seeds():
+    """The landing and scorecard pages say, from the profile, each setting's pre-registered seeds
+    and which chapters still read fewer."""
+    import dataclasses
+    profile = get_profile("default")
+    text = scorecard.seeds_markdown(profile)
+    assert "`mlp-fashion-mnist` 20 (seeds 0-19)" in text and "`cnn-fashion-mnist` 10 (seeds 0-9)" in text
+    assert "pre-registered in `results/default/README.md`" in text
+    done = dataclasses.replace(profile, experiment_seeds=())
+    assert scorecard.seeds_markdown(done).endswith("Every chapter reads all of them.")
+    one = dataclasses.replace(profile, experiment_seeds=(("cdbw", "mlp-fashion-mnist", (0, 1, 2, 3, 4)),
+                                                         ("imbalanced", "mlp-fashion-mnist", (0, 1, 2, 3, 4))))
+    assert scorecard.seeds_markdown(one).endswith(
+        "these chapters read fewer seeds (each row states its n): `mlp-fashion-mnist` in 04 CDB-W, "
+        "05 Long-tailed data: seeds 0-4.")
+    assert "pre-registered" not in scorecard.seeds_markdown("smoke")
 
 
 def test_the_scorecard_page_renders_from_the_shipped_rows(shipped_card):
