@@ -356,6 +356,7 @@ def _cmd_sweep(args) -> int:
 def _print_projection(missing: list, store, *, workers: int, threads: int, data_root) -> None:
     """The dry run's cost lines: FLOPs of the missing work, its floor, its projected wall time."""
     from dropkit.cost import project_sweep
+    from dropkit.kernels import OPT_OUT, is_pinned
     from dropkit.runner import stored_queries
 
     # the sweep's own look-up: every query training a missing run needs (Strategy+DRoP's recall
@@ -370,6 +371,10 @@ def _print_projection(missing: list, store, *, workers: int, threads: int, data_
           f"alone on 1 thread: {kernels}\n"
           f"floor (every core running only those kernels): {p.floor_seconds / 60:.1f} min; projected wall "
           f"time on {workers} worker(s) x {threads} thread(s): {p.projected_seconds / 60:.1f} min")
+    if not is_pinned() and os.environ.get(OPT_OUT, "pinned") != "native" and workers > 1:
+        print("rates measured with this machine's own CPU kernels; the sweep's workers compute with the pinned "
+              "ones (dropkit.kernels), slower on Intel: `python -m dropkit.kernels dropkit sweep ... --dry-run` "
+              "measures those")
     if p.kcenter_orders:
         print(f"not in the floor or the projection: the greedy k-center orders of {p.kcenter_orders} CoreSet "
               f"quer{'y' if p.kcenter_orders == 1 else 'ies'} (CPU work without a FLOP count)")

@@ -142,3 +142,18 @@ def test_dry_run_names_the_k_center_orders_it_does_not_project(tmp_path, capsys)
     assert project_sweep(others, workers=1, threads=1, seconds=0.05).kcenter_orders == 0
     _print_projection(others, store, workers=1, threads=1, data_root=None)
     assert "k-center" not in capsys.readouterr().out
+
+
+def test_dry_run_says_which_kernels_its_rates_were_measured_with(tmp_path, capsys, monkeypatch):
+    """The workers of a multi-worker sweep compute with the pinned kernels (dropkit.kernels); a dry
+    run in an unpinned process says its rates are this machine's own, and how to measure the
+    pinned ones; a one-worker sweep (which runs in this process) needs no such note."""
+    from dropkit.cli import main
+    from dropkit.kernels import is_pinned
+
+    monkeypatch.delenv("DROPKIT_KERNELS", raising=False)
+    note = "rates measured with this machine's own CPU kernels"
+    for workers, expected in (("2", not is_pinned()), ("1", False)):
+        assert main(["sweep", "--profile", "smoke", "--experiment", "pretraining_ablation", "--dry-run",
+                     "--workers", workers, "--results-dir", str(tmp_path)]) == 0
+        assert (note in capsys.readouterr().out) == expected, workers
