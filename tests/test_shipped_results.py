@@ -25,7 +25,7 @@ import pytest
 from dropkit.backfill_kernels import SHIPPED_AMD_EPYC
 from dropkit.runner import run
 from dropkit.spec import RunSpec
-from dropkit.profiles import EXPERIMENT_SETS, experiment_specs
+from dropkit.profiles import EXPERIMENT_SETS, experiment_specs, get_profile
 from dropkit.store import ResultStore
 from shipped_reproduction import assert_reproduces, check_pinned, cross_cpu_tolerance, rerun_environment
 
@@ -123,8 +123,13 @@ def test_every_run_of_both_chapters_is_shipped_with_provenance(shipped):
         assert not missing, f"{experiment}: {len(missing)} of {len(specs)} runs are not shipped, e.g. {missing[:3]}"
     mlp = [r for r in shipped.values() if r["model"] == "mlp"]
     cnn = [r for r in shipped.values() if r["model"] == "cnn"]
-    assert len(mlp) == 280  # 155 + 205 runs, 80 of them shared by the two chapters
-    assert len(cnn) == 125  # 65 + 105 runs, 45 of them shared (full dataset, Random, EL2N)
+    # per seed: MLP 31 + 41 runs, 16 of them shared by the two chapters (full dataset, Random, EL2N,
+    # Forgetting); CNN 13 + 21, 9 shared (full dataset, Random, EL2N)
+    default = get_profile("default")
+    for rows, setup, (bias, drop, both) in ((mlp, "mlp-fashion-mnist", (31, 41, 16)),
+                                            (cnn, "cnn-fashion-mnist", (13, 21, 9))):
+        a, b = (set(default.seeds_for(e, setup)) for e in CHAPTER_SETS)
+        assert len(rows) == bias * len(a) + drop * len(b) - both * len(a & b), setup
     assert len(shipped) == len(mlp) + len(cnn)
     for row in shipped.values():
         assert all(row.get(name) is not None for name in PROVENANCE), row["cache_key"]
