@@ -520,8 +520,15 @@ def main(argv=None) -> int:
     """Entry point of the ``dropkit`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    warnings.formatwarning = _format_warning
+    previous_format, warnings.formatwarning = warnings.formatwarning, _format_warning
     prefix = f"dropkit {args.command}: error:"
+    try:
+        return _run(args, prefix)
+    finally:
+        warnings.formatwarning = previous_format  # a caller's own (e.g. a notebook's) is restored
+
+
+def _run(args, prefix: str) -> int:
     try:
         return args.handler(args)
     except KeyboardInterrupt:

@@ -670,3 +670,20 @@ def test_keep_indices_checks_the_arguments_a_protocol_does_not_use(protocol, arg
 
     with pytest.raises(ValueError, match=message):
         keep_indices(protocol, [0, 0, 0, 1, 1, 1], 0.5, **arguments)
+
+
+def test_the_command_line_restores_the_callers_warning_format(tmp_path, capsys):
+    """``dropkit.cli.main`` shows warnings as one line while it runs, and gives the calling
+    process (a notebook, a test) its own warning format back afterwards, also after an error."""
+    import warnings
+
+    from dropkit.cli import main
+
+    before = warnings.formatwarning
+    assert main(["sweep", "--profile", "smoke", "--experiment", "pretraining_ablation", "--dry-run",
+                 "--results-dir", str(tmp_path)]) == 0
+    assert warnings.formatwarning is before
+    assert main(["sweep", "--profile", "smoke", "--experiment", "pretraining_ablation", "--densities", "0.5",
+                 "--seeds", "x", "--results-dir", str(tmp_path)]) != 0
+    assert warnings.formatwarning is before
+    capsys.readouterr()
