@@ -64,13 +64,14 @@ import dataclasses
 
 from dropkit import claims, curves, plots, publish, tables
 from dropkit.chapter import chapter_results, check_reference, setting_paragraph
+from dropkit.book import BOOK_STRATEGIES
 from dropkit.profiles import check_profile, get_profile
 
 EXPERIMENT = "drop_evaluation"
 CHAPTER = "03_drop_evaluation"  # this notebook (the figures\' regeneration command)
-STRATEGIES = ("el2n", "grand", "forgetting")
-if strategy is not None and strategy not in STRATEGIES:
-    raise ValueError(f"strategy={strategy!r} must be None (the profile's strategies) or one of {', '.join(STRATEGIES)}")
+if strategy is not None and strategy not in BOOK_STRATEGIES:
+    raise ValueError(f"strategy={strategy!r} must be None (the profile's strategies) or one of "
+                     f"{', '.join(BOOK_STRATEGIES)}")
 check_reference(reference)
 settings = get_profile(check_profile(profile))
 if strategy is not None:  # the Strategy is not part of a run's spec: the same rows, fewer runs
