@@ -134,6 +134,26 @@ def test_default_seeds_are_registered_per_setting():
     assert all(smoke.registered_seeds(s.name) == smoke.seeds for s in smoke.setups)
 
 
+def test_the_registered_seeds_are_the_readmes_pre_registration():
+    """The profile's registered seeds are the ones ``results/default/README.md`` fixed before the
+    rows were computed (its table: setting, cells, seeds, replicates)."""
+    from pathlib import Path
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "results" / "default" / "README.md").read_text()
+    section = text.split("## Pre-registered seed counts", 1)[1]
+    table = {}
+    for line in section.splitlines():
+        names = re.findall(r"`([a-z0-9-]+-fashion-mnist)`", line)
+        seeds = re.match(r".*\| (\d+)-(\d+) \| (\d+) \|\s*$", line)
+        if line.startswith("|") and names and seeds:
+            first, last, count = map(int, seeds.groups())
+            assert last - first + 1 == count
+            table.update({name: tuple(range(first, last + 1)) for name in names})
+    default = get_profile("default")
+    assert table == {s.name: default.registered_seeds(s.name) for s in default.setups}
+
+
 def test_seeds_per_setting():
     profile = dataclasses.replace(get_profile("smoke"), setups=tuple(
         dataclasses.replace(s, seeds=(0, 1, 2) if s.model == "mlp" else (0, 1)) for s in get_profile("smoke").setups))
