@@ -379,8 +379,7 @@ class RunSpec:
             raise ValueError(f"momentum={self.momentum!r} must be in [0, 1)")
         put("batch_size", check_int("batch_size", self.batch_size, minimum=2))
         put("weight_decay", _finite_float("weight_decay", self.weight_decay, low=0.0))
-        if not isinstance(self.device, str) or not _DEVICE_PATTERN.fullmatch(self.device):
-            raise ValueError(f"device={self.device!r} must be 'cpu', 'cuda', 'cuda:N' or 'mps'")
+        check_device(self.device)
         if self.schema_version != SCHEMA_VERSION:
             raise ValueError(
                 f"schema_version={self.schema_version!r}: this dropkit writes version {SCHEMA_VERSION}"
