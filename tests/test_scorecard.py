@@ -302,5 +302,9 @@ def test_the_landing_summary_is_computed_from_the_scorecard(shipped_card):
 def test_the_forest_caption_names_the_replicates_of_the_rows(shipped_card):
     table, _, _ = shipped_card
     text = scorecard.replicates_text(table)
-    assert "fashion-mnist, MLP (5 seeds)" in text and "fashion-mnist, CNN (5 seeds)" in text
+    profile = get_profile("default")
+    for title, setup in (("fashion-mnist, MLP", "mlp-fashion-mnist"), ("fashion-mnist, CNN", "cnn-fashion-mnist")):
+        counts = sorted({len(profile.seeds_for(e, setup)) for e in EXPERIMENT_SETS
+                         if profile.setup(setup) in profile.setups_for(e)})
+        assert f"{title} ({'/'.join(map(str, counts))} seeds)" in text, (title, text)
     assert "chapter 01's simulations (50 datasets)" in text
