@@ -116,6 +116,18 @@ def test_every_chapter_is_shipped_complete_and_nothing_else():
     assert group_rows and all(sum(r["group_counts"]) == r["num_kept"] for r in group_rows)
 
 
+def test_the_readme_counts_the_shipped_rows():
+    """``results/default/README.md`` states how many rows ship; it says what the store holds."""
+    import re
+
+    text = (ROOT / "results" / "default" / "README.md").read_text()
+    stated = re.search(r"(\d+) distinct runs in all: (\d+) of the MLP .* and (\d+) of the CNN", text.replace("\n", " "))
+    rows = list(SHIPPED.rows())
+    assert stated, "the README's count of shipped rows"
+    assert tuple(map(int, stated.groups())) == (len(rows), sum(r["model"] == "mlp" for r in rows),
+                                                sum(r["model"] == "cnn" for r in rows))
+
+
 def test_every_run_of_both_chapters_is_shipped_with_provenance(shipped):
     for experiment in CHAPTER_SETS:
         specs = experiment_specs("default", experiment)
