@@ -17,7 +17,7 @@ import dropkit.scores.query as query_module
 from dropkit.cost import Passes, group_query_passes, model_flops, query_passes, sweep_jobs
 from dropkit.kernels import same_kernels
 from dropkit.models import build_model
-from dropkit.profiles import experiment_specs
+from dropkit.profiles import experiment_specs, get_profile
 from dropkit.runner import (QueryPlan, _query_config, load_data, query_group_outputs, query_groups, query_outputs,
                             query_plan, query_specs, recall_spec, run, stored_queries)
 from dropkit.scores import prefix_query_mismatch
@@ -67,7 +67,9 @@ def _assert_same_outputs(first: dict, second: dict, label) -> None:
 def test_chapter_07_query_trainings_are_one_group_per_seed():
     specs = experiment_specs("default", "pretraining_ablation")
     groups = query_groups(query for spec in specs for query in query_specs(spec))
-    assert len(groups) == 5                                          # one per seed, not 25 query trainings
+    seeds = get_profile("default").seeds_for("pretraining_ablation")
+    assert len(groups) == len(seeds)                                 # one per seed, not 5 per seed
+    assert sorted(group[0].seed for group in groups) == sorted(seeds)
     for group in groups:
         assert [query.query_epochs for query in group] == [5, 2, 1, 0.3, 0.1]   # the longest first
         assert len({query.seed for query in group}) == 1 and len({query.query_key for query in group}) == 5
