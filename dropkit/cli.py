@@ -319,7 +319,7 @@ def _slurm_options(args, profile, threads: int):
 
 def _cmd_sweep(args) -> int:
     from dropkit.profiles import get_profile
-    from dropkit.sweep import check_selections, check_sweep, sweep
+    from dropkit.sweep import check_selections, check_sweep, starts_processes, sweep
 
     profile = get_profile(args.profile)
     _positive_option(args.workers, "--workers")
@@ -341,7 +341,8 @@ def _cmd_sweep(args) -> int:
     print(f"{profile.name}/{'+'.join(args.experiment)}: {len(specs)} runs, {len(specs) - missing} stored, "
           f"{missing} to run -> {store.path}", flush=True)
     if args.dry_run and missing:
-        _print_projection(missing_specs, store, workers=workers, threads=threads, data_root=args.data_root)
+        _print_projection(missing_specs, store, workers=workers, threads=threads, data_root=args.data_root,
+                          pinned_workers=starts_processes(args.executor, workers))
     if args.dry_run or missing == 0:
         return 0
     report = sweep(specs, store, executor=args.executor, workers=workers, threads=threads,
@@ -353,8 +354,10 @@ def _cmd_sweep(args) -> int:
     return 0
 
 
-def _print_projection(missing: list, store, *, workers: int, threads: int, data_root) -> None:
-    """The dry run's cost lines: FLOPs of the missing work, its floor, its projected wall time."""
+def _print_projection(missing: list, store, *, workers: int, threads: int, data_root, pinned_workers: bool) -> None:
+    """The dry run's cost lines: FLOPs of the missing work, its floor, its projected wall time;
+    ``pinned_workers``: the sweep computes in new processes with the pinned kernels
+    (``dropkit.sweep.starts_processes``)."""
     from dropkit.cost import project_sweep
     from dropkit.kernels import OPT_OUT, is_pinned
     from dropkit.runner import stored_queries
@@ -371,7 +374,7 @@ def _print_projection(missing: list, store, *, workers: int, threads: int, data_
           f"alone on 1 thread: {kernels}\n"
           f"floor (every core running only those kernels): {p.floor_seconds / 60:.1f} min; projected wall "
           f"time on {workers} worker(s) x {threads} thread(s): {p.projected_seconds / 60:.1f} min")
-    if not is_pinned() and os.environ.get(OPT_OUT, "pinned") != "native" and workers > 1:
+    if not is_pinned() and os.environ.get(OPT_OUT, "pinned") != "native" and pinned_workers:
         print("rates measured with this machine's own CPU kernels; the sweep's workers compute with the pinned "
               "ones (dropkit.kernels), slower on Intel: `python -m dropkit.kernels dropkit sweep ... --dry-run` "
               "measures those")

@@ -471,13 +471,16 @@ def _seed_range(seeds) -> str:
     return ", ".join(map(str, seeds))
 
 
-def seeds_markdown(profile) -> str:
+def seeds_markdown(profile, seeds=None) -> str:
     """The seeds of ``profile``'s settings: each setup's pre-registered seeds (fixed before their
     rows were computed; :attr:`dropkit.profiles.TrainingSetup.seeds`) and, where a chapter still
     reads fewer (``Profile.experiment_seeds``), which chapters and seeds. A sentence for the
-    landing and scorecard pages, computed from the profile."""
+    landing and scorecard pages, computed from the profile; ``seeds`` (a notebook's ``seeds``
+    parameter, which overrides the profile's in every chapter) replaces it with that list."""
     from dropkit.profiles import EXPERIMENT_SETS, get_profile
 
+    if seeds is not None:
+        return f"Seeds: {seeds} (the `seeds` parameter)."
     profile = get_profile(profile) if isinstance(profile, str) else profile
     used = [s for s in profile.setups if any(s in profile.setups_for(e) for e in EXPERIMENT_SETS)]
     registered = "; ".join(f"`{s.name}` {len(profile.registered_seeds(s.name))} "

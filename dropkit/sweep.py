@@ -275,6 +275,13 @@ def check_selections(specs: Iterable[RunSpec], data_root: str | os.PathLike | No
             raise ValueError(f"run {spec.label()} (a training set of {size} samples): {err}") from None
 
 
+def starts_processes(executor: str, workers: int) -> bool:
+    """Whether a sweep with this executor and worker count computes in new processes (worker
+    processes or Slurm jobs), which compute with the pinned kernels (``dropkit.kernels``); a
+    one-worker local sweep computes in the calling process, with its kernels."""
+    return executor == "slurm" or workers > 1
+
+
 def sweep(
     specs: Iterable[RunSpec],
     store: ResultStore,
@@ -340,8 +347,7 @@ def sweep(
     try:
         # Worker processes and Slurm jobs compute with the shipped rows' kernels; a one-worker sweep
         # runs here, where the pin cannot apply (and must not change what this process records).
-        starts_processes = executor == "slurm" or workers > 1
-        with pinned_new_processes() if starts_processes else contextlib.nullcontext():
+        with pinned_new_processes() if starts_processes(executor, workers) else contextlib.nullcontext():
             _run_tasks(tasks, report, outcomes, executor=executor, workers=workers, threads=threads,
                        progress=progress, slurm=slurm, store=store)
             busy = [task for task in tasks if outcomes.get(task.job.key) == "busy"]

@@ -39,7 +39,7 @@ table, omitted, missing = scorecard.book_scorecard(profile, results_dir, seeds=s
 
 # %% tags=["remove-input"]
 publish.show_markdown(scorecard.summary_markdown(table, profile, missing),
-                      scorecard.seeds_markdown(profile) if seeds is None else f"Seeds: {seeds} (the `seeds` parameter).")
+                      scorecard.seeds_markdown(profile, seeds))
 
 # %% tags=["remove-input"]
 rows = plots.forest_table(table)

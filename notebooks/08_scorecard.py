@@ -78,7 +78,7 @@ publish.show_markdown(
     + " before it). The family: " + scorecard.family_sentence(table) + "."
     + (" Runs not stored yet: " + ", ".join(f"{n} of `{e}`" for e, n in not_stored.items())
        + " (their claims say *not computed*)." if not_stored else ""),
-    scorecard.seeds_markdown(profile) if seeds is None else f"Seeds: {seeds} (the `seeds` parameter).",
+    scorecard.seeds_markdown(profile, seeds),
     scorecard.scorecard_markdown(table, omitted))
 
 # %% [markdown]

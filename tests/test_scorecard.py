@@ -262,6 +262,7 @@ def test_the_pages_state_the_registered_and_the_read_seeds():
         "these chapters read fewer seeds (each row states its n): `mlp-fashion-mnist` in 04 CDB-W, "
         "05 Long-tailed data: seeds 0-4.")
     assert "pre-registered" not in scorecard.seeds_markdown("smoke")
+    assert scorecard.seeds_markdown(profile, [0, 1]) == "Seeds: [0, 1] (the `seeds` parameter)."
 
 
 def test_the_scorecard_page_renders_from_the_shipped_rows(shipped_card):

@@ -111,10 +111,10 @@ def test_dry_run_counts_a_stored_recall_query_as_stored(tmp_path, capsys):
                 if s.protocol == "strategy+drop" and s.method == "forgetting")
     own, recalls = query_specs(spec)
     store = ResultStore(tmp_path, "default")
-    _print_projection([spec], store, workers=1, threads=1, data_root=None)
+    _print_projection([spec], store, workers=1, threads=1, data_root=None, pinned_workers=False)
     assert "1 runs and 2 query trainings" in capsys.readouterr().out
     store.save_scores(recalls.query_key, {"scores": np.zeros(60_000), "val_recalls": np.zeros(10)})
-    _print_projection([spec], store, workers=1, threads=1, data_root=None)
+    _print_projection([spec], store, workers=1, threads=1, data_root=None, pinned_workers=False)
     assert "1 runs and 1 query trainings" in capsys.readouterr().out
 
 
@@ -136,11 +136,11 @@ def test_dry_run_names_the_k_center_orders_it_does_not_project(tmp_path, capsys)
     assert project_sweep(specs, workers=1, threads=1, seconds=0.05).kcenter_orders == 2
     assert project_sweep(specs, workers=1, threads=1, seconds=0.05,
                          stored_queries={coreset[0].query_key}).kcenter_orders == 1
-    _print_projection(specs, store, workers=1, threads=1, data_root=None)
+    _print_projection(specs, store, workers=1, threads=1, data_root=None, pinned_workers=False)
     assert "the greedy k-center orders of 2 CoreSet queries" in capsys.readouterr().out
     others = [s for s in specs if s.method != "coreset"]
     assert project_sweep(others, workers=1, threads=1, seconds=0.05).kcenter_orders == 0
-    _print_projection(others, store, workers=1, threads=1, data_root=None)
+    _print_projection(others, store, workers=1, threads=1, data_root=None, pinned_workers=False)
     assert "k-center" not in capsys.readouterr().out
 
 
@@ -157,3 +157,22 @@ def test_dry_run_says_which_kernels_its_rates_were_measured_with(tmp_path, capsy
         assert main(["sweep", "--profile", "smoke", "--experiment", "pretraining_ablation", "--dry-run",
                      "--workers", workers, "--results-dir", str(tmp_path)]) == 0
         assert (note in capsys.readouterr().out) == expected, workers
+
+
+def test_a_slurm_sweep_of_one_worker_also_computes_with_the_pinned_kernels(tmp_path, capsys, monkeypatch):
+    """Slurm jobs are new processes even with one worker: the sweep pins their kernels, and the dry
+    run's note follows the same condition (``dropkit.sweep.starts_processes``)."""
+    from dropkit.cli import _print_projection
+    from dropkit.kernels import is_pinned
+    from dropkit.profiles import experiment_specs
+    from dropkit.store import ResultStore
+    from dropkit.sweep import starts_processes
+
+    assert starts_processes("slurm", 1) and starts_processes("local", 2) and not starts_processes("local", 1)
+    monkeypatch.delenv("DROPKIT_KERNELS", raising=False)
+    spec = experiment_specs("smoke", "pretraining_ablation")[0]
+    note = "rates measured with this machine's own CPU kernels"
+    for pinned_workers in (True, False):
+        _print_projection([spec], ResultStore(tmp_path, "smoke"), workers=1, threads=1, data_root=None,
+                          pinned_workers=pinned_workers)
+        assert (note in capsys.readouterr().out) == (pinned_workers and not is_pinned()), pinned_workers
