@@ -4,6 +4,8 @@
   out: the practitioner's path, no training.
 - ``dropkit sweep``: run a book chapter's experiment set at a profile into the result store
   (resumable: stored runs are skipped).
+- ``dropkit merge``: copy the rows of a complete sweep from the directory it ran in into the
+  result store (all or nothing, never replacing a stored row).
 - ``dropkit results``: print a summary table of a profile's stored results.
 
 Every failure prints one line ``dropkit <command>: error: <what is wrong>`` on stderr and exits
@@ -354,6 +356,23 @@ def _cmd_sweep(args) -> int:
     return 0
 
 
+def _cmd_merge(args) -> int:
+    from dropkit.profiles import check_profile
+    from dropkit.store import ResultStore, merge_rows
+
+    specs = _specs(args)
+    target = _store(args)
+    source = ResultStore(args.source, check_profile(args.profile))
+    if source.path.resolve() == target.path.resolve():
+        raise ValueError(f"--from {args.source} is the target store itself ({target.path})")
+    if not source.runs_dir.is_dir():
+        raise ValueError(f"--from {args.source}: no stored runs of profile {args.profile!r} there ({source.runs_dir})")
+    report = merge_rows([spec.cache_key for spec in specs], source, target)
+    print(f"{args.profile}/{'+'.join(args.experiment)}: {len(specs)} runs complete in {source.path}; copied "
+          f"{report.copied}, {report.already} already stored identical -> {target.path}")
+    return 0
+
+
 def _print_projection(missing: list, store, *, workers: int, threads: int, data_root, pinned_workers: bool) -> None:
     """The dry run's cost lines: FLOPs of the missing work, its floor, its projected wall time;
     ``pinned_workers``: the sweep computes in new processes with the pinned kernels
@@ -443,7 +462,7 @@ def _add_selection_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``dropkit`` argument parser (sub-commands prune, sweep, results)."""
+    """The ``dropkit`` argument parser (sub-commands prune, sweep, merge, results)."""
     from dropkit import __version__
     from dropkit.profiles import EXPERIMENT_SETS, PROFILE_NAMES
 
@@ -501,6 +520,21 @@ def build_parser() -> argparse.ArgumentParser:
                             "from its FLOPs and rates measured now")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     sweep.set_defaults(handler=_cmd_sweep)
+
+    merge = commands.add_parser(
+        "merge", help="copy a complete sweep's rows from another result directory",
+        description="Copy the rows of one selection (as sweep selects them) from the result directory "
+        "a sweep computed them in into the result store, all or nothing: refused when a run of the "
+        "selection is not stored there (the sweep is not complete) or when the store holds a "
+        "different row for it (a stored row is never replaced).",
+    )
+    merge.add_argument("--profile", required=True, choices=PROFILE_NAMES)
+    merge.add_argument("--experiment", required=True, nargs="+", choices=tuple(EXPERIMENT_SETS))
+    _add_selection_arguments(merge)
+    merge.add_argument("--from", dest="source", required=True, metavar="DIR",
+                       help="the --results-dir the sweep computed the rows in")
+    merge.add_argument("--results-dir", help=_RESULTS_DIR_HELP)
+    merge.set_defaults(handler=_cmd_merge)
 
     results = commands.add_parser(
         "results", help="print a summary table of stored results",

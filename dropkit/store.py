@@ -44,7 +44,7 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +53,8 @@ import pandas as pd
 
 from dropkit.rows import SEAL_FIELD, row_digest, row_problem, seal_problem
 
-__all__ = ["ResultStore", "KEY_PATTERN", "atomic_write_bytes", "default_results_dir", "scores_digest",
-           "sealed_row_text", "spec_key", "summary_table"]
+__all__ = ["ResultStore", "KEY_PATTERN", "MergeReport", "atomic_write_bytes", "default_results_dir", "merge_rows",
+           "scores_digest", "sealed_row_text", "spec_key", "summary_table"]
 
 #: A cache key is the hex sha256 of a run's canonical spec (see ``RunSpec.cache_key``).
 #: Use it with ``fullmatch`` (``$`` in ``re.match`` would also accept a trailing newline).
@@ -510,6 +510,64 @@ def scores_digest(arrays: Mapping[str, np.ndarray]) -> str:
         digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
         digest.update(array.tobytes())
     return digest.hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class MergeReport:
+    """What :func:`merge_rows` did: ``copied`` rows new to the target, ``already`` rows the target
+    held identical (counts)."""
+
+    copied: int
+    already: int
+
+
+def merge_rows(cache_keys: Iterable[str], source: ResultStore, target: ResultStore) -> MergeReport:
+    """Copy the rows ``cache_keys`` from ``source`` into ``target``, all or nothing.
+
+    The procedure by which a sweep computed in a separate result directory (e.g. a chunk of new
+    seeds from a clean worktree) joins a shipped store: only complete, never overwriting.
+
+    Args:
+        cache_keys: the runs to copy (e.g. every ``RunSpec.cache_key`` of the sweep's selection).
+        source, target: result stores (their profiles may differ only if you mean it; rows carry
+            their own spec).
+
+    Raises ``ValueError`` and copies nothing when a run is not stored as a valid sealed row in
+    ``source`` (the chunk is not complete), or when ``target`` holds a file for a run that is not
+    the same row (a different result, or an unreadable file): a stored row is never replaced. Rows
+    are copied with their provenance (revision, processor, kernels) unchanged and written sealed by
+    :meth:`ResultStore.write`; a row ``target`` already holds identical is left as it is.
+    """
+    keys = list(dict.fromkeys(cache_keys))
+    rows, missing, conflicts = {}, [], []
+    with warnings.catch_warnings(record=True) as seen:  # each problem is named in the error below
+        warnings.simplefilter("always")
+        for key in keys:
+            row = source.read(key)
+            if row is None:
+                missing.append(key)
+                continue
+            if target.run_path(key).exists():
+                if target.read(key) != row:
+                    conflicts.append(key)
+                continue
+            rows[key] = row
+    if missing:
+        raise ValueError(f"{len(missing)} of the {len(keys)} runs are not stored as valid rows in {source.path} "
+                         f"(first: {missing[0]}{_first_warning(seen)}): the sweep there is not complete; "
+                         "nothing was copied")
+    if conflicts:
+        raise ValueError(f"{len(conflicts)} of the {len(keys)} runs are stored in {target.path} as a different "
+                         f"row or an unreadable file (first: {target.run_path(conflicts[0])}{_first_warning(seen)}); "
+                         "a stored row is never replaced: nothing was copied")
+    target.check_writable()
+    for row in rows.values():
+        target.write(row)
+    return MergeReport(copied=len(rows), already=len(keys) - len(rows))
+
+
+def _first_warning(seen: list) -> str:
+    return f"; {seen[0].message}" if seen else ""
 
 
 #: Columns always shown by :func:`summary_table` (when present), in this order.

@@ -408,3 +408,37 @@ def test_out_of_memory_is_one_line_and_writes_nothing(files, capsys, monkeypatch
     monkeypatch.setattr(dropkit.cli, "prune_indices", exhaust)
     check_error(capsys, prune(files), "dropkit prune: error: out of memory")
     assert not files["out"].exists()
+
+
+def test_merge_copies_a_complete_sweep_all_or_nothing_never_replacing_a_row(tmp_path, capsys):
+    """``dropkit merge``: a selection's rows join the store only when all are stored in the
+    source; a differing row in the store is never replaced; identical rows count as already there."""
+    from dropkit.profiles import experiment_specs
+
+    argv = ["merge", "--profile", "smoke", "--experiment", "drop_evaluation",
+            "--setup", "mlp-fashion-mnist", "--seeds", "0", "--densities", "0.3"]
+    specs = experiment_specs("smoke", "drop_evaluation", setup="mlp-fashion-mnist", seeds=[0], densities=[0.3])
+    assert len(specs) > 2
+    source, target = ResultStore(tmp_path / "chunk", "smoke"), ResultStore(tmp_path / "shipped", "smoke")
+
+    def row(spec, worst=0.5):
+        return {**spec.to_dict(), "cache_key": spec.cache_key, "test_accuracy": 0.8, "test_worst_class": worst,
+                "revision": "abc"}
+
+    for spec in specs[:-1]:
+        source.write(row(spec))
+    paths = ["--from", str(tmp_path / "chunk"), "--results-dir", str(tmp_path / "shipped")]
+    assert main(argv + paths) == 1                                   # incomplete: nothing copied
+    assert f"1 of the {len(specs)} runs are not stored" in capsys.readouterr().err and len(target) == 0
+    source.write(row(specs[-1]))
+    target.write(row(specs[0]))                                      # the same row: kept, counted
+    target.write(row(specs[1], worst=0.4))                           # a different row: refused
+    assert main(argv + paths) == 1
+    assert "a stored row is never replaced" in capsys.readouterr().err and len(target) == 2
+    assert target.read(specs[1].cache_key)["test_worst_class"] == 0.4
+    target.write(row(specs[1]))
+    assert main(argv + paths) == 0
+    assert f"copied {len(specs) - 2}, 2 already stored identical" in capsys.readouterr().out
+    assert {key: target.read(key) for key in target.keys()} == {key: source.read(key) for key in source.keys()}
+    assert main(argv + ["--from", str(tmp_path / "shipped"), "--results-dir", str(tmp_path / "shipped")]) == 1
+    assert "is the target store itself" in capsys.readouterr().err
