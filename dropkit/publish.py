@@ -158,14 +158,15 @@ def _number(value, decimals: int, integer: bool) -> str:
 
 def markdown_table(table, title: str, *, decimals: int = 2) -> str:
     """A pandas table as a MyST ``{table}`` directive titled ``title`` (numbered by Sphinx),
-    the index levels as the first columns (none for a plain 0..n-1 index), numbers
+    the index levels as the first columns (none for a plain, unnamed 0..n-1 index), numbers
     right-aligned. A column ``X`` followed by ``X sd`` is shown as one column ``X`` of
     ``mean ± sd`` (the mean alone where sd is NaN); ``seeds`` is headed ``n``; floats are
     rounded to ``decimals``, and a float column whose values are all whole numbers (e.g. mean
     class counts that do not vary) is shown without decimals."""
     import pandas as pd
 
-    plain = isinstance(table.index, pd.RangeIndex)
+    # pandas 3 makes set_index of a 0..n-1 column (e.g. seeds 0-4) a RangeIndex: its name tells them apart
+    plain = isinstance(table.index, pd.RangeIndex) and table.index.name is None
     shown = table.copy() if plain else table.reset_index()
     numeric = {column: pd.api.types.is_numeric_dtype(shown[column].dtype) for column in shown.columns}
     for column in list(shown.columns):

@@ -495,3 +495,35 @@ def cdbw_weight_history(frame, label: str, density: float | None = None):
                         "val_accuracy": float(np.nanmean(recalls)), "max_weight": float(weights.max()),
                         "min_weight": float(weights.min()), "worst_class": int(np.nanargmin(recalls))})
     return pd.DataFrame(out)
+
+
+def cdbw_seed_table(history, final, class_names):
+    """Per seed, what :func:`cdbw_weight_history` shows, and where its final model ends: one row
+    per seed of ``history``.
+
+    Args:
+        history: :func:`cdbw_weight_history`'s table (one row per seed and weighted epoch).
+        final: the runs behind it (one row per seed: ``seed``, ``test_recalls`` [K]).
+        class_names: [K] class names.
+
+    Returns:
+        DataFrame indexed by ``seed`` with ``lowest validation recall, epoch by epoch`` (the class
+        names in epoch order), ``epochs < 5 %`` (weighted epochs whose weights come from a class
+        below 5 % validation recall), ``largest weight`` and, of the final model, ``worst test
+        class`` and ``its test recall %``. Raises ``ValueError`` if a seed has no final run.
+    """
+    import pandas as pd
+
+    finals = {int(row["seed"]): np.asarray(row["test_recalls"], dtype=float) for row in final.to_dict("records")}
+    out = []
+    for seed, rows in history.sort_values("epoch").groupby("seed"):
+        recalls = finals.get(int(seed))
+        if recalls is None:
+            raise ValueError(f"no final run of seed {seed} in `final`")
+        worst = int(np.nanargmin(recalls))
+        out.append({"seed": int(seed),
+                    "lowest validation recall, epoch by epoch": ", ".join(class_names[c] for c in rows["worst_class"]),
+                    "epochs < 5 %": int((rows["val_worst_recall"] < 0.05).sum()),
+                    "largest weight": float(rows["max_weight"].max()),
+                    "worst test class": class_names[worst], "its test recall %": 100 * float(recalls[worst])})
+    return pd.DataFrame(out).set_index("seed")

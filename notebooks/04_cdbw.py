@@ -136,7 +136,7 @@ publish.publish_figure("paper-figure-7", fig, chapter=CHAPTER, profile=profile)
 # validation recalls after every epoch of its final training, so the weights it used can be
 # recomputed: below, for EL2N+CDB-W at the reference density, the worst validation recall after
 # each epoch (which sets the next epoch's weights) and the largest class weight, one line per
-# seed, and below the class of lowest validation recall after each epoch. By construction a class
+# seed, and in the table below, per seed, the class of lowest validation recall after each epoch. By construction a class
 # near recall 0 receives the largest weight in the next epoch and a class at recall 1 weighs 0.
 # The weights are the paper's, $w_k = (1 - r_k)/Z$ with DRoP's normaliser
 # $Z = \sum_k (1 - r_k) N_k / N$ over the kept class sizes (mean weight per kept sample 1;
@@ -155,19 +155,12 @@ else:
     fig = plots.plot_cdbw_weight_history(history)
     publish.publish_figure("cdbw-weight-history", fig, chapter=CHAPTER, profile=profile)
     names = list(frame["class_names"].iloc[0])
-    lines = []
-    for seed, rows in history.sort_values("epoch").groupby("seed"):
-        order = [names[c] for c in rows["worst_class"]]
-        low = int((rows["val_worst_recall"] < 0.05).sum())
-        lines.append(f"seed {seed}: the class of lowest validation recall, epoch by epoch: {', '.join(order)}; "
-                     f"{low} of {len(rows)} weighted epochs start from a class below 5 % validation recall; "
-                     f"largest class weight {rows['max_weight'].max():.1f}")
     final = frame[(frame["label"] == "EL2N+CDB-W") & np.isclose(frame["density"], at)]
-    worst_names = [names[int(np.argmin(r))] for r in final["test_recalls"]]
-    publish.show_markdown(publish.bullet_list(lines + [
-        f"final models: worst test class {', '.join(worst_names)} at "
-        f"{', '.join(f'{100 * w:.1f} %' for w in final['test_worst_class'])} (seeds "
-        f"{', '.join(map(str, final['seed']))})"]))
+    publish.show_markdown(publish.markdown_table(
+        tables.cdbw_seed_table(history, final, names),
+        f"EL2N+CDB-W at d = {at:g}, per seed: the class of lowest validation recall after each epoch (it "
+        "sets the next epoch's weights), the weighted epochs that start from a class below 5 % validation "
+        "recall, the largest class weight, and the final model's worst test class", decimals=1))
 
 # %% [markdown]
 # ```{glue:figure} cdbw-weight-history

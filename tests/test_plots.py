@@ -659,3 +659,20 @@ def test_min_font_px_and_the_csv_and_command_under_a_figure(tmp_path, frame):
     line = publish.figure_source_markdown("paper-figure-1", "02_bias_benchmark", "default")
     assert "{download}`Numbers of this figure (CSV) <data/paper-figure-1.csv>`" in line
     assert "`.venv/bin/python -m dropkit.book --profile default --chapter 02_bias_benchmark`" in line
+
+
+def test_cdbw_seed_table_one_row_per_seed_from_its_history_and_final_run():
+    history = pd.DataFrame({"seed": [1, 1, 1, 0, 0, 0], "epoch": [3, 1, 2, 1, 2, 3],
+                            "val_worst_recall": [0.01, 0.2, 0.04, 0.5, 0.6, 0.7],
+                            "max_weight": [9.0, 2.0, 5.0, 1.5, 1.2, 1.1], "worst_class": [2, 0, 1, 1, 1, 2]})
+    final = pd.DataFrame({"seed": [0, 1], "test_recalls": [[0.9, 0.3, 0.8], [0.5, 0.9, 0.0]]})
+    table = tables.cdbw_seed_table(history, final, ["a", "b", "c"])
+    assert list(table.index) == [0, 1]
+    assert publish.markdown_table(table, "t").splitlines()[1].split("|")[1].strip() == "seed"  # shown, though 0..n-1
+    assert table.loc[1, "lowest validation recall, epoch by epoch"] == "a, b, c"   # in epoch order
+    assert table.loc[0, "lowest validation recall, epoch by epoch"] == "b, b, c"
+    assert table["epochs < 5 %"].tolist() == [0, 2] and table["largest weight"].tolist() == [1.5, 9.0]
+    assert table["worst test class"].tolist() == ["b", "c"]
+    assert table["its test recall %"].tolist() == pytest.approx([30.0, 0.0])
+    with pytest.raises(ValueError, match="no final run of seed 1"):
+        tables.cdbw_seed_table(history, final[final["seed"] == 0], ["a", "b", "c"])
