@@ -63,6 +63,19 @@ CDBW_FULL_DATASET = "CDB-W (full dataset)"
 CDBW_AUTHORS_SUFFIX = " (authors' rule)"
 #: :data:`CDBW_FULL_DATASET` with the authors' rule.
 CDBW_AUTHORS_FULL_DATASET = "CDB-W (full dataset, authors' rule)"
+
+
+def cdbw_rule_label(base: str, rule: str) -> str:
+    """The curve label of a CDB-W curve ``base`` (``"EL2N+CDB-W"``, ``"CDB-W+EL2N"`` or
+    :data:`CDBW_FULL_DATASET`) under CDB-W weight rule ``rule``: ``"paper"`` (the book's, plain
+    names) or ``"authors"`` (:data:`CDBW_AUTHORS_SUFFIX`, :data:`CDBW_AUTHORS_FULL_DATASET`)."""
+    if rule == "paper":
+        return base
+    if rule != "authors":
+        raise ValueError(f"CDB-W rule {rule!r} is not 'paper' or 'authors'")
+    return CDBW_AUTHORS_FULL_DATASET if base == CDBW_FULL_DATASET else base + CDBW_AUTHORS_SUFFIX
+
+
 #: ... and one per training or quota variant of chapters 04-06 (:func:`curve_label`), drawn dashed.
 VARIANT_COLORS: dict[str, str] = {
     CDBW_FULL_DATASET: _DARK[2],

@@ -31,7 +31,7 @@ from dropkit.registry.claim import Claim, Context
 from dropkit.tables import check_one_setting, split_setups
 
 __all__ = ["NOT_COMPUTED", "ALL_VERDICTS", "CHAPTER_TITLES", "profile_claims", "profile_context",
-           "theory_frames", "stored_frames", "evaluate", "scorecard", "omitted", "book_scorecard",
+           "theory_frames", "stored_frames", "evaluate", "scorecard", "omitted", "book_scorecard", "scorecard_cdbw_rule",
            "verdict_counts", "scorecard_markdown", "chapter_markdown", "chapter_box", "omissions_markdown",
            "estimate_text", "family_sentence", "summary_markdown", "chapter_summary_markdown", "replicates_text",
            "seeds_markdown"]
@@ -261,6 +261,15 @@ def omitted(frames: Mapping[str, pd.DataFrame], claims) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["id", "chapter", "setting", "missing"])
 
 
+def scorecard_cdbw_rule(frame) -> str:
+    """The CDB-W weight rule the scorecard reads from chapter 04's rows ``frame`` (None: no rows):
+    ``"authors"`` where rows of the authors' rule exist (the paper's numbers were computed with the
+    authors' code), else ``"paper"`` (ours). Chapter 04's Figure 7 draws the same rule."""
+    has_authors = (frame is not None and not frame.empty and "cdbw_weights" in frame
+                   and bool((frame["cdbw_weights"] == "authors").any()))
+    return "authors" if has_authors else "paper"
+
+
 def book_scorecard(profile, results_dir="results", *, seeds=None, device=None, reference: float = 0.5,
                    cdbw_rule: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """The book's scorecard from ``profile``'s stored rows (nothing is trained) and chapter 01's
@@ -273,10 +282,7 @@ def book_scorecard(profile, results_dir="results", *, seeds=None, device=None, r
     frames, missing = stored_frames(settings, results_dir, seeds=seeds, device=device)
     frames.update(theory_frames())
     if cdbw_rule is None:
-        cdbw = frames.get("cdbw")
-        has_authors = cdbw is not None and not cdbw.empty and "cdbw_weights" in cdbw and \
-            (cdbw["cdbw_weights"] == "authors").any()
-        cdbw_rule = "authors" if has_authors else "paper"
+        cdbw_rule = scorecard_cdbw_rule(frames.get("cdbw"))
     claims = profile_claims(settings)
     context = profile_context(settings, reference, cdbw_rule)
     return scorecard(frames, claims, context, strict=False), omitted(frames, claims), missing

@@ -114,6 +114,25 @@ def test_every_paper_figure_is_a_numbered_myst_figure(rendered_book):
         assert "Traceback (most recent call last)" not in html
 
 
+def test_figure_7_draws_the_cdbw_rule_the_scorecard_reads(rendered_book):
+    """Chapter 04's Figure 7 draws the CDB-W curves of the rule the scorecard reads (the authors',
+    whose rows every profile's cdbw set computes), and its caption names that rule."""
+    import pandas as pd
+
+    from dropkit import curves
+
+    page = rendered_book / GENERATED_DIR / "04_cdbw.html"
+    html = page.read_text()
+    links = re.findall(r'href="([^"]*paper-figure-7\.csv)"', html)
+    assert len(set(links)) == 1, links
+    drawn = set(pd.read_csv(page.parent / links[0])["curve"])
+    cdbw = {curve for curve in drawn if "CDB-W" in curve}
+    assert cdbw == {curves.cdbw_rule_label(c, "authors") for c in ("EL2N+CDB-W", "CDB-W+EL2N", curves.CDBW_FULL_DATASET)}
+    caption = re.search(r'id="paper-figure-7">.*?<figcaption>(.*?)</figcaption>', html, flags=re.S).group(1)
+    assert re.search(r"the authors(&#8217;|\u2019|') rule, w_k = 1 \u2212 r_k", caption), caption[:600]
+    assert "$" not in caption  # a glued text is not parsed for math
+
+
 def test_every_internal_link_resolves(rendered_book):
     ids_of = {}
     for page in _pages(rendered_book):

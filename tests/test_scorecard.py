@@ -309,3 +309,20 @@ def test_the_forest_caption_names_the_replicates_of_the_rows(shipped_card):
                          if profile.setup(setup) in profile.setups_for(e)})
         assert f"{title} ({'/'.join(map(str, counts))} seeds)" in text, (title, text)
     assert "chapter 01's simulations (50 datasets)" in text
+
+
+def test_chapter_04_figure_7_and_the_scorecard_read_one_cdbw_rule():
+    """The scorecard reads the authors' CDB-W rule where its rows exist (else ours), and chapter
+    04's Figure 7 draws that rule's curves (``scorecard_cdbw_rule``, ``curves.cdbw_rule_label``)."""
+    import pandas as pd
+
+    from dropkit import curves
+
+    assert scorecard.scorecard_cdbw_rule(None) == "paper"
+    assert scorecard.scorecard_cdbw_rule(pd.DataFrame({"cdbw_weights": ["paper", "paper"]})) == "paper"
+    assert scorecard.scorecard_cdbw_rule(pd.DataFrame({"cdbw_weights": ["paper", "authors"]})) == "authors"
+    assert curves.cdbw_rule_label("EL2N+CDB-W", "paper") == "EL2N+CDB-W"
+    assert curves.cdbw_rule_label("CDB-W+EL2N", "authors") == "CDB-W+EL2N" + curves.CDBW_AUTHORS_SUFFIX
+    assert curves.cdbw_rule_label(curves.CDBW_FULL_DATASET, "authors") == curves.CDBW_AUTHORS_FULL_DATASET
+    with pytest.raises(ValueError, match="is not 'paper' or 'authors'"):
+        curves.cdbw_rule_label("EL2N+CDB-W", "floored")

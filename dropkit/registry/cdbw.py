@@ -9,7 +9,7 @@ paper's Figure 7 numbers were computed with the authors' code."""
 from __future__ import annotations
 
 from dropkit.claims import AllOf, Equivalence, Evidence, NonInferiority, Superiority
-from dropkit.curves import CDBW_AUTHORS_FULL_DATASET, CDBW_AUTHORS_SUFFIX, CDBW_FULL_DATASET
+from dropkit.curves import CDBW_FULL_DATASET, cdbw_rule_label
 from dropkit.registry.claim import Claim
 from dropkit.registry.measures import densities_of, difference, full, nearest, per_seed, seed_spread
 
@@ -20,11 +20,7 @@ _WHERE = "Section 4 (A DRO baseline), Figure 7"
 def cdbw_label(base: str, ctx) -> str:
     """The curve label of a CDB-W curve (``"EL2N+CDB-W"``, ``"CDB-W+EL2N"``, ``"CDB-W (full
     dataset)"``) under the context's weighting rule."""
-    if ctx.cdbw_rule == "paper":
-        return base
-    if ctx.cdbw_rule != "authors":
-        raise ValueError(f"cdbw_rule={ctx.cdbw_rule!r} is not 'paper' or 'authors'")
-    return CDBW_AUTHORS_FULL_DATASET if base == CDBW_FULL_DATASET else base + CDBW_AUTHORS_SUFFIX
+    return cdbw_rule_label(base, ctx.cdbw_rule)
 
 
 def _full_gain(frame, ctx):
