@@ -217,8 +217,7 @@ def collapse_finding(frame: pd.DataFrame, density: float, fraction: float = COLL
     return (f"Measured: EL2N+CDB-W's worst class falls below {fraction:.0%} of plain EL2N's (same seed and density) "
             f"with our rule in {listing('paper')}; with the authors' rule in {listing('authors')}: {cause}. "
             f"Epoch by epoch at $d = {density:g}$, over the seeds' final trainings: with our rule {motion('paper')}; "
-            f"with the authors' {motion('authors')}. (Whether a smaller learning rate would damp this was not "
-            f"measured.)")
+            f"with the authors' {motion('authors')}.")
 
 
 def rule_pairs(frame: pd.DataFrame, curve: str = "EL2N+CDB-W") -> pd.DataFrame:
@@ -282,3 +281,65 @@ def same_machine_finding(frame: pd.DataFrame, recomputed: pd.DataFrame,
             f"(density, seed) pairs and had identical validation recalls after the unweighted epoch 0 in "
             f"{int((pairs['first_epoch_diff_max'] == 0).sum())}; runs that collapse: {counts}; the two rules agree on "
             f"whether a seed collapses in {agree} of {len(table)} pairs.")
+
+
+#: The learning-rate check of chapter 04 (pre-registered in ``results/default/README.md`` before its
+#: rows were computed): the density at which it decides and the most/fewest collapsed seeds of its
+#: two outcomes.
+LR_CHECK_DENSITY = 0.3
+LR_CHECK_AT_MOST = 1
+LR_CHECK_AT_LEAST = 3
+
+
+def learning_rate_finding(frame: pd.DataFrame, lowered: pd.DataFrame, fraction: float = COLLAPSE_FRACTION,
+                          density: float = LR_CHECK_DENSITY) -> str:
+    """One Markdown paragraph on whether EL2N+CDB-W's collapse is an instability of the learning
+    rate: ``lowered`` holds the same runs (plain EL2N and EL2N+CDB-W under both rules) with a
+    smaller learning rate everywhere (query models too), ``frame`` the book's. A run collapses as
+    in :func:`collapse_counts` (against plain EL2N at its own learning rate, seed and density).
+
+    The pre-registered rule, at ``density``, for each rule of the lowered runs: **the learning
+    rate** if EL2N+CDB-W collapses in at most :data:`LR_CHECK_AT_MOST` seeds under both rules;
+    **not the learning rate alone** if it collapses in at least :data:`LR_CHECK_AT_LEAST` under
+    both; else **mixed**. The other densities of ``lowered`` are reported, not decided. Raises
+    ``ValueError`` if ``lowered`` lacks EL2N+CDB-W under both rules at ``density``, or holds a
+    single learning rate equal to the book's.
+    """
+    rates = sorted({float(v) for v in lowered["lr"]}) if "lr" in lowered else []
+    book = sorted({float(v) for v in frame["lr"]}) if "lr" in frame else []
+    if len(rates) != 1 or len(book) != 1 or rates[0] >= book[0]:
+        raise ValueError(f"lowered must hold one learning rate below the book's {book}, not {rates}")
+
+    def counts_of(rows: pd.DataFrame) -> pd.DataFrame:
+        counts = collapse_counts(rows, fraction)
+        return counts[counts["curve"] == "EL2N+CDB-W"].set_index(["rule", "density"])
+
+    low, high = counts_of(lowered), counts_of(frame)
+    keys = [(rule, density) for rule in ("paper", "authors")]
+    if not all(key in low.index for key in keys):
+        raise ValueError(f"lowered lacks EL2N+CDB-W under both rules at d = {density:g}")
+    collapsed = {rule: int(low.loc[(rule, density), "collapsed"]) for rule in ("paper", "authors")}
+    if all(n <= LR_CHECK_AT_MOST for n in collapsed.values()):
+        verdict = (f"**the collapse is an instability of the learning rate in this setting**: at the smaller rate "
+                   f"at most {LR_CHECK_AT_MOST} seed collapses under either rule")
+    elif all(n >= LR_CHECK_AT_LEAST for n in collapsed.values()):
+        verdict = (f"**not the learning rate alone**: at a {book[0] / rates[0]:g}x smaller rate EL2N+CDB-W still "
+                   f"collapses in at least {LR_CHECK_AT_LEAST} seeds under both rules")
+    else:
+        verdict = "**mixed**: the smaller rate neither removes the collapse under both rules nor keeps it under both"
+    rule_names = {"paper": "our rule", "authors": "the authors'"}
+
+    def cell(table, rule, d) -> str:
+        if (rule, d) not in table.index:
+            return "not run"
+        row = table.loc[(rule, d)]
+        return (f"{int(row['collapsed'])} of {int(row['seeds'])} (worst class {row['worst_min']:.1f}-"
+                f"{row['worst_max']:.1f} %, EL2N {row['el2n_mean']:.1f} %)")
+
+    densities = sorted({d for _, d in low.index})
+    listing = "; ".join(f"$d = {d:g}$: {rule_names[rule]} {cell(low, rule, d)} against {cell(high, rule, d)} at "
+                        f"lr = {book[0]:g}" for d in densities for rule in ("paper", "authors"))
+    return (f"Learning rate: the same EL2N and EL2N+CDB-W runs with lr = {rates[0]:g} instead of {book[0]:g} "
+            f"(query models too), seeds {', '.join(map(str, sorted({int(s) for s in lowered['seed']})))}. "
+            f"Collapsed seeds at lr = {rates[0]:g}: {listing}. Decided at $d = {density:g}$ by the rule fixed "
+            f"before these runs (`dropkit.cdbw_rules.learning_rate_finding`): {verdict}.")

@@ -327,7 +327,10 @@ else:
 # book's-rule EL2N+CDB-W runs at $d = 0.3$ and $0.5$ were therefore also recomputed on the machine
 # of the authors'-rule rows (`results/reruns/<profile>/runs`, not part of the figures above;
 # `results/default/README.md`, "The authors' CDB-W rule"), compared by
-# `dropkit.cdbw_rules.same_machine_finding`.
+# `dropkit.cdbw_rules.same_machine_finding`. Last, whether the collapse is an instability of the
+# learning rate: the same plain EL2N and EL2N+CDB-W runs (both rules, $d = 0.3$ and $0.5$, seeds
+# 0-4) with a 5x smaller learning rate everywhere (`results/lower-lr/<profile>/runs`), judged by a
+# rule fixed before they were computed (`dropkit.cdbw_rules.learning_rate_finding`).
 
 # %% tags=["hide-input"]
 from pathlib import Path
@@ -345,6 +348,15 @@ if not authors_rows.empty:
     else:
         try:
             publish.show_markdown(cdbw_rules.same_machine_finding(frame, recomputed))
+        except ValueError as error:
+            publish.show_markdown(f"*{error}*")
+    lowered = ResultStore(Path(results_dir) / "lower-lr", results.profile.name).frame()
+    if lowered.empty:
+        publish.show_markdown(f"*No learning-rate check rows in {Path(results_dir) / 'lower-lr'}: whether a "
+                              "smaller learning rate damps the collapse is not measured here.*")
+    else:
+        try:
+            publish.show_markdown(cdbw_rules.learning_rate_finding(frame, lowered))
         except ValueError as error:
             publish.show_markdown(f"*{error}*")
 

@@ -121,3 +121,26 @@ def test_same_machine_finding_swaps_in_the_recomputed_rows(frame):
     assert "agree on whether a seed collapses in 1 of 2 pairs" in cdbw_rules.same_machine_finding(frame, ours)
     with pytest.raises(ValueError, match="no recomputed row"):
         cdbw_rules.same_machine_finding(frame, ours.assign(cache_key="other"))
+
+
+def test_learning_rate_finding_applies_the_pre_registered_rule(frame):
+    book = frame.assign(lr=0.05)
+    cdbw = (frame["cdbw"] & (frame["protocol"] != "none")).to_numpy()
+
+    def lowered(worst):
+        return frame.assign(lr=0.01, test_worst_class=np.where(cdbw, worst, frame["test_worst_class"]))
+
+    gone = cdbw_rules.learning_rate_finding(book, lowered(0.69), density=0.5)
+    assert "**the collapse is an instability of the learning rate in this setting**" in gone
+    assert "with lr = 0.01 instead of 0.05" in gone and "seeds 0, 1" in gone
+    assert "our rule 0 of 2 (worst class 69.0-69.0 %, EL2N 65.0 %) against 1 of 2" in gone  # the book's: seed 1
+    kept = cdbw_rules.learning_rate_finding(book, lowered(0.0).assign(seed=frame["seed"] + 2), density=0.5)
+    assert "**not the learning rate alone**: at a 5x smaller rate" not in kept  # 2 seeds: never 3 collapsed
+    assert "**mixed**" in kept
+    three = pd.concat([lowered(0.0), lowered(0.0).query("seed == 0").assign(seed=2)], ignore_index=True)
+    assert "**not the learning rate alone**: at a 5x smaller rate" in cdbw_rules.learning_rate_finding(book, three,
+                                                                                                      density=0.5)
+    with pytest.raises(ValueError, match="one learning rate below"):
+        cdbw_rules.learning_rate_finding(book, book, density=0.5)
+    with pytest.raises(ValueError, match="lacks EL2N\\+CDB-W under both rules at d = 0.3"):
+        cdbw_rules.learning_rate_finding(book, lowered(0.0))
