@@ -289,6 +289,22 @@ def same_machine_finding(frame: pd.DataFrame, recomputed: pd.DataFrame,
 LR_CHECK_DENSITY = 0.3
 LR_CHECK_AT_MOST = 1
 LR_CHECK_AT_LEAST = 3
+#: ... its learning rate (the default profile's MLP trains at 0.05), densities and seeds.
+LR_CHECK_LR = 0.01
+LR_CHECK_DENSITIES = (0.3, 0.5)
+LR_CHECK_SEEDS = (0, 1, 2, 3, 4)
+
+
+def learning_rate_check_specs(profile: str = "default", setup: str = "mlp-fashion-mnist") -> list:
+    """The runs of the learning-rate check (:func:`learning_rate_finding`): ``profile``'s cdbw set
+    on ``setup`` at :data:`LR_CHECK_DENSITIES` and :data:`LR_CHECK_SEEDS` with lr
+    :data:`LR_CHECK_LR` everywhere, plain EL2N and EL2N+CDB-W (every rule the set runs) only:
+    30 RunSpecs on the default profile."""
+    from dropkit.profiles import experiment_specs
+
+    return [spec for spec in experiment_specs(profile, "cdbw", setup=setup, seeds=LR_CHECK_SEEDS,
+                                              densities=LR_CHECK_DENSITIES, lr=LR_CHECK_LR)
+            if spec.protocol == "strategy" and spec.method == "el2n" and not spec.query_cdbw]
 
 
 def learning_rate_finding(frame: pd.DataFrame, lowered: pd.DataFrame, fraction: float = COLLAPSE_FRACTION,

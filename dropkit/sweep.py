@@ -236,6 +236,12 @@ def check_sweep(specs: Iterable[RunSpec], store: ResultStore, *, executor: str =
             f"workers={workers} x threads={threads} oversubscribes the {cpus} CPU cores; "
             f"use workers * threads <= {cpus}"
         )
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if executor == "local" and workers > 1 and isinstance(main_file, str) and not Path(main_file).exists():
+        # spawned workers re-import the main program from its file (multiprocessing's spawn)
+        raise RuntimeError(f"workers={workers}: worker processes re-import the main program, and its file "
+                           f"{main_file!r} does not exist (a script read from stdin?): save it to a file, with "
+                           "the sweep under `if __name__ == \"__main__\":`, or use workers=1")
     if slurm is not None and not isinstance(slurm, SlurmOptions):
         raise ValueError(f"slurm must be a SlurmOptions, got {type(slurm).__name__}")
     if executor == "slurm" and (slurm is None or slurm.cluster is None) and not shutil.which("sbatch"):

@@ -144,3 +144,11 @@ def test_learning_rate_finding_applies_the_pre_registered_rule(frame):
         cdbw_rules.learning_rate_finding(book, book, density=0.5)
     with pytest.raises(ValueError, match="lacks EL2N\\+CDB-W under both rules at d = 0.3"):
         cdbw_rules.learning_rate_finding(book, lowered(0.0))
+
+
+def test_learning_rate_check_runs_are_the_pre_registered_ones():
+    specs = cdbw_rules.learning_rate_check_specs()
+    assert len(specs) == 30 and {s.lr for s in specs} == {0.01}
+    assert {(s.cdbw, s.cdbw_weights) for s in specs} == {(False, "floored"), (True, "paper"), (True, "authors")}
+    assert sorted({s.density for s in specs}) == [0.3, 0.5] and sorted({s.seed for s in specs}) == [0, 1, 2, 3, 4]
+    assert {(s.protocol, s.method, s.query_cdbw) for s in specs} == {("strategy", "el2n", False)}

@@ -176,3 +176,22 @@ def test_a_slurm_sweep_of_one_worker_also_computes_with_the_pinned_kernels(tmp_p
         _print_projection([spec], ResultStore(tmp_path, "smoke"), workers=1, threads=1, data_root=None,
                           pinned_workers=pinned_workers)
         assert (note in capsys.readouterr().out) == (pinned_workers and not is_pinned()), pinned_workers
+
+
+def test_a_multi_worker_sweep_from_a_script_read_from_stdin_is_a_clear_error(tmp_path, monkeypatch):
+    """Spawned workers re-import the main program from its file: from ``python - <<EOF`` that file
+    is '<stdin>', and every worker would die at start (BrokenProcessPool). Refused before any work."""
+    import sys
+
+    from dropkit.profiles import experiment_specs
+    from dropkit.store import ResultStore
+    from dropkit.sweep import check_sweep, sweep
+
+    monkeypatch.setattr(sys.modules["__main__"], "__file__", "<stdin>", raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    specs = experiment_specs("smoke", "pretraining_ablation")[:1]
+    store = ResultStore(tmp_path, "smoke")
+    with pytest.raises(RuntimeError, match="'<stdin>' does not exist .*save it to a file"):
+        sweep(specs, store, workers=2)
+    check_sweep(specs, store, workers=1)                              # one worker runs here: fine
+    assert not (tmp_path / "smoke").exists()
