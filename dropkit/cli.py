@@ -319,6 +319,19 @@ def _slurm_options(args, profile, threads: int):
     return options if args.executor == "slurm" else None
 
 
+def _parallelism(args, profile) -> tuple[int, int]:
+    """``(threads, workers)`` of a sweep: the options given, else the profile's, the local ones
+    limited to this machine's CPUs; a Slurm job's threads are the profile's (the login node's CPU
+    count says nothing about the compute nodes')."""
+    cpus = os.cpu_count() or 1
+    if args.threads:
+        threads = args.threads
+    else:
+        threads = profile.threads if args.executor == "slurm" else min(profile.threads, cpus)
+    workers = args.workers or max(1, min(profile.workers, cpus // threads))
+    return threads, workers
+
+
 def _cmd_sweep(args) -> int:
     from dropkit.profiles import get_profile
     from dropkit.sweep import check_selections, check_sweep, starts_processes, sweep
@@ -330,8 +343,7 @@ def _cmd_sweep(args) -> int:
     _check_slurm_available(args)
     specs = _specs(args)
     store = _store(args)
-    threads = args.threads or min(profile.threads, os.cpu_count() or 1)
-    workers = args.workers or max(1, min(profile.workers, (os.cpu_count() or 1) // threads))
+    threads, workers = _parallelism(args, profile)
     slurm = _slurm_options(args, profile, threads)
     # one validation for the sweep and its dry run, before any work (the sweep repeats it)
     check_sweep(specs, store, executor=args.executor, workers=workers, threads=threads,

@@ -442,3 +442,21 @@ def test_merge_copies_a_complete_sweep_all_or_nothing_never_replacing_a_row(tmp_
     assert {key: target.read(key) for key in target.keys()} == {key: source.read(key) for key in source.keys()}
     assert main(argv + ["--from", str(tmp_path / "shipped"), "--results-dir", str(tmp_path / "shipped")]) == 1
     assert "is the target store itself" in capsys.readouterr().err
+
+
+def test_slurm_jobs_take_the_profiles_threads_not_the_login_nodes_cpu_count(monkeypatch):
+    import argparse
+
+    from dropkit.cli import _parallelism
+    from dropkit.profiles import get_profile
+
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    paper = get_profile("paper")
+    assert paper.threads == 4
+
+    def args(**given):
+        return argparse.Namespace(**{"threads": None, "workers": None, "executor": "local", **given})
+
+    assert _parallelism(args(), paper) == (2, 1)                       # local: this machine's 2 cores
+    assert _parallelism(args(executor="slurm"), paper)[0] == 4         # a job: the profile's 4
+    assert _parallelism(args(executor="slurm", threads=8), paper)[0] == 8
