@@ -353,8 +353,9 @@ def learning_rate_finding(frame: pd.DataFrame, lowered: pd.DataFrame, fraction: 
                 f"{row['worst_max']:.1f} %, EL2N {row['el2n_mean']:.1f} %)")
 
     densities = sorted({d for _, d in low.index})
-    listing = "; ".join(f"$d = {d:g}$: {rule_names[rule]} {cell(low, rule, d)} against {cell(high, rule, d)} at "
-                        f"lr = {book[0]:g}" for d in densities for rule in ("paper", "authors"))
+    listing = "; ".join(f"at $d = {d:g}$, " + ", ".join(
+        f"{rule_names[rule]} {cell(low, rule, d)} against {cell(high, rule, d)} at lr = {book[0]:g}"
+        for rule in ("paper", "authors")) for d in densities)
     return (f"Learning rate: the same EL2N and EL2N+CDB-W runs with lr = {rates[0]:g} instead of {book[0]:g} "
             f"(query models too), seeds {', '.join(map(str, sorted({int(s) for s in lowered['seed']})))}. "
             f"Collapsed seeds at lr = {rates[0]:g}: {listing}. Decided at $d = {density:g}$ by the rule fixed "

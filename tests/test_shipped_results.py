@@ -237,3 +237,21 @@ def test_a_rerun_is_compared_exactly_on_the_rows_kernels_and_within_the_measured
         assert_reproduces(beyond, stored, REPRODUCED, label)
     with pytest.raises(AssertionError, match="num_train differs"):                 # not a kernel's number
         assert_reproduces({**other, "num_train": stored["num_train"] - 1}, stored, REPRODUCED, label)
+
+
+def test_the_learning_rate_check_ships_exactly_its_pre_registered_runs_sealed_with_provenance():
+    """Chapter 04's learning-rate check (``results/lower-lr``): every run of
+    ``cdbw_rules.learning_rate_check_specs`` and nothing else, each a valid sealed row (the store
+    reads it) computed from a committed revision."""
+    import warnings
+
+    from dropkit.cdbw_rules import learning_rate_check_specs
+
+    store = ResultStore(ROOT / "results" / "lower-lr", "default")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                                 # an unreadable or unsealed row fails
+        rows = store.rows()
+    assert {row["cache_key"] for row in rows} == {spec.cache_key for spec in learning_rate_check_specs()}
+    for row in rows:
+        check_kernels(row)
+        assert row["lr"] == 0.01 and not str(row["git_revision"]).endswith("-dirty"), row["cache_key"]
