@@ -308,7 +308,7 @@ def learning_rate_check_specs(profile: str = "default", setup: str = "mlp-fashio
 
 
 def learning_rate_finding(frame: pd.DataFrame, lowered: pd.DataFrame, fraction: float = COLLAPSE_FRACTION,
-                          density: float = LR_CHECK_DENSITY) -> str:
+                          density: float = LR_CHECK_DENSITY, expected: list | None = None) -> str:
     """One Markdown paragraph on whether EL2N+CDB-W's collapse is an instability of the learning
     rate: ``lowered`` holds the same runs (plain EL2N and EL2N+CDB-W under both rules) with a
     smaller learning rate everywhere (query models too), ``frame`` the book's. A run collapses as
@@ -318,9 +318,16 @@ def learning_rate_finding(frame: pd.DataFrame, lowered: pd.DataFrame, fraction: 
     rate** if EL2N+CDB-W collapses in at most :data:`LR_CHECK_AT_MOST` seeds under both rules;
     **not the learning rate alone** if it collapses in at least :data:`LR_CHECK_AT_LEAST` under
     both; else **mixed**. The other densities of ``lowered`` are reported, not decided. Raises
-    ``ValueError`` if ``lowered`` lacks EL2N+CDB-W under both rules at ``density``, or holds a
-    single learning rate equal to the book's.
+    ``ValueError`` if ``lowered`` lacks EL2N+CDB-W under both rules at ``density``, holds a single
+    learning rate equal to the book's, or lacks any run of ``expected`` (RunSpecs, e.g.
+    :func:`learning_rate_check_specs`; matched by ``cache_key``): an incomplete check gives no verdict.
     """
+    if expected is not None:
+        stored = set(lowered["cache_key"]) if "cache_key" in lowered else set()
+        absent = sum(spec.cache_key not in stored for spec in expected)
+        if absent:
+            raise ValueError(f"the learning-rate check is incomplete: {absent} of its {len(expected)} runs are "
+                             "not stored; no verdict")
     rates = sorted({float(v) for v in lowered["lr"]}) if "lr" in lowered else []
     book = sorted({float(v) for v in frame["lr"]}) if "lr" in frame else []
     if len(rates) != 1 or len(book) != 1 or rates[0] >= book[0]:

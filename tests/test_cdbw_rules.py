@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -144,6 +146,12 @@ def test_learning_rate_finding_applies_the_pre_registered_rule(frame):
         cdbw_rules.learning_rate_finding(book, book, density=0.5)
     with pytest.raises(ValueError, match="lacks EL2N\\+CDB-W under both rules at d = 0.3"):
         cdbw_rules.learning_rate_finding(book, lowered(0.0))
+    stored = lowered(0.69).assign(cache_key=[f"k{i}" for i in range(len(frame))])
+    present = [SimpleNamespace(cache_key=key) for key in stored["cache_key"]]
+    assert cdbw_rules.learning_rate_finding(book, stored, density=0.5, expected=present) == gone
+    with pytest.raises(ValueError, match="incomplete: 1 of its 3 runs are not stored; no verdict"):
+        cdbw_rules.learning_rate_finding(book, stored, density=0.5,
+                                         expected=present[:2] + [SimpleNamespace(cache_key="never-run")])
 
 
 def test_learning_rate_check_runs_are_the_pre_registered_ones():
