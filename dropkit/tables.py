@@ -13,8 +13,8 @@ Rows read through a chapter (:func:`dropkit.chapter.chapter_results`) also name 
 (:data:`SETTING`: the profile's training setup, e.g. ``"mlp-fashion-mnist"``,
 ``"cnn-fashion-mnist"``); the per-curve numbers are computed on the rows of one setting
 (:func:`split_setups` splits a larger table, :func:`check_one_setting` refuses a mixed one), and
-:func:`describe_setting`, :func:`setting_scale` and :func:`figure_settings` put each setting in
-words for the setting paragraphs and the captions.
+:func:`describe_setting` and :func:`setting_descriptions` put each setting in words for the
+setting paragraphs.
 """
 
 from __future__ import annotations
@@ -308,20 +308,18 @@ def _seeds_and_densities(rows) -> str:
             f"densities {', '.join(f'{d:g}' for d in densities)}")
 
 
-def _augmentation(rows, short: bool = False) -> str | None:
+def _augmentation(rows) -> str | None:
     augment = _values(rows, "augment")
     if len(augment) != 1:
         return None
     if not augment[0]:
-        return "no augmentation" if short else "no data augmentation"
+        return "no data augmentation"
     shifts = [int(v) for v in _values(rows, "max_shift") if v == v] or [4]  # rows before the column: 4 px
     shift = f"shifts of at most {shifts[0]} px" if len(shifts) == 1 else "shifts"
     flips = {bool(v) for v in _values(rows, "hflip") if v == v} or {True}    # rows before the column: flips
     if flips == {False}:
-        return shift if short else f"final models trained with data augmentation ({shift}, no flips)"
+        return f"final models trained with data augmentation ({shift}, no flips)"
     flip = "flips" if flips == {True} else "flips in some runs"
-    if short:
-        return f"{shift} and {flip}"
     return f"final models trained with data augmentation ({shift} and horizontal {flip})"
 
 
@@ -330,7 +328,7 @@ def describe_setting(rows) -> str:
     columns only): the model (:func:`dropkit.models.describe_model`), training-set size, epochs
     and LR drops, batch size, learning rate and weight decay, augmentation, device, seeds,
     densities, the query-model training and the protocol choices that apply to its runs. Without
-    a title; :func:`setting_caption` adds it."""
+    a title; :func:`setting_descriptions` pairs it with one."""
     from dropkit.models import describe_model
 
     rows = _with_labels(rows)
@@ -392,35 +390,6 @@ def setting_descriptions(frame) -> list[tuple[str, str]]:
     return [(title, describe_setting(rows)) for title, rows in split_setups(frame)]
 
 
-def setting_caption(frame) -> str:
-    """The runs behind a chapter in words: ``"<title>: <description>"`` per setting
-    (:func:`setting_descriptions`), joined by ``" | "``."""
-    return " | ".join(f"{title}: {text}" for title, text in setting_descriptions(frame))
-
-
-def setting_scale(rows) -> str:
-    """One setting's data and scale in a few words, for figure captions: training samples,
-    epochs, augmentation, seeds and densities (e.g. ``"60000 training samples; 15 epochs, shifts
-    and flips; 5 seeds (0, 1, 2, 3, 4); densities 0.1, 0.3, 0.5, 0.7, 0.9"``)."""
-    rows = _with_labels(rows)
-    check_one_setting(rows)
-    parts = []
-    sizes = _values(rows, "num_train")
-    if len(sizes) == 1:
-        parts.append(f"{sizes[0]} training samples")
-    training = []
-    epochs = _values(rows, "epochs")
-    if len(epochs) == 1:
-        training.append(f"{epochs[0]} epochs")
-    augmentation = _augmentation(rows, short=True)
-    if augmentation:
-        training.append(augmentation)
-    if training:
-        parts.append(", ".join(training))
-    parts.append(_seeds_and_densities(rows))
-    return "; ".join(parts)
-
-
 def labels_by_setting(frame, labels=None) -> list[tuple[str, object, list[str]]]:
     """``[(title, rows, drawn)]`` per setting of ``frame`` (:func:`split_setups`): ``drawn`` are
     the pruned curves of ``labels`` (default: all) that the setting has rows of, in ``labels``
@@ -432,33 +401,6 @@ def labels_by_setting(frame, labels=None) -> list[tuple[str, object, list[str]]]
         drawn = present if labels is None else [label for label in labels if label in present]
         out.append((title, rows, drawn))
     return out
-
-
-def figure_settings(frame, labels=None, *, row_each: bool = True) -> str:
-    """The sentence a figure's caption gives about its settings: each setting drawn, titled as
-    its row of panels, with its data and scale (:func:`setting_scale`); then, for the curves of
-    ``labels`` a setting does not run, that they are absent from its row (or, for a setting that
-    runs none of them, that it has no row). ``row_each=False`` for a figure with several blocks of
-    panels per setting (e.g. one per Strategy), each titled with its setting."""
-    entries = labels_by_setting(frame, labels)
-    drawn = [(title, rows) for title, rows, shown in entries if shown or labels is None]
-    where = "One row of panels per setting, titled above it" if row_each else "Settings named above their panels"
-    rows_of = "its row" if row_each else "its panels"
-    text = f"{where}: " + "; ".join(f"{title} ({setting_scale(rows)})" for title, rows in drawn) + "."
-    if labels is not None:
-        for title, rows, shown in entries:
-            missing = [label for label in labels if label not in shown]
-            if not shown:
-                text += f" {title} does not run {either(labels)}: not drawn."
-            elif missing:
-                text += f" {title} does not run {either(missing)}: absent from {rows_of}."
-    return text
-
-
-def either(names) -> str:
-    """``"a"``, ``"a or b"``, ``"a, b or c"``."""
-    names = [str(n) for n in names]
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def cdbw_weight_history(frame, label: str, density: float | None = None):

@@ -342,18 +342,18 @@ def test_by_strategy_repeats_the_shared_rows_in_every_panel():
 MLP_WORDS = "an MLP with 2 hidden layers (512, 256 units, Linear-BatchNorm-ReLU) and one linear head"
 
 
-def test_setting_caption_describes_the_runs(frame):
+def test_setting_descriptions_describe_the_runs(frame):
     frame = frame.assign(num_train=300, epochs=10, batch_size=256, lr=0.05, query_epochs=1, query_seeds=5,
                          augment=False, device="cpu")
     frame["drop_epochs"] = [[5, 8]] * len(frame)
-    assert tables.setting_caption(frame) == (
-        f"fashion-mnist, MLP: {MLP_WORDS}; 300 training samples; 10 epochs (LR x0.2 at epochs 5, 8), batch 256, "
+    assert tables.setting_descriptions(frame) == [("fashion-mnist, MLP", (
+        f"{MLP_WORDS}; 300 training samples; 10 epochs (LR x0.2 at epochs 5, 8), batch 256, "
         "LR 0.05; no data augmentation; trained on a CPU; 2 seeds (0, 1); densities 0.1, 0.5; EL2N query models "
-        "trained 1 epoch and averaged over 5 query seeds")
-    bare = tables.setting_caption(frame[frame["protocol"] != "strategy"].drop(
+        "trained 1 epoch and averaged over 5 query seeds"))]
+    bare = tables.setting_descriptions(frame[frame["protocol"] != "strategy"].drop(
         columns=["epochs", "lr", "augment", "device"]))
-    assert bare == (f"fashion-mnist, MLP: {MLP_WORDS}; 300 training samples; batch 256; 2 seeds (0, 1); "
-                    "densities 0.1, 0.5")
+    assert bare == [("fashion-mnist, MLP", f"{MLP_WORDS}; 300 training samples; batch 256; 2 seeds (0, 1); "
+                                           "densities 0.1, 0.5")]
 
 
 def two_settings(frame):
@@ -416,15 +416,8 @@ def test_two_settings_give_two_figure_rows_without_the_curves_a_setting_does_not
         plots.plot_class_profile(both, "GraNd")
 
 
-def test_figure_captions_state_each_setting_and_what_it_does_not_run(frame):
+def test_setting_descriptions_name_each_setting_and_its_augmentation(frame):
     both = two_settings(frame)
-    text = tables.figure_settings(both, ["Random", "EL2N"])
-    assert text == ("One row of panels per setting, titled above it: fashion-mnist, MLP (300 training samples; "
-                    "10 epochs, no augmentation; 2 seeds (0, 1); densities 0.1, 0.5); fashion-mnist, CNN (300 "
-                    "training samples; 15 epochs, shifts of at most 2 px and flips; 2 seeds (0, 1); densities 0.1, 0.5). "
-                    "fashion-mnist, CNN does not run EL2N: absent from its row.")
-    only = tables.figure_settings(both, ["EL2N"])
-    assert "fashion-mnist, CNN (" not in only and only.endswith("fashion-mnist, CNN does not run EL2N: not drawn.")
     descriptions = tables.setting_descriptions(both)
     assert [title for title, _ in descriptions] == ["fashion-mnist, MLP", "fashion-mnist, CNN"]
     assert "no data augmentation" in descriptions[0][1] and "15 epochs" in descriptions[1][1]
@@ -433,7 +426,6 @@ def test_figure_captions_state_each_setting_and_what_it_does_not_run(frame):
     # rows without the hflip column flipped; rows with hflip False say so, a mix is named
     unflipped = both.assign(hflip=both["setting"] == "mlp-fashion-mnist")
     assert "(shifts of at most 2 px, no flips)" in tables.setting_descriptions(unflipped)[1][1]
-    assert "15 epochs, shifts of at most 2 px;" in tables.figure_settings(unflipped, ["Random"])
     mixed = both.assign(hflip=both["seed"] == 0)
     assert "shifts of at most 2 px and horizontal flips in some runs" in tables.setting_descriptions(mixed)[1][1]
 
