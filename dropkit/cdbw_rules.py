@@ -312,7 +312,8 @@ def learning_rate_finding(frame: pd.DataFrame, lowered: pd.DataFrame, fraction: 
     """One Markdown paragraph on whether EL2N+CDB-W's collapse is an instability of the learning
     rate: ``lowered`` holds the same runs (plain EL2N and EL2N+CDB-W under both rules) with a
     smaller learning rate everywhere (query models too), ``frame`` the book's. A run collapses as
-    in :func:`collapse_counts` (against plain EL2N at its own learning rate, seed and density).
+    in :func:`collapse_counts` (against plain EL2N at its own learning rate, seed and density); the
+    book's counts it is set against are of ``lowered``'s seeds only (``frame`` may hold more).
 
     The pre-registered rule, at ``density``, for each rule of the lowered runs: **the learning
     rate** if EL2N+CDB-W collapses in at most :data:`LR_CHECK_AT_MOST` seeds under both rules;
@@ -337,7 +338,8 @@ def learning_rate_finding(frame: pd.DataFrame, lowered: pd.DataFrame, fraction: 
         counts = collapse_counts(rows, fraction)
         return counts[counts["curve"] == "EL2N+CDB-W"].set_index(["rule", "density"])
 
-    low, high = counts_of(lowered), counts_of(frame)
+    seeds = sorted({int(s) for s in lowered["seed"]})
+    low, high = counts_of(lowered), counts_of(frame[frame["seed"].astype(int).isin(seeds)])
     keys = [(rule, density) for rule in ("paper", "authors")]
     if not all(key in low.index for key in keys):
         raise ValueError(f"lowered lacks EL2N+CDB-W under both rules at d = {density:g}")
@@ -364,6 +366,6 @@ def learning_rate_finding(frame: pd.DataFrame, lowered: pd.DataFrame, fraction: 
         f"{rule_names[rule]} {cell(low, rule, d)} against {cell(high, rule, d)} at lr = {book[0]:g}"
         for rule in ("paper", "authors")) for d in densities)
     return (f"Learning rate: the same EL2N and EL2N+CDB-W runs with lr = {rates[0]:g} instead of {book[0]:g} "
-            f"(query models too), seeds {', '.join(map(str, sorted({int(s) for s in lowered['seed']})))}. "
+            f"(query models too), seeds {', '.join(map(str, seeds))}, against the book's runs of the same seeds. "
             f"Collapsed seeds at lr = {rates[0]:g}: {listing}. Decided at $d = {density:g}$ by the rule fixed "
             f"before these runs (`dropkit.cdbw_rules.learning_rate_finding`): {verdict}.")

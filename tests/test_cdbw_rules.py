@@ -134,7 +134,10 @@ def test_learning_rate_finding_applies_the_pre_registered_rule(frame):
 
     gone = cdbw_rules.learning_rate_finding(book, lowered(0.69), density=0.5)
     assert "**the collapse is an instability of the learning rate in this setting**" in gone
-    assert "with lr = 0.01 instead of 0.05" in gone and "seeds 0, 1" in gone
+    assert "with lr = 0.01 instead of 0.05" in gone and "seeds 0, 1, against the book's runs of the same" in gone
+    # the book's counts are of the check's seeds only: more book seeds change nothing
+    more = pd.concat([book, book.assign(seed=book["seed"] + 10)], ignore_index=True)
+    assert cdbw_rules.learning_rate_finding(more, lowered(0.69), density=0.5) == gone
     assert "our rule 0 of 2 (worst class 69.0-69.0 %, EL2N 65.0 %) against 1 of 2" in gone  # the book's: seed 1
     kept = cdbw_rules.learning_rate_finding(book, lowered(0.0).assign(seed=frame["seed"] + 2), density=0.5)
     assert "**not the learning rate alone**: at a 5x smaller rate" not in kept  # 2 seeds: never 3 collapsed
