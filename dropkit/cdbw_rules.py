@@ -253,7 +253,7 @@ def same_machine_finding(frame: pd.DataFrame, recomputed: pd.DataFrame,
     EL2N+CDB-W runs on the machine of the authors'-rule rows. They replace their namesakes, and at
     their densities the paragraph gives: how alike the pairs started (:func:`rule_pairs`), the
     collapse counts of both rules (:func:`collapse_counts`), and in how many seeds the two rules
-    agree on collapsing. Raises ``ValueError`` if no recomputed row is one of ``frame``'s
+    agree on collapsing, all over the (density, seed) pairs ``recomputed`` holds. Raises ``ValueError`` if no recomputed row is one of ``frame``'s
     EL2N+CDB-W runs."""
     if recomputed.empty or "cache_key" not in recomputed:
         raise ValueError("recomputed holds no rows")
@@ -263,10 +263,14 @@ def same_machine_finding(frame: pd.DataFrame, recomputed: pd.DataFrame,
     columns = [c for c in frame.columns if c in recomputed.columns]
     merged = pd.concat([frame[~frame["cache_key"].isin(keys)], recomputed[columns]], ignore_index=True)
     densities = sorted({float(d) for d in recomputed["density"]})
-    pairs = rule_pairs(merged)
-    pairs = pairs[pairs["density"].isin(densities)]
+    where = {(round(float(d), 6), int(s)) for d, s in zip(recomputed["density"], recomputed["seed"])}
+
+    def recomputed_pairs(table: pd.DataFrame) -> pd.DataFrame:
+        return table[[(round(float(d), 6), int(s)) in where for d, s in zip(table["density"], table["seed"])]]
+
+    pairs = recomputed_pairs(rule_pairs(merged))
     values = worst_class_by_rule(merged).dropna(subset=["el2n"])
-    values = values[(values["curve"] == "EL2N+CDB-W") & values["density"].isin(densities)]
+    values = recomputed_pairs(values[values["curve"] == "EL2N+CDB-W"])
     values["collapsed"] = values["value"] < fraction * values["el2n"]
     table = values.pivot_table(index=["density", "seed"], columns="rule", values="collapsed", aggfunc="first")
     if not {"paper", "authors"} <= set(table.columns):

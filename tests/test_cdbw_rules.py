@@ -121,6 +121,10 @@ def test_same_machine_finding_swaps_in_the_recomputed_rows(frame):
     assert "at $d = 0.5$ ours 2 of 2, the authors' 2 of 2" in text
     assert "agree on whether a seed collapses in 2 of 2 pairs" in text
     assert "agree on whether a seed collapses in 1 of 2 pairs" in cdbw_rules.same_machine_finding(frame, ours)
+    # only the recomputed (density, seed) pairs count: seeds the rerun did not cover change nothing
+    more = pd.concat([frame, frame.assign(seed=frame["seed"] + 10, cache_key=frame["cache_key"] + "-10")],
+                     ignore_index=True)
+    assert cdbw_rules.same_machine_finding(more, recomputed) == text
     with pytest.raises(ValueError, match="no recomputed row"):
         cdbw_rules.same_machine_finding(frame, ours.assign(cache_key="other"))
 
