@@ -594,25 +594,46 @@ def seed_colors(seeds) -> dict:
             for i, (seed, shade) in enumerate(zip(seeds, shades))}
 
 
+#: Up to this many seeds, :func:`plot_cdbw_weight_history` draws each seed in its own grey and
+#: marker with a legend entry; with more, thin grey lines and their median over seeds.
+LABELLED_SEEDS = 8
+
+
 def plot_cdbw_weight_history(history, *, panel_size=(4.6, 3.4)):
     """CDB-W's weights during training (chapter 04): per seed, the worst validation recall after
     each epoch (which sets the next epoch's weights) and the largest class weight, from
-    :func:`dropkit.tables.cdbw_weight_history`; seeds in greys (:func:`seed_colors`). Returns the
-    figure."""
+    :func:`dropkit.tables.cdbw_weight_history`. Up to :data:`LABELLED_SEEDS` seeds: one grey
+    and marker per seed (:func:`seed_colors`), each in the legend; with more, every seed a thin
+    grey line (one legend entry) and the median over seeds per epoch in black (curve
+    ``"median over seeds"`` of :func:`figure_data`; each seed stays recorded as ``"seed <s>"``).
+    Returns the figure."""
     import matplotlib.pyplot as plt
 
     if history.empty:
         raise ValueError("history holds no epochs")
     fig, axes = plt.subplots(1, 2, figsize=(2 * panel_size[0], panel_size[1] + 0.6), layout="constrained")
-    styles = seed_colors(sorted(set(history["seed"])))
+    seeds = sorted(set(history["seed"]))
+    many = len(seeds) > LABELLED_SEEDS
+    styles = seed_colors(seeds)
     epoch = "epoch trained with these weights"
-    for seed, rows in history.groupby("seed"):
-        style = styles[seed]
-        axes[0].plot(rows["epoch"], 100 * rows["val_worst_recall"], label=f"seed {seed}", **style)
-        axes[1].plot(rows["epoch"], rows["max_weight"], label=f"seed {seed}", **style)
-        record(axes[0], f"seed {seed}", epoch, rows["epoch"], "worst validation recall (%)",
-               100 * rows["val_worst_recall"])
-        record(axes[1], f"seed {seed}", epoch, rows["epoch"], "largest class weight", rows["max_weight"])
+    panels = ((axes[0], "worst validation recall (%)", lambda rows: 100 * rows["val_worst_recall"]),
+              (axes[1], "largest class weight", lambda rows: rows["max_weight"]))
+    for i, (seed, rows) in enumerate(history.groupby("seed")):
+        for ax, name, values in panels:
+            if many:
+                ax.plot(rows["epoch"], values(rows), color="0.6", linewidth=0.8, alpha=0.7,
+                        label=f"each of {len(seeds)} seeds" if i == 0 else None)
+            else:
+                ax.plot(rows["epoch"], values(rows), label=f"seed {seed}", **styles[seed])
+            record(ax, f"seed {seed}", epoch, rows["epoch"], name, values(rows))
+    if many:
+        by_epoch = history.groupby("epoch")
+        for ax, name, values in panels:
+            median = values(by_epoch[["val_worst_recall", "max_weight"]].median())
+            ax.plot(median.index, median.to_numpy(), color="black", linewidth=2, marker="o",
+                    label="median over seeds")
+            record(ax, "median over seeds", epoch, median.index, name, median.to_numpy(),
+                   n=by_epoch.size().to_numpy())
     axes[0].set(xlabel=epoch, ylabel="worst validation recall (%)", title="recalls behind the weights")
     axes[1].set(xlabel=epoch, ylabel="largest class weight", title="largest CDB-W weight")
     _legend(fig, axes)

@@ -178,7 +178,8 @@ else:
 # :alt: CDB-W weights of EL2N+CDB-W during training
 #
 # EL2N+CDB-W with our rule at the reference density: the worst validation recall after each epoch
-# and the largest CDB-W class weight it sets for the next epoch, one line per seed. Not a figure of
+# and the largest CDB-W class weight it sets for the next epoch, one line per seed (with more than
+# 8 seeds thin grey lines, and their median over seeds per epoch in black). Not a figure of
 # the paper: the measurement behind our rule's EL2N+CDB-W curve ({numref}`cdbw-rules`).
 # ```
 #

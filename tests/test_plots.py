@@ -628,6 +628,17 @@ def test_seed_colours_are_greys_outside_the_method_palette():
                                [1.2, 1.1])
     assert min(t.get_fontsize() for t in fig.legends[0].get_texts()) >= 10  # no 8-pt legend
     plt.close(fig)
+    # more seeds than LABELLED_SEEDS: thin grey lines, one legend entry, and their median per epoch
+    many = pd.concat([history.assign(seed=history["seed"] + 2 * i) for i in range(plots.LABELLED_SEEDS)],
+                     ignore_index=True)
+    fig = plots.plot_cdbw_weight_history(many)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
+        f"each of {2 * plots.LABELLED_SEEDS} seeds", "median over seeds"]
+    median = plots.figure_data(fig).query("curve == 'median over seeds' and panel == 'largest CDB-W weight'")
+    np.testing.assert_allclose(median["y"], [1.6, 1.3])  # medians of (2.0, 1.2) and (1.5, 1.1)
+    assert list(median["n"]) == [2 * plots.LABELLED_SEEDS] * 2
+    assert len(plots.figure_data(fig)["curve"].unique()) == 2 * plots.LABELLED_SEEDS + 1  # every seed recorded
+    plt.close(fig)
 
 
 def test_min_font_px_and_the_csv_and_command_under_a_figure(tmp_path, frame):
