@@ -278,6 +278,7 @@ _ALL_SEEDS_COMPUTED: tuple[tuple[str, str], ...] = (
     ("drop_evaluation", "cnn-fashion-mnist"),
     ("bias_benchmark", "cnn-fashion-mnist"),
     ("cdbw", "mlp-fashion-mnist"),
+    ("waterbirds", "mlp-spurious-fashion-mnist"),
 )
 # Default: one MLP per run on the real Fashion-MNIST (60k), 10 epochs with the paper's
 # 50%/75% LR drops; query models trained 1 epoch (10% of the final length, as in the paper).
