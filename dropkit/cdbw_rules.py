@@ -253,8 +253,8 @@ def same_machine_finding(frame: pd.DataFrame, recomputed: pd.DataFrame,
     EL2N+CDB-W runs on the machine of the authors'-rule rows. They replace their namesakes, and at
     their densities the paragraph gives: how alike the pairs started (:func:`rule_pairs`), the
     collapse counts of both rules (:func:`collapse_counts`), and in how many seeds the two rules
-    agree on collapsing, all over the (density, seed) pairs ``recomputed`` holds. Raises ``ValueError`` if no recomputed row is one of ``frame``'s
-    EL2N+CDB-W runs."""
+    agree on collapsing, all over the (density, seed) pairs ``recomputed`` holds. Raises
+    ``ValueError`` if no recomputed row is one of ``frame``'s EL2N+CDB-W runs."""
     if recomputed.empty or "cache_key" not in recomputed:
         raise ValueError("recomputed holds no rows")
     keys = set(recomputed["cache_key"])
