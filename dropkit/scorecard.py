@@ -445,13 +445,18 @@ def summary_markdown(table: pd.DataFrame, profile_name, missing: Mapping[str, in
         parts.append("**What the runs contradict:**\n\n" + "\n".join(f"- {item}" for item in contradicted))
     undecided = tests[tests["holm"] == "inconclusive"]
     if len(undecided):
+        uncorrected = int((undecided["verdict"] != "inconclusive").sum())
         needed = pd.to_numeric(undecided["n_needed"], errors="coerce")
-        within = int((needed <= 20).sum())
+        replicates = pd.to_numeric(undecided["n"], errors="coerce")
+        within = int((needed <= replicates).sum())
+        doubled = int(((needed > replicates) & (needed <= 2 * replicates)).sum())
         never = int(needed.isna().sum())
-        parts.append(f"**Undecided:** {len(undecided)} tests are inconclusive at their current number of seeds; at "
-                     f"their observed mean and spread, {within} would reach 80 % power with at most 20 replicates and "
-                     f"{never} would not at any number (their mean sits at the null or outside an equivalence margin). "
-                     f"The scorecard gives each row's minimum detectable effect.")
+        parts.append(f"**Undecided:** {len(undecided)} tests are inconclusive at their number of replicates; "
+                     f"{uncorrected} of them would decide on their own (uncorrected 95 % interval) but not after "
+                     f"Holm's correction over the {len(tests)} tests. At their observed mean and spread, an uncorrected "
+                     f"test would have 80 % power at their number of replicates for {within}, at up to twice it for "
+                     f"{doubled} more, and at no number for {never} (their mean sits at the null or outside an "
+                     f"equivalence margin). The scorecard gives each row's minimum detectable effect.")
     absent = {k: v for k, v in (missing or {}).items() if v}
     if absent:
         parts.append("Runs not stored yet: " + ", ".join(f"{n} of `{e}`" for e, n in absent.items()) + ".")

@@ -300,6 +300,16 @@ def test_the_landing_summary_is_computed_from_the_scorecard(shipped_card):
     assert f"**{counts['holds']} holds**" in text and f"**{counts['inconclusive']} inconclusive**" in text
     holding = text.split("**What holds here:**")[1].split("**What the runs contradict:**")[0]
     assert holding.count("\n- ") == table.loc[table["holm"] == "holds", "id"].nunique()
+    # the undecided rows: how many decide before Holm's correction, and the power at their own n
+    tests = table[np.isfinite(table["p"].to_numpy(dtype=np.float64))]
+    undecided = tests[tests["holm"] == "inconclusive"]
+    raw = sum(verdict != "inconclusive" for verdict in undecided["verdict"])
+    at_n = sum(needed is not None and not pd.isna(needed) and needed <= n
+               for needed, n in zip(undecided["n_needed"], undecided["n"]))
+    never = sum(needed is None or pd.isna(needed) for needed in undecided["n_needed"])
+    assert f"**Undecided:** {len(undecided)} tests are inconclusive" in text
+    assert f"{raw} of them would decide on their own" in text and f"over the {len(tests)} tests" in text
+    assert f"at their number of replicates for {at_n}," in text and f"at no number for {never} " in text
 
 
 def test_the_forest_caption_names_the_replicates_of_the_rows(shipped_card):
