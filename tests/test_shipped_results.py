@@ -128,6 +128,29 @@ def test_the_readme_counts_the_shipped_rows():
                                                 sum(r["model"] == "cnn" for r in rows))
 
 
+def test_the_reproduce_page_counts_each_chapters_runs():
+    """``book/reproduce.md``'s per-chapter table states the runs at seeds 0-4 and at the book's
+    seeds: both are what the profile's specs give (it went stale once when seeds were added)."""
+    import re
+
+    text = (ROOT / "book" / "reproduce.md").read_text()
+    table = text.split(":name: reproduce-chapters", 1)[1].split(":::", 1)[0]
+    stated = {}
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 6 and cells[2].isdigit():
+            words = re.findall(r"[a-z_]+(?:-[a-z-]+)?", cells[1].replace("`", ""))
+            experiments = tuple(w for w in words if w in ALL_SETS)
+            setup = next((w for w in words if w.endswith("fashion-mnist")), None)
+            stated[(experiments, setup)] = (int(cells[2]), int(cells[4]))
+    assert len(stated) == 7, f"the table's rows: {sorted(stated)}"
+    for (experiments, setup), (first, full) in stated.items():
+        def runs(seeds):
+            return len({spec.cache_key for experiment in experiments
+                        for spec in experiment_specs("default", experiment, setup=setup, seeds=seeds)})
+        assert (first, full) == (runs([0, 1, 2, 3, 4]), runs(None)), (experiments, setup)
+
+
 def test_every_run_of_both_chapters_is_shipped_with_provenance(shipped):
     for experiment in CHAPTER_SETS:
         specs = experiment_specs("default", experiment)
